@@ -1,0 +1,48 @@
+# Shorty — every target creates .venv and installs what it needs on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test lint fmt typecheck pytest bench clean distclean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Shorty needs Python 3.11 or newer (set PYTHON=python3.x)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(STAMP)  ## the whole stack on this machine (embedded PostgreSQL + Redis)
+	$(BIN)/shorty dev
+
+test: lint pytest  ## everything CI checks
+
+lint: $(STAMP)  ## ruff check, ruff format --check, mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)  ## the test suite (real PostgreSQL and Redis)
+	$(BIN)/pytest
+
+fmt: $(STAMP)  ## format and auto-fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)  ## benchmarks (not part of make test)
+	$(BIN)/python -m bench
+
+clean:  ## remove the venv, caches and test data (keeps your dev data)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .shorty-data/test .shorty-data/e2e-*
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	rm -rf services/*.egg-info operator/*.egg-info build dist
+
+distclean: clean  ## also remove .shorty-data (the embedded databases of `make run`)
+	rm -rf .shorty-data

@@ -1,0 +1,112 @@
+"""The API service: routes, middleware and lifespan in one place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shorty.api import links
+from shorty.cache.links import LinkCache
+from shorty.core.errors import (
+    AliasTaken,
+    CodeSpaceExhausted,
+    DomainError,
+    InvalidTarget,
+    LinkNotFound,
+)
+from shorty.obs.requestlog import RequestLogMiddleware
+from shorty.runtime import open_resources
+from shorty.settings import Settings
+from shorty.store.bootstrap import ensure_initial_api_key
+from shorty.store.keys import KeyStore
+from shorty.store.links import LinkStore
+from shorty.web import health
+from shorty.web.problems import Problem
+
+log = logging.getLogger(__name__)
+
+_DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
+    LinkNotFound: (404, "Link not found"),
+    AliasTaken: (409, "Alias already taken"),
+    CodeSpaceExhausted: (503, "No free short code"),
+    InvalidTarget: (422, "Target URL not allowed"),
+}
+
+
+async def domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    status, title = _DOMAIN_STATUS.get(type(exc), (422, "Invalid request"))
+    problem = Problem(status, exc.slug, title, exc.message)
+    if isinstance(exc, InvalidTarget):
+        problem.extensions["reason"] = exc.reason
+    return problem.response(request.url.path)
+
+
+async def problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return exc.response(request.url.path)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    slugs = {404: "not-found", 405: "method-not-allowed"}
+    slug = slugs.get(exc.status_code, f"http-{exc.status_code}")
+    title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+    detail = f"{request.method} {request.url.path} is not a route of this API."
+    return Problem(exc.status_code, slug, title, detail, headers=exc.headers).response(
+        request.url.path
+    )
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return Problem(
+        500, "internal-error", "Internal server error", "Something failed on our side."
+    ).response(request.url.path)
+
+
+def create_app(settings: Settings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_resources(settings) as resources:
+            if settings.initial_api_key is not None:
+                await ensure_initial_api_key(
+                    resources.pool,
+                    settings.initial_api_key.get_secret_value(),
+                    settings.initial_admin_email,
+                )
+            app.state.settings = settings
+            app.state.pool = resources.pool
+            app.state.redis = resources.redis
+            app.state.links = LinkStore(resources.pool, settings.code_length)
+            app.state.keys = KeyStore(resources.pool)
+            app.state.cache = LinkCache(resources.redis, settings.cache_ttl)
+            yield
+
+    routes = [
+        *health.routes,
+        Route("/api/v1/shorten", links.shorten, methods=["POST"]),
+        Route("/api/v1/urls/{code}", links.get_url, methods=["GET"]),
+        Route("/api/v1/urls/{code}", links.delete_url, methods=["DELETE"]),
+    ]
+    middleware = [Middleware(RequestLogMiddleware, skip_paths=health.PROBE_PATHS)]
+    handlers = {
+        DomainError: domain_error,
+        Problem: problem,
+        HTTPException: http_error,
+        Exception: server_error,
+    }
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=handlers,
+        lifespan=lifespan,
+    )

@@ -1,0 +1,56 @@
+"""Reading a JSON body: size limit, content type, syntax, then the model."""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from shorty.web.problems import Problem
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
+    """Parse the body as ``model`` or raise the Problem that says what is wrong."""
+    content_type = request.headers.get("content-type", "application/json")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            f"Send the body as application/json (got {media_type or 'nothing'}).",
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise Problem(
+                413,
+                "body-too-large",
+                "Request body too large",
+                f"The body may be at most {max_bytes} bytes.",
+            )
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(
+            400, "malformed-json", "Malformed JSON", f"The body is not valid JSON: {exc}."
+        ) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            {
+                "field": ".".join(str(part) for part in error["loc"]) or "(body)",
+                "message": error["msg"],
+            }
+            for error in exc.errors(include_input=False, include_url=False)
+        ]
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise Problem(
+            422, "validation-failed", "The request is not valid", summary, errors=errors
+        ) from None

@@ -1,0 +1,1 @@
+"""Redis adapters: the client and the link cache."""

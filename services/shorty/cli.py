@@ -1,0 +1,330 @@
+"""The ``shorty`` command: run the services, migrate, manage users and API keys."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import click
+
+from shorty import __version__, embedded
+from shorty.core.accounts import DEFAULT_SCOPES, SCOPES
+from shorty.core.errors import DomainError
+from shorty.settings import Settings, SettingsError, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_DATA_DIR = ".shorty-data"
+
+
+class BadSettings(click.ClickException):
+    exit_code = 2
+
+    def __init__(self, error: SettingsError) -> None:
+        super().__init__("invalid settings:\n" + "\n".join(f"  {line}" for line in error.problems))
+
+
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise BadSettings(exc) from None
+
+
+def data_dir_option(func: F) -> F:
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=DEFAULT_DATA_DIR,
+        envvar="SHORTY_DATA_DIR",
+        show_default=True,
+        help="Where the embedded PostgreSQL and Redis keep their data "
+        "(used when SHORTY_DATABASE_URL / SHORTY_REDIS_URL are not set).",
+    )(func)
+
+
+@contextmanager
+def database_url(config: Settings, data_dir: Path) -> Iterator[str]:
+    """SHORTY_DATABASE_URL, or the embedded server under ``data_dir`` (started if needed)."""
+    if config.database_url is not None:
+        yield config.database_url.get_secret_value()
+        return
+    try:
+        server, admin_url = embedded.start_postgres(data_dir)
+    except embedded.EmbeddedUnavailable as exc:
+        raise click.ClickException(f"SHORTY_DATABASE_URL is not set and {exc}") from None
+    try:
+        yield asyncio.run(embedded.ensure_database(admin_url, embedded.DATABASE))
+    finally:
+        server.cleanup()  # stops it only if no other process (e.g. `shorty dev`) uses it
+
+
+@asynccontextmanager
+async def pool_for(url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def domain_errors(func: F) -> F:
+    """Turn a DomainError (bad email, unknown key, ...) into a one-line CLI error."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="shorty")
+def main() -> None:
+    """Shorty, a Kubernetes-native URL shortener.
+
+    Settings come from SHORTY_* environment variables (see README).
+    """
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--api-port", default=8000, show_default=True, help="Port of the API service.")
+@click.option("--redirect-port", default=8080, show_default=True, help="Port of the redirects.")
+@data_dir_option
+def dev(host: str, api_port: int, redirect_port: int, data_dir: Path) -> None:
+    """Run everything locally: embedded PostgreSQL and Redis, migrations, API,
+    redirect service and worker. Prints the URLs, an admin login and an API key."""
+    from shorty.dev import run_dev
+
+    try:
+        run_dev(
+            settings(),
+            host=host,
+            api_port=api_port,
+            redirect_port=redirect_port,
+            data_dir=data_dir,
+        )
+    except embedded.EmbeddedUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def serve() -> None:
+    """Run one service in the foreground (needs SHORTY_DATABASE_URL and SHORTY_REDIS_URL)."""
+
+
+def _serve_http(service: str, host: str, port: int) -> None:
+    import uvicorn
+
+    from shorty.obs.logging import configure_logging
+
+    config = settings()
+    try:
+        config.require_servers()
+    except SettingsError as exc:
+        raise BadSettings(exc) from None
+    configure_logging(config.log_level, service)
+    if service == "api":
+        from shorty.api.app import create_app
+    else:
+        from shorty.redirect.app import create_app
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@serve.command("api")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Interface to listen on.")  # noqa: S104
+@click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+def serve_api(host: str, port: int) -> None:
+    """The JSON API (/api/v1/...), with /livez and /readyz."""
+    _serve_http("api", host, port)
+
+
+@serve.command("redirect")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Interface to listen on.")  # noqa: S104
+@click.option("--port", default=8080, show_default=True, help="Port to listen on.")
+def serve_redirect(host: str, port: int) -> None:
+    """The public redirects (GET|HEAD /<code>), with /livez and /readyz."""
+    _serve_http("redirect", host, port)
+
+
+@serve.command("worker")
+def serve_worker() -> None:
+    """Background jobs: turns recorded clicks into counts. Stops on SIGTERM/SIGINT."""
+    from shorty.obs.logging import configure_logging
+    from shorty.worker.main import run_worker
+
+    config = settings()
+    try:
+        config.require_servers()
+    except SettingsError as exc:
+        raise BadSettings(exc) from None
+    configure_logging(config.log_level, "worker")
+    asyncio.run(run_worker(config))
+
+
+@main.command("migrate")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@data_dir_option
+def migrate_cmd(revision: str, data_dir: Path) -> None:
+    """Bring the database schema up to date (safe to run repeatedly and concurrently)."""
+    from shorty.store import migrate
+
+    with database_url(settings(), data_dir) as url:
+        migrate.upgrade(url, revision)
+    click.echo(f"Database migrated to {revision}.")
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("create")
+@click.option("--email", required=True, help="The user's email (their login).")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Asked for if not given. At least 10 characters.",
+)
+@click.option("--admin", is_flag=True, help="Give the user the admin role.")
+@data_dir_option
+@domain_errors
+def user_create(email: str, password: str, admin: bool, data_dir: Path) -> None:
+    """Create a user who can log in and own links."""
+    from shorty.store.users import UserStore
+
+    async def create(url: str) -> None:
+        async with pool_for(url) as pool:
+            created = await UserStore(pool).create(
+                email, password, role="admin" if admin else "user"
+            )
+        click.echo(f"Created {created.role} {created.email} (id {created.id}).")
+
+    with database_url(settings(), data_dir) as url:
+        asyncio.run(create(url))
+
+
+@main.group()
+def apikey() -> None:
+    """Manage API keys (sent as 'Authorization: Bearer <key>')."""
+
+
+@apikey.command("create")
+@click.option("--email", required=True, help="The user the key acts as.")
+@click.option("--name", default="", help="A label to tell keys apart.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(sorted(SCOPES)),
+    help=f"Repeat for several (default: {', '.join(DEFAULT_SCOPES)}).",
+)
+@data_dir_option
+@domain_errors
+def apikey_create(email: str, name: str, scopes: tuple[str, ...], data_dir: Path) -> None:
+    """Create a key and print it. It is shown only this once."""
+    from shorty.core.errors import InvalidAccount
+    from shorty.store.keys import KeyStore
+    from shorty.store.users import UserStore
+
+    async def create(url: str) -> str:
+        async with pool_for(url) as pool:
+            owner = await UserStore(pool).by_email(email)
+            if owner is None:
+                raise InvalidAccount(f"No user has the email '{email}'.")
+            _, raw = await KeyStore(pool).create(
+                owner.id, name=name, scopes=scopes or DEFAULT_SCOPES
+            )
+            return raw
+
+    with database_url(settings(), data_dir) as url:
+        raw = asyncio.run(create(url))
+    click.echo(raw)
+
+
+@apikey.command("list")
+@click.option("--email", default=None, help="Only this user's keys.")
+@data_dir_option
+@domain_errors
+def apikey_list(email: str | None, data_dir: Path) -> None:
+    """List keys (prefix only; the full key is never stored)."""
+    from shorty.store.keys import ApiKey, KeyStore
+    from shorty.store.users import UserStore
+
+    async def fetch(url: str) -> list[ApiKey]:
+        async with pool_for(url) as pool:
+            owner_id = None
+            if email is not None:
+                owner = await UserStore(pool).by_email(email)
+                if owner is None:
+                    return []
+                owner_id = owner.id
+            return await KeyStore(pool).list(user_id=owner_id)
+
+    with database_url(settings(), data_dir) as url:
+        keys = asyncio.run(fetch(url))
+    rows = [("ID", "PREFIX", "OWNER", "NAME", "SCOPES", "CREATED", "STATUS")]
+    for key in keys:
+        status = "revoked" if key.revoked_at else "active"
+        if (
+            key.expires_at
+            and status == "active"
+            and key.expires_at < datetime.now(key.expires_at.tzinfo)
+        ):
+            status = "expired"
+        rows.append(
+            (
+                str(key.id),
+                key.prefix + "...",
+                key.email,
+                key.name or "-",
+                ",".join(key.scopes),
+                key.created_at.strftime("%Y-%m-%d %H:%M"),
+                status,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+@apikey.command("revoke")
+@click.argument("key")
+@data_dir_option
+@domain_errors
+def apikey_revoke(key: str, data_dir: Path) -> None:
+    """Revoke the key with this id or visible prefix (as `apikey list` shows it)."""
+    from shorty.store.keys import KeyStore
+
+    async def revoke(url: str) -> str:
+        async with pool_for(url) as pool:
+            revoked = await KeyStore(pool).revoke(key.removesuffix("..."))
+            return f"Revoked key {revoked.id} ({revoked.prefix}...) of {revoked.email}."
+
+    with database_url(settings(), data_dir) as url:
+        click.echo(asyncio.run(revoke(url)))

@@ -1,0 +1,1 @@
+"""The pure domain: codes, target rules, links. No I/O lives here."""

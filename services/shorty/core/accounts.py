@@ -1,0 +1,61 @@
+"""Rules for user accounts and API keys (no hashing or storage here)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+from shorty.core.codes import BASE62
+from shorty.core.errors import InvalidAccount
+
+ROLES = frozenset({"user", "admin"})
+SCOPES = frozenset({"urls:read", "urls:write", "stats:read", "admin"})
+DEFAULT_SCOPES = ("urls:read", "urls:write", "stats:read")
+PASSWORD_MIN = 10
+KEY_PREFIX = "shk_"
+KEY_PREFIX_SHOWN = 12  # characters kept in clear so people can tell keys apart
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+def normalize_email(email: str) -> str:
+    email = email.strip().lower()
+    if len(email) > 254 or not _EMAIL.fullmatch(email):
+        raise InvalidAccount(f"'{email}' is not an email address.")
+    return email
+
+
+def check_password(password: str) -> str:
+    if len(password) < PASSWORD_MIN:
+        raise InvalidAccount(f"A password needs at least {PASSWORD_MIN} characters.")
+    if len(password) > 1024:
+        raise InvalidAccount("A password may have at most 1024 characters.")
+    return password
+
+
+def check_scopes(scopes: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = sorted(set(scopes) - SCOPES)
+    if unknown:
+        raise InvalidAccount(
+            f"Unknown scope(s): {', '.join(unknown)}. Known: {', '.join(sorted(SCOPES))}."
+        )
+    return tuple(sorted(set(scopes)))
+
+
+def new_api_key() -> str:
+    """A fresh key: a recognisable prefix and 40 base62 characters (~238 bits)."""
+    return KEY_PREFIX + "".join(secrets.choice(BASE62) for _ in range(40))
+
+
+def hash_api_key(raw: str) -> str:
+    """Keys are long random strings, so one SHA-256 is enough (no slow KDF needed)."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def shown_prefix(raw: str) -> str:
+    """The part of a key kept in clear. Keys we did not generate (an initial key
+    chosen by an operator) show only four characters, so little of them leaks."""
+    if raw.startswith(KEY_PREFIX) and len(raw) > KEY_PREFIX_SHOWN * 2:
+        return raw[:KEY_PREFIX_SHOWN]
+    return raw[:4]

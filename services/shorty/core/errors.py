@@ -1,0 +1,49 @@
+"""Domain errors. Each carries a stable ``slug`` the web layer maps to a problem type."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    slug = "domain-error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidTarget(DomainError):
+    """The target URL breaks a rule; ``reason`` names which one."""
+
+    slug = "invalid-target"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class InvalidAlias(DomainError):
+    slug = "invalid-alias"
+
+
+class InvalidExpiry(DomainError):
+    slug = "invalid-expiry"
+
+
+class InvalidAccount(DomainError):
+    slug = "invalid-account"
+
+
+class AliasTaken(DomainError):
+    slug = "alias-taken"
+
+
+class LinkNotFound(DomainError):
+    slug = "link-not-found"
+
+
+class CodeSpaceExhausted(DomainError):
+    """Several fresh random codes in a row were taken: the code length is too short."""
+
+    slug = "code-space-exhausted"

@@ -1,0 +1,54 @@
+"""The link: what a short code stands for, and whether it may redirect now."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from shorty.core.errors import InvalidExpiry
+
+REDIRECT_TYPES = frozenset({301, 302, 307, 308})
+
+
+class LinkState(enum.Enum):
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    DISABLED = "disabled"
+    EXHAUSTED = "exhausted"
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    id: int
+    code: str
+    target: str
+    owner_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None = None
+    click_count: int = 0
+    redirect_type: int = 302
+    disabled: bool = False
+    max_clicks: int | None = None
+
+    def state_at(self, now: datetime) -> LinkState:
+        """Whether the link redirects at ``now``, and if not, why."""
+        if self.disabled:
+            return LinkState.DISABLED
+        if self.expires_at is not None and self.expires_at <= now:
+            return LinkState.EXPIRED
+        if self.max_clicks is not None and self.click_count >= self.max_clicks:
+            return LinkState.EXHAUSTED
+        return LinkState.ACTIVE
+
+
+def check_expiry(expires_at: datetime | None, now: datetime) -> datetime | None:
+    """An expiry must carry a time zone and lie in the future."""
+    if expires_at is None:
+        return None
+    if expires_at.tzinfo is None or expires_at.utcoffset() is None:
+        raise InvalidExpiry("expires_at must include a time zone, e.g. 2030-01-01T00:00:00Z.")
+    if expires_at <= now:
+        raise InvalidExpiry("expires_at must be in the future.")
+    return expires_at

@@ -1,0 +1,95 @@
+"""Rules for target URLs: what Shorty agrees to redirect to.
+
+``normalize_target`` either returns the URL in canonical form (lower-case
+scheme, IDNA host) or raises InvalidTarget with a reason slug and a sentence a
+person understands.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+import idna
+
+from shorty.core.errors import InvalidTarget
+
+MAX_LENGTH = 2048
+SCHEMES = frozenset({"http", "https"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """A host Shorty answers on; ``port`` None means any port."""
+
+    host: str
+    port: int | None = None
+
+
+def normalize_target(raw: str, own: tuple[Origin, ...] = ()) -> str:
+    """Validate ``raw`` and return its canonical form."""
+    url = raw.strip()
+    if not url:
+        raise InvalidTarget("empty", "The target URL is empty.")
+    if len(url) > MAX_LENGTH:
+        raise InvalidTarget(
+            "too-long", f"The target URL is {len(url)} characters; the limit is {MAX_LENGTH}."
+        )
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise InvalidTarget(
+            "bad-characters", "The target URL contains spaces or control characters."
+        )
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidTarget("malformed", f"The target URL cannot be parsed: {exc}.") from None
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        shown = f"'{scheme}:'" if scheme else "none"
+        raise InvalidTarget(
+            "scheme",
+            f"Only http and https links can be shortened (scheme was {shown}).",
+        )
+    if parts.username is not None or parts.password is not None:
+        raise InvalidTarget("credentials", "The target URL must not carry a user name or password.")
+    host = _ascii_host(parts.hostname or "")
+    _refuse_own(host, port if port is not None else _DEFAULT_PORTS[scheme], own)
+    netloc = _netloc(host, port, scheme)
+    canonical = urlunsplit(SplitResult(scheme, netloc, parts.path, parts.query, parts.fragment))
+    if len(canonical) > MAX_LENGTH:
+        raise InvalidTarget(
+            "too-long", f"The target URL is longer than {MAX_LENGTH} characters once encoded."
+        )
+    return canonical
+
+
+def _ascii_host(host: str) -> str:
+    if not host:
+        raise InvalidTarget("no-host", "The target URL has no host name.")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        ascii_host = idna.encode(host.rstrip("."), uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise InvalidTarget("bad-host", f"'{host}' is not a valid host name ({exc}).") from None
+    return ascii_host.lower()
+
+
+def _refuse_own(host: str, port: int, own: tuple[Origin, ...]) -> None:
+    for origin in own:
+        if host == origin.host and origin.port in (None, port):
+            raise InvalidTarget(
+                "own-host", "Links to this shortener itself are not allowed (they would loop)."
+            )
+
+
+def _netloc(host: str, port: int | None, scheme: str) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return shown
+    return f"{shown}:{port}"

@@ -1,0 +1,244 @@
+"""``shorty dev``: the whole stack on a laptop, in one terminal.
+
+Embedded PostgreSQL and Redis (unless SHORTY_DATABASE_URL / SHORTY_REDIS_URL
+are set), migrations, a dev admin with an API key, then the API, redirect and
+worker as child processes. Ctrl-C or SIGTERM stops the children, then the
+servers. The dev credentials are kept in ``<data-dir>/credentials.json``
+(mode 0600) so a second run prints the same ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import asyncpg
+import click
+
+from shorty import embedded
+from shorty.core.accounts import SCOPES
+from shorty.settings import Settings
+from shorty.store import migrate
+from shorty.store.keys import KeyStore
+from shorty.store.users import UserStore
+
+DEV_EMAIL = "admin@shorty.localhost"
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Credentials:
+    email: str
+    password: str | None
+    api_key: str
+
+
+@dataclass(frozen=True)
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    ready_url: str | None
+
+
+class Stop(Exception):
+    """Raised by the signal handler to leave the wait loop."""
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+async def ensure_credentials(database_url: str, path: Path) -> Credentials:
+    """The dev admin's login and API key: reused if still valid, else made anew."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        users, keys = UserStore(pool), KeyStore(pool)
+        saved = _read_credentials(path)
+        if saved and await keys.authenticate(saved.api_key) is not None:
+            return saved
+        user = await users.by_email(DEV_EMAIL)
+        password: str | None = None
+        if user is None:
+            password = secrets.token_urlsafe(12)
+            user = await users.create(DEV_EMAIL, password, role="admin")
+        elif saved and saved.email == user.email:
+            password = saved.password
+        _, raw = await keys.create(user.id, name="shorty dev", scopes=tuple(sorted(SCOPES)))
+        credentials = Credentials(user.email, password, raw)
+        _write_credentials(path, credentials)
+        return credentials
+    finally:
+        await pool.close()
+
+
+def _read_credentials(path: Path) -> Credentials | None:
+    try:
+        data = json.loads(path.read_text())
+        return Credentials(data["email"], data.get("password"), data["api_key"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_credentials(path: Path, credentials: Credentials) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(credentials.__dict__, handle)
+
+
+def _spawn(name: str, args: list[str], env: dict[str, str], ready_url: str | None) -> Child:
+    # A new session: Ctrl-C reaches only us, and we stop the children in order.
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "shorty", *args], env=env, start_new_session=True
+    )
+    return Child(name, process, ready_url)
+
+
+def _wait_ready(children: list[Child]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    for child in children:
+        while child.ready_url:
+            code = child.process.poll()
+            if code is not None:
+                raise click.ClickException(f"{child.name} exited with code {code} while starting")
+            try:
+                with urllib.request.urlopen(child.ready_url, timeout=2) as reply:  # noqa: S310
+                    if reply.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"{child.name} was not ready within {READY_TIMEOUT}s")
+            time.sleep(0.2)
+
+
+def _stop_children(children: list[Child]) -> None:
+    for child in children:
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for child in children:
+        try:
+            child.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            click.echo(f"{child.name} did not stop in {STOP_TIMEOUT}s; killing it", err=True)
+            child.process.kill()
+            child.process.wait()
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise Stop
+
+
+def banner(settings: Settings, api: str, credentials: Credentials) -> str:
+    password = credentials.password or "(unchanged: set when this admin was created)"
+    return f"""
+  Shorty is running.
+
+  API        {api}   (health: {api}/readyz)
+  Redirects  {settings.public_base}/<code>
+
+  Admin login  {credentials.email} / {password}
+  API key      {credentials.api_key}
+
+  Shorten a URL:
+    curl -s -X POST {api}/api/v1/shorten \\
+      -H 'Authorization: Bearer {credentials.api_key}' \\
+      -H 'Content-Type: application/json' \\
+      -d '{{"target": "https://example.com/a/long/path"}}'
+
+  Press Ctrl-C to stop.
+"""
+
+
+def run_dev(
+    settings: Settings, *, host: str, api_port: int, redirect_port: int, data_dir: Path
+) -> None:
+    for label, port in (("--api-port", api_port), ("--redirect-port", redirect_port)):
+        if not port_is_free(host, port):
+            raise click.ClickException(
+                f"port {port} on {host} is in use; choose another with {label}"
+            )
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    servers: embedded.EmbeddedServers | None = None
+    children: list[Child] = []
+    try:
+        env = dict(os.environ)
+        if settings.database_url is None or settings.redis_url is None:
+            click.echo(f"Starting embedded PostgreSQL and Redis under {data_dir} ...")
+            servers = embedded.start(data_dir)
+        database_url = (
+            settings.database_url.get_secret_value() if settings.database_url else None
+        ) or (servers.database_url if servers else "")
+        redis_url = (settings.redis_url.get_secret_value() if settings.redis_url else None) or (
+            servers.redis_url if servers else ""
+        )
+        env["SHORTY_DATABASE_URL"] = database_url
+        env["SHORTY_REDIS_URL"] = redis_url
+        if "SHORTY_PUBLIC_URL" not in os.environ:
+            env["SHORTY_PUBLIC_URL"] = f"http://{_shown(host)}:{redirect_port}"
+        click.echo("Migrating the database ...")
+        migrate.upgrade(database_url)
+        credentials = asyncio.run(ensure_credentials(database_url, data_dir / "credentials.json"))
+        api = f"http://{_shown(host)}:{api_port}"
+        redirect = f"http://{_shown(host)}:{redirect_port}"
+        children = [
+            _spawn(
+                "api",
+                ["serve", "api", "--host", host, "--port", str(api_port)],
+                env,
+                f"{api}/readyz",
+            ),
+            _spawn(
+                "redirect",
+                ["serve", "redirect", "--host", host, "--port", str(redirect_port)],
+                env,
+                f"{redirect}/readyz",
+            ),
+            _spawn("worker", ["serve", "worker"], env, None),
+        ]
+        _wait_ready(children)
+        shown = Settings(public_url=env["SHORTY_PUBLIC_URL"])
+        click.echo(banner(shown, api, credentials), nl=False)
+        while True:
+            for child in children:
+                code = child.process.poll()
+                if code is not None:
+                    raise click.ClickException(f"{child.name} exited with code {code}")
+            time.sleep(0.5)
+    except Stop:
+        click.echo("\nStopping ...")
+    finally:
+        with contextlib.suppress(Stop):
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            _stop_children(children)
+            if servers is not None:
+                servers.stop()
+    click.echo("Stopped.")
+
+
+def _shown(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104

@@ -1,0 +1,1 @@
+"""Observability: structured logs (metrics and traces join in later work)."""

@@ -1,0 +1,73 @@
+"""One JSON log line per HTTP request, and an X-Request-ID on every response."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("shorty.request")
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class RequestLogMiddleware:
+    """Logs method, path (never the query: it may hold secrets), status and duration."""
+
+    def __init__(self, app: ASGIApp, *, skip_paths: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.skip_paths = skip_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if scope["path"] not in self.skip_paths or status >= 400:
+                _log(scope, status, started, request_id)
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            return candidate if _SAFE_ID.fullmatch(candidate) else None
+    return None
+
+
+def _log(scope: Scope, status: int, started: float, request_id: str) -> None:
+    headers = dict(scope["headers"])
+    client = scope.get("client")
+    log.info(
+        "%s %s %d",
+        scope["method"],
+        scope["path"],
+        status,
+        extra={
+            "http.request.method": scope["method"],
+            "http.request.id": request_id,
+            "http.response.status_code": status,
+            "url.path": scope["path"],
+            "event.duration": int((time.perf_counter() - started) * 1e9),
+            "client.address": client[0] if client else None,
+            "user_agent.original": headers.get(b"user-agent", b"").decode("latin-1")[:512],
+        },
+    )

@@ -1,0 +1,1 @@
+"""The public redirect service (`shorty serve redirect`): the hot path."""

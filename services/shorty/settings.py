@@ -1,0 +1,143 @@
+"""Runtime settings, read once from ``SHORTY_*`` environment variables.
+
+A bad value stops the process with one line per variable (never a traceback,
+never the value itself: it may be a secret).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shorty.core.targets import Origin
+
+ENV_PREFIX = "SHORTY_"
+
+
+class SettingsError(Exception):
+    """Raised with one human-readable line per bad variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Settings(BaseSettings):
+    """Every knob Shorty reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    database_url: SecretStr | None = Field(
+        None, description="PostgreSQL URL; unset means `shorty dev` starts an embedded server."
+    )
+    redis_url: SecretStr | None = Field(
+        None, description="Redis URL (redis://, rediss:// or unix://); unset means embedded."
+    )
+    public_url: AnyHttpUrl = Field(
+        AnyHttpUrl("http://localhost:8080"), description="Base of every short URL."
+    )
+    own_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra host names of Shorty (comma-separated); links to them are refused.",
+    )
+    initial_api_key: SecretStr | None = Field(
+        None,
+        description="If set and no API key exists, an admin key with this value is made at start.",
+    )
+    initial_admin_email: str = Field(
+        "admin@shorty.localhost", description="Owner of the key made from SHORTY_INITIAL_API_KEY."
+    )
+    code_length: int = Field(7, ge=5, le=32, description="Length of generated short codes.")
+    cache_ttl: int = Field(300, ge=0, le=86_400, description="Seconds a link stays in Redis.")
+    db_pool_min: int = Field(1, ge=0, le=100, description="asyncpg pool: minimum connections.")
+    db_pool_max: int = Field(10, ge=1, le=200, description="asyncpg pool: maximum connections.")
+    db_timeout: float = Field(5.0, gt=0, le=120, description="Seconds before a query is cancelled.")
+    redis_timeout: float = Field(
+        0.5, gt=0, le=30, description="Seconds before a Redis call gives up."
+    )
+    max_body_bytes: int = Field(
+        65_536, ge=1024, le=10_485_760, description="Largest API request body."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = urlsplit(value.get_secret_value()).scheme
+            if scheme not in {"postgres", "postgresql"}:
+                raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = urlsplit(value.get_secret_value()).scheme
+            if scheme not in {"redis", "rediss", "unix"}:
+                raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("initial_api_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            raw = value.get_secret_value()
+            if len(raw) < 16 or len(raw) > 200 or not raw.isprintable() or " " in raw:
+                raise ValueError("must be 16 to 200 printable characters without spaces")
+        return value
+
+    @field_validator("own_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [host.strip().lower() for host in value.split(",") if host.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def public_base(self) -> str:
+        """The public URL without a trailing slash, ready to have a code appended."""
+        return str(self.public_url).rstrip("/")
+
+    @property
+    def own_origins(self) -> tuple[Origin, ...]:
+        """Origins that are Shorty itself: a link to them would loop."""
+        url = self.public_url
+        default_port = {"http": 80, "https": 443}[url.scheme]
+        port = url.port if url.port != default_port else None
+        host = (url.host or "").lower()
+        return (Origin(host, port), *(Origin(h, None) for h in self.own_hosts))
+
+    def require_servers(self) -> tuple[str, str]:
+        """Both server URLs, or a SettingsError naming what is missing."""
+        missing = [
+            f"{ENV_PREFIX}{name.upper()}: required here (or use `shorty dev` for embedded servers)"
+            for name in ("database_url", "redis_url")
+            if getattr(self, name) is None
+        ]
+        if missing:
+            raise SettingsError(missing)
+        assert self.database_url is not None
+        assert self.redis_url is not None
+        return self.database_url.get_secret_value(), self.redis_url.get_secret_value()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (plus explicit overrides) or raise SettingsError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            name = ENV_PREFIX + "_".join(str(part) for part in error["loc"][:1]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {message}")
+        raise SettingsError(problems) from None

@@ -1,0 +1,1 @@
+"""PostgreSQL adapters: the pool, migrations and one repository per table."""

@@ -1,0 +1,20 @@
+"""The asyncpg pool every service shares within one process."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from shorty.settings import Settings
+
+
+async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
+    """Open the pool; every query is cancelled after ``db_timeout`` seconds."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min(settings.db_pool_min, settings.db_pool_max),
+        max_size=settings.db_pool_max,
+        command_timeout=settings.db_timeout,
+        timeout=settings.db_timeout,
+    )
+    assert pool is not None
+    return pool

@@ -1,0 +1,113 @@
+"""The ``urls`` table: create, read and delete links, with their outbox events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from shorty.core import codes
+from shorty.core.errors import AliasTaken, CodeSpaceExhausted
+from shorty.core.links import Link
+
+_COLUMNS = (
+    "id, code, target, owner_id, created_at, updated_at, expires_at, click_count,"
+    " redirect_type, disabled, max_clicks"
+)
+
+_INSERT = f"""
+INSERT INTO urls (code, target, owner_id, expires_at)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (code) DO NOTHING
+RETURNING {_COLUMNS}
+"""
+
+_OUTBOX = """
+INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload)
+VALUES ('link', $1, $2, $3::jsonb)
+"""
+
+
+def _link(row: asyncpg.Record) -> Link:
+    return Link(**dict(row))
+
+
+def _event(link: Link) -> dict[str, Any]:
+    return {
+        "code": link.code,
+        "target": link.target,
+        "owner_id": link.owner_id,
+        "expires_at": link.expires_at.isoformat() if link.expires_at else None,
+        "redirect_type": link.redirect_type,
+        "disabled": link.disabled,
+    }
+
+
+class LinkStore:
+    """Repository over ``urls``; returns domain Links and raises domain errors."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        code_length: int = codes.DEFAULT_LENGTH,
+        new_code: Callable[[int], str] = codes.generate_code,
+    ) -> None:
+        self._pool = pool
+        self._code_length = code_length
+        self._new_code = new_code
+
+    async def create(
+        self,
+        target: str,
+        *,
+        owner_id: int | None,
+        alias: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> Link:
+        """Insert a link under ``alias`` or under a fresh random code.
+
+        A random code that is already taken is drawn again, at most
+        ``codes.MAX_ATTEMPTS`` times; a taken alias is AliasTaken at once.
+        """
+        attempts = 1 if alias else codes.MAX_ATTEMPTS
+        for _ in range(attempts):
+            code = alias or self._new_code(self._code_length)
+            async with self._pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(_INSERT, code, target, owner_id, expires_at)
+                if row is not None:
+                    link = _link(row)
+                    await conn.execute(_OUTBOX, link.code, "link.created", json.dumps(_event(link)))
+                    return link
+        if alias:
+            raise AliasTaken(f"The alias '{alias}' is already taken.")
+        raise CodeSpaceExhausted(
+            f"No free code found in {attempts} attempts; raise SHORTY_CODE_LENGTH."
+        )
+
+    async def get(self, code: str, *, owner_id: int | None = None) -> Link | None:
+        """The link named ``code``; with ``owner_id``, only if that user owns it."""
+        row = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM urls WHERE code = $1"
+            " AND ($2::bigint IS NULL OR owner_id = $2)",
+            code,
+            owner_id,
+        )
+        return _link(row) if row else None
+
+    async def delete(self, code: str, *, owner_id: int | None = None) -> Link | None:
+        """Delete and return the link, or None if there was none (for this owner)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"DELETE FROM urls WHERE code = $1 AND ($2::bigint IS NULL OR owner_id = $2)"
+                f" RETURNING {_COLUMNS}",
+                code,
+                owner_id,
+            )
+            if row is None:
+                return None
+            link = _link(row)
+            await conn.execute(_OUTBOX, link.code, "link.deleted", json.dumps(_event(link)))
+            return link

@@ -1,0 +1,1 @@
+"""HTTP pieces both services share: problem responses and health probes."""

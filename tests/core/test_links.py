@@ -1,0 +1,51 @@
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from shorty.core.errors import InvalidExpiry
+from shorty.core.links import Link, LinkState, check_expiry
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def link(**changes):
+    fields = {
+        "id": 1,
+        "code": "abc1234",
+        "target": "https://example.com",
+        "owner_id": 1,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    return Link(**(fields | changes))
+
+
+def test_plain_link_is_active():
+    assert link().state_at(NOW) is LinkState.ACTIVE
+
+
+def test_expiry_is_exclusive_of_the_instant():
+    expiring = link(expires_at=NOW + timedelta(seconds=1))
+    assert expiring.state_at(NOW) is LinkState.ACTIVE
+    assert expiring.state_at(NOW + timedelta(seconds=1)) is LinkState.EXPIRED
+
+
+def test_disabled_wins_over_everything():
+    assert link(disabled=True, expires_at=NOW).state_at(NOW) is LinkState.DISABLED
+
+
+def test_click_limit():
+    assert link(max_clicks=3, click_count=2).state_at(NOW) is LinkState.ACTIVE
+    assert link(max_clicks=3, click_count=3).state_at(NOW) is LinkState.EXHAUSTED
+
+
+def test_check_expiry():
+    later = NOW + timedelta(days=1)
+    assert check_expiry(None, NOW) is None
+    assert check_expiry(later, NOW) == later
+    other_zone = later.astimezone(timezone(timedelta(hours=5)))
+    assert check_expiry(other_zone, NOW) == other_zone
+    with pytest.raises(InvalidExpiry, match="future"):
+        check_expiry(NOW, NOW)
+    with pytest.raises(InvalidExpiry, match="time zone"):
+        check_expiry(datetime(2030, 1, 1), NOW)

@@ -1,0 +1,159 @@
+"""`shorty dev` as a person runs it: start, shorten with the printed key, follow, stop, rerun."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Dev:
+    """A running `shorty dev`, its output collected line by line."""
+
+    def __init__(self, data_dir: Path, api_port: int, redirect_port: int) -> None:
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "shorty",
+                "dev",
+                "--api-port",
+                str(api_port),
+                "--redirect-port",
+                str(redirect_port),
+                "--data-dir",
+                str(data_dir),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} never printed; output:\n{self.output}")
+            time.sleep(0.1)
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(60)
+        self.reader.join(10)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        return code
+
+
+def request(port: int, method: str, path: str, body: dict | None = None, key: str | None = None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    conn.request(method, path, body=json.dumps(body) if body else None, headers=headers)
+    response = conn.getresponse()
+    payload = response.read()
+    conn.close()
+    return response.status, dict(response.getheaders()), payload
+
+
+def test_dev_serves_the_printed_curl_and_reuses_data_on_rerun():
+    data_dir = ROOT / ".shorty-data" / f"e2e-{secrets.token_hex(3)}"
+    api_port, redirect_port = free_port(), free_port()
+    try:
+        dev = Dev(data_dir, api_port, redirect_port)
+        try:
+            dev.wait_for("Press Ctrl-C to stop.")
+            key = re.search(r"API key\s+(shk_\w+)", dev.output).group(1)
+            assert re.search(r"Admin login\s+admin@shorty.localhost / \S+", dev.output)
+            assert f"curl -s -X POST http://127.0.0.1:{api_port}/api/v1/shorten" in dev.output
+            target = re.search(r"-d '(\{.*\})'", dev.output).group(1)
+
+            status, _, body = request(api_port, "POST", "/api/v1/shorten", json.loads(target), key)
+            assert status == 201, body
+            link = json.loads(body)
+            assert link["short_url"] == f"http://127.0.0.1:{redirect_port}/{link['code']}"
+
+            status, headers, _ = request(redirect_port, "GET", f"/{link['code']}")
+            assert status == 302
+            assert headers["location"] == "https://example.com/a/long/path"
+
+            for _ in range(100):  # the worker counts the click (bounded wait: 10 s)
+                _, _, meta = request(api_port, "GET", f"/api/v1/urls/{link['code']}", key=key)
+                if json.loads(meta)["click_count"] == 1:
+                    break
+                time.sleep(0.1)
+            assert json.loads(meta)["click_count"] == 1
+        finally:
+            code = dev.stop()
+        assert code == 0, dev.output
+        assert dev.output.rstrip().endswith("Stopped.")
+        assert not (data_dir / "postgres" / "postmaster.pid").exists()
+
+        again = Dev(data_dir, api_port, redirect_port)
+        try:
+            again.wait_for("Press Ctrl-C to stop.")
+            assert f"API key      {key}" in again.output
+            status, headers, _ = request(redirect_port, "GET", f"/{link['code']}")
+            assert status == 302
+        finally:
+            assert again.stop() == 0
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_dev_refuses_a_busy_port(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "shorty",
+                "dev",
+                "--api-port",
+                str(port),
+                "--data-dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use; choose another with --api-port" in result.stderr

@@ -1,0 +1,53 @@
+"""Small synchronous helpers over the real database, for arranging and checking tests."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+from shorty.core.accounts import DEFAULT_SCOPES
+from shorty.store.keys import KeyStore
+from shorty.store.users import UserStore
+
+
+def query(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    async def go() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def scalar(database_url: str, sql: str, *args: Any) -> Any:
+    rows = query(database_url, sql, *args)
+    return rows[0][0] if rows else None
+
+
+def user_with_key(
+    database_url: str,
+    email: str,
+    *,
+    role: str = "user",
+    scopes: tuple[str, ...] = DEFAULT_SCOPES,
+) -> tuple[int, str]:
+    """Create a user and an API key for them; return (user id, raw key)."""
+
+    async def go() -> tuple[int, str]:
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+        try:
+            user = await UserStore(pool).create(email, None, role=role)
+            _, raw = await KeyStore(pool).create(user.id, scopes=scopes)
+            return user.id, raw
+        finally:
+            await pool.close()
+
+    return asyncio.run(go())
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

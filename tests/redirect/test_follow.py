@@ -1,0 +1,162 @@
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from shorty.cache.links import KEY
+from shorty.redirect.app import create_app
+from shorty.redirect.clicks import STREAM
+from shorty.settings import Settings
+from shorty.web.problems import PROBLEM_BASE
+from tests.helpers import query
+
+
+def add_link(url, code, target="https://example.com/landing", **columns):
+    names = ", ".join(["code", "target", *columns])
+    params = ", ".join(f"${i}" for i in range(1, len(columns) + 3))
+    query(url, f"INSERT INTO urls ({names}) VALUES ({params})", code, target, *columns.values())
+
+
+@pytest.fixture
+def client(settings):
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        yield client
+
+
+@pytest.fixture
+def cache(clean):
+    client = redis.Redis.from_url(clean.redis_url)
+    yield client
+    client.close()
+
+
+def test_get_redirects_with_302_and_no_store(client, clean):
+    add_link(clean.database_url, "abc1234")
+    response = client.get("/abc1234")
+    assert response.status_code == 302
+    assert response.headers["location"] == "https://example.com/landing"
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_head_redirects_too(client, clean):
+    add_link(clean.database_url, "abc1234")
+    response = client.head("/abc1234")
+    assert response.status_code == 302
+    assert response.headers["location"] == "https://example.com/landing"
+
+
+@pytest.mark.parametrize(
+    ("status", "cache_control"),
+    [(301, "public, max-age=3600"), (307, "no-store"), (308, "public, max-age=3600")],
+)
+def test_per_link_redirect_type(client, clean, status, cache_control):
+    add_link(clean.database_url, "typed", redirect_type=status)
+    response = client.get("/typed")
+    assert response.status_code == status
+    assert response.headers["cache-control"] == cache_control
+
+
+def test_unknown_code_is_404_html_page(client):
+    response = client.get("/nothere", headers={"Accept": "text/html"})
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Link not found" in response.text
+
+
+def test_unknown_code_is_problem_json_for_programs(client):
+    response = client.get("/nothere", headers={"Accept": "application/json"})
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == PROBLEM_BASE + "link-not-found"
+
+
+def test_expired_link_is_410(client, clean):
+    add_link(clean.database_url, "old-one", expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    response = client.get("/old-one")
+    assert response.status_code == 410
+    assert "expired" in response.text
+    assert client.get("/old-one", headers={"Accept": "application/json"}).json()["status"] == 410
+
+
+def test_disabled_and_exhausted_links_are_410(client, clean):
+    add_link(clean.database_url, "off-one", disabled=True)
+    add_link(clean.database_url, "used-up", max_clicks=2, click_count=2)
+    assert client.get("/off-one").status_code == 410
+    assert client.get("/used-up").status_code == 410
+
+
+def test_link_expiring_later_still_redirects(client, clean):
+    add_link(clean.database_url, "soon", expires_at=datetime.now(UTC) + timedelta(hours=1))
+    assert client.get("/soon").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "path", ["/abc1234/", "/ab", "/abc.def", "/abc%20def", "/" + "a" * 65, "/a/b"]
+)
+def test_malformed_paths_are_404_without_a_lookup(client, clean, path):
+    add_link(clean.database_url, "abc1234")
+    resolver = client.app.state.resolver
+    looked_up = []
+
+    async def spy(code):
+        looked_up.append(code)
+        return await resolver.resolve(code)
+
+    client.app.state.resolver = type("Spy", (), {"resolve": staticmethod(spy)})()
+    assert client.get("/abc1234").status_code == 302  # the spy sees well-formed codes
+    response = client.get(path)
+    assert response.status_code == 404
+    assert looked_up == ["abc1234"]
+
+
+def test_lookup_fills_the_redis_cache_and_is_served_from_it(client, clean, cache):
+    add_link(clean.database_url, "cached1")
+    assert client.get("/cached1").status_code == 302
+    entry = json.loads(cache.get(KEY.format("cached1")))
+    assert entry[0] == "https://example.com/landing"
+    # Served from Redis even after PostgreSQL's row changes (until invalidated).
+    query(
+        clean.database_url,
+        "UPDATE urls SET target = 'https://changed.example' WHERE code = 'cached1'",
+    )
+    assert client.get("/cached1").headers["location"] == "https://example.com/landing"
+    cache.delete(KEY.format("cached1"))
+    assert client.get("/cached1").headers["location"] == "https://changed.example"
+
+
+def test_click_limited_links_are_not_cached(client, clean, cache):
+    add_link(clean.database_url, "limited", max_clicks=5)
+    assert client.get("/limited").status_code == 302
+    assert cache.exists(KEY.format("limited")) == 0
+
+
+def test_get_records_a_click_without_ip_head_does_not(client, clean, cache):
+    add_link(clean.database_url, "clicky")
+    client.get(
+        "/clicky",
+        headers={"Referer": "https://news.example.org/item?id=1", "User-Agent": "TestBrowser/1.0"},
+    )
+    client.head("/clicky")
+    entries = cache.xrange(STREAM)
+    assert len(entries) == 1
+    fields = entries[0][1]
+    assert fields[b"code"] == b"clicky"
+    assert fields[b"ref"] == b"news.example.org"
+    assert fields[b"ua"] == b"TestBrowser/1.0"
+    assert set(fields) == {b"code", b"ts", b"ref", b"ua"}
+
+
+def test_redirects_survive_redis_being_unreachable(clean, tmp_path):
+    add_link(clean.database_url, "sturdy")
+    settings = Settings(
+        database_url=clean.database_url,
+        redis_url=f"unix://{tmp_path}/gone.sock",
+        redis_timeout=0.2,
+    )
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        response = client.get("/sturdy")
+        assert response.status_code == 302
+        assert response.headers["location"] == "https://example.com/landing"
+        assert client.get("/missing").status_code == 404

@@ -1,0 +1,126 @@
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from shorty.core.errors import InvalidAccount
+from shorty.store.bootstrap import ensure_initial_api_key
+from shorty.store.keys import KeyStore
+from shorty.store.users import UserStore
+from tests.helpers import query
+
+INITIAL = "bootstrap-key-0123456789"
+
+
+def on_pool(url, action):
+    async def go():
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
+        try:
+            return await action(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(go())
+
+
+def test_key_is_stored_hashed_and_authenticates(clean):
+    async def scenario(pool):
+        user = await UserStore(pool).create("Ada@Example.com", None)
+        key, raw = await KeyStore(pool).create(user.id, name="ci")
+        return user, key, raw, await KeyStore(pool).authenticate(raw)
+
+    user, key, raw, principal = on_pool(clean.database_url, scenario)
+    assert user.email == "ada@example.com"
+    assert key.prefix == raw[:12]
+    assert principal.user_id == user.id
+    assert principal.scopes == {"urls:read", "urls:write", "stats:read"}
+    assert not principal.is_admin
+    stored = query(clean.database_url, "SELECT key_hash, prefix FROM api_keys")[0]
+    assert raw not in stored["key_hash"]
+    assert stored["prefix"] == raw[:12]
+
+
+def test_revoked_expired_and_disabled_keys_fail(clean):
+    async def scenario(pool):
+        users, keys = UserStore(pool), KeyStore(pool)
+        user = await users.create("ada@example.com", None)
+        _, revoked = await keys.create(user.id)
+        revoked_key = await keys.revoke(revoked[:12])
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        _, expired = await keys.create(user.id, expires_at=past)
+        other = await users.create("bob@example.com", None)
+        _, disabled = await keys.create(other.id)
+        await pool.execute("UPDATE users SET disabled = true WHERE id = $1", other.id)
+        results = [await keys.authenticate(raw) for raw in (revoked, expired, disabled, "nope")]
+        return revoked_key, results
+
+    revoked_key, results = on_pool(clean.database_url, scenario)
+    assert revoked_key.revoked_at is not None
+    assert results == [None, None, None, None]
+
+
+def test_revoke_needs_exactly_one_match(clean):
+    async def scenario(pool):
+        await UserStore(pool).create("ada@example.com", None)
+        await KeyStore(pool).revoke("shk_nothing")
+
+    with pytest.raises(InvalidAccount, match="No live API key"):
+        on_pool(clean.database_url, scenario)
+
+
+def test_user_rules(clean):
+    async def duplicate(pool):
+        await UserStore(pool).create("ada@example.com", "correct horse")
+        await UserStore(pool).create("ADA@example.com", "battery staple")
+
+    with pytest.raises(InvalidAccount, match="already exists"):
+        on_pool(clean.database_url, duplicate)
+
+    async def bad_role(pool):
+        await UserStore(pool).create("eve@example.com", None, role="root")
+
+    with pytest.raises(InvalidAccount, match="Unknown role"):
+        on_pool(clean.database_url, bad_role)
+
+
+def test_password_is_hashed_with_argon2_and_verifies(clean):
+    async def scenario(pool):
+        users = UserStore(pool)
+        await users.create("ada@example.com", "correct horse battery")
+        return (
+            await users.verify_password("ada@example.com", "correct horse battery"),
+            await users.verify_password("ada@example.com", "wrong password!"),
+            await users.verify_password("nobody@example.com", "correct horse battery"),
+        )
+
+    good, wrong, unknown = on_pool(clean.database_url, scenario)
+    assert good is not None
+    assert good.email == "ada@example.com"
+    assert wrong is None
+    assert unknown is None
+    stored = query(clean.database_url, "SELECT password_hash FROM users")[0][0]
+    assert stored.startswith("$argon2id$")
+
+
+def test_initial_key_is_created_once_even_when_replicas_race(clean):
+    async def scenario(pool):
+        created = await asyncio.gather(
+            *(ensure_initial_api_key(pool, INITIAL, "admin@example.com") for _ in range(4))
+        )
+        return created, await KeyStore(pool).authenticate(INITIAL)
+
+    created, principal = on_pool(clean.database_url, scenario)
+    assert sorted(created) == [False, False, False, True]
+    assert principal.is_admin
+    assert query(clean.database_url, "SELECT prefix FROM api_keys")[0][0] == "boot"
+
+
+def test_initial_key_is_ignored_when_a_key_exists(clean):
+    async def scenario(pool):
+        user = await UserStore(pool).create("ada@example.com", None)
+        await KeyStore(pool).create(user.id)
+        created = await ensure_initial_api_key(pool, INITIAL, "admin@example.com")
+        return created, await KeyStore(pool).authenticate(INITIAL)
+
+    assert on_pool(clean.database_url, scenario) == (False, None)

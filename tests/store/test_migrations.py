@@ -1,0 +1,111 @@
+"""Migrations on a database of their own: up from empty, again (no-op), down, up."""
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from shorty import embedded
+from shorty.store import migrate
+from tests.conftest import drop_database
+from tests.helpers import query, scalar
+
+TABLES = ["alembic_version", "api_keys", "clicks", "outbox", "urls", "users"]
+SCHEMA = """
+SELECT table_name, column_name, data_type, is_nullable, column_default
+FROM information_schema.columns WHERE table_schema = 'public'
+ORDER BY table_name, ordinal_position
+"""
+
+
+@pytest.fixture
+def empty_db(stack):
+    name = f"shorty_mig_{secrets.token_hex(4)}"
+    url = asyncio.run(embedded.ensure_database(stack.admin_url, name))
+    yield url
+    asyncio.run(drop_database(stack.admin_url, name))
+
+
+def tables(url):
+    rows = query(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return sorted(row[0] for row in rows)
+
+
+def test_upgrade_rerun_downgrade_upgrade(empty_db):
+    assert tables(empty_db) == []
+    migrate.upgrade(empty_db)
+    assert tables(empty_db) == TABLES
+    assert scalar(empty_db, "SELECT version_num FROM alembic_version") == "0001"
+    schema = query(empty_db, SCHEMA)
+
+    migrate.upgrade(empty_db)  # nothing to do
+    assert query(empty_db, SCHEMA) == schema
+
+    migrate.downgrade(empty_db, "base")
+    assert tables(empty_db) == ["alembic_version"]
+    assert scalar(empty_db, "SELECT count(*) FROM alembic_version") == 0
+
+    migrate.upgrade(empty_db)
+    assert query(empty_db, SCHEMA) == schema
+
+
+def test_concurrent_migrations_do_not_collide(empty_db):
+    """Two `shorty migrate` processes at once (two hook Jobs): both succeed, one schema."""
+    env = {**os.environ, "SHORTY_DATABASE_URL": empty_db}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "shorty", "migrate"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=60)[0].decode() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert tables(empty_db) == TABLES
+
+
+def test_lookup_by_code_is_an_index_scan(clean):
+    url = clean.database_url
+    query(
+        url,
+        "INSERT INTO urls (code, target) SELECT 'code' || g, 'https://example.com/' || g"
+        " FROM generate_series(1, 5000) AS g",
+    )
+    query(url, "ANALYZE urls")
+    plan = "\n".join(r[0] for r in query(url, "EXPLAIN SELECT * FROM urls WHERE code = 'code42'"))
+    assert "Index Scan using urls_code_key" in plan
+
+
+@pytest.mark.parametrize(
+    ("sql", "constraint"),
+    [
+        ("INSERT INTO urls (code, target) VALUES ('ab', 'https://x.y')", "urls_code_check"),
+        (
+            "INSERT INTO urls (code, target, redirect_type) VALUES ('abc', 'https://x.y', 303)",
+            "urls_redirect_type_check",
+        ),
+        (
+            "INSERT INTO urls (code, target) VALUES ('abc', 'https://x.y/' || repeat('a', 2040))",
+            "urls_target_check",
+        ),
+        ("INSERT INTO users (email) VALUES ('Upper@Case.x')", "users_email_check"),
+    ],
+)
+def test_constraints_guard_the_data(clean, sql, constraint):
+    import asyncpg
+
+    with pytest.raises(asyncpg.CheckViolationError, match=constraint):
+        query(clean.database_url, sql)
+
+
+def test_codes_are_unique(clean):
+    import asyncpg
+
+    query(clean.database_url, "INSERT INTO urls (code, target) VALUES ('dup', 'https://a.b')")
+    with pytest.raises(asyncpg.UniqueViolationError, match="urls_code_key"):
+        query(clean.database_url, "INSERT INTO urls (code, target) VALUES ('dup', 'https://c.d')")

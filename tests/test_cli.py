@@ -1,0 +1,96 @@
+"""The `shorty` command against the real test database (SHORTY_DATABASE_URL set)."""
+
+import pytest
+from click.testing import CliRunner
+
+from shorty.cli import main
+from tests.helpers import scalar
+
+
+@pytest.fixture
+def cli(clean, monkeypatch):
+    monkeypatch.setenv("SHORTY_DATABASE_URL", clean.database_url)
+    runner = CliRunner()
+    return lambda *args, **kw: runner.invoke(main, list(args), catch_exceptions=False, **kw)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["dev"],
+        ["serve"],
+        ["serve", "api"],
+        ["serve", "redirect"],
+        ["serve", "worker"],
+        ["migrate"],
+        ["user"],
+        ["user", "create"],
+        ["apikey"],
+        ["apikey", "create"],
+        ["apikey", "list"],
+        ["apikey", "revoke"],
+    ],
+)
+def test_every_command_has_help(args):
+    result = CliRunner().invoke(main, [*args, "--help"], prog_name="shorty")
+    assert result.exit_code == 0
+    assert "Usage: shorty" in result.output
+
+
+def test_user_and_key_lifecycle(cli, clean):
+    result = cli(
+        "user",
+        "create",
+        "--email",
+        "Ada@Example.com",
+        "--admin",
+        input="long enough pw\nlong enough pw\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Created admin ada@example.com" in result.output
+
+    created = cli(
+        "apikey", "create", "--email", "ada@example.com", "--name", "ci", "--scope", "urls:read"
+    )
+    assert created.exit_code == 0, created.output
+    raw = created.output.strip()
+    assert raw.startswith("shk_")
+    assert len(raw) == 44
+
+    listed = cli("apikey", "list")
+    assert listed.exit_code == 0
+    assert raw[:12] + "..." in listed.output
+    assert raw not in listed.output
+    assert "ada@example.com" in listed.output
+    assert "urls:read" in listed.output
+    assert "active" in listed.output
+
+    revoked = cli("apikey", "revoke", raw[:12] + "...")
+    assert revoked.exit_code == 0, revoked.output
+    assert "Revoked key 1" in revoked.output
+    assert "revoked" in cli("apikey", "list", "--email", "ada@example.com").output
+    assert scalar(clean.database_url, "SELECT revoked_at IS NOT NULL FROM api_keys") is True
+
+
+def test_cli_errors_are_one_line(cli):
+    result = cli("apikey", "create", "--email", "nobody@example.com")
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: No user has the email 'nobody@example.com'."
+    short = cli("user", "create", "--email", "x@example.com", "--password", "short")
+    assert short.exit_code == 1
+    assert "at least 10 characters" in short.output
+    bad_email = cli("user", "create", "--email", "not-an-email", "--password", "long enough pw")
+    assert "is not an email address" in bad_email.output
+    unknown = cli("apikey", "revoke", "shk_nope")
+    assert "No live API key" in unknown.output
+    bad_scope = cli("apikey", "create", "--email", "x@example.com", "--scope", "root")
+    assert bad_scope.exit_code == 2
+    assert "'root' is not one of" in bad_scope.output
+
+
+def test_migrate_is_repeatable(cli):
+    first = cli("migrate")
+    assert first.exit_code == 0
+    assert "Database migrated to head." in first.output
+    assert cli("migrate").exit_code == 0

@@ -1,0 +1,81 @@
+import pytest
+from click.testing import CliRunner
+
+from shorty.cli import main
+from shorty.core.targets import Origin
+from shorty.settings import Settings, SettingsError, load_settings
+
+
+def test_defaults():
+    settings = load_settings()
+    assert settings.database_url is None
+    assert settings.code_length == 7
+    assert settings.public_base == "http://localhost:8080"
+    assert settings.own_origins == (Origin("localhost", 8080),)
+
+
+def test_values_come_from_shorty_variables(monkeypatch):
+    monkeypatch.setenv("SHORTY_DATABASE_URL", "postgresql://u:secret@db/shorty")
+    monkeypatch.setenv("SHORTY_REDIS_URL", "redis://cache:6379/0")
+    monkeypatch.setenv("SHORTY_PUBLIC_URL", "https://sho.rt/")
+    monkeypatch.setenv("SHORTY_OWN_HOSTS", "API.sho.rt, admin.sho.rt")
+    monkeypatch.setenv("SHORTY_CODE_LENGTH", "9")
+    monkeypatch.setenv("SHORTY_LOG_LEVEL", "debug")
+    settings = load_settings()
+    assert settings.require_servers() == ("postgresql://u:secret@db/shorty", "redis://cache:6379/0")
+    assert settings.public_base == "https://sho.rt"
+    assert settings.own_origins == (
+        Origin("sho.rt", None),
+        Origin("api.sho.rt", None),
+        Origin("admin.sho.rt", None),
+    )
+    assert settings.code_length == 9
+    assert settings.log_level == "DEBUG"
+    assert "secret" not in repr(settings)
+
+
+def test_every_bad_value_is_named_once(monkeypatch):
+    monkeypatch.setenv("SHORTY_CODE_LENGTH", "three")
+    monkeypatch.setenv("SHORTY_PUBLIC_URL", "not a url")
+    monkeypatch.setenv("SHORTY_DATABASE_URL", "mysql://root:hunter2@db/x")
+    monkeypatch.setenv("SHORTY_REDIS_URL", "http://cache")
+    monkeypatch.setenv("SHORTY_INITIAL_API_KEY", "short")
+    monkeypatch.setenv("SHORTY_LOG_LEVEL", "LOUD")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    problems = caught.value.problems
+    names = sorted(line.split(":", 1)[0] for line in problems)
+    assert names == [
+        "SHORTY_CODE_LENGTH",
+        "SHORTY_DATABASE_URL",
+        "SHORTY_INITIAL_API_KEY",
+        "SHORTY_LOG_LEVEL",
+        "SHORTY_PUBLIC_URL",
+        "SHORTY_REDIS_URL",
+    ]
+    assert "SHORTY_DATABASE_URL: must be a postgresql:// URL" in problems
+    assert not any("hunter2" in line for line in problems)
+
+
+def test_missing_servers_are_named():
+    with pytest.raises(SettingsError) as caught:
+        Settings().require_servers()
+    assert [line.split(":")[0] for line in caught.value.problems] == [
+        "SHORTY_DATABASE_URL",
+        "SHORTY_REDIS_URL",
+    ]
+
+
+def test_cli_reports_bad_settings_without_traceback(monkeypatch):
+    monkeypatch.setenv("SHORTY_CODE_LENGTH", "99")
+    result = CliRunner().invoke(main, ["serve", "api"])
+    assert result.exit_code == 2
+    assert "invalid settings:" in result.output
+    assert "SHORTY_CODE_LENGTH: Input should be less than or equal to 32" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_serve_without_servers_says_what_is_missing():
+    result = CliRunner().invoke(main, ["serve", "redirect"])
+    assert result.exit_code == 2
+    assert "SHORTY_DATABASE_URL: required here" in result.output
