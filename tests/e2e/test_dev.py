@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import secrets
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.helpers import scalar
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +33,9 @@ def free_port() -> int:
 class Dev:
     """A running `shorty dev`, its output collected line by line."""
 
-    def __init__(self, data_dir: Path, api_port: int, redirect_port: int) -> None:
+    def __init__(
+        self, data_dir: Path, api_port: int, redirect_port: int, env: dict | None = None
+    ) -> None:
         self.lines: list[str] = []
         self.process = subprocess.Popen(
             [
@@ -49,6 +53,7 @@ class Dev:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env={**os.environ, **(env or {})},
         )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -132,6 +137,29 @@ def test_dev_serves_the_printed_curl_and_reuses_data_on_rerun():
         finally:
             assert again.stop() == 0
     finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_dev_uses_the_servers_named_by_the_variables(clean):
+    data_dir = ROOT / ".shorty-data" / f"e2e-{secrets.token_hex(3)}"
+    api_port, redirect_port = free_port(), free_port()
+    env = {"SHORTY_DATABASE_URL": clean.database_url, "SHORTY_REDIS_URL": clean.redis_url}
+    dev = Dev(data_dir, api_port, redirect_port, env)
+    try:
+        dev.wait_for("Press Ctrl-C to stop.")
+        assert "Starting embedded" not in dev.output
+        assert not (data_dir / "postgres").exists()
+        key = re.search(r"API key\s+(shk_\w+)", dev.output).group(1)
+        body = {"target": "https://example.com/external"}
+        status, _, reply = request(api_port, "POST", "/api/v1/shorten", body, key)
+        assert status == 201, reply
+        code = json.loads(reply)["code"]
+        # The link landed in the database the variables named.
+        assert scalar(clean.database_url, "SELECT target FROM urls WHERE code = $1", code) == (
+            "https://example.com/external"
+        )
+    finally:
+        assert dev.stop() == 0
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

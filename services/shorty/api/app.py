@@ -26,6 +26,7 @@ from shorty.obs.requestlog import RequestLogMiddleware
 from shorty.runtime import open_resources
 from shorty.settings import Settings
 from shorty.store.bootstrap import ensure_initial_api_key
+from shorty.store.errors import UNAVAILABLE
 from shorty.store.keys import KeyStore
 from shorty.store.links import LinkStore
 from shorty.web import health
@@ -66,6 +67,19 @@ async def http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def unavailable(request: Request, exc: Exception) -> Response:
+    log.warning(
+        "PostgreSQL unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+    )
+    return Problem(
+        503,
+        "service-unavailable",
+        "Service temporarily unavailable",
+        "The database cannot be reached; retry in a few seconds.",
+        headers={"Retry-After": "5"},
+    ).response(request.url.path)
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Problem(
@@ -102,6 +116,7 @@ def create_app(settings: Settings) -> Starlette:
         DomainError: domain_error,
         Problem: problem,
         HTTPException: http_error,
+        **dict.fromkeys(UNAVAILABLE, unavailable),
         Exception: server_error,
     }
     return Starlette(

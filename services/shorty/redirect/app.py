@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -23,7 +24,10 @@ from shorty.redirect.pages import not_redirecting
 from shorty.redirect.resolve import Resolver
 from shorty.runtime import open_resources
 from shorty.settings import Settings
+from shorty.store.errors import UNAVAILABLE
 from shorty.web import health
+
+log = logging.getLogger(__name__)
 
 
 async def follow(request: Request) -> Response:
@@ -31,7 +35,11 @@ async def follow(request: Request) -> Response:
     if not is_well_formed(code):
         return not_redirecting(request, 404)
     state = request.app.state
-    link = await state.resolver.resolve(code)
+    try:
+        link = await state.resolver.resolve(code)
+    except UNAVAILABLE:
+        log.warning("lookup of %s failed: PostgreSQL unavailable", code)
+        return not_redirecting(request, 503)
     if link is None:
         return not_redirecting(request, 404)
     if link.state_at(datetime.now(UTC)) is not LinkState.ACTIVE:

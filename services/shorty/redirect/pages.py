@@ -22,7 +22,9 @@ body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;paddin
 _KINDS = {
     404: ("link-not-found", "Link not found", "There is no link at this address."),
     410: ("link-gone", "Link no longer available", "This link has expired or was disabled."),
+    503: ("unavailable", "Temporarily unavailable", "Please try again in a few seconds."),
 }
+RETRY_AFTER = "5"
 
 
 def wants_json(request: Request) -> bool:
@@ -33,6 +35,8 @@ def wants_json(request: Request) -> bool:
 def not_redirecting(request: Request, status: int) -> Response:
     slug, title, detail = _KINDS[status]
     headers = {"Cache-Control": "no-store"}
+    if status == 503:
+        headers["Retry-After"] = RETRY_AFTER
     if wants_json(request):
         return Problem(status, slug, title, detail, headers=headers).response(request.url.path)
     page = _PAGE.format(title=escape(title), detail=escape(detail))
