@@ -15,14 +15,17 @@ def test_defaults():
 
 
 def test_values_come_from_shorty_variables(monkeypatch):
-    monkeypatch.setenv("SHORTY_DATABASE_URL", "postgresql://u:secret@db/shorty")
+    monkeypatch.setenv("SHORTY_DATABASE_URL", "postgresql://u:hunter2@db/shorty")
     monkeypatch.setenv("SHORTY_REDIS_URL", "redis://cache:6379/0")
     monkeypatch.setenv("SHORTY_PUBLIC_URL", "https://sho.rt/")
     monkeypatch.setenv("SHORTY_OWN_HOSTS", "API.sho.rt, admin.sho.rt")
     monkeypatch.setenv("SHORTY_CODE_LENGTH", "9")
     monkeypatch.setenv("SHORTY_LOG_LEVEL", "debug")
     settings = load_settings()
-    assert settings.require_servers() == ("postgresql://u:secret@db/shorty", "redis://cache:6379/0")
+    assert settings.require_servers() == (
+        "postgresql://u:hunter2@db/shorty",
+        "redis://cache:6379/0",
+    )
     assert settings.public_base == "https://sho.rt"
     assert settings.own_origins == (
         Origin("sho.rt", None),
@@ -31,7 +34,24 @@ def test_values_come_from_shorty_variables(monkeypatch):
     )
     assert settings.code_length == 9
     assert settings.log_level == "DEBUG"
-    assert "secret" not in repr(settings)
+    assert "hunter2" not in repr(settings)
+
+
+def test_redirect_settings(monkeypatch):
+    defaults = load_settings()
+    assert defaults.redirect_rate == 0  # no per-IP limit unless asked for
+    assert defaults.trusted_proxies == []
+    monkeypatch.setenv("SHORTY_TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8")
+    monkeypatch.setenv("SHORTY_REDIRECT_RATE", "50")
+    monkeypatch.setenv("SHORTY_LRU_SIZE", "0")
+    settings = load_settings()
+    assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "fd00::/8"]
+    assert settings.redirect_rate == 50
+    assert settings.lru_size == 0
+    monkeypatch.setenv("SHORTY_TRUSTED_PROXIES", "10.0.0.0/33")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.problems[0].startswith("SHORTY_TRUSTED_PROXIES: ")
 
 
 def test_every_bad_value_is_named_once(monkeypatch):

@@ -107,6 +107,19 @@ def _write_credentials(path: Path, credentials: Credentials) -> None:
         json.dump(credentials.__dict__, handle)
 
 
+def dev_secret(path: Path) -> str:
+    """The dev secret key (visitor-hash salt), made once and kept with mode 0600."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        secret = secrets.token_urlsafe(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret)
+        return secret
+
+
 def _spawn(name: str, args: list[str], env: dict[str, str], ready_url: str | None) -> Child:
     # A new session: Ctrl-C reaches only us, and we stop the children in order.
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
@@ -197,6 +210,7 @@ def run_dev(
         )
         env["SHORTY_DATABASE_URL"] = database_url
         env["SHORTY_REDIS_URL"] = redis_url
+        env.setdefault("SHORTY_SECRET_KEY", dev_secret(data_dir / "secret_key"))
         if "SHORTY_PUBLIC_URL" not in os.environ:
             env["SHORTY_PUBLIC_URL"] = f"http://{_shown(host)}:{redirect_port}"
         click.echo("Migrating the database ...")

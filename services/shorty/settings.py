@@ -9,7 +9,14 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shorty.core.targets import Origin
@@ -61,6 +68,34 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         65_536, ge=1024, le=10_485_760, description="Largest API request body."
     )
+    lru_size: int = Field(
+        100_000, ge=0, le=10_000_000, description="Links kept in each redirect process (0: off)."
+    )
+    lru_ttl: float = Field(60.0, gt=0, le=3600, description="Seconds a link stays in that memory.")
+    negative_ttl: float = Field(
+        5.0, ge=0, le=3600, description="Seconds an unknown code is remembered as unknown."
+    )
+    click_buffer: int = Field(
+        10_000, ge=100, le=10_000_000, description="Clicks held in memory while Redis is away."
+    )
+    click_batch: int = Field(500, ge=1, le=10_000, description="Clicks sent to Redis per write.")
+    click_flush_interval: float = Field(
+        0.25, gt=0, le=60, description="Seconds between click flushes."
+    )
+    redis_backoff: float = Field(
+        2.0, ge=0, le=300, description="Seconds the redirect path skips Redis after a failure."
+    )
+    redirect_rate: float = Field(
+        0.0, ge=0, le=1_000_000, description="Redirects per second per client IP (0: no limit)."
+    )
+    redirect_burst: int = Field(20, ge=1, le=1_000_000, description="Burst above that rate.")
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed.",
+    )
+    secret_key: SecretStr | None = Field(
+        None, description="Salt of the visitor hash; the same on every replica. Random if unset."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
 
     @field_validator("database_url")
@@ -90,11 +125,11 @@ class Settings(BaseSettings):
                 raise ValueError("must be 16 to 200 printable characters without spaces")
         return value
 
-    @field_validator("own_hosts", mode="before")
+    @field_validator("own_hosts", "trusted_proxies", mode="before")
     @classmethod
-    def _split_hosts(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
-            return [host.strip().lower() for host in value.split(",") if host.strip()]
+            return [item.strip().lower() for item in value.split(",") if item.strip()]
         return value
 
     @field_validator("log_level", mode="before")

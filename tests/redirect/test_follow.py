@@ -1,11 +1,9 @@
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 from starlette.testclient import TestClient
 
-from shorty.cache.links import KEY
 from shorty.redirect.app import create_app
 from shorty.redirect.clicks import STREAM
 from shorty.settings import Settings
@@ -93,7 +91,21 @@ def test_link_expiring_later_still_redirects(client, clean):
 
 
 @pytest.mark.parametrize(
-    "path", ["/abc1234/", "/ab", "/abc.def", "/abc%20def", "/" + "a" * 65, "/a/b"]
+    "path",
+    [
+        "/abc1234/",
+        "/ab",
+        "/abc.def",
+        "/abc%20def",
+        "/" + "a" * 65,
+        "/a/b",
+        "/../etc/passwd",
+        "/..%2F..%2Fetc",
+        "/%00abc",
+        "/abc%00",
+        "/caf%C3%A9",
+        "/日本語コード",
+    ],
 )
 def test_malformed_paths_are_404_without_a_lookup(client, clean, path):
     add_link(clean.database_url, "abc1234")
@@ -111,41 +123,27 @@ def test_malformed_paths_are_404_without_a_lookup(client, clean, path):
     assert looked_up == ["abc1234"]
 
 
-def test_lookup_fills_the_redis_cache_and_is_served_from_it(client, clean, cache):
-    add_link(clean.database_url, "cached1")
-    assert client.get("/cached1").status_code == 302
-    entry = json.loads(cache.get(KEY.format("cached1")))
-    assert entry[0] == "https://example.com/landing"
-    # Served from Redis even after PostgreSQL's row changes (until invalidated).
-    query(
-        clean.database_url,
-        "UPDATE urls SET target = 'https://changed.example' WHERE code = 'cached1'",
-    )
-    assert client.get("/cached1").headers["location"] == "https://example.com/landing"
-    cache.delete(KEY.format("cached1"))
-    assert client.get("/cached1").headers["location"] == "https://changed.example"
-
-
-def test_click_limited_links_are_not_cached(client, clean, cache):
-    add_link(clean.database_url, "limited", max_clicks=5)
-    assert client.get("/limited").status_code == 302
-    assert cache.exists(KEY.format("limited")) == 0
-
-
-def test_get_records_a_click_without_ip_head_does_not(client, clean, cache):
+def test_get_records_a_click_without_ip_head_does_not(settings, clean, cache):
     add_link(clean.database_url, "clicky")
-    client.get(
-        "/clicky",
-        headers={"Referer": "https://news.example.org/item?id=1", "User-Agent": "TestBrowser/1.0"},
-    )
-    client.head("/clicky")
-    entries = cache.xrange(STREAM)
-    assert len(entries) == 1
-    fields = entries[0][1]
-    assert fields[b"code"] == b"clicky"
-    assert fields[b"ref"] == b"news.example.org"
-    assert fields[b"ua"] == b"TestBrowser/1.0"
-    assert set(fields) == {b"code", b"ts", b"ref", b"ua"}
+    browser = "Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"
+    with TestClient(create_app(settings), client=("203.0.113.7", 5000)) as client:
+        client.get(
+            "/clicky",
+            headers={"Referer": "https://news.example.org/item?id=1", "User-Agent": browser},
+        )
+        client.head("/clicky")
+        client.get("/clicky", headers={"User-Agent": "Slackbot-LinkExpanding 1.0"})
+    entries = cache.xrange(STREAM)  # the buffer was flushed when the app stopped
+    assert len(entries) == 2
+    human, bot = (entry[1] for entry in entries)
+    assert human[b"code"] == b"clicky"
+    assert human[b"ref"] == b"news.example.org"
+    assert human[b"ua"] == browser.encode()
+    assert human[b"bot"] == b"0"
+    assert bot[b"bot"] == b"1"
+    assert set(human) == {b"code", b"ts", b"ref", b"ua", b"vh", b"bot"}
+    assert len(human[b"vh"]) == 16
+    assert b"203.0.113.7" not in b"".join(human.values())
 
 
 def test_redirects_survive_redis_being_unreachable(clean, tmp_path):
@@ -160,3 +158,54 @@ def test_redirects_survive_redis_being_unreachable(clean, tmp_path):
         assert response.status_code == 302
         assert response.headers["location"] == "https://example.com/landing"
         assert client.get("/missing").status_code == 404
+
+
+def test_query_is_forwarded_when_the_link_asks(client, clean):
+    add_link(
+        clean.database_url,
+        "fwd",
+        "https://shop.example/p?ref=link&utm_source=x",
+        forward_query=True,
+    )
+    add_link(clean.database_url, "nofwd", "https://shop.example/p?ref=link")
+    forwarded = client.get("/fwd?utm_source=mail&lang=de")
+    assert (
+        forwarded.headers["location"] == "https://shop.example/p?ref=link&utm_source=mail&lang=de"
+    )
+    assert client.get("/fwd").headers["location"] == "https://shop.example/p?ref=link&utm_source=x"
+    assert (
+        client.get("/nofwd?utm_source=mail").headers["location"]
+        == "https://shop.example/p?ref=link"
+    )
+
+
+def test_click_limit_counts_gets_not_heads(client, clean):
+    add_link(clean.database_url, "twice", max_clicks=2)
+    assert client.head("/twice").status_code == 302
+    assert client.get("/twice").status_code == 302
+    assert client.head("/twice").status_code == 302
+    assert client.get("/twice").status_code == 302
+    assert client.get("/twice").status_code == 410
+    assert client.head("/twice").status_code == 410
+
+
+def test_click_limit_starts_from_the_stored_count(client, clean):
+    add_link(clean.database_url, "almost", max_clicks=5, click_count=4)
+    assert client.get("/almost").status_code == 302
+    assert client.get("/almost").status_code == 410
+
+
+def test_click_limit_without_redis_uses_the_stored_count(clean, tmp_path):
+    add_link(clean.database_url, "limited", max_clicks=3, click_count=2)
+    add_link(clean.database_url, "spent", max_clicks=3, click_count=3)
+    settings = Settings(
+        database_url=clean.database_url, redis_url=f"unix://{tmp_path}/gone.sock", redis_timeout=0.2
+    )
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        assert client.get("/limited").status_code == 302
+        assert client.get("/spent").status_code == 410
+
+
+def test_location_is_ascii_for_unicode_targets(client, clean):
+    add_link(clean.database_url, "uni", "https://example.com/%C3%BCber")
+    assert client.get("/uni").headers["location"] == "https://example.com/%C3%BCber"

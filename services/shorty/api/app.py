@@ -22,6 +22,7 @@ from shorty.core.errors import (
     InvalidTarget,
     LinkNotFound,
 )
+from shorty.obs.metrics import metrics
 from shorty.obs.requestlog import RequestLogMiddleware
 from shorty.runtime import open_resources
 from shorty.settings import Settings
@@ -102,16 +103,17 @@ def create_app(settings: Settings) -> Starlette:
             app.state.redis = resources.redis
             app.state.links = LinkStore(resources.pool, settings.code_length)
             app.state.keys = KeyStore(resources.pool)
-            app.state.cache = LinkCache(resources.redis, settings.cache_ttl)
+            app.state.cache = LinkCache(resources.redis, settings.cache_ttl, settings.negative_ttl)
             yield
 
     routes = [
         *health.routes,
+        Route("/metrics", metrics),
         Route("/api/v1/shorten", links.shorten, methods=["POST"]),
         Route("/api/v1/urls/{code}", links.get_url, methods=["GET"]),
         Route("/api/v1/urls/{code}", links.delete_url, methods=["DELETE"]),
     ]
-    middleware = [Middleware(RequestLogMiddleware, skip_paths=health.PROBE_PATHS)]
+    middleware = [Middleware(RequestLogMiddleware, service="api", skip_paths=health.PROBE_PATHS)]
     handlers = {
         DomainError: domain_error,
         Problem: problem,

@@ -34,6 +34,8 @@ async def shorten(request: Request) -> Response:
     link = await store.create(
         target, owner_id=principal.user_id, alias=alias, expires_at=expires_at
     )
+    # The code may be remembered as unknown (a negative cache entry): forget that.
+    await _invalidate(request, link.code)
     out = LinkOut.of(link, settings.public_base)
     return JSONResponse(
         out.model_dump(mode="json"),
@@ -60,10 +62,14 @@ async def delete_url(request: Request) -> Response:
     link = await store.delete(code, owner_id=None if principal.is_admin else principal.user_id)
     if link is None:
         raise LinkNotFound(f"No link has the code '{code}'.")
+    await _invalidate(request, code)
+    return Response(status_code=204)
+
+
+async def _invalidate(request: Request, code: str) -> None:
     cache: LinkCache = request.app.state.cache
     try:
-        await cache.forget(code)
-    except RedisError as exc:
-        # The entry expires by itself within SHORTY_CACHE_TTL seconds.
-        log.warning("could not drop %s from the Redis cache: %s", code, type(exc).__name__)
-    return Response(status_code=204)
+        await cache.invalidate(code)
+    except (RedisError, OSError) as exc:
+        # Cached copies expire by themselves (SHORTY_CACHE_TTL, SHORTY_LRU_TTL).
+        log.warning("could not invalidate %s: %s", code, type(exc).__name__)

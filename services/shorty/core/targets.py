@@ -8,8 +8,9 @@ person understands.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import idna
 
@@ -58,12 +59,33 @@ def normalize_target(raw: str, own: tuple[Origin, ...] = ()) -> str:
     host = _ascii_host(parts.hostname or "")
     _refuse_own(host, port if port is not None else _DEFAULT_PORTS[scheme], own)
     netloc = _netloc(host, port, scheme)
-    canonical = urlunsplit(SplitResult(scheme, netloc, parts.path, parts.query, parts.fragment))
+    path, query, fragment = (_ascii(part) for part in (parts.path, parts.query, parts.fragment))
+    canonical = urlunsplit(SplitResult(scheme, netloc, path, query, fragment))
     if len(canonical) > MAX_LENGTH:
         raise InvalidTarget(
             "too-long", f"The target URL is longer than {MAX_LENGTH} characters once encoded."
         )
     return canonical
+
+
+_NON_ASCII = re.compile(r"[^\x21-\x7e]+")
+
+
+def _ascii(part: str) -> str:
+    """Percent-encode non-ASCII characters (as browsers do): a Location header is ASCII."""
+    return _NON_ASCII.sub(lambda match: quote(match.group(), safe=""), part)
+
+
+def merge_query(target: str, query: str) -> str:
+    """``target`` with the parameters of ``query`` added; a parameter present in both
+    takes the value from ``query`` (the visitor's), as for utm_* tags."""
+    incoming = parse_qsl(query, keep_blank_values=True)
+    if not incoming:
+        return target
+    parts = urlsplit(target)
+    names = {name for name, _ in incoming}
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in names]
+    return urlunsplit(parts._replace(query=urlencode(kept + incoming)))
 
 
 def _ascii_host(host: str) -> str:

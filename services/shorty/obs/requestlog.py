@@ -9,6 +9,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shorty.obs.metrics import REQUEST_SECONDS
+
 log = logging.getLogger("shorty.request")
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -16,8 +18,11 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 class RequestLogMiddleware:
     """Logs method, path (never the query: it may hold secrets), status and duration."""
 
-    def __init__(self, app: ASGIApp, *, skip_paths: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, app: ASGIApp, *, service: str, skip_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
+        self.service = service
         self.skip_paths = skip_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -41,8 +46,10 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            REQUEST_SECONDS.labels(self.service, scope["method"], str(status)).observe(elapsed)
             if scope["path"] not in self.skip_paths or status >= 400:
-                _log(scope, status, started, request_id)
+                _log(scope, status, elapsed, request_id)
 
 
 def _incoming_id(scope: Scope) -> str | None:
@@ -53,7 +60,7 @@ def _incoming_id(scope: Scope) -> str | None:
     return None
 
 
-def _log(scope: Scope, status: int, started: float, request_id: str) -> None:
+def _log(scope: Scope, status: int, elapsed: float, request_id: str) -> None:
     headers = dict(scope["headers"])
     client = scope.get("client")
     log.info(
@@ -66,7 +73,7 @@ def _log(scope: Scope, status: int, started: float, request_id: str) -> None:
             "http.request.id": request_id,
             "http.response.status_code": status,
             "url.path": scope["path"],
-            "event.duration": int((time.perf_counter() - started) * 1e9),
+            "event.duration": int(elapsed * 1e9),
             "client.address": client[0] if client else None,
             "user_agent.original": headers.get(b"user-agent", b"").decode("latin-1")[:512],
         },

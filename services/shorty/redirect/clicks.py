@@ -1,46 +1,57 @@
-"""Click capture: one Redis Stream entry per redirect, written after the response.
+"""What one click records: no IP address, only a salted, daily-rotating visitor hash.
 
-The worker turns entries into ``clicks`` rows and ``click_count``. No IP
-address is recorded; the referrer is kept as its host only.
+The hash lets the analytics count distinct visitors per day without being
+able to recognise anyone across days or recover an address.
 """
 
 from __future__ import annotations
 
-import logging
-import time
+import hashlib
+import re
 from urllib.parse import urlsplit
 
-import redis.asyncio as aredis
-from redis.exceptions import RedisError
 from starlette.datastructures import Headers
-
-log = logging.getLogger(__name__)
 
 STREAM = "shorty:clicks"
 STREAM_MAXLEN = 1_000_000  # approximate cap, so an idle worker cannot exhaust Redis memory
+DAY_MS = 86_400_000
+
+# Crawlers, link-preview fetchers and HTTP libraries: counted, but marked.
+_BOT = re.compile(
+    r"bot\b|bot/|crawl|spider|slurp|facebookexternalhit|facebookcatalog|embedly|preview"
+    r"|whatsapp|telegram|discord|slack|skypeuripreview|vkshare|pinterest|bitlybot|quora link"
+    r"|curl/|wget/|python-requests|python-urllib|httpx|aiohttp|go-http-client|okhttp"
+    r"|headlesschrome|lighthouse|monitor|uptime",
+    re.IGNORECASE,
+)
 
 
-def click_fields(code: str, headers: Headers, now_ms: int) -> dict[str, str]:
+def is_bot(user_agent: str) -> bool:
+    return not user_agent or _BOT.search(user_agent) is not None
+
+
+def visitor_hash(secret: bytes, ip: str, user_agent: str, now_ms: int) -> str:
+    day = str(now_ms // DAY_MS).encode()
+    digest = hashlib.blake2b(
+        b"\0".join((day, ip.encode(), user_agent.encode())), key=secret[:64], digest_size=8
+    )
+    return digest.hexdigest()
+
+
+def click_fields(
+    code: str, headers: Headers, ip: str, now_ms: int, secret: bytes
+) -> dict[str, str]:
     referrer = headers.get("referer", "")
     try:
         referrer_host = (urlsplit(referrer).hostname or "")[:255]
     except ValueError:
         referrer_host = ""
+    user_agent = headers.get("user-agent", "")[:512]
     return {
         "code": code,
         "ts": str(now_ms),
         "ref": referrer_host,
-        "ua": headers.get("user-agent", "")[:512],
+        "ua": user_agent,
+        "vh": visitor_hash(secret, ip, user_agent, now_ms),
+        "bot": "1" if is_bot(user_agent) else "0",
     }
-
-
-class ClickRecorder:
-    def __init__(self, client: aredis.Redis) -> None:
-        self._redis = client
-
-    async def record(self, code: str, headers: Headers) -> None:
-        fields = click_fields(code, headers, int(time.time() * 1000))
-        try:
-            await self._redis.xadd(STREAM, fields, maxlen=STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
-        except RedisError as exc:
-            log.warning("click for %s not recorded: %s", code, type(exc).__name__)

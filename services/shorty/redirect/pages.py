@@ -21,10 +21,14 @@ body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;paddin
 
 _KINDS = {
     404: ("link-not-found", "Link not found", "There is no link at this address."),
-    410: ("link-gone", "Link no longer available", "This link has expired or was disabled."),
+    410: (
+        "link-gone",
+        "Link no longer available",
+        "This link has expired, was disabled or reached its click limit.",
+    ),
+    429: ("rate-limited", "Too many requests", "Slow down, then try again."),
     503: ("unavailable", "Temporarily unavailable", "Please try again in a few seconds."),
 }
-RETRY_AFTER = "5"
 
 
 def wants_json(request: Request) -> bool:
@@ -32,11 +36,11 @@ def wants_json(request: Request) -> bool:
     return "json" in accept and "text/html" not in accept
 
 
-def not_redirecting(request: Request, status: int) -> Response:
+def not_redirecting(request: Request, status: int, *, retry_after: int | None = None) -> Response:
     slug, title, detail = _KINDS[status]
     headers = {"Cache-Control": "no-store"}
-    if status == 503:
-        headers["Retry-After"] = RETRY_AFTER
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     if wants_json(request):
         return Problem(status, slug, title, detail, headers=headers).response(request.url.path)
     page = _PAGE.format(title=escape(title), detail=escape(detail))

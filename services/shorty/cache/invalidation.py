@@ -1,0 +1,43 @@
+"""Listening for link invalidations (Redis pub/sub) on behalf of a redirect replica.
+
+Messages missed while the subscription was down cannot be replayed, so every
+(re)subscription first calls ``on_reset`` to forget all cached links. While
+Redis is away the cached links keep being served, each for at most its TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import redis.asyncio as aredis
+from redis.exceptions import RedisError
+
+from shorty.cache.links import INVALIDATIONS
+
+log = logging.getLogger(__name__)
+
+
+async def listen(
+    client: aredis.Redis,
+    on_code: Callable[[str], None],
+    on_reset: Callable[[], None],
+    *,
+    retry_seconds: float = 1.0,
+) -> None:
+    """Run until cancelled: call ``on_code`` for each invalidated code."""
+    while True:
+        try:
+            async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                await pubsub.subscribe(INVALIDATIONS)
+                on_reset()
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message["type"] == "message":
+                        on_code(message["data"].decode())
+        except (RedisError, OSError) as exc:
+            # Cached links keep being served meanwhile (they expire after SHORTY_LRU_TTL);
+            # the next subscription starts with on_reset() for what was missed.
+            log.warning("invalidation subscription lost: %s; retrying", type(exc).__name__)
+            await asyncio.sleep(retry_seconds)

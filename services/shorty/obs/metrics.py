@@ -1,0 +1,38 @@
+"""Prometheus metrics of the services, exposed on ``/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+REQUEST_SECONDS = Histogram(
+    "shorty_http_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["service", "method", "status"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+LOOKUPS = Counter(
+    "shorty_redirect_lookups_total",
+    "Redirect lookups by the tier that answered them and what it said.",
+    ["tier", "result"],  # tier: lru, redis, postgres; result: hit, absent
+)
+REDIS_SKIPPED = Counter(
+    "shorty_redirect_redis_skipped_total",
+    "Redis calls the redirect path skipped because Redis failed moments before.",
+)
+REDIS_ERRORS = Counter(
+    "shorty_redirect_redis_errors_total", "Redis calls on the redirect path that failed."
+)
+CLICKS_BUFFERED = Gauge(
+    "shorty_click_buffer_size", "Clicks waiting in memory to be written to Redis."
+)
+CLICKS_FLUSHED = Counter("shorty_clicks_flushed_total", "Clicks written to the Redis stream.")
+CLICKS_DROPPED = Counter(
+    "shorty_clicks_dropped_total", "Clicks lost because the buffer was full (oldest first)."
+)
+RATE_LIMITED = Counter("shorty_rate_limited_total", "Requests refused with 429.", ["service"])
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

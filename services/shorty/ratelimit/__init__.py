@@ -1,0 +1,1 @@
+"""Rate limiting: an in-process token bucket (the Redis-backed limiter joins later)."""

@@ -1,0 +1,110 @@
+"""Clicks wait in a bounded buffer and go to the Redis stream in batches.
+
+``add`` never waits: the redirect answers first. A background task writes a
+batch when ``batch`` clicks are waiting or every ``interval`` seconds. While
+Redis is away the buffer keeps the newest ``capacity`` clicks and counts the
+ones it drops; ``close`` writes what is left before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+
+import redis.asyncio as aredis
+from redis.exceptions import RedisError
+
+from shorty.obs.metrics import CLICKS_BUFFERED, CLICKS_DROPPED, CLICKS_FLUSHED
+from shorty.redirect.clicks import STREAM, STREAM_MAXLEN
+
+log = logging.getLogger(__name__)
+Fields = dict[str, str]
+MAX_BACKOFF = 5.0
+
+
+class ClickBuffer:
+    def __init__(self, client: aredis.Redis, *, capacity: int, batch: int, interval: float) -> None:
+        self._redis = client
+        self._clicks: deque[Fields] = deque()
+        self.capacity = capacity
+        self.batch = batch
+        self.interval = interval
+        self.dropped = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._clicks)
+
+    def add(self, fields: Fields) -> None:
+        if len(self._clicks) >= self.capacity:
+            self._clicks.popleft()
+            self.dropped += 1
+            CLICKS_DROPPED.inc()
+        self._clicks.append(fields)
+        if len(self._clicks) >= self.batch:
+            self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="click-buffer")
+
+    async def _run(self) -> None:
+        backoff = self.interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+            failed = False
+            while self._clicks:
+                sent = await self.flush()
+                failed = sent == 0
+                if sent < self.batch:
+                    break  # written all, or Redis failed
+            if failed:
+                # Redis is away: wait (ignoring wake-ups) before trying again.
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                await asyncio.sleep(backoff)
+            else:
+                backoff = self.interval
+
+    async def flush(self) -> int:
+        """Write up to one batch; on failure the clicks go back to the front."""
+        taken = [self._clicks.popleft() for _ in range(min(self.batch, len(self._clicks)))]
+        if not taken:
+            return 0
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for fields in taken:
+                    pipe.xadd(STREAM, fields, maxlen=STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            room = self.capacity - len(self._clicks)
+            kept = taken[-room:] if room > 0 else []
+            lost = len(taken) - len(kept)
+            self._clicks.extendleft(reversed(kept))
+            if lost:
+                self.dropped += lost
+                CLICKS_DROPPED.inc(lost)
+            CLICKS_BUFFERED.set(len(self._clicks))
+            log.warning(
+                "clicks not written (%d waiting): %s", len(self._clicks), type(exc).__name__
+            )
+            return 0
+        CLICKS_FLUSHED.inc(len(taken))
+        CLICKS_BUFFERED.set(len(self._clicks))
+        return len(taken)
+
+    async def close(self, seconds: float = 5.0) -> None:
+        """Stop the task and write what is left, giving up after ``seconds``."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                while self._clicks and await self.flush() > 0:
+                    pass
+        if self._clicks:
+            log.warning("%d clicks lost at shutdown: Redis unreachable", len(self._clicks))

@@ -1,0 +1,132 @@
+"""The lookup tiers: process LRU, Redis, PostgreSQL; negative caching; invalidation."""
+
+import time
+
+import pytest
+import redis
+from prometheus_client import REGISTRY
+from starlette.testclient import TestClient
+
+from shorty.api.app import create_app as create_api
+from shorty.cache.links import KEY
+from shorty.redirect.app import create_app
+from tests.helpers import bearer, query, user_with_key
+from tests.redirect.test_follow import add_link
+
+
+def lookups(tier, result):
+    return (
+        REGISTRY.get_sample_value("shorty_redirect_lookups_total", {"tier": tier, "result": result})
+        or 0
+    )
+
+
+@pytest.fixture
+def cache(clean):
+    client = redis.Redis.from_url(clean.redis_url)
+    yield client
+    client.close()
+
+
+def redirect_client(settings, **changes):
+    return TestClient(create_app(settings.model_copy(update=changes)), follow_redirects=False)
+
+
+def test_tiers_answer_in_order(settings, clean):
+    add_link(clean.database_url, "tiered")
+    before = {t: lookups(t, "hit") for t in ("lru", "redis", "postgres")}
+    with redirect_client(settings) as first, redirect_client(settings) as second:
+        assert first.get("/tiered").status_code == 302  # PostgreSQL, then cached
+        assert first.get("/tiered").status_code == 302  # LRU
+        assert second.get("/tiered").status_code == 302  # second replica: Redis
+    after = {t: lookups(t, "hit") - before[t] for t in before}
+    assert after == {"lru": 1, "redis": 1, "postgres": 1}
+
+
+def test_redis_tier_serves_until_invalidated(settings, clean, cache):
+    add_link(clean.database_url, "cached1")
+    with redirect_client(settings, lru_size=0) as client:
+        assert client.get("/cached1").status_code == 302
+        assert cache.get(KEY.format("cached1")).startswith(b'["https://example.com/landing"')
+        query(
+            clean.database_url,
+            "UPDATE urls SET target = 'https://changed.example' WHERE code = 'cached1'",
+        )
+        assert client.get("/cached1").headers["location"] == "https://example.com/landing"
+        cache.delete(KEY.format("cached1"))
+        assert client.get("/cached1").headers["location"] == "https://changed.example"
+
+
+def test_postgres_tier_alone(settings, clean, cache):
+    add_link(clean.database_url, "pgonly")
+    before = lookups("postgres", "hit")
+    with redirect_client(settings, lru_size=0, cache_ttl=0) as client:
+        for _ in range(3):
+            assert client.get("/pgonly").status_code == 302
+    assert lookups("postgres", "hit") - before == 3
+    assert cache.exists(KEY.format("pgonly")) == 0
+
+
+def test_misses_are_cached_so_postgres_sees_a_code_once(settings, clean, cache):
+    before = lookups("postgres", "absent")
+    with redirect_client(settings) as first, redirect_client(settings) as second:
+        for client in (first, first, second, second):
+            assert client.get("/missing1").status_code == 404
+    assert lookups("postgres", "absent") - before == 1
+    assert cache.get(KEY.format("missing1")) == b"-"
+    ttl_ms = cache.pttl(KEY.format("missing1"))
+    assert 0 < ttl_ms <= 5000
+
+
+def test_negative_entry_expires(settings, clean):
+    before = lookups("postgres", "absent")
+    with redirect_client(settings, negative_ttl=0.2) as client:
+        assert client.get("/missing2").status_code == 404
+        time.sleep(0.3)
+        assert client.get("/missing2").status_code == 404
+    assert lookups("postgres", "absent") - before == 2
+
+
+def wait_for(predicate, seconds=1.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_api_changes_reach_every_replica_within_a_second(settings, clean):
+    _, key = user_with_key(clean.database_url, "ada@example.com")
+    with (
+        TestClient(create_api(settings)) as api,
+        redirect_client(settings) as first,
+        redirect_client(settings) as second,
+    ):
+        created = api.post(
+            "/api/v1/shorten",
+            json={"target": "https://one.example", "alias": "moving"},
+            headers=bearer(key),
+        )
+        assert created.status_code == 201
+        for replica in (first, second):
+            assert replica.get("/moving").headers["location"] == "https://one.example"
+            assert replica.get("/moving").status_code == 302  # now in each LRU
+        assert api.delete("/api/v1/urls/moving", headers=bearer(key)).status_code == 204
+        for replica in (first, second):
+            assert wait_for(lambda r=replica: r.get("/moving").status_code == 404)
+
+
+def test_creating_a_code_clears_its_cached_miss(settings, clean):
+    _, key = user_with_key(clean.database_url, "ada@example.com")
+    with (
+        TestClient(create_api(settings)) as api,
+        redirect_client(settings, negative_ttl=60) as replica,
+    ):
+        assert replica.get("/latecomer").status_code == 404  # remembered as unknown for 60 s
+        api.post(
+            "/api/v1/shorten",
+            json={"target": "https://late.example", "alias": "latecomer"},
+            headers=bearer(key),
+        )
+        assert wait_for(lambda: replica.get("/latecomer").status_code == 302)
