@@ -9,9 +9,8 @@ STAMP  := $(VENV)/.installed-stamp
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Shorty needs Python 3.11 or newer (set PYTHON=python3.x)")'
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(STAMP): pyproject.toml scripts/mkvenv.py
+	@$(PYTHON) scripts/mkvenv.py $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
@@ -42,7 +41,7 @@ bench: $(STAMP)  ## benchmarks (not part of make test)
 clean:  ## remove the venv, caches and test data (keeps your dev data)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .shorty-data/test .shorty-data/e2e-*
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
-	rm -rf services/*.egg-info operator/*.egg-info build dist
+	rm -rf *.egg-info services/*.egg-info operator/*.egg-info build dist
 
 distclean: clean  ## also remove .shorty-data (the embedded databases of `make run`)
 	rm -rf .shorty-data

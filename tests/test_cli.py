@@ -94,3 +94,35 @@ def test_migrate_is_repeatable(cli):
     assert first.exit_code == 0
     assert "Database migrated to head." in first.output
     assert cli("migrate").exit_code == 0
+
+
+def test_long_key_name_is_a_clean_error(cli):
+    cli("user", "create", "--email", "ada@example.com", "--password", "long enough pw")
+    result = cli("apikey", "create", "--email", "ada@example.com", "--name", "n" * 101)
+    assert result.exit_code == 1
+    assert "at most 100 printable characters" in result.output
+
+
+def test_unmigrated_database_says_to_migrate(stack, monkeypatch):
+    import asyncio
+    import secrets
+
+    from shorty import embedded
+    from tests.conftest import drop_database
+
+    name = f"shorty_bare_{secrets.token_hex(4)}"
+    url = asyncio.run(embedded.ensure_database(stack.admin_url, name))
+    monkeypatch.setenv("SHORTY_DATABASE_URL", url)
+    try:
+        result = CliRunner().invoke(main, ["apikey", "list"])
+    finally:
+        asyncio.run(drop_database(stack.admin_url, name))
+    assert result.exit_code == 1
+    assert "run `shorty migrate` first" in result.output
+
+
+def test_unreachable_database_is_a_clean_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("SHORTY_DATABASE_URL", f"postgresql://x@/shorty?host={tmp_path}")
+    result = CliRunner().invoke(main, ["apikey", "list"])
+    assert result.exit_code == 1
+    assert "Cannot reach PostgreSQL" in result.output

@@ -99,3 +99,33 @@ def test_serve_without_servers_says_what_is_missing():
     result = CliRunner().invoke(main, ["serve", "redirect"])
     assert result.exit_code == 2
     assert "SHORTY_DATABASE_URL: required here" in result.output
+
+
+def test_hosts_and_emails_are_normalized(monkeypatch):
+    monkeypatch.setenv("SHORTY_PUBLIC_URL", "http://[::1]:8080")
+    monkeypatch.setenv("SHORTY_OWN_HOSTS", "Bücher.de, API.sho.rt.")
+    monkeypatch.setenv("SHORTY_INITIAL_ADMIN_EMAIL", " Root@Example.COM ")
+    settings = load_settings()
+    assert settings.own_origins == (
+        Origin("::1", 8080),
+        Origin("xn--bcher-kva.de"),
+        Origin("api.sho.rt"),
+    )
+    assert settings.initial_admin_email == "root@example.com"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SHORTY_PUBLIC_URL", "https://sho.rt/?x=1", "must not have a query or fragment"),
+        ("SHORTY_PUBLIC_URL", "https://sho.rt/#top", "must not have a query or fragment"),
+        ("SHORTY_INITIAL_ADMIN_EMAIL", "not-an-email", "is not an email address"),
+        ("SHORTY_OWN_HOSTS", "ok.example, -bad-.example", "not a valid host name"),
+    ],
+)
+def test_more_bad_values(monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.problems[0].startswith(f"{name}: ")
+    assert message in caught.value.problems[0]

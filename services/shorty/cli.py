@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +17,8 @@ from shorty import __version__, embedded
 from shorty.core.accounts import DEFAULT_SCOPES, SCOPES
 from shorty.core.errors import DomainError
 from shorty.settings import Settings, SettingsError, load_settings
+from shorty.store.db import small_pool
+from shorty.store.errors import UNAVAILABLE
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_DATA_DIR = ".shorty-data"
@@ -55,27 +57,18 @@ def database_url(config: Settings, data_dir: Path) -> Iterator[str]:
         yield config.database_url.get_secret_value()
         return
     try:
-        server, admin_url = embedded.start_postgres(data_dir)
+        server, url = embedded.start_database(data_dir)
     except embedded.EmbeddedUnavailable as exc:
         raise click.ClickException(f"SHORTY_DATABASE_URL is not set and {exc}") from None
     try:
-        yield asyncio.run(embedded.ensure_database(admin_url, embedded.DATABASE))
+        yield url
     finally:
         server.cleanup()  # stops it only if no other process (e.g. `shorty dev`) uses it
 
 
-@asynccontextmanager
-async def pool_for(url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
-    assert pool is not None
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
 def domain_errors(func: F) -> F:
-    """Turn a DomainError (bad email, unknown key, ...) into a one-line CLI error."""
+    """Turn the errors a person can act on (bad email, unknown key, unmigrated or
+    unreachable database) into a one-line message instead of a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -83,6 +76,14 @@ def domain_errors(func: F) -> F:
             return func(*args, **kwargs)
         except DomainError as exc:
             raise click.ClickException(exc.message) from None
+        except asyncpg.UndefinedTableError:
+            raise click.ClickException(
+                "The database has no Shorty tables yet; run `shorty migrate` first."
+            ) from None
+        except UNAVAILABLE as exc:
+            raise click.ClickException(
+                f"Cannot reach PostgreSQL ({type(exc).__name__}); check SHORTY_DATABASE_URL."
+            ) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -123,16 +124,22 @@ def serve() -> None:
     """Run one service in the foreground (needs SHORTY_DATABASE_URL and SHORTY_REDIS_URL)."""
 
 
-def _serve_http(service: str, host: str, port: int) -> None:
-    import uvicorn
-
-    from shorty.obs.logging import configure_logging
-
+def server_settings() -> Settings:
+    """Settings for a service: SHORTY_DATABASE_URL and SHORTY_REDIS_URL required."""
     config = settings()
     try:
         config.require_servers()
     except SettingsError as exc:
         raise BadSettings(exc) from None
+    return config
+
+
+def _serve_http(service: str, host: str, port: int) -> None:
+    import uvicorn
+
+    from shorty.obs.logging import configure_logging
+
+    config = server_settings()
     configure_logging(config.log_level, service)
     if service == "api":
         from shorty.api.app import create_app
@@ -174,11 +181,7 @@ def serve_worker() -> None:
     from shorty.obs.logging import configure_logging
     from shorty.worker.main import run_worker
 
-    config = settings()
-    try:
-        config.require_servers()
-    except SettingsError as exc:
-        raise BadSettings(exc) from None
+    config = server_settings()
     configure_logging(config.log_level, "worker")
     asyncio.run(run_worker(config))
 
@@ -186,6 +189,7 @@ def serve_worker() -> None:
 @main.command("migrate")
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
 @data_dir_option
+@domain_errors
 def migrate_cmd(revision: str, data_dir: Path) -> None:
     """Bring the database schema up to date (safe to run repeatedly and concurrently)."""
     from shorty.store import migrate
@@ -217,7 +221,7 @@ def user_create(email: str, password: str, admin: bool, data_dir: Path) -> None:
     from shorty.store.users import UserStore
 
     async def create(url: str) -> None:
-        async with pool_for(url) as pool:
+        async with small_pool(url) as pool:
             created = await UserStore(pool).create(
                 email, password, role="admin" if admin else "user"
             )
@@ -251,7 +255,7 @@ def apikey_create(email: str, name: str, scopes: tuple[str, ...], data_dir: Path
     from shorty.store.users import UserStore
 
     async def create(url: str) -> str:
-        async with pool_for(url) as pool:
+        async with small_pool(url) as pool:
             owner = await UserStore(pool).by_email(email)
             if owner is None:
                 raise InvalidAccount(f"No user has the email '{email}'.")
@@ -275,7 +279,7 @@ def apikey_list(email: str | None, data_dir: Path) -> None:
     from shorty.store.users import UserStore
 
     async def fetch(url: str) -> list[ApiKey]:
-        async with pool_for(url) as pool:
+        async with small_pool(url) as pool:
             owner_id = None
             if email is not None:
                 owner = await UserStore(pool).by_email(email)
@@ -322,7 +326,7 @@ def apikey_revoke(key: str, data_dir: Path) -> None:
     from shorty.store.keys import KeyStore
 
     async def revoke(url: str) -> str:
-        async with pool_for(url) as pool:
+        async with small_pool(url) as pool:
             revoked = await KeyStore(pool).revoke(key.removesuffix("..."))
             return f"Revoked key {revoked.id} ({revoked.prefix}...) of {revoked.email}."
 

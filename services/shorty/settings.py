@@ -19,7 +19,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shorty.core.targets import Origin
+from shorty.core.accounts import normalize_email
+from shorty.core.errors import DomainError
+from shorty.core.targets import Origin, ascii_host
 
 ENV_PREFIX = "SHORTY_"
 
@@ -125,6 +127,29 @@ class Settings(BaseSettings):
                 raise ValueError("must be 16 to 200 printable characters without spaces")
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _plain_base(cls, value: AnyHttpUrl) -> AnyHttpUrl:
+        if value.query or value.fragment:
+            raise ValueError("must not have a query or fragment (codes are appended to it)")
+        return value
+
+    @field_validator("own_hosts")
+    @classmethod
+    def _ascii_hosts(cls, value: list[str]) -> list[str]:
+        try:
+            return [ascii_host(host) for host in value]
+        except DomainError as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("initial_admin_email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        try:
+            return normalize_email(value)
+        except DomainError as exc:
+            raise ValueError(exc.message) from None
+
     @field_validator("own_hosts", "trusted_proxies", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
@@ -148,8 +173,7 @@ class Settings(BaseSettings):
         url = self.public_url
         default_port = {"http": 80, "https": 443}[url.scheme]
         port = url.port if url.port != default_port else None
-        host = (url.host or "").lower()
-        return (Origin(host, port), *(Origin(h, None) for h in self.own_hosts))
+        return (Origin(ascii_host(url.host or ""), port), *(Origin(h) for h in self.own_hosts))
 
     def require_servers(self) -> tuple[str, str]:
         """Both server URLs, or a SettingsError naming what is missing."""

@@ -166,3 +166,48 @@ def test_oversized_body_is_413(api, ada, clean):
     )
     problem(response, 413, "body-too-large")
     assert scalar(clean.database_url, "SELECT count(*) FROM urls") == 0
+
+
+def test_far_future_expiry_is_422(api, ada):
+    response = api.post(
+        "/api/v1/shorten",
+        json={"target": "https://a.example", "expires_at": "9999-12-31T23:59:59-12:00"},
+        headers=bearer(ada[1]),
+    )
+    assert "100 years" in problem(response, 422, "invalid-expiry")["detail"]
+
+
+def test_numeric_expiry_is_refused(api, ada):
+    response = api.post(
+        "/api/v1/shorten",
+        json={"target": "https://a.example", "expires_at": 1900000000},
+        headers=bearer(ada[1]),
+    )
+    body = problem(response, 422, "validation-failed")
+    assert "RFC 3339" in body["errors"][0]["message"]
+
+
+def test_deeply_nested_json_is_400(api, ada):
+    response = api.post(
+        "/api/v1/shorten",
+        content=b"[" * 60_000,
+        headers={**bearer(ada[1]), "Content-Type": "application/json"},
+    )
+    problem(response, 400, "malformed-json")
+
+
+def test_unicode_target_is_stored_ascii_and_redirects(api, ada, settings):
+    from starlette.testclient import TestClient
+
+    from shorty.redirect.app import create_app as create_redirect
+
+    response = api.post(
+        "/api/v1/shorten", json={"target": "https://例え.jp/日本?q=ü"}, headers=bearer(ada[1])
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["target"] == "https://xn--r8jz45g.jp/%E6%97%A5%E6%9C%AC?q=%C3%BC"
+    with TestClient(create_redirect(settings), follow_redirects=False) as redirect:
+        followed = redirect.get("/" + body["code"])
+    assert followed.status_code == 302
+    assert followed.headers["location"] == body["target"]

@@ -1,8 +1,12 @@
+import pytest
 import redis
+from starlette.testclient import TestClient
 
-from shorty.cache.links import KEY
+from shorty.api.app import create_app
+from shorty.cache.links import KEY, CachedLink
+from shorty.settings import Settings
 from tests.api.test_shorten import problem
-from tests.helpers import bearer, query, scalar
+from tests.helpers import bearer, query, scalar, user_with_key
 
 
 def shorten(api, key, **fields):
@@ -48,7 +52,7 @@ def test_admin_sees_and_deletes_any_link(api, ada, admin):
 def test_delete_is_204_then_404_and_drops_the_cache(api, ada, clean):
     shorten(api, ada[1], alias="bye")
     cache = redis.Redis.from_url(clean.redis_url)
-    cache.set(KEY.format("bye"), b'["https://example.com", 302, null, false]')
+    cache.set(KEY.format("bye"), CachedLink(1, "https://example.com").dumps())
     response = api.delete("/api/v1/urls/bye", headers=bearer(ada[1]))
     assert response.status_code == 204
     assert response.content == b""
@@ -61,3 +65,23 @@ def test_delete_is_204_then_404_and_drops_the_cache(api, ada, clean):
 def test_unknown_route_and_method_are_problems(api, ada):
     problem(api.get("/api/v1/nothing", headers=bearer(ada[1])), 404, "not-found")
     problem(api.put("/api/v1/urls/abc", headers=bearer(ada[1])), 405, "method-not-allowed")
+
+
+@pytest.mark.parametrize("path", ["%00", "a%00b", "a.b", "x" * 65, "caf%C3%A9"])
+def test_impossible_codes_are_404_for_get_and_delete(api, ada, path):
+    problem(api.get(f"/api/v1/urls/{path}", headers=bearer(ada[1])), 404, "link-not-found")
+    problem(api.delete(f"/api/v1/urls/{path}", headers=bearer(ada[1])), 404, "link-not-found")
+
+
+def test_delete_works_while_redis_is_away(clean, tmp_path):
+    _, key = user_with_key(clean.database_url, "ada@example.com")
+    settings = Settings(
+        database_url=clean.database_url,
+        redis_url=f"unix://{tmp_path}/gone.sock",
+        redis_timeout=0.2,
+        public_url="https://sho.rt",
+    )
+    with TestClient(create_app(settings)) as api:
+        shorten(api, key, alias="offline")
+        assert api.delete("/api/v1/urls/offline", headers=bearer(key)).status_code == 204
+    assert scalar(clean.database_url, "SELECT count(*) FROM urls") == 0

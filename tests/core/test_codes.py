@@ -1,5 +1,6 @@
 import itertools
 import random
+import secrets
 import string
 
 import pytest
@@ -24,8 +25,14 @@ def test_generate_code_rejects_non_positive_length():
         codes.generate_code(0)
 
 
+def test_default_source_is_the_os_csprng():
+    # Codes must not be guessable from one another: the default draws from `secrets`.
+    assert codes.generate_code.__defaults__ == (codes.DEFAULT_LENGTH, secrets.choice)
+
+
 def test_codes_are_not_sequential_and_do_not_repeat():
-    drawn = [codes.generate_code() for _ in range(5000)]
+    choice = random.Random(2026).choice
+    drawn = [codes.generate_code(7, choice) for _ in range(5000)]
     assert len(set(drawn)) == len(drawn)
     # No two consecutive codes share a prefix the way a counter would.
     shared = sum(a[:5] == b[:5] for a, b in itertools.pairwise(drawn))
@@ -34,8 +41,9 @@ def test_codes_are_not_sequential_and_do_not_repeat():
 
 def test_every_base62_symbol_is_used_roughly_evenly():
     counts = dict.fromkeys(codes.BASE62, 0)
+    choice = random.Random(7).choice
     for _ in range(3000):
-        for ch in codes.generate_code():
+        for ch in codes.generate_code(7, choice):
             counts[ch] += 1
     expected = 3000 * 7 / 62
     assert all(0.6 * expected < n < 1.4 * expected for n in counts.values())

@@ -185,3 +185,34 @@ def test_dev_refuses_a_busy_port(tmp_path):
         )
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use; choose another with --api-port" in result.stderr
+
+
+def test_dev_embeds_only_what_is_missing_honours_the_initial_key_and_stops_on_sigterm(clean):
+    import psutil
+
+    data_dir = ROOT / ".shorty-data" / f"e2e-{secrets.token_hex(3)}"
+    api_port, redirect_port = free_port(), free_port()
+    initial = "initial-key-for-e2e-0123456789"
+    env = {"SHORTY_REDIS_URL": clean.redis_url, "SHORTY_INITIAL_API_KEY": initial}
+    dev = Dev(data_dir, api_port, redirect_port, env)
+    try:
+        dev.wait_for("Press Ctrl-C to stop.")
+        assert f"Starting embedded PostgreSQL under {data_dir} ..." in dev.output
+        assert (data_dir / "postgres").exists()
+        assert not (data_dir / "redis.rdb").exists()
+        body = {"target": "https://example.com/initial"}
+        status, _, reply = request(api_port, "POST", "/api/v1/shorten", body, initial)
+        assert status == 201, reply
+        children = psutil.Process(dev.process.pid).children()
+        assert len(children) == 3  # api, redirect, worker
+        dev.process.send_signal(signal.SIGTERM)
+        assert dev.process.wait(60) == 0
+        assert not any(child.is_running() and child.status() != "zombie" for child in children)
+        assert dev.output.rstrip().endswith("Stopped.")
+    finally:
+        if dev.process.poll() is None:
+            dev.stop()
+        dev.reader.join(10)
+        if dev.process.stdout:
+            dev.process.stdout.close()
+        shutil.rmtree(data_dir, ignore_errors=True)

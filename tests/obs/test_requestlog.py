@@ -6,6 +6,7 @@ from starlette.testclient import TestClient
 
 from shorty.api.app import create_app
 from shorty.obs.logging import configure_logging
+from shorty.obs.requestlog import RequestLogMiddleware
 from tests.helpers import bearer
 
 
@@ -56,3 +57,49 @@ def test_unsafe_request_id_is_replaced(settings, json_lines):
         response = client.get("/livez", headers={"X-Request-ID": "bad id\twith spaces"})
     assert response.headers["x-request-id"] != "bad id\twith spaces"
     assert len(response.headers["x-request-id"]) == 32
+
+
+def test_unhandled_error_is_a_500_problem_with_the_request_id(json_lines):
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    async def broken(request):
+        raise RuntimeError("boom")
+
+    configure_logging("INFO", "api")
+    app = Starlette(
+        routes=[Route("/broken", broken)],
+        middleware=[Middleware(RequestLogMiddleware, service="api")],
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/broken", headers={"X-Request-ID": "trace-me"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "trace-me"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "https://shorty.dev/problems/internal-error"
+    lines = json_lines()
+    error = next(line for line in lines if line["message"].startswith("unhandled error"))
+    assert error["http"]["request"]["id"] == "trace-me"
+    assert error["error"]["type"] == "RuntimeError"
+    assert error["error"]["message"] == "boom"
+    assert "raise RuntimeError" in error["error"]["stack_trace"]
+    access = next(
+        line
+        for line in lines
+        if line["log"]["logger"] == "shorty.request"
+        and "status_code" in line.get("http", {}).get("response", {})
+    )
+    assert access["http"]["response"]["status_code"] == 500
+
+
+def test_redirect_logs_leave_out_the_client_address(settings, json_lines):
+    from shorty.redirect.app import create_app as create_redirect
+
+    configure_logging("INFO", "redirect")
+    with TestClient(create_redirect(settings), client=("203.0.113.9", 5000)) as client:
+        json_lines()
+        client.get("/nothere")
+    line = next(x for x in json_lines() if x["log"]["logger"] == "shorty.request")
+    assert "client" not in line
+    assert "203.0.113.9" not in json.dumps(line)

@@ -141,7 +141,7 @@ def test_get_records_a_click_without_ip_head_does_not(settings, clean, cache):
     assert human[b"ua"] == browser.encode()
     assert human[b"bot"] == b"0"
     assert bot[b"bot"] == b"1"
-    assert set(human) == {b"code", b"ts", b"ref", b"ua", b"vh", b"bot"}
+    assert set(human) == {b"code", b"id", b"ts", b"ref", b"ua", b"vh", b"bot"}
     assert len(human[b"vh"]) == 16
     assert b"203.0.113.7" not in b"".join(human.values())
 

@@ -8,7 +8,7 @@ from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 
 from shorty.api.app import create_app as create_api
-from shorty.cache.links import KEY
+from shorty.cache.links import KEY, CachedLink
 from shorty.redirect.app import create_app
 from tests.helpers import bearer, query, user_with_key
 from tests.redirect.test_follow import add_link
@@ -47,7 +47,10 @@ def test_redis_tier_serves_until_invalidated(settings, clean, cache):
     add_link(clean.database_url, "cached1")
     with redirect_client(settings, lru_size=0) as client:
         assert client.get("/cached1").status_code == 302
-        assert cache.get(KEY.format("cached1")).startswith(b'["https://example.com/landing"')
+        assert (
+            CachedLink.loads(cache.get(KEY.format("cached1"))).target
+            == "https://example.com/landing"
+        )
         query(
             clean.database_url,
             "UPDATE urls SET target = 'https://changed.example' WHERE code = 'cached1'",
@@ -130,3 +133,22 @@ def test_creating_a_code_clears_its_cached_miss(settings, clean):
             headers=bearer(key),
         )
         assert wait_for(lambda: replica.get("/latecomer").status_code == 302)
+
+
+def test_lookup_overlapping_an_invalidation_is_not_remembered(settings, clean):
+    add_link(clean.database_url, "overlap")
+    with redirect_client(settings, cache_ttl=0) as client:
+        resolver = client.app.state.resolver
+        original = resolver._from_postgres
+
+        async def read_then_invalidated(code):
+            link = await original(code)
+            resolver.forget(code)  # an invalidation arrives while PostgreSQL answers
+            return link
+
+        resolver._from_postgres = read_then_invalidated
+        before = lookups("postgres", "hit")
+        assert client.get("/overlap").status_code == 302
+        resolver._from_postgres = original
+        assert client.get("/overlap").status_code == 302
+    assert lookups("postgres", "hit") - before == 2  # the first answer was not kept in the LRU

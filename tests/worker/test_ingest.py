@@ -20,7 +20,15 @@ def add_clicks(redis_url, code, n, **extra):
     ids = [
         client.xadd(
             STREAM,
-            {"code": code, "ts": "1767225600000", "ref": "ref.example", "ua": "UA/1", **extra},
+            {
+                "code": code,
+                "ts": "1767225600000",
+                "ref": "ref.example",
+                "ua": "UA/1",
+                "vh": "0123abcd",
+                "bot": "1",
+                **extra,
+            },
         )
         for _ in range(n)
     ]
@@ -55,9 +63,13 @@ def test_batch_is_stored_counted_and_acknowledged(clean):
     add_clicks(clean.redis_url, "other", 1)
     assert with_ingester(clean, first_batch) == 4
     assert scalar(clean.database_url, "SELECT click_count FROM urls WHERE code = 'counted'") == 3
-    rows = query(clean.database_url, "SELECT referrer_host, user_agent, occurred_at FROM clicks")
+    rows = query(
+        clean.database_url,
+        "SELECT referrer_host, user_agent, occurred_at, visitor_hash, is_bot FROM clicks",
+    )
     assert len(rows) == 4
     assert {(r["referrer_host"], r["user_agent"]) for r in rows} == {("ref.example", "UA/1")}
+    assert {(r["visitor_hash"], r["is_bot"]) for r in rows} == {("0123abcd", True)}
     assert rows[0]["occurred_at"].isoformat() == "2026-01-01T00:00:00+00:00"
     pending = redis.Redis.from_url(clean.redis_url).xpending(STREAM, GROUP)
     assert pending["pending"] == 0
@@ -144,6 +156,69 @@ def test_worker_process_loop_ingests_until_stopped(settings, clean):
             stop.set()
             await client.aclose()
         await asyncio.wait_for(worker, 5)
-        return pool_count
+        check = aredis.Redis.from_url(clean.redis_url)
+        consumers = await check.xinfo_consumers(STREAM, GROUP)
+        await check.aclose()
+        return pool_count, consumers
 
-    assert asyncio.run(scenario()) == 1
+    counted, consumers = asyncio.run(scenario())
+    assert counted == 1
+    assert consumers == []  # a worker that stops cleanly leaves the group
+
+
+def test_a_click_refused_by_postgresql_does_not_stall_the_batch(clean):
+    add_link(clean.database_url, "poisoned")
+    query(
+        clean.database_url,
+        """
+        CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.user_agent = 'poison' THEN RAISE EXCEPTION 'refused on purpose'; END IF;
+            RETURN NEW;
+        END $$
+        """,
+    )
+    query(
+        clean.database_url,
+        "CREATE TRIGGER refuse BEFORE INSERT ON clicks"
+        " FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+    )
+    try:
+        with_ingester(clean, lambda i, c: i.ensure_group())
+        add_clicks(clean.redis_url, "poisoned", 2)
+        add_clicks(clean.redis_url, "poisoned", 1, ua="poison")
+        add_clicks(clean.redis_url, "poisoned", 1)
+
+        async def step(ingester, client):
+            return await ingester.step(block_ms=100)
+
+        assert with_ingester(clean, step) == 3
+        assert (
+            scalar(clean.database_url, "SELECT click_count FROM urls WHERE code = 'poisoned'") == 3
+        )
+        assert redis.Redis.from_url(clean.redis_url).xpending(STREAM, GROUP)["pending"] == 0
+    finally:
+        query(clean.database_url, "DROP TRIGGER refuse ON clicks")
+        query(clean.database_url, "DROP FUNCTION refuse_poison()")
+
+
+def test_clicks_of_a_deleted_link_are_not_counted_for_its_successor(clean):
+    add_link(clean.database_url, "reused")
+    old_id = scalar(clean.database_url, "SELECT id FROM urls WHERE code = 'reused'")
+    with_ingester(clean, lambda i, c: i.ensure_group())
+    add_clicks(clean.redis_url, "reused", 2, id=str(old_id))
+    query(clean.database_url, "DELETE FROM urls WHERE code = 'reused'")
+    add_link(clean.database_url, "reused")
+
+    async def step(ingester, client):
+        return await ingester.step(block_ms=100)
+
+    assert with_ingester(clean, step) == 0
+    assert scalar(clean.database_url, "SELECT click_count FROM urls WHERE code = 'reused'") == 0
+
+
+def test_nul_characters_are_stripped_and_bad_codes_dropped():
+    click = parse_entry(b"1-0", {b"code": b"abc", b"ts": b"1", b"ua": b"a\x00b"})
+    assert click.user_agent == "ab"
+    assert parse_entry(b"1-0", {b"code": b"../x", b"ts": b"1"}) is None
+    assert parse_entry(b"1-0", {b"code": b"abc", b"ts": b"1", b"id": b"-4"}) is None

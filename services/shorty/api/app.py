@@ -81,13 +81,6 @@ async def unavailable(request: Request, exc: Exception) -> Response:
     ).response(request.url.path)
 
 
-async def server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return Problem(
-        500, "internal-error", "Internal server error", "Something failed on our side."
-    ).response(request.url.path)
-
-
 def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -119,7 +112,6 @@ def create_app(settings: Settings) -> Starlette:
         Problem: problem,
         HTTPException: http_error,
         **dict.fromkeys(UNAVAILABLE, unavailable),
-        Exception: server_error,
     }
     return Starlette(
         routes=routes,

@@ -40,6 +40,10 @@ async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
         raise Problem(
             400, "malformed-json", "Malformed JSON", f"The body is not valid JSON: {exc}."
         ) from None
+    except RecursionError:
+        raise Problem(
+            400, "malformed-json", "Malformed JSON", "The body is nested too deeply."
+        ) from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -13,7 +13,7 @@ from shorty.api.auth import authenticate
 from shorty.api.body import read_json
 from shorty.api.schemas import LinkDetail, LinkOut, ShortenRequest
 from shorty.cache.links import LinkCache
-from shorty.core.codes import validate_alias
+from shorty.core.codes import is_well_formed, validate_alias
 from shorty.core.errors import LinkNotFound
 from shorty.core.links import check_expiry
 from shorty.core.targets import normalize_target
@@ -44,24 +44,36 @@ async def shorten(request: Request) -> Response:
     )
 
 
+def _code(request: Request) -> str:
+    """The path's code, or LinkNotFound for anything that cannot be one (never queried)."""
+    code: str = request.path_params["code"]
+    if not is_well_formed(code):
+        raise LinkNotFound("No link has this code.")
+    return code
+
+
+def _not_found(code: str) -> LinkNotFound:
+    return LinkNotFound(f"No link has the code '{code}'.")
+
+
 async def get_url(request: Request) -> Response:
     principal = await authenticate(request, "urls:read")
-    code = request.path_params["code"]
+    code = _code(request)
     store: LinkStore = request.app.state.links
     link = await store.get(code, owner_id=None if principal.is_admin else principal.user_id)
     if link is None:
-        raise LinkNotFound(f"No link has the code '{code}'.")
+        raise _not_found(code)
     detail = LinkDetail.of(link, request.app.state.settings.public_base)
     return JSONResponse(detail.model_dump(mode="json"))
 
 
 async def delete_url(request: Request) -> Response:
     principal = await authenticate(request, "urls:write")
-    code = request.path_params["code"]
+    code = _code(request)
     store: LinkStore = request.app.state.links
     link = await store.delete(code, owner_id=None if principal.is_admin else principal.user_id)
     if link is None:
-        raise LinkNotFound(f"No link has the code '{code}'.")
+        raise _not_found(code)
     await _invalidate(request, code)
     return Response(status_code=204)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from shorty.core.links import Link
 
@@ -17,6 +17,14 @@ class ShortenRequest(BaseModel):
     expires_at: AwareDatetime | None = Field(
         None, description="When the link stops redirecting (RFC 3339 with a time zone)."
     )
+
+    @field_validator("expires_at", mode="before")
+    @classmethod
+    def _rfc3339_text(cls, value: object) -> object:
+        # Numbers would be taken as epoch seconds; only a date-time string is meant.
+        if value is not None and not isinstance(value, str):
+            raise ValueError("must be an RFC 3339 date-time string, e.g. 2030-01-01T00:00:00Z")
+        return value
 
 
 class LinkOut(BaseModel):

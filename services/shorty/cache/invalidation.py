@@ -24,14 +24,18 @@ async def listen(
     on_code: Callable[[str], None],
     on_reset: Callable[[], None],
     *,
+    subscribed: asyncio.Event | None = None,
     retry_seconds: float = 1.0,
 ) -> None:
-    """Run until cancelled: call ``on_code`` for each invalidated code."""
+    """Run until cancelled: call ``on_code`` for each invalidated code.
+    ``subscribed`` is set once the first subscription stands."""
     while True:
         try:
             async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                 await pubsub.subscribe(INVALIDATIONS)
                 on_reset()
+                if subscribed is not None:
+                    subscribed.set()
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message["type"] == "message":

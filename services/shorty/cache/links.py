@@ -3,7 +3,10 @@
 An entry holds only what the redirect needs; an unknown code is cached as a
 short-lived "absent" marker so a flood of random codes stays off PostgreSQL.
 Every change made through the API calls ``invalidate``: the Redis entry is
-dropped and every redirect replica is told (pub/sub) to drop its own copy.
+dropped, the code's generation counter is bumped, and every redirect replica
+is told (pub/sub) to drop its own copy. A reader writes what it found in
+PostgreSQL back to Redis only if the generation it saw before reading is still
+current, so a lookup that raced a change cannot put the old link back.
 Any Redis failure is the caller's cue to go to PostgreSQL.
 """
 
@@ -15,9 +18,11 @@ from enum import Enum
 
 import redis.asyncio as aredis
 
-from shorty.core.links import LinkState
+from shorty.core.links import LinkState, state_of
 
 KEY = "shorty:link:{}"
+GENERATION = "shorty:gen:{}"  # bumped by every change to the code's link
+GENERATION_TTL = 86_400
 USES = "shorty:uses:{}"  # uses of a click-limited link (see redirect/limits.py)
 INVALIDATIONS = "shorty:invalidate"  # pub/sub channel; each message is one code
 _ABSENT = b"-"
@@ -32,8 +37,19 @@ class Absent(Enum):
 ABSENT = Absent.ABSENT
 
 
+# Write the entry only if the generation is still the one read before PostgreSQL.
+_PUT_IF_CURRENT = """
+if (redis.call('GET', KEYS[2]) or '') == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+    return 1
+end
+return 0
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class CachedLink:
+    id: int
     target: str
     redirect_type: int = 302
     expires_at: float | None = None  # POSIX seconds
@@ -44,15 +60,12 @@ class CachedLink:
     def state_at_timestamp(self, now: float) -> LinkState:
         """DISABLED, EXPIRED or ACTIVE at POSIX time ``now`` (click limits are checked
         separately: the count is not cached)."""
-        if self.disabled:
-            return LinkState.DISABLED
-        if self.expires_at is not None and self.expires_at <= now:
-            return LinkState.EXPIRED
-        return LinkState.ACTIVE
+        return state_of(self.disabled, self.expires_at, now)
 
     def dumps(self) -> bytes:
         return json.dumps(
             [
+                self.id,
                 self.target,
                 self.redirect_type,
                 self.expires_at,
@@ -70,34 +83,45 @@ class CachedLink:
 class LinkCache:
     def __init__(self, client: aredis.Redis, ttl: int, negative_ttl: float = 0) -> None:
         self._redis = client
-        self._ttl = ttl
+        self._ttl_ms = ttl * 1000
         self._negative_ms = int(negative_ttl * 1000)
+        self._put_if_current = client.register_script(_PUT_IF_CURRENT)
 
     @property
     def enabled(self) -> bool:
-        return self._ttl > 0
+        return self._ttl_ms > 0
 
-    async def get(self, code: str) -> CachedLink | Absent | None:
-        """The cached link, ABSENT for a cached miss, None when Redis knows nothing."""
-        raw: bytes | None = await self._redis.get(KEY.format(code))  # type: ignore[assignment]
+    async def get(self, code: str) -> tuple[CachedLink | Absent | None, bytes]:
+        """The cached link (ABSENT for a cached miss, None when Redis knows nothing),
+        and the code's generation, to hand back to ``put``."""
+        reply: list[bytes | None] = await self._redis.mget(  # type: ignore[assignment]
+            KEY.format(code), GENERATION.format(code)
+        )
+        raw, generation = reply[0], reply[1] or b""
         if raw is None:
-            return None
+            return None, generation
         if raw == _ABSENT:
-            return ABSENT
-        return CachedLink.loads(raw)
+            return ABSENT, generation
+        return CachedLink.loads(raw), generation
 
-    async def put(self, code: str, link: CachedLink | Absent) -> None:
-        if not self.enabled:
-            return
+    async def put(self, code: str, link: CachedLink | Absent, generation: bytes) -> bool:
+        """Cache what PostgreSQL said, unless the link changed since ``get``."""
         if link is ABSENT:
-            if self._negative_ms > 0:
-                await self._redis.set(KEY.format(code), _ABSENT, px=self._negative_ms, nx=True)
-            return
-        await self._redis.set(KEY.format(code), link.dumps(), ex=self._ttl)
+            value, ttl_ms = _ABSENT, self._negative_ms
+        else:
+            value, ttl_ms = link.dumps(), self._ttl_ms
+        if ttl_ms <= 0:
+            return False
+        keys = [KEY.format(code), GENERATION.format(code)]
+        written = await self._put_if_current(keys=keys, args=[generation, value, ttl_ms])
+        return bool(written)
 
     async def invalidate(self, code: str) -> None:
-        """Drop the Redis entries and tell every redirect replica to drop its copy."""
+        """Drop the Redis entries, bump the generation, and tell every replica."""
+        generation = GENERATION.format(code)
         async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.incr(generation)
+            pipe.expire(generation, GENERATION_TTL)
             pipe.delete(KEY.format(code), USES.format(code))
             pipe.publish(INVALIDATIONS, code)
             await pipe.execute()

@@ -34,6 +34,16 @@ def check_password(password: str) -> str:
     return password
 
 
+KEY_NAME_MAX = 100
+
+
+def check_key_name(name: str) -> str:
+    name = name.strip()
+    if len(name) > KEY_NAME_MAX or not name.isprintable():
+        raise InvalidAccount(f"A key name is at most {KEY_NAME_MAX} printable characters.")
+    return name
+
+
 def check_scopes(scopes: tuple[str, ...]) -> tuple[str, ...]:
     unknown = sorted(set(scopes) - SCOPES)
     if unknown:

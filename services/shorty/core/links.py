@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shorty.core.errors import InvalidExpiry
 
 REDIRECT_TYPES = frozenset({301, 302, 307, 308})
+MAX_LIFETIME = timedelta(days=36_525)  # an expiry at most ~100 years ahead
 
 
 class LinkState(enum.Enum):
@@ -34,13 +35,19 @@ class Link:
 
     def state_at(self, now: datetime) -> LinkState:
         """Whether the link redirects at ``now``, and if not, why."""
-        if self.disabled:
-            return LinkState.DISABLED
-        if self.expires_at is not None and self.expires_at <= now:
-            return LinkState.EXPIRED
-        if self.max_clicks is not None and self.click_count >= self.max_clicks:
-            return LinkState.EXHAUSTED
-        return LinkState.ACTIVE
+        expires = self.expires_at.timestamp() if self.expires_at is not None else None
+        state = state_of(self.disabled, expires, now.timestamp())
+        exhausted = self.max_clicks is not None and self.click_count >= self.max_clicks
+        return LinkState.EXHAUSTED if state is LinkState.ACTIVE and exhausted else state
+
+
+def state_of(disabled: bool, expires_at: float | None, now: float) -> LinkState:
+    """The rule for disabled and expired links (POSIX seconds), shared by every tier."""
+    if disabled:
+        return LinkState.DISABLED
+    if expires_at is not None and expires_at <= now:
+        return LinkState.EXPIRED
+    return LinkState.ACTIVE
 
 
 def check_expiry(expires_at: datetime | None, now: datetime) -> datetime | None:
@@ -51,4 +58,6 @@ def check_expiry(expires_at: datetime | None, now: datetime) -> datetime | None:
         raise InvalidExpiry("expires_at must include a time zone, e.g. 2030-01-01T00:00:00Z.")
     if expires_at <= now:
         raise InvalidExpiry("expires_at must be in the future.")
+    if expires_at - now > MAX_LIFETIME:
+        raise InvalidExpiry("expires_at may be at most 100 years ahead.")
     return expires_at

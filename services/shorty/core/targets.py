@@ -56,7 +56,7 @@ def normalize_target(raw: str, own: tuple[Origin, ...] = ()) -> str:
         )
     if parts.username is not None or parts.password is not None:
         raise InvalidTarget("credentials", "The target URL must not carry a user name or password.")
-    host = _ascii_host(parts.hostname or "")
+    host = ascii_host(parts.hostname or "")
     _refuse_own(host, port if port is not None else _DEFAULT_PORTS[scheme], own)
     netloc = _netloc(host, port, scheme)
     path, query, fragment = (_ascii(part) for part in (parts.path, parts.query, parts.fragment))
@@ -88,7 +88,10 @@ def merge_query(target: str, query: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(kept + incoming)))
 
 
-def _ascii_host(host: str) -> str:
+def ascii_host(host: str) -> str:
+    """``host`` as DNS sends it: an IP address in canonical form, or a lower-case
+    IDNA (punycode) name without a trailing dot. Raises InvalidTarget."""
+    host = host.strip("[]")
     if not host:
         raise InvalidTarget("no-host", "The target URL has no host name.")
     try:

@@ -76,7 +76,8 @@ async def follow(request: Request) -> Response:
     query = request.url.query
     location = merge_query(link.target, query) if link.forward_query and query else link.target
     if spend:
-        state.clicks.add(click_fields(code, request.headers, ip, int(now * 1000), state.secret))
+        fields = click_fields(code, link.id, request.headers, ip, int(now * 1000), state.secret)
+        state.clicks.add(fields)
     # A 301/308 may be cached by browsers; a 302/307 must not be, or its clicks go unseen.
     cache_control = "public, max-age=3600" if link.redirect_type in (301, 308) else "no-store"
     return Response(
@@ -126,10 +127,17 @@ def create_app(settings: Settings) -> Starlette:
             )
             app.state.secret = _secret(settings)
             clicks.start()
+            subscribed = asyncio.Event()
             listener = asyncio.create_task(
-                listen(resources.redis, resolver.forget, resolver.forget_all),
+                listen(
+                    resources.redis, resolver.forget, resolver.forget_all, subscribed=subscribed
+                ),
                 name="invalidations",
             )
+            # Serve once invalidations are heard (if Redis is away, serve anyway: the
+            # LRU is cleared when the subscription comes up).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(subscribed.wait(), settings.redis_timeout * 2)
             try:
                 yield
             finally:
@@ -144,7 +152,12 @@ def create_app(settings: Settings) -> Starlette:
         Route("/{code}", follow, methods=["GET", "HEAD"]),
     ]
     middleware = [
-        Middleware(RequestLogMiddleware, service="redirect", skip_paths=health.PROBE_PATHS)
+        Middleware(
+            RequestLogMiddleware,
+            service="redirect",
+            skip_paths=health.PROBE_PATHS,
+            log_client=False,
+        )
     ]
     app = Starlette(
         routes=routes,

@@ -39,7 +39,7 @@ def visitor_hash(secret: bytes, ip: str, user_agent: str, now_ms: int) -> str:
 
 
 def click_fields(
-    code: str, headers: Headers, ip: str, now_ms: int, secret: bytes
+    code: str, link_id: int, headers: Headers, ip: str, now_ms: int, secret: bytes
 ) -> dict[str, str]:
     referrer = headers.get("referer", "")
     try:
@@ -49,6 +49,7 @@ def click_fields(
     user_agent = headers.get("user-agent", "")[:512]
     return {
         "code": code,
+        "id": str(link_id),  # so a click is never counted for a later link with the same code
         "ts": str(now_ms),
         "ref": referrer_host,
         "ua": user_agent,

@@ -18,7 +18,7 @@ from shorty.cache.links import ABSENT, Absent, CachedLink, LinkCache
 from shorty.obs.metrics import LOOKUPS
 
 _SELECT = (
-    "SELECT target, redirect_type, expires_at, disabled, max_clicks, forward_query"
+    "SELECT id, target, redirect_type, expires_at, disabled, max_clicks, forward_query"
     " FROM urls WHERE code = $1"
 )
 
@@ -45,14 +45,18 @@ class Resolver:
                 self._absent = TTLCache(maxsize=max(1024, lru_size // 4), ttl=negative_ttl)
         self._guard = guard
         self._db_timeout = db_timeout
+        # Bumped by every invalidation: a lookup that overlapped one is not remembered.
+        self._epoch = 0
 
     def forget(self, code: str) -> None:
+        self._epoch += 1
         if self._links is not None:
             self._links.pop(code, None)
         if self._absent is not None:
             self._absent.pop(code, None)
 
     def forget_all(self) -> None:
+        self._epoch += 1
         if self._links is not None:
             self._links.clear()
         if self._absent is not None:
@@ -67,11 +71,14 @@ class Resolver:
             if self._absent is not None and code in self._absent:
                 LOOKUPS.labels("lru", "absent").inc()
                 return None
-        cached = await self._from_redis(code)
+        epoch = self._epoch
+        cached, generation = await self._from_redis(code)
         if cached is None:
             cached = await self._from_postgres(code)
-            await self._to_redis(code, cached)
-        self._remember(code, cached)
+            if generation is not None:
+                await self._to_redis(code, cached, generation)
+        if epoch == self._epoch:
+            self._remember(code, cached)
         return cached if isinstance(cached, CachedLink) else None
 
     def _remember(self, code: str, link: CachedLink | Absent) -> None:
@@ -81,23 +88,22 @@ class Resolver:
         elif self._absent is not None:
             self._absent[code] = True
 
-    async def _from_redis(self, code: str) -> CachedLink | Absent | None:
+    async def _from_redis(self, code: str) -> tuple[CachedLink | Absent | None, bytes | None]:
+        """What Redis holds and the code's generation (None: Redis was not asked)."""
         if not self._cache.enabled or not self._guard.usable():
-            return None
+            return None, None
         try:
-            cached = await self._cache.get(code)
+            cached, generation = await self._cache.get(code)
         except (RedisError, OSError) as exc:
             self._guard.failed(exc)
-            return None
+            return None, None
         if cached is not None:
             LOOKUPS.labels("redis", "absent" if cached is ABSENT else "hit").inc()
-        return cached
+        return cached, generation
 
-    async def _to_redis(self, code: str, link: CachedLink | Absent) -> None:
-        if not self._cache.enabled or not self._guard.usable():
-            return
+    async def _to_redis(self, code: str, link: CachedLink | Absent, generation: bytes) -> None:
         try:
-            await self._cache.put(code, link)
+            await self._cache.put(code, link, generation)
         except (RedisError, OSError) as exc:
             self._guard.failed(exc)
 
@@ -110,6 +116,7 @@ class Resolver:
         LOOKUPS.labels("postgres", "hit").inc()
         expires = row["expires_at"].timestamp() if row["expires_at"] else None
         return CachedLink(
+            row["id"],
             row["target"],
             row["redirect_type"],
             expires,

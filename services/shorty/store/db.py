@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import asyncpg
 
 from shorty.settings import Settings
@@ -18,3 +21,14 @@ async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
     )
     assert pool is not None
     return pool
+
+
+@asynccontextmanager
+async def small_pool(url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A two-connection pool for a command-line task, closed afterwards."""
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        yield pool
+    finally:
+        await pool.close()

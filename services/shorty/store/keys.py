@@ -9,6 +9,7 @@ import asyncpg
 
 from shorty.core.accounts import (
     DEFAULT_SCOPES,
+    check_key_name,
     check_scopes,
     hash_api_key,
     new_api_key,
@@ -80,7 +81,7 @@ class KeyStore:
             "INSERT INTO api_keys (user_id, name, prefix, key_hash, scopes, expires_at)"
             " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key_hash) DO NOTHING RETURNING id",
             user_id,
-            name,
+            check_key_name(name),
             shown_prefix(raw),
             hash_api_key(raw),
             list(check_scopes(scopes)),

@@ -44,6 +44,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                 needs_group = True
                 log.warning("click ingestion paused: %s", type(exc).__name__)
                 await _sleep_or_stop(stop, RETRY_SECONDS)
+        with contextlib.suppress(*_TRANSIENT):
+            await ingester.leave()
     log.info("worker stopped")
 
 
