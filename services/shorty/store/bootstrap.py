@@ -23,6 +23,12 @@ async def ensure_initial_api_key(pool: asyncpg.Pool, raw: str, admin_email: str)
         await conn.execute("SELECT pg_advisory_xact_lock($1)", BOOTSTRAP_LOCK)
         if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM api_keys)"):
             return False
+        existing = await conn.fetchrow("SELECT id, role FROM users WHERE email = $1", email)
+        if existing is not None and existing["role"] != "admin":
+            log.warning(
+                "SHORTY_INITIAL_ADMIN_EMAIL names an existing user; making them an admin",
+                extra={"user.email": email},
+            )
         user_id = await conn.fetchval(
             "INSERT INTO users (email, role) VALUES ($1, 'admin')"
             " ON CONFLICT (email) DO UPDATE SET role = 'admin' RETURNING id",
