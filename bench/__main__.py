@@ -1,9 +1,13 @@
-"""`make bench`: run every benchmark in this folder and print its table.
+"""`make bench`: `python -m bench [core|redirect] [options]` (both when no name is given)."""
 
-For now this is the core micro-benchmark; the redirect harness (wrk against
-the service and its baselines) joins it with the redirect issue.
-"""
+import sys
 
-from bench import core
+from bench import core, redirect
 
-core.main()
+if len(sys.argv) > 1 and sys.argv[1] == "core":
+    core.main()
+elif len(sys.argv) > 1 and sys.argv[1] == "redirect":
+    redirect.main(sys.argv[2:])
+else:
+    core.main()
+    redirect.main(sys.argv[1:])

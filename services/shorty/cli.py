@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import click
+from starlette.types import ASGIApp
 
 from shorty import __version__, embedded
 from shorty.core.accounts import DEFAULT_SCOPES, SCOPES
@@ -141,12 +142,17 @@ def _serve_http(service: str, host: str, port: int) -> None:
 
     config = server_settings()
     configure_logging(config.log_level, service)
+    app: ASGIApp
     if service == "api":
-        from shorty.api.app import create_app
+        from shorty.api.app import create_app as create_api
+
+        app = create_api(config)
     else:
-        from shorty.redirect.app import create_app
+        from shorty.redirect.app import create_app as create_redirect
+
+        app = create_redirect(config)
     uvicorn.run(
-        create_app(config),
+        app,
         host=host,
         port=port,
         loop="uvloop",
@@ -155,6 +161,8 @@ def _serve_http(service: str, host: str, port: int) -> None:
         log_config=None,
         access_log=False,
         server_header=False,
+        # X-Forwarded-For is read by Shorty itself, from SHORTY_TRUSTED_PROXIES only.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
 

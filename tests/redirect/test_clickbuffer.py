@@ -6,8 +6,9 @@ from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 
 from shorty import embedded
+from shorty.core.bots import is_bot
 from shorty.redirect.app import create_app
-from shorty.redirect.clicks import STREAM, is_bot, visitor_hash
+from shorty.redirect.clicks import STREAM, visitor_hash
 from tests.conftest import ROOT
 from tests.redirect.test_follow import add_link
 from tests.redirect.test_tiers import lookups

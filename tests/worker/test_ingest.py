@@ -26,7 +26,6 @@ def add_clicks(redis_url, code, n, **extra):
                 "ref": "ref.example",
                 "ua": "UA/1",
                 "vh": "0123abcd",
-                "bot": "1",
                 **extra,
             },
         )
@@ -69,7 +68,7 @@ def test_batch_is_stored_counted_and_acknowledged(clean):
     )
     assert len(rows) == 4
     assert {(r["referrer_host"], r["user_agent"]) for r in rows} == {("ref.example", "UA/1")}
-    assert {(r["visitor_hash"], r["is_bot"]) for r in rows} == {("0123abcd", True)}
+    assert {(r["visitor_hash"], r["is_bot"]) for r in rows} == {("0123abcd", False)}
     assert rows[0]["occurred_at"].isoformat() == "2026-01-01T00:00:00+00:00"
     pending = redis.Redis.from_url(clean.redis_url).xpending(STREAM, GROUP)
     assert pending["pending"] == 0
@@ -222,3 +221,20 @@ def test_nul_characters_are_stripped_and_bad_codes_dropped():
     assert click.user_agent == "ab"
     assert parse_entry(b"1-0", {b"code": b"../x", b"ts": b"1"}) is None
     assert parse_entry(b"1-0", {b"code": b"abc", b"ts": b"1", b"id": b"-4"}) is None
+
+
+def test_bots_are_marked_from_their_user_agent(clean):
+    add_link(clean.database_url, "botty")
+    with_ingester(clean, lambda i, c: i.ensure_group())
+    add_clicks(clean.redis_url, "botty", 1, ua="Mozilla/5.0 (compatible; Googlebot/2.1)")
+    add_clicks(clean.redis_url, "botty", 1, ua="Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0")
+
+    async def step(ingester, client):
+        return await ingester.step(block_ms=100)
+
+    assert with_ingester(clean, step) == 2
+    rows = query(clean.database_url, "SELECT user_agent, is_bot FROM clicks")
+    assert {r["user_agent"][:30]: r["is_bot"] for r in rows} == {
+        "Mozilla/5.0 (compatible; Googl": True,
+        "Mozilla/5.0 (X11; Linux x86_64": False,
+    }

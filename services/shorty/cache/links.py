@@ -62,18 +62,22 @@ class CachedLink:
         separately: the count is not cached)."""
         return state_of(self.disabled, self.expires_at, now)
 
+    def fields(self) -> tuple[int, str, int, float | None, bool, int | None, bool]:
+        """The fields as a plain tuple of atoms: what the process LRU keeps, because
+        the garbage collector stops tracking such tuples (100,000 objects of a class
+        made each full collection pause the service for ~30 ms)."""
+        return (
+            self.id,
+            self.target,
+            self.redirect_type,
+            self.expires_at,
+            self.disabled,
+            self.max_clicks,
+            self.forward_query,
+        )
+
     def dumps(self) -> bytes:
-        return json.dumps(
-            [
-                self.id,
-                self.target,
-                self.redirect_type,
-                self.expires_at,
-                self.disabled,
-                self.max_clicks,
-                self.forward_query,
-            ]
-        ).encode()
+        return json.dumps(self.fields()).encode()
 
     @classmethod
     def loads(cls, raw: bytes) -> CachedLink:

@@ -76,6 +76,12 @@ def _ascii(part: str) -> str:
     return _NON_ASCII.sub(lambda match: quote(match.group(), safe=""), part)
 
 
+def ascii_url(url: str) -> str:
+    """``url`` itself when it is printable ASCII (every normalized target is), else with
+    the other characters percent-encoded: never raises, whatever the database holds."""
+    return url if url.isascii() and url.isprintable() else _ascii(url)
+
+
 def merge_query(target: str, query: str) -> str:
     """``target`` with the parameters of ``query`` added; a parameter present in both
     takes the value from ``query`` (the visitor's), as for utm_* tags."""

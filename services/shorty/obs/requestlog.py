@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
+from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shorty.obs.accesslog import AccessLog
 from shorty.obs.metrics import REQUEST_SECONDS
 
 log = logging.getLogger("shorty.request")
@@ -21,7 +23,8 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class RequestLogMiddleware:
-    """Logs method, path (never the query: it may hold secrets), status and duration.
+    """Logs method, path (never the query: it may hold secrets), status and duration,
+    and observes the request latency histogram.
 
     An exception that escapes the app is logged with the request id and answered
     with a 500 problem that carries the id, so a user's report can be traced.
@@ -41,25 +44,29 @@ class RequestLogMiddleware:
         self.service = service
         self.skip_paths = skip_paths
         self.log_client = log_client
+        self.access = AccessLog(service)
+        self._histograms: dict[tuple[str, int], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._flush_at_shutdown(send))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_id(scope) or os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         started = time.perf_counter()
         response_started = False
+        id_header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                message = {**message, "headers": headers}
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:
@@ -78,34 +85,43 @@ class RequestLogMiddleware:
                 await send_with_id({"type": "http.response.body", "body": _INTERNAL})
         finally:
             elapsed = time.perf_counter() - started
-            REQUEST_SECONDS.labels(self.service, scope["method"], str(status)).observe(elapsed)
-            if scope["path"] not in self.skip_paths or status >= 400:
-                _log(scope, status, elapsed, request_id, self.log_client)
+            self._histogram(scope["method"], status).observe(elapsed)
+            if (scope["path"] not in self.skip_paths or status >= 400) and self.access.enabled:
+                self.access.write(
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    seconds=elapsed,
+                    request_id=request_id,
+                    user_agent=_header(scope, b"user-agent")[:512],
+                    client=scope["client"][0] if self.log_client and scope.get("client") else None,
+                )
+
+    def _histogram(self, method: str, status: int) -> Histogram:
+        key = (method, status)
+        child = self._histograms.get(key)
+        if child is None:
+            child = REQUEST_SECONDS.labels(self.service, method, str(status))
+            if len(self._histograms) < 1000:  # methods and statuses are few; stay bounded
+                self._histograms[key] = child
+        return child
+
+    def _flush_at_shutdown(self, send: Send) -> Send:
+        async def sender(message: Message) -> None:
+            if message["type"].startswith("lifespan.shutdown"):
+                self.access.flush()
+            await send(message)
+
+        return sender
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
 
 
 def _incoming_id(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            candidate = value.decode("latin-1")
-            return candidate if _SAFE_ID.fullmatch(candidate) else None
-    return None
-
-
-def _log(scope: Scope, status: int, elapsed: float, request_id: str, log_client: bool) -> None:
-    headers = dict(scope["headers"])
-    client = scope.get("client") if log_client else None
-    log.info(
-        "%s %s %d",
-        scope["method"],
-        scope["path"],
-        status,
-        extra={
-            "http.request.method": scope["method"],
-            "http.request.id": request_id,
-            "http.response.status_code": status,
-            "url.path": scope["path"],
-            "event.duration": int(elapsed * 1e9),
-            "client.address": client[0] if client else None,
-            "user_agent.original": headers.get(b"user-agent", b"").decode("latin-1")[:512],
-        },
-    )
+    candidate = _header(scope, b"x-request-id")
+    return candidate if candidate and _SAFE_ID.fullmatch(candidate) else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from cachetools import LRUCache
+from lru import LRU
 
 
 class TokenBuckets:
@@ -27,7 +27,7 @@ class TokenBuckets:
         self.rate = rate
         self.burst = burst
         self._clock = clock
-        self._buckets: LRUCache[str, tuple[float, float]] = LRUCache(maxsize=max_keys)
+        self._buckets: LRU[str, tuple[float, float]] = LRU(max_keys)  # (tokens, last seen)
 
     def take(self, key: str) -> float:
         """Spend a token for ``key``: 0.0 if allowed, else seconds until one is earned."""

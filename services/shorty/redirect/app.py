@@ -1,8 +1,10 @@
 """The redirect service: ``GET|HEAD /{code}`` and nothing it does not need.
 
-The whole life of a redirect is here and in ``resolve.py``: check the code,
-(optionally) the client's rate, look the link up through the tiers, check its
-state and click limit, answer, and leave the click in the buffer.
+A redirect is answered by ``Redirects``, a pure ASGI app: Starlette's
+routing, request objects and exception layers cost more than the whole lookup,
+so the hot path does without them. Everything else — probes, ``/metrics``,
+error pages — is a plain Starlette app (``Redirects.fallback``), which also
+owns the lifespan. The whole life of a redirect is here and in ``resolve.py``.
 """
 
 from __future__ import annotations
@@ -15,20 +17,22 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from shorty.cache.guard import RedisGuard
 from shorty.cache.invalidation import listen
 from shorty.cache.links import LinkCache
 from shorty.core.codes import is_well_formed
 from shorty.core.links import LinkState
-from shorty.core.targets import merge_query
+from shorty.core.targets import ascii_url, merge_query
 from shorty.obs.metrics import RATE_LIMITED, metrics
 from shorty.obs.requestlog import RequestLogMiddleware
 from shorty.ratelimit.local import TokenBuckets
@@ -45,45 +49,92 @@ from shorty.web.clientip import client_ip
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_UNAVAILABLE = 5
+_OWN_PATHS = frozenset({*health.PROBE_PATHS, "/metrics"})
+# A 301/308 may be cached by browsers; a 302/307 must not be, or its clicks go unseen.
+_CACHE_CONTROL = {301: b"public, max-age=3600", 308: b"public, max-age=3600"}
+_NO_STORE = b"no-store"
 
 
-async def follow(request: Request) -> Response:
-    code = request.path_params["code"]
+class RedirectService:
+    """The request log around ``GET|HEAD /{code}`` in pure ASGI; any other request
+    goes to ``fallback``, which also owns the lifespan and ``state``."""
+
+    def __init__(self, fallback: Starlette) -> None:
+        self.fallback = fallback
+        self._app = RequestLogMiddleware(
+            self._route, service="redirect", skip_paths=health.PROBE_PATHS, log_client=False
+        )
+
+    @property
+    def state(self) -> State:
+        return self.fallback.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in ("GET", "HEAD")
+            or scope["path"] in _OWN_PATHS
+        ):
+            await self.fallback(scope, receive, send)
+            return
+        await follow(self.fallback.state, scope, receive, send)
+
+
+async def follow(state: Any, scope: Scope, receive: Receive, send: Send) -> None:
+    code = scope["path"][1:]
     if not is_well_formed(code):
-        return not_redirecting(request, 404)
-    state = request.app.state
-    ip = client_ip(request.scope, state.settings.trusted_proxies)
+        await _refuse(scope, receive, send, 404)
+        return
+    ip = client_ip(scope, state.settings.trusted_proxies)
     if state.buckets is not None:
         wait = state.buckets.take(ip)
         if wait:
             RATE_LIMITED.labels("redirect").inc()
-            return not_redirecting(request, 429, retry_after=math.ceil(wait))
+            await _refuse(scope, receive, send, 429, retry_after=math.ceil(wait))
+            return
     now = time.time()
-    spend = request.method == "GET"  # HEAD is what link previews send: answered, not counted
+    spend = scope["method"] == "GET"  # HEAD is what link previews send: answered, not counted
     try:
         link = await state.resolver.resolve(code)
         if link is None:
-            return not_redirecting(request, 404)
+            await _refuse(scope, receive, send, 404)
+            return
         if link.state_at_timestamp(now) is not LinkState.ACTIVE:
-            return not_redirecting(request, 410)
+            await _refuse(scope, receive, send, 410)
+            return
         if link.max_clicks is not None and not await state.limits.allow(
             code, link.max_clicks, spend=spend
         ):
-            return not_redirecting(request, 410)
+            await _refuse(scope, receive, send, 410)
+            return
     except UNAVAILABLE:
         log.warning("lookup of %s failed: PostgreSQL unavailable", code)
-        return not_redirecting(request, 503, retry_after=RETRY_AFTER_UNAVAILABLE)
-    query = request.url.query
-    location = merge_query(link.target, query) if link.forward_query and query else link.target
+        await _refuse(scope, receive, send, 503, retry_after=RETRY_AFTER_UNAVAILABLE)
+        return
+    query = scope["query_string"]
+    location = link.target
+    if query and link.forward_query:
+        location = merge_query(location, query.decode("latin-1"))
+    headers = [
+        (b"location", ascii_url(location).encode("ascii")),
+        (b"cache-control", _CACHE_CONTROL.get(link.redirect_type, _NO_STORE)),
+        (b"content-length", b"0"),
+    ]
+    await send({"type": "http.response.start", "status": link.redirect_type, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
     if spend:
-        fields = click_fields(code, link.id, request.headers, ip, int(now * 1000), state.secret)
-        state.clicks.add(fields)
-    # A 301/308 may be cached by browsers; a 302/307 must not be, or its clicks go unseen.
-    cache_control = "public, max-age=3600" if link.redirect_type in (301, 308) else "no-store"
-    return Response(
-        status_code=link.redirect_type,
-        headers={"Location": location, "Cache-Control": cache_control},
-    )
+        click = click_fields(code, link.id, scope["headers"], ip, int(now * 1000), state.secret)
+        state.clicks.add(click)
+
+
+async def _refuse(
+    scope: Scope, receive: Receive, send: Send, status: int, *, retry_after: int | None = None
+) -> None:
+    response = not_redirecting(Request(scope), status, retry_after=retry_after)
+    await response(scope, receive, send)
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
@@ -91,7 +142,7 @@ async def not_found(request: Request, exc: Exception) -> Response:
     return not_redirecting(request, 404)
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> RedirectService:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_resources(settings) as resources:
@@ -146,27 +197,9 @@ def create_app(settings: Settings) -> Starlette:
                     await listener
                 await clicks.close()
 
-    routes = [
-        *health.routes,
-        Route("/metrics", metrics),
-        Route("/{code}", follow, methods=["GET", "HEAD"]),
-    ]
-    middleware = [
-        Middleware(
-            RequestLogMiddleware,
-            service="redirect",
-            skip_paths=health.PROBE_PATHS,
-            log_client=False,
-        )
-    ]
-    app = Starlette(
-        routes=routes,
-        middleware=middleware,
-        exception_handlers={404: not_found},
-        lifespan=lifespan,
-    )
-    app.router.redirect_slashes = False  # "/abc/" is not "/abc": it never reaches storage
-    return app
+    routes = [*health.routes, Route("/metrics", metrics)]
+    fallback = Starlette(routes=routes, exception_handlers={404: not_found}, lifespan=lifespan)
+    return RedirectService(fallback)
 
 
 def _secret(settings: Settings) -> bytes:

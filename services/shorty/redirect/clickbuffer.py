@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import deque
 
@@ -17,33 +18,41 @@ import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
 from shorty.obs.metrics import CLICKS_BUFFERED, CLICKS_DROPPED, CLICKS_FLUSHED
-from shorty.redirect.clicks import STREAM, STREAM_MAXLEN
+from shorty.redirect.clicks import STREAM, STREAM_MAXLEN, Click
 
 log = logging.getLogger(__name__)
-Fields = dict[str, str]
 MAX_BACKOFF = 5.0
+# ARGV: maxlen, then a JSON list of clicks, each a list of values in FIELDS order.
+_APPEND = """
+for _, c in ipairs(cjson.decode(ARGV[2])) do
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+        'code', c[1], 'id', c[2], 'ts', c[3], 'ref', c[4], 'ua', c[5], 'vh', c[6])
+end
+return 0
+"""
 
 
 class ClickBuffer:
     def __init__(self, client: aredis.Redis, *, capacity: int, batch: int, interval: float) -> None:
         self._redis = client
-        self._clicks: deque[Fields] = deque()
+        self._clicks: deque[Click] = deque()
         self.capacity = capacity
         self.batch = batch
         self.interval = interval
         self.dropped = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._append = client.register_script(_APPEND)
 
     def __len__(self) -> int:
         return len(self._clicks)
 
-    def add(self, fields: Fields) -> None:
+    def add(self, click: Click) -> None:
         if len(self._clicks) >= self.capacity:
             self._clicks.popleft()
             self.dropped += 1
             CLICKS_DROPPED.inc()
-        self._clicks.append(fields)
+        self._clicks.append(click)
         if len(self._clicks) >= self.batch:
             self._wake.set()
 
@@ -74,11 +83,11 @@ class ClickBuffer:
         taken = [self._clicks.popleft() for _ in range(min(self.batch, len(self._clicks)))]
         if not taken:
             return 0
+        # One command per batch: the clicks travel as one JSON argument and a script
+        # appends them, which costs far less client CPU than a pipeline of XADDs.
+        payload = json.dumps(taken)
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for fields in taken:
-                    pipe.xadd(STREAM, fields, maxlen=STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
-                await pipe.execute()
+            await self._append(keys=[STREAM], args=[STREAM_MAXLEN, payload])
         except (RedisError, OSError) as exc:
             room = self.capacity - len(self._clicks)
             kept = taken[-room:] if room > 0 else []

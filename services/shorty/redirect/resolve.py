@@ -9,13 +9,24 @@ path skips Redis for a moment (RedisGuard) instead of waiting on it again.
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import asyncpg
-from cachetools import TTLCache
+from lru import LRU
 from redis.exceptions import RedisError
 
 from shorty.cache.guard import RedisGuard
 from shorty.cache.links import ABSENT, Absent, CachedLink, LinkCache
 from shorty.obs.metrics import LOOKUPS
+
+# Bound once: looking a labelled child up costs more than the lookup it counts.
+_LRU_HIT = LOOKUPS.labels("lru", "hit")
+_LRU_ABSENT = LOOKUPS.labels("lru", "absent")
+_REDIS_HIT = LOOKUPS.labels("redis", "hit")
+_REDIS_ABSENT = LOOKUPS.labels("redis", "absent")
+_PG_HIT = LOOKUPS.labels("postgres", "hit")
+_PG_ABSENT = LOOKUPS.labels("postgres", "absent")
 
 _SELECT = (
     "SELECT id, target, redirect_type, expires_at, disabled, max_clicks, forward_query"
@@ -37,12 +48,16 @@ class Resolver:
     ) -> None:
         self._pool = pool
         self._cache = cache
-        self._links: TTLCache[str, CachedLink] | None = None
-        self._absent: TTLCache[str, bool] | None = None
+        # LRU maps (lru-dict, in C): code -> (monotonic deadline, CachedLink.fields()),
+        # and code -> deadline for codes known not to exist.
+        self._links: LRU[str, tuple[float, tuple[Any, ...]]] | None = None
+        self._absent: LRU[str, float] | None = None
+        self._lru_ttl = lru_ttl
+        self._negative_ttl = negative_ttl
         if lru_size > 0:
-            self._links = TTLCache(maxsize=lru_size, ttl=lru_ttl)
+            self._links = LRU(lru_size)
             if negative_ttl > 0:
-                self._absent = TTLCache(maxsize=max(1024, lru_size // 4), ttl=negative_ttl)
+                self._absent = LRU(max(1024, lru_size // 4))
         self._guard = guard
         self._db_timeout = db_timeout
         # Bumped by every invalidation: a lookup that overlapped one is not remembered.
@@ -50,10 +65,9 @@ class Resolver:
 
     def forget(self, code: str) -> None:
         self._epoch += 1
-        if self._links is not None:
-            self._links.pop(code, None)
-        if self._absent is not None:
-            self._absent.pop(code, None)
+        for memory in (self._links, self._absent):
+            if memory is not None and code in memory:
+                del memory[code]
 
     def forget_all(self) -> None:
         self._epoch += 1
@@ -64,13 +78,16 @@ class Resolver:
 
     async def resolve(self, code: str) -> CachedLink | None:
         if self._links is not None:
-            link = self._links.get(code)
-            if link is not None:
-                LOOKUPS.labels("lru", "hit").inc()
-                return link
-            if self._absent is not None and code in self._absent:
-                LOOKUPS.labels("lru", "absent").inc()
-                return None
+            now = time.monotonic()
+            entry = self._links.get(code)
+            if entry is not None and entry[0] > now:
+                _LRU_HIT.inc()
+                return CachedLink(*entry[1])
+            if self._absent is not None:
+                absent_until = self._absent.get(code)
+                if absent_until is not None and absent_until > now:
+                    _LRU_ABSENT.inc()
+                    return None
         epoch = self._epoch
         cached, generation = await self._from_redis(code)
         if cached is None:
@@ -82,11 +99,12 @@ class Resolver:
         return cached if isinstance(cached, CachedLink) else None
 
     def _remember(self, code: str, link: CachedLink | Absent) -> None:
+        now = time.monotonic()
         if isinstance(link, CachedLink):
             if self._links is not None:
-                self._links[code] = link
+                self._links[code] = (now + self._lru_ttl, link.fields())
         elif self._absent is not None:
-            self._absent[code] = True
+            self._absent[code] = now + self._negative_ttl
 
     async def _from_redis(self, code: str) -> tuple[CachedLink | Absent | None, bytes | None]:
         """What Redis holds and the code's generation (None: Redis was not asked)."""
@@ -98,7 +116,7 @@ class Resolver:
             self._guard.failed(exc)
             return None, None
         if cached is not None:
-            LOOKUPS.labels("redis", "absent" if cached is ABSENT else "hit").inc()
+            (_REDIS_ABSENT if cached is ABSENT else _REDIS_HIT).inc()
         return cached, generation
 
     async def _to_redis(self, code: str, link: CachedLink | Absent, generation: bytes) -> None:
@@ -111,9 +129,9 @@ class Resolver:
         async with self._pool.acquire(timeout=self._db_timeout) as conn:
             row = await conn.fetchrow(_SELECT, code)
         if row is None:
-            LOOKUPS.labels("postgres", "absent").inc()
+            _PG_ABSENT.inc()
             return ABSENT
-        LOOKUPS.labels("postgres", "hit").inc()
+        _PG_HIT.inc()
         expires = row["expires_at"].timestamp() if row["expires_at"] else None
         return CachedLink(
             row["id"],

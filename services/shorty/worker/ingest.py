@@ -17,6 +17,7 @@ import asyncpg
 import redis.asyncio as aredis
 from redis.exceptions import ResponseError
 
+from shorty.core.bots import is_bot
 from shorty.core.codes import is_well_formed
 from shorty.redirect.clicks import STREAM
 from shorty.store.errors import UNAVAILABLE
@@ -81,7 +82,7 @@ def parse_entry(stream_id: bytes, fields: dict[bytes, bytes]) -> Click | None:
             referrer_host=_text(fields, b"ref", 255),
             user_agent=_text(fields, b"ua", 512),
             visitor_hash=_text(fields, b"vh", 64),
-            is_bot=fields.get(b"bot") == b"1",
+            is_bot=is_bot(_text(fields, b"ua", 512)),
             url_id=url_id,
         )
     except (KeyError, ValueError, OverflowError, OSError):

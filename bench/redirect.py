@@ -1,0 +1,415 @@
+"""Redirect benchmark: the service against the limits of its own stack, in one run.
+
+Starts PostgreSQL and Redis (embedded, or SHORTY_DATABASE_URL / SHORTY_REDIS_URL),
+seeds links, then serves each app with uvicorn (uvloop, httptools, one process)
+and drives it with wrk (one thread, fixed connections, fixed time) over random
+codes. Cases:
+
+  hot       the service with every link in its LRU   vs  bare ASGI 301
+  redis     the service with the LRU off             vs  Starlette + one Redis GET
+  postgres  the service with LRU and Redis cache off vs  Starlette + one asyncpg SELECT
+  scale     the postgres case with 10,000 and with 1,000,000 links (p99 ratio)
+
+Prints one table and writes it to bench/results/redirect.json. Targets are
+ratios within the run (see docs/performance.md); nothing here is tuned per case
+except the tiers the case is about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import redis
+
+from shorty import embedded
+from shorty.cache.links import KEY, CachedLink
+from shorty.core.codes import BASE62
+from shorty.store import migrate
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = ROOT / ".shorty-data" / "bench"
+RESULTS = HERE / "results"
+UVICORN = [
+    "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+    "--log-level", "warning", "--lifespan", "on",
+]  # fmt: skip
+
+
+@dataclass
+class Run:
+    case: str
+    server: str
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    rss_mb: float | None = None
+    tiers: dict[str, float] | None = None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def codes_for(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    while len(seen) < count:
+        seen.add("".join(rng.choice(BASE62) for _ in range(7)))
+    return sorted(seen)
+
+
+async def seed_database(admin_url: str, name: str, codes: list[str]) -> str:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = embedded.with_database(admin_url, name)
+    await asyncio.to_thread(migrate.upgrade, url)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.copy_records_to_table(
+            "urls",
+            records=((code, f"https://example.com/{code}") for code in codes),
+            columns=["code", "target"],
+        )
+        await conn.execute("VACUUM ANALYZE urls")
+    finally:
+        await conn.close()
+    return url
+
+
+def seed_redis(redis_url: str, database_url: str, codes: list[str]) -> None:
+    async def ids() -> dict[str, int]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            rows = await conn.fetch("SELECT code, id FROM urls")
+        finally:
+            await conn.close()
+        return {row["code"]: row["id"] for row in rows}
+
+    link_ids = asyncio.run(ids())
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    pipe = client.pipeline(transaction=False)
+    for index, code in enumerate(codes):
+        target = f"https://example.com/{code}"
+        pipe.set(KEY.format(code), CachedLink(link_ids[code], target).dumps(), ex=3600)
+        pipe.set(f"bench:{code}", target, ex=3600)
+        if index % 5000 == 4999:
+            pipe.execute()
+    pipe.execute()
+    client.close()
+
+
+class Server:
+    def __init__(self, name: str, command: list[str], env: dict[str, str], port: int) -> None:
+        self.name = name
+        self.port = port
+        self.process = subprocess.Popen(  # noqa: S603 - our interpreter, our modules
+            command,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    err = self.process.stderr.read().decode() if self.process.stderr else ""
+                    raise SystemExit(f"{name} did not start:\n{err}") from None
+                time.sleep(0.1)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        return int(match.group(1)) / 1024 if match else float("nan")
+
+    def metrics(self) -> dict[str, float]:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as reply:  # noqa: S310
+            text = reply.read().decode()
+        found = {}
+        for labels, value in re.findall(r"shorty_redirect_lookups_total\{([^}]*)\} (\S+)", text):
+            named = dict(re.findall(r'(\w+)="(\w+)"', labels))
+            found[f"{named['tier']}:{named['result']}"] = float(value)
+        return found
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
+
+
+def shorty_server(env: dict[str, str]) -> Server:
+    port = free_port()
+    command = [sys.executable, "-m", "shorty", "serve", "redirect", "--host", "127.0.0.1"]
+    return Server("shorty", [*command, "--port", str(port)], env, port)
+
+
+def baseline_server(app: str, env: dict[str, str]) -> Server:
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", f"bench.baselines:{app}", *UVICORN]
+    return Server(app, [*command, "--port", str(port), "--host", "127.0.0.1"], env, port)
+
+
+def wrk(url: str, codes_file: Path, *, connections: int, seconds: int, script: str) -> str:
+    command = [
+        "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s",
+        "-s", str(HERE / script), url, "--", str(codes_file),
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603
+
+
+def parse_wrk(output: str) -> tuple[float, float, float, int]:
+    def latency(percent: str) -> float:
+        match = re.search(rf"^\s+{percent}%\s+([0-9.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        if match is None:
+            raise SystemExit(f"no {percent}% latency in wrk output:\n{output}")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", output).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: .*", output)
+    count = int(errors.group(1)) if errors else 0
+    if socket_errors:
+        count += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(0)))
+    return rps, latency("50"), latency("99"), count
+
+
+def compare(case: str, targets: list[tuple[Server, Path]], args: argparse.Namespace) -> list[Run]:
+    """wrk against each (server, codes file) in turn, ``args.rounds`` times; medians.
+
+    Interleaving the servers spreads the machine's own noise over all of them
+    instead of charging it to whichever ran at a bad moment.
+    """
+    samples: dict[str, list[tuple[float, float, float, int]]] = {s.name: [] for s, _ in targets}
+    before = {s.name: s.metrics() for s, _ in targets if s.name.startswith("shorty")}
+    for _ in range(args.rounds):
+        for server, codes_file in targets:
+            output = wrk(
+                server.url,
+                codes_file,
+                connections=args.connections,
+                seconds=args.seconds,
+                script="random_codes.lua",
+            )
+            samples[server.name].append(parse_wrk(output))
+    runs = []
+    for server, _ in targets:
+        columns = list(zip(*samples[server.name], strict=True))
+        rps, p50, p99 = (statistics.median(values) for values in columns[:3])
+        errors = sum(columns[3])
+        run = Run(case, server.name, round(rps, 1), round(p50, 3), round(p99, 3), errors)
+        if server.name in before:
+            after = server.metrics()
+            total = sum(after.values()) - sum(before[server.name].values())
+            run.tiers = {
+                key: round((after[key] - before[server.name].get(key, 0)) / total, 4)
+                for key in sorted(after)
+                if total and after[key] != before[server.name].get(key, 0)
+            }
+            run.rss_mb = round(server.rss_mb(), 1)
+        print(
+            f"  {case:<10} {server.name:<20} {rps:>10,.0f} req/s"
+            f"  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  errors {errors}",
+            flush=True,
+        )
+        runs.append(run)
+    return runs
+
+
+def stop_all(servers: list[Server]) -> None:
+    for server in servers:
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench redirect", description=(__doc__ or "").split("\n\n")[0]
+    )
+    parser.add_argument("--links", type=int, default=100_000, help="links for hot/redis/postgres")
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="wrk runs per server (median)")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections")
+    parser.add_argument("--no-scale", action="store_true", help="skip the 10k vs 1M links case")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: sudo apt-get install wrk (Debian/Ubuntu)")
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    servers = embedded.EmbeddedServers()
+    admin_url = os.environ.get("SHORTY_DATABASE_URL")
+    redis_url = os.environ.get("SHORTY_REDIS_URL")
+    if admin_url is None:
+        servers._postgres, admin_url = embedded.start_postgres(DATA)
+    if redis_url is None:
+        servers._redis, redis_url = embedded.start_redis(DATA)
+    runs: list[Run] = []
+    try:
+        print(f"seeding {args.links:,} links ...", flush=True)
+        codes = codes_for(args.links, seed=1)
+        codes_file = DATA / "codes.txt"
+        codes_file.write_text("\n".join(codes) + "\n")
+        database_url = asyncio.run(seed_database(admin_url, "shorty_bench", codes))
+        seed_redis(redis_url, database_url, codes)
+        env = {
+            "SHORTY_DATABASE_URL": database_url,
+            "SHORTY_REDIS_URL": redis_url,
+            "SHORTY_PUBLIC_URL": "http://127.0.0.1",
+            "SHORTY_SECRET_KEY": "bench-secret-key",
+            "SHORTY_LOG_LEVEL": "INFO",
+            "BENCH_CODES": str(codes_file),
+        }
+
+        # hot: every link in the LRU (kept for the whole run), against bare ASGI.
+        hot_env = {**env, "SHORTY_LRU_SIZE": str(args.links), "SHORTY_LRU_TTL": "3600"}
+        group = [shorty_server(hot_env), baseline_server("bare", env)]
+        group.append(baseline_server("starlette_dict", env))
+        try:
+            print("warming the LRU ...", flush=True)
+            warm = max(5, args.links // 4000)
+            wrk(
+                group[0].url,
+                codes_file,
+                connections=args.connections,
+                seconds=warm,
+                script="sequential_codes.lua",
+            )
+            runs += compare("hot", [(server, codes_file) for server in group], args)
+        finally:
+            stop_all(group)
+
+        # redis: LRU off; every link in Redis.
+        seed_redis(redis_url, database_url, codes)
+        group = [
+            shorty_server({**env, "SHORTY_LRU_SIZE": "0"}),
+            baseline_server("starlette_redis", env),
+        ]
+        try:
+            runs += compare("redis", [(server, codes_file) for server in group], args)
+        finally:
+            stop_all(group)
+
+        # postgres: LRU and Redis cache off.
+        pg_env = {**env, "SHORTY_LRU_SIZE": "0", "SHORTY_CACHE_TTL": "0"}
+        group = [shorty_server(pg_env), baseline_server("starlette_postgres", env)]
+        try:
+            runs += compare("postgres", [(server, codes_file) for server in group], args)
+        finally:
+            stop_all(group)
+
+        if not args.no_scale:
+            runs += scale(admin_url, pg_env, args)
+    finally:
+        servers.stop()
+    report(runs, args)
+
+
+def scale(admin_url: str, pg_env: dict[str, str], args: argparse.Namespace) -> list[Run]:
+    """PostgreSQL-tier latency with 10,000 links and with 1,000,000, side by side."""
+    group = []
+    files = []
+    try:
+        for count in (10_000, 1_000_000):
+            print(f"seeding {count:,} links for the scale case ...", flush=True)
+            scale_codes = codes_for(count, seed=count)
+            scale_file = DATA / f"codes-{count}.txt"
+            scale_file.write_text("\n".join(scale_codes) + "\n")
+            url = asyncio.run(seed_database(admin_url, f"shorty_bench_{count}", scale_codes))
+            server = shorty_server({**pg_env, "SHORTY_DATABASE_URL": url})
+            server.name = f"shorty-{count // 1000}k"
+            group.append(server)
+            files.append(scale_file)
+        return compare("scale", list(zip(group, files, strict=True)), args)
+    finally:
+        stop_all(group)
+
+
+def report(runs: list[Run], args: argparse.Namespace) -> None:
+    by = {(r.case, r.server): r for r in runs}
+    pairs = {"hot": "bare", "redis": "starlette_redis", "postgres": "starlette_postgres"}
+    print()
+    print(f"{'case':<10}{'server':<20}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}")
+    for run in runs:
+        base = by.get((run.case, pairs.get(run.case, "")))
+        ratio = (
+            run.requests_per_s / base.requests_per_s if base and run.server == "shorty" else None
+        )
+        shown = f"{ratio:.2f}" if ratio is not None else ""
+        print(
+            f"{run.case:<10}{run.server:<20}{run.requests_per_s:>10,.0f}{run.p50_ms:>9.2f}{run.p99_ms:>9.2f}{shown:>8}"
+        )
+    checks = {}
+    for case, base_name in pairs.items():
+        mine, base = by.get((case, "shorty")), by.get((case, base_name))
+        if mine and base:
+            checks[f"{case}_ratio"] = round(mine.requests_per_s / base.requests_per_s, 3)
+    hot = by.get(("hot", "shorty"))
+    if hot:
+        checks["hot_p99_ms"] = hot.p99_ms
+        checks["hot_rss_mb"] = hot.rss_mb
+    small, large = by.get(("scale", "shorty-10k")), by.get(("scale", "shorty-1000k"))
+    if small and large:
+        checks["scale_p99_ratio"] = round(large.p99_ms / small.p99_ms, 3)
+    print()
+    for name, value in checks.items():
+        print(f"  {name} = {value}")
+    RESULTS.mkdir(exist_ok=True)
+    payload = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "arch": platform.machine(),
+        },
+        "settings": {
+            "links": args.links,
+            "seconds": args.seconds,
+            "connections": args.connections,
+            "wrk_threads": 1,
+        },
+        "runs": [asdict(run) for run in runs],
+        "checks": checks,
+    }
+    (RESULTS / "redirect.json").write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"\nwritten to {RESULTS / 'redirect.json'}")
+
+
+if __name__ == "__main__":
+    main()
