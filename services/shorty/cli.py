@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -151,6 +152,11 @@ def _serve_http(service: str, host: str, port: int) -> None:
         from shorty.redirect.app import create_app as create_redirect
 
         app = create_redirect(config)
+        # The hot path allocates a few short-lived objects per request. Everything
+        # loaded so far is moved out of the collector's sight, and young collections
+        # run less often: both measured to cut p99 (docs/performance.md).
+        gc.freeze()
+        gc.set_threshold(20_000, 50, 50)
     uvicorn.run(
         app,
         host=host,

@@ -98,6 +98,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         None, description="Salt of the visitor hash; the same on every replica. Random if unset."
     )
+    access_log: bool = Field(True, description="One JSON line per HTTP request.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
 
     @field_validator("database_url")

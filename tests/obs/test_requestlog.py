@@ -103,3 +103,14 @@ def test_redirect_logs_leave_out_the_client_address(settings, json_lines):
     line = next(x for x in json_lines() if x["log"]["logger"] == "shorty.request")
     assert "client" not in line
     assert "203.0.113.9" not in json.dumps(line)
+
+
+def test_access_log_can_be_switched_off(settings, json_lines):
+    configure_logging("INFO", "api")
+    quiet = settings.model_copy(update={"access_log": False})
+    with TestClient(create_app(quiet)) as client:
+        json_lines()
+        response = client.get("/api/v1/urls/abc")
+    assert response.status_code == 401
+    assert response.headers["x-request-id"]  # the id is still returned
+    assert [x for x in json_lines() if x["log"]["logger"] == "shorty.request"] == []

@@ -106,7 +106,14 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/v1/urls/{code}", links.get_url, methods=["GET"]),
         Route("/api/v1/urls/{code}", links.delete_url, methods=["DELETE"]),
     ]
-    middleware = [Middleware(RequestLogMiddleware, service="api", skip_paths=health.PROBE_PATHS)]
+    middleware = [
+        Middleware(
+            RequestLogMiddleware,
+            service="api",
+            skip_paths=health.PROBE_PATHS,
+            access_log=settings.access_log,
+        )
+    ]
     handlers = {
         DomainError: domain_error,
         Problem: problem,

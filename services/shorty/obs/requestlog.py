@@ -39,12 +39,14 @@ class RequestLogMiddleware:
         service: str,
         skip_paths: frozenset[str] = frozenset(),
         log_client: bool = True,
+        access_log: bool = True,
     ) -> None:
         self.app = app
         self.service = service
         self.skip_paths = skip_paths
         self.log_client = log_client
         self.access = AccessLog(service)
+        self.access_log = access_log
         self._histograms: dict[tuple[str, int], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -86,7 +88,11 @@ class RequestLogMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             self._histogram(scope["method"], status).observe(elapsed)
-            if (scope["path"] not in self.skip_paths or status >= 400) and self.access.enabled:
+            if (
+                self.access_log
+                and (scope["path"] not in self.skip_paths or status >= 400)
+                and self.access.enabled
+            ):
                 self.access.write(
                     method=scope["method"],
                     path=scope["path"],

@@ -59,10 +59,14 @@ class RedirectService:
     """The request log around ``GET|HEAD /{code}`` in pure ASGI; any other request
     goes to ``fallback``, which also owns the lifespan and ``state``."""
 
-    def __init__(self, fallback: Starlette) -> None:
+    def __init__(self, fallback: Starlette, *, access_log: bool = True) -> None:
         self.fallback = fallback
         self._app = RequestLogMiddleware(
-            self._route, service="redirect", skip_paths=health.PROBE_PATHS, log_client=False
+            self._route,
+            service="redirect",
+            skip_paths=health.PROBE_PATHS,
+            log_client=False,
+            access_log=access_log,
         )
 
     @property
@@ -155,7 +159,6 @@ def create_app(settings: Settings) -> RedirectService:
                 lru_size=settings.lru_size,
                 lru_ttl=settings.lru_ttl,
                 negative_ttl=settings.negative_ttl,
-                db_timeout=settings.db_timeout,
             )
             clicks = ClickBuffer(
                 resources.redis,
@@ -167,9 +170,7 @@ def create_app(settings: Settings) -> RedirectService:
             app.state.pool = resources.pool
             app.state.redis = resources.redis
             app.state.resolver = resolver
-            app.state.limits = ClickLimits(
-                resources.pool, resources.redis, guard, settings.db_timeout
-            )
+            app.state.limits = ClickLimits(resources.pool, resources.redis, guard)
             app.state.clicks = clicks
             app.state.buckets = (
                 TokenBuckets(settings.redirect_rate, settings.redirect_burst)
@@ -199,7 +200,7 @@ def create_app(settings: Settings) -> RedirectService:
 
     routes = [*health.routes, Route("/metrics", metrics)]
     fallback = Starlette(routes=routes, exception_handlers={404: not_found}, lifespan=lifespan)
-    return RedirectService(fallback)
+    return RedirectService(fallback, access_log=settings.access_log)
 
 
 def _secret(settings: Settings) -> bytes:

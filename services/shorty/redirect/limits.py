@@ -19,13 +19,10 @@ USES_TTL = 86_400
 
 
 class ClickLimits:
-    def __init__(
-        self, pool: asyncpg.Pool, client: aredis.Redis, guard: RedisGuard, db_timeout: float
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, client: aredis.Redis, guard: RedisGuard) -> None:
         self._pool = pool
         self._redis = client
         self._guard = guard
-        self._db_timeout = db_timeout
 
     async def allow(self, code: str, max_clicks: int, *, spend: bool) -> bool:
         """May this request (a GET spends a use; a HEAD only looks) be redirected?"""
@@ -48,6 +45,5 @@ class ClickLimits:
         return used <= max_clicks
 
     async def _count(self, code: str) -> int:
-        async with self._pool.acquire(timeout=self._db_timeout) as conn:
-            count = await conn.fetchval("SELECT click_count FROM urls WHERE code = $1", code)
+        count = await self._pool.fetchval("SELECT click_count FROM urls WHERE code = $1", code)
         return int(count or 0)

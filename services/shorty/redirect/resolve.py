@@ -44,7 +44,6 @@ class Resolver:
         lru_size: int,
         lru_ttl: float,
         negative_ttl: float,
-        db_timeout: float,
     ) -> None:
         self._pool = pool
         self._cache = cache
@@ -59,7 +58,6 @@ class Resolver:
             if negative_ttl > 0:
                 self._absent = LRU(max(1024, lru_size // 4))
         self._guard = guard
-        self._db_timeout = db_timeout
         # Bumped by every invalidation: a lookup that overlapped one is not remembered.
         self._epoch = 0
 
@@ -126,8 +124,10 @@ class Resolver:
             self._guard.failed(exc)
 
     async def _from_postgres(self, code: str) -> CachedLink | Absent:
-        async with self._pool.acquire(timeout=self._db_timeout) as conn:
-            row = await conn.fetchrow(_SELECT, code)
+        # The query is bounded by the pool's command timeout (SHORTY_DB_TIMEOUT), which
+        # also bounds how long a connection can be held; an acquire timeout on top
+        # would cost a task per lookup.
+        row = await self._pool.fetchrow(_SELECT, code)
         if row is None:
             _PG_ABSENT.inc()
             return ABSENT
