@@ -8,7 +8,8 @@ codes. Cases:
   hot       the service with every link in its LRU   vs  bare ASGI 301
   redis     the service with the LRU off             vs  Starlette + one Redis GET
   postgres  the service with LRU and Redis cache off vs  Starlette + one asyncpg SELECT
-  scale     the postgres case with 10,000 and with 1,000,000 links (p99 ratio)
+  scale     the postgres case with 10,000 and with 1,000,000 links (p99 ratio),
+            below saturation (--scale-connections), after an unmeasured warm-up
 
 Prints one table and writes it to bench/results/redirect.json. Targets are
 ratios within the run (see docs/performance.md); nothing here is tuned per case
@@ -212,7 +213,14 @@ def parse_wrk(output: str) -> tuple[float, float, float, int]:
     return rps, latency("50"), latency("99"), count
 
 
-def compare(case: str, targets: list[tuple[Server, Path]], args: argparse.Namespace) -> list[Run]:
+def compare(
+    case: str,
+    targets: list[tuple[Server, Path]],
+    args: argparse.Namespace,
+    *,
+    connections: int | None = None,
+    rounds: int | None = None,
+) -> list[Run]:
     """wrk against each (server, codes file) in turn, ``args.rounds`` times; medians.
 
     Interleaving the servers spreads the machine's own noise over all of them
@@ -220,12 +228,12 @@ def compare(case: str, targets: list[tuple[Server, Path]], args: argparse.Namesp
     """
     samples: dict[str, list[tuple[float, float, float, int]]] = {s.name: [] for s, _ in targets}
     before = {s.name: s.metrics() for s, _ in targets if s.name.startswith("shorty")}
-    for _ in range(args.rounds):
+    for _ in range(rounds or args.rounds):
         for server, codes_file in targets:
             output = wrk(
                 server.url,
                 codes_file,
-                connections=args.connections,
+                connections=connections or args.connections,
                 seconds=args.seconds,
                 script="random_codes.lua",
             )
@@ -267,7 +275,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="wrk runs per server (median)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
-    parser.add_argument("--no-scale", action="store_true", help="skip the 10k vs 1M links case")
+    parser.add_argument(
+        "--cases",
+        default="hot,redis,postgres,scale",
+        help="comma-separated subset of: hot, redis, postgres, scale",
+    )
+    parser.add_argument(
+        "--scale-connections",
+        type=int,
+        default=16,
+        help="wrk connections for the scale case (below saturation: p99 is service time)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: sudo apt-get install wrk (Debian/Ubuntu)")
@@ -297,48 +315,51 @@ def main(argv: list[str] | None = None) -> None:
             "BENCH_CODES": str(codes_file),
         }
 
-        # hot: every link in the LRU (kept for the whole run), against bare ASGI.
-        hot_env = {**env, "SHORTY_LRU_SIZE": str(args.links), "SHORTY_LRU_TTL": "3600"}
-        group = [shorty_server(hot_env), baseline_server("bare", env)]
-        group.append(baseline_server("starlette_dict", env))
-        try:
-            print("warming the LRU ...", flush=True)
-            warm = max(5, args.links // 4000)
-            wrk(
-                group[0].url,
-                codes_file,
-                connections=args.connections,
-                seconds=warm,
-                script="sequential_codes.lua",
-            )
-            runs += compare("hot", [(server, codes_file) for server in group], args)
-        finally:
-            stop_all(group)
-
-        # redis: LRU off; every link in Redis.
-        seed_redis(redis_url, database_url, codes)
-        group = [
-            shorty_server({**env, "SHORTY_LRU_SIZE": "0"}),
-            baseline_server("starlette_redis", env),
-        ]
-        try:
-            runs += compare("redis", [(server, codes_file) for server in group], args)
-        finally:
-            stop_all(group)
-
-        # postgres: LRU and Redis cache off.
+        cases = set(args.cases.split(","))
         pg_env = {**env, "SHORTY_LRU_SIZE": "0", "SHORTY_CACHE_TTL": "0"}
-        group = [shorty_server(pg_env), baseline_server("starlette_postgres", env)]
-        try:
-            runs += compare("postgres", [(server, codes_file) for server in group], args)
-        finally:
-            stop_all(group)
-
-        if not args.no_scale:
+        if "hot" in cases:
+            runs += hot(env, codes_file, args)
+        if "redis" in cases:
+            seed_redis(redis_url, database_url, codes)
+            group = [
+                shorty_server({**env, "SHORTY_LRU_SIZE": "0"}),
+                baseline_server("starlette_redis", env),
+            ]
+            try:
+                runs += compare("redis", [(server, codes_file) for server in group], args)
+            finally:
+                stop_all(group)
+        if "postgres" in cases:
+            group = [shorty_server(pg_env), baseline_server("starlette_postgres", env)]
+            try:
+                runs += compare("postgres", [(server, codes_file) for server in group], args)
+            finally:
+                stop_all(group)
+        if "scale" in cases:
             runs += scale(admin_url, pg_env, args)
     finally:
         servers.stop()
     report(runs, args)
+
+
+def hot(env: dict[str, str], codes_file: Path, args: argparse.Namespace) -> list[Run]:
+    """Every link in the LRU (kept for the whole run), against bare ASGI."""
+    hot_env = {**env, "SHORTY_LRU_SIZE": str(args.links), "SHORTY_LRU_TTL": "3600"}
+    group = [shorty_server(hot_env), baseline_server("bare", env)]
+    group.append(baseline_server("starlette_dict", env))
+    try:
+        print("warming the LRU ...", flush=True)
+        warm = max(5, args.links // 4000)
+        wrk(
+            group[0].url,
+            codes_file,
+            connections=args.connections,
+            seconds=warm,
+            script="sequential_codes.lua",
+        )
+        return compare("hot", [(server, codes_file) for server in group], args)
+    finally:
+        stop_all(group)
 
 
 def scale(admin_url: str, pg_env: dict[str, str], args: argparse.Namespace) -> list[Run]:
@@ -356,7 +377,18 @@ def scale(admin_url: str, pg_env: dict[str, str], args: argparse.Namespace) -> l
             server.name = f"shorty-{count // 1000}k"
             group.append(server)
             files.append(scale_file)
-        return compare("scale", list(zip(group, files, strict=True)), args)
+        targets = list(zip(group, files, strict=True))
+        for server, codes_file in targets:  # warm each database's cache once, unmeasured
+            wrk(
+                server.url,
+                codes_file,
+                connections=args.scale_connections,
+                seconds=args.seconds,
+                script="random_codes.lua",
+            )
+        return compare(
+            "scale", targets, args, connections=args.scale_connections, rounds=args.rounds + 2
+        )
     finally:
         stop_all(group)
 
@@ -402,6 +434,7 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
             "links": args.links,
             "seconds": args.seconds,
             "connections": args.connections,
+            "scale_connections": args.scale_connections,
             "wrk_threads": 1,
         },
         "runs": [asdict(run) for run in runs],
