@@ -62,15 +62,18 @@ class ClickBuffer:
     async def _run(self) -> None:
         backoff = self.interval
         while True:
-            with contextlib.suppress(TimeoutError):
+            ticked = False
+            try:
                 await asyncio.wait_for(self._wake.wait(), self.interval)
+            except TimeoutError:
+                ticked = True
             self._wake.clear()
             failed = False
-            while self._clicks:
-                sent = await self.flush()
-                failed = sent == 0
-                if sent < self.batch:
-                    break  # written all, or Redis failed
+            # Woken by size: write full batches. On the interval: write everything.
+            while len(self._clicks) >= self.batch or (ticked and self._clicks):
+                if await self.flush() == 0:
+                    failed = True
+                    break
             if failed:
                 # Redis is away: wait (ignoring wake-ups) before trying again.
                 backoff = min(backoff * 2, MAX_BACKOFF)
