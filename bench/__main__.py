@@ -1,13 +1,19 @@
-"""`make bench`: `python -m bench [core|redirect] [options]` (both when no name is given)."""
+"""`make bench`: `python -m bench [core|ratelimit|redirect] [options]` (all when no name)."""
 
 import sys
 
-from bench import core, redirect
+from bench import core, ratelimit, redirect
 
-if len(sys.argv) > 1 and sys.argv[1] == "core":
+name = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else None
+if name == "core":
     core.main()
-elif len(sys.argv) > 1 and sys.argv[1] == "redirect":
+elif name == "ratelimit":
+    ratelimit.main()
+elif name == "redirect":
     redirect.main(sys.argv[2:])
-else:
+elif name is None:
     core.main()
+    ratelimit.main()
     redirect.main(sys.argv[1:])
+else:
+    raise SystemExit(f"unknown benchmark {name!r}: core, ratelimit or redirect")

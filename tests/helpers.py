@@ -49,5 +49,19 @@ def user_with_key(
     return asyncio.run(go())
 
 
+def another_key(database_url: str, user_id: int) -> str:
+    """A second API key for an existing user."""
+
+    async def go() -> str:
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+        try:
+            _, raw = await KeyStore(pool).create(user_id)
+            return raw
+        finally:
+            await pool.close()
+
+    return asyncio.run(go())
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}

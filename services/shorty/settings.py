@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shorty.core.accounts import normalize_email
 from shorty.core.errors import DomainError
+from shorty.core.limits import Limit, parse_limit
 from shorty.core.targets import Origin, ascii_host
 
 ENV_PREFIX = "SHORTY_"
@@ -98,6 +99,15 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         None, description="Salt of the visitor hash; the same on every replica. Random if unset."
     )
+    ratelimit_algorithm: Literal["token_bucket", "sliding_window"] = Field(
+        "token_bucket", description="How API limits are counted."
+    )
+    limit_per_key: str = Field("600/minute", description="API requests per API key ('off': none).")
+    limit_per_user: str = Field("1200/minute", description="API requests per user, all keys.")
+    limit_per_ip: str = Field("1200/minute", description="API requests per client IP.")
+    api_replicas: int = Field(
+        1, ge=1, le=1000, description="API replicas: each enforces 1/N of a limit without Redis."
+    )
     access_log: bool = Field(True, description="One JSON line per HTTP request.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
 
@@ -143,6 +153,15 @@ class Settings(BaseSettings):
         except DomainError as exc:
             raise ValueError(exc.message) from None
 
+    @field_validator("limit_per_key", "limit_per_user", "limit_per_ip")
+    @classmethod
+    def _limit(cls, value: str) -> str:
+        try:
+            parse_limit(value)
+        except DomainError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
     @field_validator("initial_admin_email")
     @classmethod
     def _email(cls, value: str) -> str:
@@ -175,6 +194,15 @@ class Settings(BaseSettings):
         default_port = {"http": 80, "https": 443}[url.scheme]
         port = url.port if url.port != default_port else None
         return (Origin(ascii_host(url.host or ""), port), *(Origin(h) for h in self.own_hosts))
+
+    @property
+    def limits(self) -> dict[str, Limit | None]:
+        """The API's default limits by what they are keyed on."""
+        return {
+            "key": parse_limit(self.limit_per_key),
+            "user": parse_limit(self.limit_per_user),
+            "ip": parse_limit(self.limit_per_ip),
+        }
 
     def require_servers(self) -> tuple[str, str]:
         """Both server URLs, or a SettingsError naming what is missing."""

@@ -38,7 +38,7 @@ def test_upgrade_rerun_downgrade_upgrade(empty_db):
     assert tables(empty_db) == []
     migrate.upgrade(empty_db)
     assert tables(empty_db) == TABLES
-    assert scalar(empty_db, "SELECT version_num FROM alembic_version") == "0001"
+    assert scalar(empty_db, "SELECT version_num FROM alembic_version") == "0002"
     schema = query(empty_db, SCHEMA)
 
     migrate.upgrade(empty_db)  # nothing to do

@@ -24,6 +24,9 @@ from shorty.core.errors import (
 )
 from shorty.obs.metrics import metrics
 from shorty.obs.requestlog import RequestLogMiddleware
+from shorty.ratelimit.asgi import RateLimitHeadersMiddleware
+from shorty.ratelimit.limiter import Limiter
+from shorty.ratelimit.redis import RedisLimits
 from shorty.runtime import open_resources
 from shorty.settings import Settings
 from shorty.store.bootstrap import ensure_initial_api_key
@@ -96,6 +99,10 @@ def create_app(settings: Settings) -> Starlette:
             app.state.redis = resources.redis
             app.state.links = LinkStore(resources.pool, settings.code_length)
             app.state.keys = KeyStore(resources.pool)
+            app.state.limiter = Limiter(
+                RedisLimits(resources.redis, settings.ratelimit_algorithm),
+                replicas=settings.api_replicas,
+            )
             app.state.cache = LinkCache(resources.redis, settings.cache_ttl, settings.negative_ttl)
             yield
 
@@ -112,7 +119,8 @@ def create_app(settings: Settings) -> Starlette:
             service="api",
             skip_paths=health.PROBE_PATHS,
             access_log=settings.access_log,
-        )
+        ),
+        Middleware(RateLimitHeadersMiddleware),
     ]
     handlers = {
         DomainError: domain_error,

@@ -1,19 +1,36 @@
-"""Bearer API keys: who is calling, and may they do this."""
+"""Bearer API keys and rate limits: who is calling, may they do this, and this often.
+
+Every request makes exactly one rate-limit check: against its client IP alone
+when it carries no valid key (so guessing keys is throttled too), or against
+its key, its user and its client IP together once the key is known.
+"""
 
 from __future__ import annotations
 
+import logging
+
 from starlette.requests import Request
 
+from shorty.core.errors import DomainError
+from shorty.core.limits import Limit, parse_limit
+from shorty.obs.metrics import RATE_LIMITED
+from shorty.ratelimit.limiter import Limiter, headers
+from shorty.settings import Settings
 from shorty.store.keys import KeyStore, Principal
+from shorty.web.clientip import client_ip
 from shorty.web.problems import Problem
 
+log = logging.getLogger(__name__)
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="shorty"'}
 
 
 async def authenticate(request: Request, scope: str) -> Principal:
-    """The caller's principal if its key is valid and carries ``scope``."""
+    """The caller's principal if its key is valid, within its limits, and carries ``scope``."""
+    settings: Settings = request.app.state.settings
+    ip_check = [("ip:" + client_ip(request.scope, settings.trusted_proxies), settings.limits["ip"])]
     header = request.headers.get("authorization")
     if not header:
+        await _within_limits(request, ip_check)
         raise Problem(
             401,
             "unauthenticated",
@@ -24,6 +41,7 @@ async def authenticate(request: Request, scope: str) -> Principal:
     kind, _, raw = header.partition(" ")
     raw = raw.strip()
     if kind.lower() != "bearer" or not raw or len(raw) > 512:
+        await _within_limits(request, ip_check)
         raise Problem(
             401,
             "unauthenticated",
@@ -34,6 +52,7 @@ async def authenticate(request: Request, scope: str) -> Principal:
     keys: KeyStore = request.app.state.keys
     principal = await keys.authenticate(raw)
     if principal is None:
+        await _within_limits(request, ip_check)
         raise Problem(
             401,
             "invalid-api-key",
@@ -41,6 +60,14 @@ async def authenticate(request: Request, scope: str) -> Principal:
             "This API key is unknown, revoked or expired.",
             headers=_CHALLENGE,
         )
+    await _within_limits(
+        request,
+        [
+            (f"key:{principal.key_id}", _limit(principal.key_limit, settings.limits["key"])),
+            (f"user:{principal.user_id}", _limit(principal.user_limit, settings.limits["user"])),
+            *ip_check,
+        ],
+    )
     if not principal.allows(scope):
         raise Problem(
             403,
@@ -49,3 +76,29 @@ async def authenticate(request: Request, scope: str) -> Principal:
             f"This API key lacks the '{scope}' scope.",
         )
     return principal
+
+
+def _limit(override: str | None, default: Limit | None) -> Limit | None:
+    if override is None:
+        return default
+    try:
+        return parse_limit(override)
+    except DomainError:
+        log.error("ignoring a stored rate limit that does not parse: %r", override)
+        return default
+
+
+async def _within_limits(request: Request, checks: list[tuple[str, Limit | None]]) -> None:
+    limiter: Limiter = request.app.state.limiter
+    decision = await limiter.check([(key, limit) for key, limit in checks if limit is not None])
+    request.scope.setdefault("state", {})["ratelimit"] = decision
+    if not decision.allowed:
+        RATE_LIMITED.labels("api").inc()
+        shown = headers(decision)
+        raise Problem(
+            429,
+            "rate-limited",
+            "Too many requests",
+            f"A rate limit was reached; retry in {shown['Retry-After']} s.",
+            headers=shown,
+        )

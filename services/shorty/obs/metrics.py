@@ -32,6 +32,10 @@ CLICKS_DROPPED = Counter(
     "shorty_clicks_dropped_total", "Clicks lost because the buffer was full (oldest first)."
 )
 RATE_LIMITED = Counter("shorty_rate_limited_total", "Requests refused with 429.", ["service"])
+RATE_LIMIT_FALLBACK = Counter(
+    "shorty_ratelimit_fallback_total",
+    "Rate-limit checks decided in process because Redis could not answer.",
+)
 
 
 async def metrics(request: Request) -> Response:

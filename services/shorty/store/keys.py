@@ -40,6 +40,8 @@ class Principal:
     role: str
     key_id: int
     scopes: frozenset[str]
+    key_limit: str | None = None  # overrides SHORTY_LIMIT_PER_KEY for this key
+    user_limit: str | None = None  # overrides SHORTY_LIMIT_PER_USER for this user
 
     @property
     def is_admin(self) -> bool:
@@ -100,7 +102,8 @@ class KeyStore:
     async def authenticate(self, raw: str) -> Principal | None:
         """The principal for a live key of an enabled user, else None."""
         row = await self._pool.fetchrow(
-            "SELECT k.id, k.user_id, k.scopes, u.role FROM api_keys k"
+            "SELECT k.id, k.user_id, k.scopes, u.role, k.rate_limit AS key_limit,"
+            " u.rate_limit AS user_limit FROM api_keys k"
             " JOIN users u ON u.id = k.user_id"
             " WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
             " AND (k.expires_at IS NULL OR k.expires_at > now()) AND NOT u.disabled",
@@ -108,7 +111,14 @@ class KeyStore:
         )
         if row is None:
             return None
-        return Principal(row["user_id"], row["role"], row["id"], frozenset(row["scopes"]))
+        return Principal(
+            row["user_id"],
+            row["role"],
+            row["id"],
+            frozenset(row["scopes"]),
+            row["key_limit"],
+            row["user_limit"],
+        )
 
     async def list(self, *, user_id: int | None = None) -> list[ApiKey]:
         rows = await self._pool.fetch(

@@ -1,0 +1,111 @@
+"""API rate limits end to end: per key, per user, per IP; headers; fallback."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from starlette.testclient import TestClient
+
+from shorty.api.app import create_app
+from shorty.settings import Settings
+from tests.api.test_shorten import problem
+from tests.helpers import another_key, bearer, query, scalar, user_with_key
+
+BODY = {"target": "https://example.com"}
+
+
+@pytest.fixture
+def limited(settings):
+    def make(**limits):
+        return TestClient(create_app(settings.model_copy(update=limits)))
+
+    return make
+
+
+def test_fifty_concurrent_requests_against_ten_per_minute_give_ten_successes(limited, ada):
+    with limited(limit_per_key="10/minute") as api, ThreadPoolExecutor(50) as pool:
+        responses = list(
+            pool.map(
+                lambda _: api.post("/api/v1/shorten", json=BODY, headers=bearer(ada[1])), range(50)
+            )
+        )
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(201) == 10
+    assert statuses.count(429) == 40
+    refused = next(r for r in responses if r.status_code == 429)
+    body = problem(refused, 429, "rate-limited")
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.headers["ratelimit-remaining"] == "0"
+    assert "retry in" in body["detail"]
+
+
+def test_headers_on_every_answer(limited, ada):
+    with limited(limit_per_key="5/minute", limit_per_user="100/minute") as api:
+        ok = api.post("/api/v1/shorten", json=BODY, headers=bearer(ada[1]))
+        missing = api.get("/api/v1/urls/nothere", headers=bearer(ada[1]))
+    assert ok.status_code == 201
+    assert ok.headers["ratelimit-limit"] == "5"
+    assert ok.headers["ratelimit-remaining"] == "4"
+    assert int(ok.headers["ratelimit-reset"]) == 12
+    assert missing.status_code == 404
+    assert missing.headers["ratelimit-remaining"] == "3"
+
+
+def test_keys_of_one_user_share_the_user_limit(limited, clean):
+    user_id, first = user_with_key(clean.database_url, "ada@example.com")
+    second = another_key(clean.database_url, user_id)
+    _, bobs = user_with_key(clean.database_url, "bob@example.com")
+    with limited(limit_per_key="100/minute", limit_per_user="3/minute") as api:
+        statuses = [
+            api.post("/api/v1/shorten", json=BODY, headers=bearer(key)).status_code
+            for key in (first, second, first, second)
+        ]
+        assert statuses == [201, 201, 201, 429]
+        assert api.post("/api/v1/shorten", json=BODY, headers=bearer(bobs)).status_code == 201
+    assert scalar(clean.database_url, "SELECT count(*) FROM urls WHERE owner_id = $1", user_id) == 3
+
+
+def test_a_key_can_carry_its_own_limit(limited, ada, clean):
+    query(clean.database_url, "UPDATE api_keys SET rate_limit = '2/minute'")
+    with limited(limit_per_key="100/minute") as api:
+        statuses = [
+            api.post("/api/v1/shorten", json=BODY, headers=bearer(ada[1])).status_code
+            for _ in range(3)
+        ]
+    assert statuses == [201, 201, 429]
+
+
+def test_guessing_keys_is_throttled_per_ip(limited, ada):
+    with limited(limit_per_ip="3/minute") as api:
+        statuses = [
+            api.get("/api/v1/urls/abc", headers=bearer(f"shk_guess{i}")).status_code
+            for i in range(4)
+        ]
+        # The IP's budget is spent: even a valid key waits.
+        valid = api.post("/api/v1/shorten", json=BODY, headers=bearer(ada[1]))
+    assert statuses == [401, 401, 401, 429]
+    assert valid.status_code == 429
+
+
+def test_limits_can_be_switched_off(limited, ada):
+    with limited(limit_per_key="off", limit_per_user="off", limit_per_ip="off") as api:
+        response = api.post("/api/v1/shorten", json=BODY, headers=bearer(ada[1]))
+    assert response.status_code == 201
+    assert "ratelimit-limit" not in response.headers
+
+
+def test_without_redis_the_api_limits_in_process(clean, tmp_path):
+    _, key = user_with_key(clean.database_url, "ada@example.com")
+    settings = Settings(
+        database_url=clean.database_url,
+        redis_url=f"unix://{tmp_path}/gone.sock",
+        redis_timeout=0.2,
+        public_url="https://sho.rt",
+        limit_per_key="6/minute",
+        api_replicas=3,
+    )
+    with TestClient(create_app(settings)) as api:
+        statuses = [
+            api.post("/api/v1/shorten", json=BODY, headers=bearer(key)).status_code
+            for _ in range(3)
+        ]
+    assert statuses == [201, 201, 429]  # 6 across 3 replicas: 2 here
