@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Extra host names of Shorty (comma-separated); links to them are refused.",
     )
+    blocked_domains: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Domains (comma-separated) no link may point to, with their subdomains.",
+    )
     initial_api_key: SecretStr | None = Field(
         None,
         description="If set and no API key exists, an admin key with this value is made at start.",
@@ -145,7 +149,7 @@ class Settings(BaseSettings):
             raise ValueError("must not have a query or fragment (codes are appended to it)")
         return value
 
-    @field_validator("own_hosts")
+    @field_validator("own_hosts", "blocked_domains")
     @classmethod
     def _ascii_hosts(cls, value: list[str]) -> list[str]:
         try:
@@ -170,7 +174,7 @@ class Settings(BaseSettings):
         except DomainError as exc:
             raise ValueError(exc.message) from None
 
-    @field_validator("own_hosts", "trusted_proxies", mode="before")
+    @field_validator("own_hosts", "trusted_proxies", "blocked_domains", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -203,6 +207,10 @@ class Settings(BaseSettings):
             "user": parse_limit(self.limit_per_user),
             "ip": parse_limit(self.limit_per_ip),
         }
+
+    @property
+    def blocked(self) -> frozenset[str]:
+        return frozenset(self.blocked_domains)
 
     def require_servers(self) -> tuple[str, str]:
         """Both server URLs, or a SettingsError naming what is missing."""

@@ -19,6 +19,7 @@ from shorty.core.errors import (
     AliasTaken,
     CodeSpaceExhausted,
     DomainError,
+    InvalidTag,
     InvalidTarget,
     LinkNotFound,
 )
@@ -43,6 +44,7 @@ _DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
     AliasTaken: (409, "Alias already taken"),
     CodeSpaceExhausted: (503, "No free short code"),
     InvalidTarget: (422, "Target URL not allowed"),
+    InvalidTag: (422, "Invalid tag"),
 }
 
 
@@ -110,8 +112,12 @@ def create_app(settings: Settings) -> Starlette:
         *health.routes,
         Route("/metrics", metrics),
         Route("/api/v1/shorten", links.shorten, methods=["POST"]),
+        Route("/api/v1/urls", links.list_urls, methods=["GET"]),
+        Route("/api/v1/urls/export.csv", links.export_csv, methods=["GET"]),
         Route("/api/v1/urls/{code}", links.get_url, methods=["GET"]),
+        Route("/api/v1/urls/{code}", links.update_url, methods=["PATCH"]),
         Route("/api/v1/urls/{code}", links.delete_url, methods=["DELETE"]),
+        Route("/api/v1/urls/{code}/qr", links.qr_code, methods=["GET"]),
     ]
     middleware = [
         Middleware(

@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
+import json
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
+import segno
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from shorty.api.auth import authenticate
 from shorty.api.body import read_json
-from shorty.api.schemas import LinkDetail, LinkOut, ShortenRequest
+from shorty.api.schemas import (
+    NOT_NULL,
+    LinkDetail,
+    LinkOut,
+    LinkPage,
+    ListQuery,
+    ShortenRequest,
+    UpdateRequest,
+)
 from shorty.cache.links import LinkCache
 from shorty.core.codes import is_well_formed, validate_alias
 from shorty.core.errors import LinkNotFound
-from shorty.core.links import check_expiry
+from shorty.core.links import Link, check_expiry, check_tags
 from shorty.core.targets import normalize_target
 from shorty.settings import Settings
-from shorty.store.links import LinkStore
+from shorty.store.links import LinkQuery, LinkStore
+from shorty.web.problems import Problem
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +44,7 @@ async def shorten(request: Request) -> Response:
     principal = await authenticate(request, "urls:write")
     settings: Settings = request.app.state.settings
     body = await read_json(request, ShortenRequest, settings.max_body_bytes)
-    target = normalize_target(body.target, settings.own_origins)
+    target = normalize_target(body.target, settings.own_origins, settings.blocked)
     alias = validate_alias(body.alias) if body.alias is not None else None
     expires_at = check_expiry(body.expires_at, datetime.now(UTC))
     store: LinkStore = request.app.state.links
@@ -85,3 +102,182 @@ async def _invalidate(request: Request, code: str) -> None:
     except (RedisError, OSError) as exc:
         # Cached copies expire by themselves (SHORTY_CACHE_TTL, SHORTY_LRU_TTL).
         log.warning("could not invalidate %s: %s", code, type(exc).__name__)
+
+
+async def update_url(request: Request) -> Response:
+    principal = await authenticate(request, "urls:write")
+    code = _code(request)
+    settings: Settings = request.app.state.settings
+    body = await read_json(request, UpdateRequest, settings.max_body_bytes)
+    changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
+    if not changes:
+        raise Problem(422, "validation-failed", "Nothing to change", "Send at least one field.")
+    nulled = sorted(name for name in NOT_NULL if name in changes and changes[name] is None)
+    if nulled:
+        raise Problem(
+            422,
+            "validation-failed",
+            "The request is not valid",
+            f"{', '.join(nulled)} cannot be null.",
+            errors=[{"field": name, "message": "cannot be null"} for name in nulled],
+        )
+    if "target" in changes:
+        changes["target"] = normalize_target(
+            changes["target"], settings.own_origins, settings.blocked
+        )
+    if "tags" in changes:
+        changes["tags"] = check_tags(changes["tags"])
+    if changes.get("expires_at") is not None:
+        changes["expires_at"] = check_expiry(changes["expires_at"], datetime.now(UTC))
+    store: LinkStore = request.app.state.links
+    link = await store.update(
+        code, changes, owner_id=None if principal.is_admin else principal.user_id
+    )
+    if link is None:
+        raise _not_found(code)
+    await _invalidate(request, code)
+    return JSONResponse(LinkDetail.of(link, settings.public_base).model_dump(mode="json"))
+
+
+async def list_urls(request: Request) -> Response:
+    principal = await authenticate(request, "urls:read")
+    query = _list_query(request)
+    store: LinkStore = request.app.state.links
+    links, after = await store.page(
+        query, owner_id=None if principal.is_admin else principal.user_id
+    )
+    base = request.app.state.settings.public_base
+    page = LinkPage(
+        items=[LinkDetail.of(link, base) for link in links],
+        next_cursor=encode_cursor(after) if after else None,
+    )
+    return JSONResponse(page.model_dump(mode="json"))
+
+
+async def export_csv(request: Request) -> Response:
+    """Every link of the caller (all links for an admin) as CSV, streamed page by page."""
+    principal = await authenticate(request, "urls:read")
+    store: LinkStore = request.app.state.links
+    base = request.app.state.settings.public_base
+    owner = None if principal.is_admin else principal.user_id
+
+    async def rows() -> AsyncIterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(EXPORT_COLUMNS)
+        query = LinkQuery(limit=500)
+        while True:
+            links, after = await store.page(query, owner_id=owner)
+            for link in links:
+                writer.writerow(_export_row(link, base))
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            if after is None:
+                return
+            query = LinkQuery(limit=500, after=after)
+
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="shorty-links.csv"'},
+    )
+
+
+async def qr_code(request: Request) -> Response:
+    """The short URL as a QR code: ?format=svg (default) or png, ?size=1..40 (module size)."""
+    principal = await authenticate(request, "urls:read")
+    code = _code(request)
+    kind = request.query_params.get("format", "svg")
+    size_text = request.query_params.get("size", "8")
+    if kind not in QR_TYPES or not size_text.isdigit() or not 1 <= int(size_text) <= 40:
+        raise Problem(
+            422,
+            "validation-failed",
+            "The request is not valid",
+            "format must be svg or png, and size a whole number from 1 to 40.",
+        )
+    store: LinkStore = request.app.state.links
+    link = await store.get(code, owner_id=None if principal.is_admin else principal.user_id)
+    if link is None:
+        raise _not_found(code)
+    image = io.BytesIO()
+    short_url = f"{request.app.state.settings.public_base}/{link.code}"
+    segno.make(short_url, error="m").save(image, kind=kind, scale=int(size_text), border=2)
+    return Response(
+        image.getvalue(),
+        media_type=QR_TYPES[kind],
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
+
+
+QR_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
+EXPORT_COLUMNS = (
+    "code",
+    "short_url",
+    "target",
+    "title",
+    "tags",
+    "created_at",
+    "expires_at",
+    "click_count",
+    "redirect_type",
+    "disabled",
+)
+
+
+def _export_row(link: Link, base: str) -> list[object]:
+    return [
+        link.code,
+        f"{base}/{link.code}",
+        link.target,
+        link.title or "",
+        " ".join(link.tags),
+        link.created_at.isoformat(),
+        link.expires_at.isoformat() if link.expires_at else "",
+        link.click_count,
+        link.redirect_type,
+        "yes" if link.disabled else "no",
+    ]
+
+
+def encode_cursor(after: tuple[datetime, int]) -> str:
+    raw = json.dumps([after[0].isoformat(), after[1]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        when, link_id = json.loads(raw)
+        return datetime.fromisoformat(when), int(link_id)
+    except (ValueError, TypeError) as exc:
+        raise Problem(
+            422, "invalid-cursor", "Invalid cursor", "Use the next_cursor of a previous page."
+        ) from exc
+
+
+def _list_query(request: Request) -> LinkQuery:
+    try:
+        params = ListQuery.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in exc.errors(include_input=False, include_url=False)
+        ]
+        raise Problem(
+            422,
+            "validation-failed",
+            "The request is not valid",
+            "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+            errors=errors,
+        ) from None
+    return LinkQuery(
+        limit=params.limit,
+        tag=params.tag.lower() if params.tag else None,
+        search=params.q or None,
+        created_after=params.created_after,
+        created_before=params.created_before,
+        state=params.state,
+        after=decode_cursor(params.cursor) if params.cursor else None,
+    )

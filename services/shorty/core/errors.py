@@ -31,6 +31,10 @@ class InvalidExpiry(DomainError):
     slug = "invalid-expiry"
 
 
+class InvalidTag(DomainError):
+    slug = "invalid-tag"
+
+
 class InvalidAccount(DomainError):
     slug = "invalid-account"
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shorty.core.errors import InvalidExpiry
+from shorty.core.errors import InvalidExpiry, InvalidTag
 
 REDIRECT_TYPES = frozenset({301, 302, 307, 308})
 MAX_LIFETIME = timedelta(days=36_525)  # an expiry at most ~100 years ahead
@@ -32,6 +33,9 @@ class Link:
     redirect_type: int = 302
     disabled: bool = False
     max_clicks: int | None = None
+    title: str | None = None
+    tags: tuple[str, ...] = ()
+    forward_query: bool = False
 
     def state_at(self, now: datetime) -> LinkState:
         """Whether the link redirects at ``now``, and if not, why."""
@@ -61,3 +65,24 @@ def check_expiry(expires_at: datetime | None, now: datetime) -> datetime | None:
     if expires_at - now > MAX_LIFETIME:
         raise InvalidExpiry("expires_at may be at most 100 years ahead.")
     return expires_at
+
+
+TAG_MAX = 40
+TAGS_MAX = 20
+_TAG = re.compile(r"[\w][\w .:/+-]*")
+
+
+def check_tags(tags: list[str]) -> tuple[str, ...]:
+    """Tags are trimmed, lower-cased and deduplicated, in the order given."""
+    cleaned: list[str] = []
+    for tag in tags:
+        tag = tag.strip().lower()
+        if not 1 <= len(tag) <= TAG_MAX or not _TAG.fullmatch(tag):
+            raise InvalidTag(
+                f"'{tag}' is not a tag: 1 to {TAG_MAX} letters, digits, spaces or . : / + - _"
+            )
+        if tag not in cleaned:
+            cleaned.append(tag)
+    if len(cleaned) > TAGS_MAX:
+        raise InvalidTag(f"A link may have at most {TAGS_MAX} tags.")
+    return tuple(cleaned)

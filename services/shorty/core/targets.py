@@ -29,8 +29,11 @@ class Origin:
     port: int | None = None
 
 
-def normalize_target(raw: str, own: tuple[Origin, ...] = ()) -> str:
-    """Validate ``raw`` and return its canonical form."""
+def normalize_target(
+    raw: str, own: tuple[Origin, ...] = (), blocked: frozenset[str] = frozenset()
+) -> str:
+    """Validate ``raw`` and return its canonical form. ``blocked`` holds ASCII domain
+    names refused with all their subdomains (``example.com`` blocks ``a.example.com``)."""
     url = raw.strip()
     if not url:
         raise InvalidTarget("empty", "The target URL is empty.")
@@ -58,6 +61,8 @@ def normalize_target(raw: str, own: tuple[Origin, ...] = ()) -> str:
         raise InvalidTarget("credentials", "The target URL must not carry a user name or password.")
     host = ascii_host(parts.hostname or "")
     _refuse_own(host, port if port is not None else _DEFAULT_PORTS[scheme], own)
+    if blocked and is_blocked(host, blocked):
+        raise InvalidTarget("blocked-domain", f"Links to {host} are not allowed here.")
     netloc = _netloc(host, port, scheme)
     path, query, fragment = (_ascii(part) for part in (parts.path, parts.query, parts.fragment))
     canonical = urlunsplit(SplitResult(scheme, netloc, path, query, fragment))
@@ -109,6 +114,12 @@ def ascii_host(host: str) -> str:
     except idna.IDNAError as exc:
         raise InvalidTarget("bad-host", f"'{host}' is not a valid host name ({exc}).") from None
     return ascii_host.lower()
+
+
+def is_blocked(host: str, blocked: frozenset[str]) -> bool:
+    """``host`` or any domain above it is in ``blocked``."""
+    labels = host.split(".")
+    return any(".".join(labels[i:]) in blocked for i in range(len(labels)))
 
 
 def _refuse_own(host: str, port: int, own: tuple[Origin, ...]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,20 @@ from shorty.core.links import Link
 
 _COLUMNS = (
     "id, code, target, owner_id, created_at, updated_at, expires_at, click_count,"
-    " redirect_type, disabled, max_clicks"
+    " redirect_type, disabled, max_clicks, title, tags, forward_query"
+)
+# What PATCH may change; the names double as column names.
+UPDATABLE = frozenset(
+    {
+        "target",
+        "title",
+        "tags",
+        "expires_at",
+        "max_clicks",
+        "redirect_type",
+        "disabled",
+        "forward_query",
+    }
 )
 
 _INSERT = f"""
@@ -32,7 +46,9 @@ VALUES ('link', $1, $2, $3::jsonb)
 
 
 def _link(row: asyncpg.Record) -> Link:
-    return Link(**dict(row))
+    fields = dict(row)
+    fields["tags"] = tuple(fields["tags"])
+    return Link(**fields)
 
 
 def _event(link: Link) -> dict[str, Any]:
@@ -43,6 +59,8 @@ def _event(link: Link) -> dict[str, Any]:
         "expires_at": link.expires_at.isoformat() if link.expires_at else None,
         "redirect_type": link.redirect_type,
         "disabled": link.disabled,
+        "max_clicks": link.max_clicks,
+        "forward_query": link.forward_query,
     }
 
 
@@ -111,3 +129,77 @@ class LinkStore:
             link = _link(row)
             await conn.execute(_OUTBOX, link.code, "link.deleted", json.dumps(_event(link)))
             return link
+
+    async def update(
+        self, code: str, changes: dict[str, Any], *, owner_id: int | None = None
+    ) -> Link | None:
+        """Apply ``changes`` (keys from UPDATABLE) and record a ``link.updated`` event."""
+        unknown = set(changes) - UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        names = sorted(changes)
+        assignments = "".join(f"{name} = ${i}, " for i, name in enumerate(names, start=3))
+        values = [list(changes[name]) if name == "tags" else changes[name] for name in names]
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"UPDATE urls SET {assignments}updated_at = now()"
+                " WHERE code = $1 AND ($2::bigint IS NULL OR owner_id = $2)"
+                f" RETURNING {_COLUMNS}",
+                code,
+                owner_id,
+                *values,
+            )
+            if row is None:
+                return None
+            link = _link(row)
+            await conn.execute(_OUTBOX, link.code, "link.updated", json.dumps(_event(link)))
+            return link
+
+    async def page(
+        self, query: LinkQuery, *, owner_id: int | None = None
+    ) -> tuple[list[Link], tuple[datetime, int] | None]:
+        """One page, newest first, and the position after it (None on the last page)."""
+        after_time, after_id = query.after or (None, None)
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM urls"
+            " WHERE ($1::bigint IS NULL OR owner_id = $1)"
+            " AND ($2::text IS NULL OR $2 = ANY(tags))"
+            " AND ($3::text IS NULL OR target ILIKE $3 OR title ILIKE $3)"
+            " AND ($4::timestamptz IS NULL OR created_at >= $4)"
+            " AND ($5::timestamptz IS NULL OR created_at < $5)"
+            " AND ($6::text IS NULL"
+            "      OR ($6 = 'expired' AND expires_at <= now())"
+            "      OR ($6 = 'active' AND NOT disabled"
+            "          AND (expires_at IS NULL OR expires_at > now())))"
+            " AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8::bigint))"
+            " ORDER BY created_at DESC, id DESC LIMIT $9",
+            owner_id,
+            query.tag,
+            _contains(query.search) if query.search else None,
+            query.created_after,
+            query.created_before,
+            query.state,
+            after_time,
+            after_id,
+            query.limit + 1,
+        )
+        links = [_link(row) for row in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return links, ((links[-1].created_at, links[-1].id) if more and links else None)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkQuery:
+    limit: int = 50
+    tag: str | None = None
+    search: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    state: str | None = None  # "active" or "expired"
+    after: tuple[datetime, int] | None = None
+
+
+def _contains(text: str) -> str:
+    """An ILIKE pattern matching ``text`` anywhere, its wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
