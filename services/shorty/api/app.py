@@ -13,12 +13,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shorty.api import links
+from shorty.api import accounts, links
 from shorty.cache.links import LinkCache
 from shorty.core.errors import (
     AliasTaken,
     CodeSpaceExhausted,
     DomainError,
+    InvalidAccount,
     InvalidTag,
     InvalidTarget,
     LinkNotFound,
@@ -34,12 +35,14 @@ from shorty.store.bootstrap import ensure_initial_api_key
 from shorty.store.errors import UNAVAILABLE
 from shorty.store.keys import KeyStore
 from shorty.store.links import LinkStore
+from shorty.store.users import UserStore
 from shorty.web import health
 from shorty.web.problems import Problem
 
 log = logging.getLogger(__name__)
 
 _DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
+    InvalidAccount: (422, "Invalid account data"),
     LinkNotFound: (404, "Link not found"),
     AliasTaken: (409, "Alias already taken"),
     CodeSpaceExhausted: (503, "No free short code"),
@@ -101,6 +104,7 @@ def create_app(settings: Settings) -> Starlette:
             app.state.redis = resources.redis
             app.state.links = LinkStore(resources.pool, settings.code_length)
             app.state.keys = KeyStore(resources.pool)
+            app.state.users = UserStore(resources.pool)
             app.state.limiter = Limiter(
                 RedisLimits(resources.redis, settings.ratelimit_algorithm),
                 replicas=settings.api_replicas,
@@ -118,6 +122,12 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/v1/urls/{code}", links.update_url, methods=["PATCH"]),
         Route("/api/v1/urls/{code}", links.delete_url, methods=["DELETE"]),
         Route("/api/v1/urls/{code}/qr", links.qr_code, methods=["GET"]),
+        Route("/api/v1/keys", accounts.create_key, methods=["POST"]),
+        Route("/api/v1/keys", accounts.list_keys, methods=["GET"]),
+        Route("/api/v1/keys/{key_id}", accounts.revoke_key, methods=["DELETE"]),
+        Route("/api/v1/admin/users", accounts.admin_list_users, methods=["GET"]),
+        Route("/api/v1/admin/users/{user_id}", accounts.admin_update_user, methods=["PATCH"]),
+        Route("/api/v1/admin/keys/{key_id}", accounts.admin_update_key, methods=["PATCH"]),
     ]
     middleware = [
         Middleware(

@@ -30,6 +30,7 @@ class ApiKey:
     expires_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
+    rate_limit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ class Principal:
 
 _SELECT = """
 SELECT k.id, k.user_id, u.email, k.name, k.prefix, k.scopes, k.created_at, k.expires_at,
-       k.last_used_at, k.revoked_at
+       k.last_used_at, k.revoked_at, k.rate_limit
 FROM api_keys k JOIN users u ON u.id = k.user_id
 """
 
@@ -103,7 +104,8 @@ class KeyStore:
         """The principal for a live key of an enabled user, else None."""
         row = await self._pool.fetchrow(
             "SELECT k.id, k.user_id, k.scopes, u.role, k.rate_limit AS key_limit,"
-            " u.rate_limit AS user_limit FROM api_keys k"
+            " u.rate_limit AS user_limit, k.last_used_at < now() - interval '1 minute'"
+            " OR k.last_used_at IS NULL AS stale FROM api_keys k"
             " JOIN users u ON u.id = k.user_id"
             " WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
             " AND (k.expires_at IS NULL OR k.expires_at > now()) AND NOT u.disabled",
@@ -111,6 +113,10 @@ class KeyStore:
         )
         if row is None:
             return None
+        if row["stale"]:  # last_used_at is kept to the minute: one write per key per minute
+            await self._pool.execute(
+                "UPDATE api_keys SET last_used_at = now() WHERE id = $1", row["id"]
+            )
         return Principal(
             row["user_id"],
             row["role"],
@@ -145,3 +151,19 @@ class KeyStore:
     async def count(self) -> int:
         value = await self._pool.fetchval("SELECT count(*) FROM api_keys")
         return int(value)
+
+    async def revoke_owned(self, key_id: int, *, owner_id: int | None) -> ApiKey | None:
+        """Revoke key ``key_id`` if ``owner_id`` owns it (None: any owner)."""
+        revoked = await self._pool.fetchval(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
+            " WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2) RETURNING id",
+            key_id,
+            owner_id,
+        )
+        return await self.by_id(revoked) if revoked is not None else None
+
+    async def set_limit(self, key_id: int, limit: str | None) -> ApiKey | None:
+        updated = await self._pool.fetchval(
+            "UPDATE api_keys SET rate_limit = $2 WHERE id = $1 RETURNING id", key_id, limit
+        )
+        return await self.by_id(updated) if updated is not None else None

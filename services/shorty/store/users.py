@@ -21,6 +21,10 @@ class User:
     role: str
     disabled: bool
     created_at: datetime
+    rate_limit: str | None = None
+
+
+_USER = "id, email, role, disabled, created_at, rate_limit"
 
 
 class UserStore:
@@ -36,7 +40,7 @@ class UserStore:
         row = await self._pool.fetchrow(
             "INSERT INTO users (email, password_hash, role) VALUES ($1, $2, $3)"
             " ON CONFLICT (email) DO NOTHING"
-            " RETURNING id, email, role, disabled, created_at",
+            f" RETURNING {_USER}",
             email,
             password_hash,
             role,
@@ -47,7 +51,7 @@ class UserStore:
 
     async def by_email(self, email: str) -> User | None:
         row = await self._pool.fetchrow(
-            "SELECT id, email, role, disabled, created_at FROM users WHERE email = $1",
+            f"SELECT {_USER} FROM users WHERE email = $1",
             normalize_email(email),
         )
         return User(**dict(row)) if row else None
@@ -55,8 +59,7 @@ class UserStore:
     async def verify_password(self, email: str, password: str) -> User | None:
         """The user if ``password`` is theirs, else None (never says which part was wrong)."""
         row = await self._pool.fetchrow(
-            "SELECT id, email, role, disabled, created_at, password_hash FROM users"
-            " WHERE email = $1",
+            f"SELECT {_USER}, password_hash FROM users WHERE email = $1",
             normalize_email(email),
         )
         if row is None or row["password_hash"] is None:
@@ -68,3 +71,25 @@ class UserStore:
         fields = dict(row)
         fields.pop("password_hash")
         return User(**fields)
+
+    async def page(self, *, after_id: int = 0, limit: int = 100) -> list[User]:
+        rows = await self._pool.fetch(
+            f"SELECT {_USER} FROM users WHERE id > $1 ORDER BY id LIMIT $2", after_id, limit
+        )
+        return [User(**dict(row)) for row in rows]
+
+    async def update(self, user_id: int, changes: dict[str, object]) -> User | None:
+        """Change ``disabled``, ``role`` or ``rate_limit`` of a user."""
+        allowed = {"disabled", "role", "rate_limit"}
+        if set(changes) - allowed:
+            raise ValueError(f"not updatable: {sorted(set(changes) - allowed)}")
+        if changes.get("role") not in (None, *ROLES):
+            raise InvalidAccount(f"Unknown role; use one of {', '.join(sorted(ROLES))}.")
+        names = sorted(changes)
+        assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=2))
+        row = await self._pool.fetchrow(
+            f"UPDATE users SET {assignments} WHERE id = $1 RETURNING {_USER}",
+            user_id,
+            *(changes[name] for name in names),
+        )
+        return User(**dict(row)) if row else None

@@ -1,0 +1,234 @@
+"""API keys (your own) and administration (users and keys of everyone)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from shorty.api.auth import authenticate
+from shorty.api.body import read_json
+from shorty.api.schemas import _rfc3339_text
+from shorty.core.errors import DomainError
+from shorty.core.limits import parse_limit
+from shorty.core.links import check_expiry
+from shorty.settings import Settings
+from shorty.store.keys import ApiKey, KeyStore
+from shorty.store.users import User, UserStore
+from shorty.web.problems import Problem
+
+Scope = Literal["urls:read", "urls:write", "stats:read", "admin"]
+
+
+def _default_scopes() -> list[Scope]:
+    return ["urls:read", "urls:write", "stats:read"]
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field("", max_length=100)
+    scopes: list[Scope] = Field(default_factory=lambda: _default_scopes(), max_length=4)
+    expires_at: AwareDatetime | None = None
+
+    _text_datetime = field_validator("expires_at", mode="before")(_rfc3339_text)
+
+
+class KeyOut(BaseModel):
+    id: int
+    prefix: str
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    rate_limit: str | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyOut:
+        return cls(
+            id=key.id,
+            prefix=key.prefix,
+            name=key.name,
+            scopes=list(key.scopes),
+            created_at=key.created_at,
+            expires_at=key.expires_at,
+            last_used_at=key.last_used_at,
+            revoked_at=key.revoked_at,
+            rate_limit=key.rate_limit,
+        )
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The key itself: shown this once, never again.")
+
+
+class UserOut(BaseModel):
+    id: int
+    email: str
+    role: str
+    disabled: bool
+    created_at: datetime
+    rate_limit: str | None
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id,
+            email=user.email,
+            role=user.role,
+            disabled=user.disabled,
+            created_at=user.created_at,
+            rate_limit=user.rate_limit,
+        )
+
+
+def _check_limit(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            parse_limit(value)
+        except DomainError as exc:
+            raise ValueError(exc.message) from None
+    return value
+
+
+class UserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    disabled: bool | None = None
+    role: Literal["user", "admin"] | None = None
+    rate_limit: str | None = Field(None, max_length=32, description="e.g. 5000/hour; null: default")
+
+    _limit = field_validator("rate_limit")(_check_limit)
+
+
+class KeyPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rate_limit: str | None = Field(None, max_length=32, description="e.g. 5000/hour; null: default")
+
+    _limit = field_validator("rate_limit")(_check_limit)
+
+
+async def create_key(request: Request) -> Response:
+    """A new key for the caller's own user, with at most the caller's scopes."""
+    principal = await authenticate(request, "urls:read")
+    settings: Settings = request.app.state.settings
+    body = await read_json(request, KeyCreate, settings.max_body_bytes)
+    wanted = set(body.scopes)
+    if not wanted <= principal.scopes and not principal.is_admin:
+        extra = ", ".join(sorted(wanted - principal.scopes))
+        raise Problem(
+            403,
+            "insufficient-scope",
+            "Insufficient scope",
+            f"A key cannot grant what it does not have: {extra}.",
+        )
+    if "admin" in wanted and principal.role != "admin":
+        raise Problem(403, "insufficient-scope", "Insufficient scope", "Only admins hold 'admin'.")
+    expires_at = check_expiry(body.expires_at, datetime.now(UTC))
+    keys: KeyStore = request.app.state.keys
+    key, raw = await keys.create(
+        principal.user_id, name=body.name, scopes=tuple(wanted), expires_at=expires_at
+    )
+    created = KeyCreated(**KeyOut.of(key).model_dump(), key=raw)
+    return JSONResponse(
+        created.model_dump(mode="json"),
+        status_code=201,
+        headers={"Cache-Control": "no-store", "Location": f"/api/v1/keys/{key.id}"},
+    )
+
+
+async def list_keys(request: Request) -> Response:
+    principal = await authenticate(request, "urls:read")
+    keys: KeyStore = request.app.state.keys
+    mine = await keys.list(user_id=principal.user_id)
+    return JSONResponse({"items": [KeyOut.of(k).model_dump(mode="json") for k in mine]})
+
+
+async def revoke_key(request: Request) -> Response:
+    principal = await authenticate(request, "urls:read")
+    keys: KeyStore = request.app.state.keys
+    key_id = _int_param(request, "key_id")
+    revoked = await keys.revoke_owned(
+        key_id, owner_id=None if principal.is_admin else principal.user_id
+    )
+    if revoked is None:
+        raise Problem(404, "key-not-found", "API key not found", f"No key has the id {key_id}.")
+    return Response(status_code=204)
+
+
+async def admin_list_users(request: Request) -> Response:
+    await authenticate(request, "admin")
+    after = _int_query(request, "after_id", 0)
+    limit = min(max(_int_query(request, "limit", 100), 1), 500)
+    users: UserStore = request.app.state.users
+    page = await users.page(after_id=after, limit=limit)
+    return JSONResponse(
+        {
+            "items": [UserOut.of(u).model_dump(mode="json") for u in page],
+            "next_after_id": page[-1].id if len(page) == limit else None,
+        }
+    )
+
+
+async def admin_update_user(request: Request) -> Response:
+    principal = await authenticate(request, "admin")
+    settings: Settings = request.app.state.settings
+    body = await read_json(request, UserPatch, settings.max_body_bytes)
+    user_id = _int_param(request, "user_id")
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    if changes.get("disabled") is None:
+        changes.pop("disabled", None)
+    if changes.get("role") is None:
+        changes.pop("role", None)
+    if not changes:
+        raise Problem(422, "validation-failed", "Nothing to change", "Send at least one field.")
+    if user_id == principal.user_id and (changes.get("disabled") or changes.get("role") == "user"):
+        raise Problem(
+            422,
+            "validation-failed",
+            "Not on yourself",
+            "Admins cannot disable or demote themselves.",
+        )
+    users: UserStore = request.app.state.users
+    user = await users.update(user_id, changes)
+    if user is None:
+        raise Problem(404, "user-not-found", "User not found", f"No user has the id {user_id}.")
+    return JSONResponse(UserOut.of(user).model_dump(mode="json"))
+
+
+async def admin_update_key(request: Request) -> Response:
+    await authenticate(request, "admin")
+    settings: Settings = request.app.state.settings
+    body = await read_json(request, KeyPatch, settings.max_body_bytes)
+    key_id = _int_param(request, "key_id")
+    if "rate_limit" not in body.model_fields_set:
+        raise Problem(422, "validation-failed", "Nothing to change", "Send rate_limit.")
+    keys: KeyStore = request.app.state.keys
+    key = await keys.set_limit(key_id, body.rate_limit)
+    if key is None:
+        raise Problem(404, "key-not-found", "API key not found", f"No key has the id {key_id}.")
+    return JSONResponse(KeyOut.of(key).model_dump(mode="json"))
+
+
+def _int_param(request: Request, name: str) -> int:
+    value: str = request.path_params[name]
+    if not value.isdigit() or len(value) > 18:
+        raise Problem(404, "not-found", "Not found", f"'{value}' is not an id.")
+    return int(value)
+
+
+def _int_query(request: Request, name: str, default: int) -> int:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or len(value) > 18:
+        raise Problem(
+            422, "validation-failed", "The request is not valid", f"{name} must be a whole number."
+        )
+    return int(value)
