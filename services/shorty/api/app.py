@@ -14,16 +14,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shorty.api import accounts, links
+from shorty.api.problems import domain_problem
 from shorty.cache.links import LinkCache
-from shorty.core.errors import (
-    AliasTaken,
-    CodeSpaceExhausted,
-    DomainError,
-    InvalidAccount,
-    InvalidTag,
-    InvalidTarget,
-    LinkNotFound,
-)
+from shorty.core.errors import DomainError
 from shorty.obs.metrics import metrics
 from shorty.obs.requestlog import RequestLogMiddleware
 from shorty.ratelimit.asgi import RateLimitHeadersMiddleware
@@ -33,6 +26,7 @@ from shorty.runtime import open_resources
 from shorty.settings import Settings
 from shorty.store.bootstrap import ensure_initial_api_key
 from shorty.store.errors import UNAVAILABLE
+from shorty.store.idempotency import IdempotencyStore
 from shorty.store.keys import KeyStore
 from shorty.store.links import LinkStore
 from shorty.store.users import UserStore
@@ -41,23 +35,10 @@ from shorty.web.problems import Problem
 
 log = logging.getLogger(__name__)
 
-_DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
-    InvalidAccount: (422, "Invalid account data"),
-    LinkNotFound: (404, "Link not found"),
-    AliasTaken: (409, "Alias already taken"),
-    CodeSpaceExhausted: (503, "No free short code"),
-    InvalidTarget: (422, "Target URL not allowed"),
-    InvalidTag: (422, "Invalid tag"),
-}
-
 
 async def domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    status, title = _DOMAIN_STATUS.get(type(exc), (422, "Invalid request"))
-    problem = Problem(status, exc.slug, title, exc.message)
-    if isinstance(exc, InvalidTarget):
-        problem.extensions["reason"] = exc.reason
-    return problem.response(request.url.path)
+    return domain_problem(exc).response(request.url.path)
 
 
 async def problem(request: Request, exc: Exception) -> Response:
@@ -105,6 +86,7 @@ def create_app(settings: Settings) -> Starlette:
             app.state.links = LinkStore(resources.pool, settings.code_length)
             app.state.keys = KeyStore(resources.pool)
             app.state.users = UserStore(resources.pool)
+            app.state.idempotency = IdempotencyStore(resources.pool)
             app.state.limiter = Limiter(
                 RedisLimits(resources.redis, settings.ratelimit_algorithm),
                 replicas=settings.api_replicas,
@@ -117,6 +99,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/metrics", metrics),
         Route("/api/v1/shorten", links.shorten, methods=["POST"]),
         Route("/api/v1/urls", links.list_urls, methods=["GET"]),
+        Route("/api/v1/urls/bulk", links.bulk, methods=["POST"]),
         Route("/api/v1/urls/export.csv", links.export_csv, methods=["GET"]),
         Route("/api/v1/urls/{code}", links.get_url, methods=["GET"]),
         Route("/api/v1/urls/{code}", links.update_url, methods=["PATCH"]),

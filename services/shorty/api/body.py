@@ -15,6 +15,11 @@ M = TypeVar("M", bound=BaseModel)
 
 async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
     """Parse the body as ``model`` or raise the Problem that says what is wrong."""
+    return validate(parse_json(await read_body(request, max_bytes)), model)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body, if its media type is JSON and it is no larger than ``max_bytes``."""
     content_type = request.headers.get("content-type", "application/json")
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
@@ -34,8 +39,12 @@ async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
                 "Request body too large",
                 f"The body may be at most {max_bytes} bytes.",
             )
+    return bytes(body)
+
+
+def parse_json(body: bytes) -> object:
     try:
-        data = json.loads(body)
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem(
             400, "malformed-json", "Malformed JSON", f"The body is not valid JSON: {exc}."
@@ -44,12 +53,16 @@ async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
         raise Problem(
             400, "malformed-json", "Malformed JSON", "The body is nested too deeply."
         ) from None
+
+
+def validate(data: object, model: type[M], field_prefix: str = "") -> M:
+    """``data`` as ``model``, or a 422 Problem listing every field that is wrong."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         errors = [
             {
-                "field": ".".join(str(part) for part in error["loc"]) or "(body)",
+                "field": field_prefix + (".".join(str(p) for p in error["loc"]) or "(body)"),
                 "message": error["msg"],
             }
             for error in exc.errors(include_input=False, include_url=False)

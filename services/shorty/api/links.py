@@ -18,7 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from shorty.api.auth import authenticate
-from shorty.api.body import read_json
+from shorty.api.body import parse_json, read_body, read_json, validate
+from shorty.api.idempotency import idempotent
+from shorty.api.problems import domain_problem
 from shorty.api.schemas import (
     NOT_NULL,
     LinkDetail,
@@ -30,7 +32,7 @@ from shorty.api.schemas import (
 )
 from shorty.cache.links import LinkCache
 from shorty.core.codes import is_well_formed, validate_alias
-from shorty.core.errors import LinkNotFound
+from shorty.core.errors import DomainError, LinkNotFound
 from shorty.core.links import Link, check_expiry, check_tags
 from shorty.core.targets import normalize_target
 from shorty.settings import Settings
@@ -43,22 +45,71 @@ log = logging.getLogger(__name__)
 async def shorten(request: Request) -> Response:
     principal = await authenticate(request, "urls:write")
     settings: Settings = request.app.state.settings
-    body = await read_json(request, ShortenRequest, settings.max_body_bytes)
+    data = parse_json(await read_body(request, settings.max_body_bytes))
+    body = validate(data, ShortenRequest)
+
+    async def produce() -> tuple[int, Any, dict[str, str]]:
+        link = await _create(request, principal.user_id, body)
+        # The code may be remembered as unknown (a negative cache entry): forget that.
+        await _invalidate(request, link.code)
+        out = LinkOut.of(link, settings.public_base).model_dump(mode="json")
+        return 201, out, {"Location": f"/api/v1/urls/{link.code}"}
+
+    return await idempotent(request, principal, data, produce)
+
+
+async def _create(request: Request, owner_id: int, body: ShortenRequest) -> Link:
+    settings: Settings = request.app.state.settings
     target = normalize_target(body.target, settings.own_origins, settings.blocked)
     alias = validate_alias(body.alias) if body.alias is not None else None
     expires_at = check_expiry(body.expires_at, datetime.now(UTC))
     store: LinkStore = request.app.state.links
-    link = await store.create(
-        target, owner_id=principal.user_id, alias=alias, expires_at=expires_at
-    )
-    # The code may be remembered as unknown (a negative cache entry): forget that.
-    await _invalidate(request, link.code)
-    out = LinkOut.of(link, settings.public_base)
-    return JSONResponse(
-        out.model_dump(mode="json"),
-        status_code=201,
-        headers={"Location": f"/api/v1/urls/{link.code}"},
-    )
+    return await store.create(target, owner_id=owner_id, alias=alias, expires_at=expires_at)
+
+
+BULK_MAX = 1000
+
+
+async def bulk(request: Request) -> Response:
+    """Up to BULK_MAX links in one request; each item succeeds or fails on its own."""
+    principal = await authenticate(request, "urls:write")
+    settings: Settings = request.app.state.settings
+    data = parse_json(await read_body(request, settings.max_body_bytes * 64))
+    items = data.get("items") if isinstance(data, dict) and set(data) == {"items"} else None
+    if not isinstance(items, list) or not 1 <= len(items) <= BULK_MAX:
+        raise Problem(
+            422,
+            "validation-failed",
+            "The request is not valid",
+            f'Send {{"items": [...]}} with 1 to {BULK_MAX} links, each as for /shorten.',
+        )
+
+    async def produce() -> tuple[int, Any, dict[str, str]]:
+        results: list[dict[str, Any]] = []
+        created: list[str] = []
+        for index, item in enumerate(items):
+            try:
+                link = await _create(
+                    request, principal.user_id, validate(item, ShortenRequest, f"items.{index}.")
+                )
+            except (Problem, DomainError) as exc:
+                refused = exc if isinstance(exc, Problem) else domain_problem(exc)
+                results.append(
+                    {"index": index, "status": refused.status, "problem": _body(refused)}
+                )
+            else:
+                created.append(link.code)
+                out = LinkOut.of(link, settings.public_base).model_dump(mode="json")
+                results.append({"index": index, "status": 201, "link": out})
+        await _invalidate_many(request, created)
+        summary = {"created": len(created), "failed": len(items) - len(created)}
+        return 200, {**summary, "results": results}, {}
+
+    return await idempotent(request, principal, data, produce)
+
+
+def _body(problem: Problem) -> dict[str, Any]:
+    return json.loads(bytes(problem.response().body))  # type: ignore[no-any-return]
 
 
 def _code(request: Request) -> str:
@@ -93,6 +144,14 @@ async def delete_url(request: Request) -> Response:
         raise _not_found(code)
     await _invalidate(request, code)
     return Response(status_code=204)
+
+
+async def _invalidate_many(request: Request, codes: list[str]) -> None:
+    cache: LinkCache = request.app.state.cache
+    try:
+        await cache.invalidate_many(codes)
+    except (RedisError, OSError) as exc:
+        log.warning("could not invalidate %d codes: %s", len(codes), type(exc).__name__)
 
 
 async def _invalidate(request: Request, code: str) -> None:

@@ -116,10 +116,17 @@ class LinkCache:
 
     async def invalidate(self, code: str) -> None:
         """Drop the Redis entries, bump the generation, and tell every replica."""
-        generation = GENERATION.format(code)
+        await self.invalidate_many([code])
+
+    async def invalidate_many(self, codes: list[str]) -> None:
+        """``invalidate`` for several codes in one round trip."""
+        if not codes:
+            return
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.incr(generation)
-            pipe.expire(generation, GENERATION_TTL)
-            pipe.delete(KEY.format(code), USES.format(code))
-            pipe.publish(INVALIDATIONS, code)
+            for code in codes:
+                generation = GENERATION.format(code)
+                pipe.incr(generation)
+                pipe.expire(generation, GENERATION_TTL)
+                pipe.delete(KEY.format(code), USES.format(code))
+                pipe.publish(INVALIDATIONS, code)
             await pipe.execute()

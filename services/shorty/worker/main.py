@@ -8,16 +8,19 @@ import logging
 import os
 import signal
 import socket
+import time
 
 import asyncpg
 from redis.exceptions import RedisError
 
 from shorty.runtime import open_resources
 from shorty.settings import Settings
+from shorty.store.idempotency import IdempotencyStore
 from shorty.worker.ingest import ClickIngester
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 2.0
+PRUNE_SECONDS = 600.0  # how often expired idempotency keys are deleted
 BLOCK_MS = 1000  # longest wait for new clicks; also how soon a stop request is noticed
 _TRANSIENT = (RedisError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -32,8 +35,15 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         ingester = ClickIngester(resources.pool, resources.redis, consumer)
         log.info("worker started", extra={"consumer": consumer})
         needs_group = True  # again after any failure: Redis may have restarted empty
+        idempotency = IdempotencyStore(resources.pool)
+        next_prune = time.monotonic()
         while not stop.is_set():
             try:
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + PRUNE_SECONDS
+                    pruned = await idempotency.prune()
+                    if pruned:
+                        log.info("pruned %d expired idempotency keys", pruned)
                 if needs_group:
                     await ingester.ensure_group()
                     needs_group = False

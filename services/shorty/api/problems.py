@@ -1,0 +1,36 @@
+"""How domain errors read as problems: status and title per kind."""
+
+from __future__ import annotations
+
+from shorty.core.errors import (
+    AliasTaken,
+    CodeSpaceExhausted,
+    DomainError,
+    InvalidAccount,
+    InvalidTag,
+    InvalidTarget,
+    LinkNotFound,
+)
+from shorty.core.limits import InvalidLimit
+from shorty.store.idempotency import IdempotencyInProgress, IdempotencyMismatch
+from shorty.web.problems import Problem
+
+_STATUS: dict[type[DomainError], tuple[int, str]] = {
+    InvalidAccount: (422, "Invalid account data"),
+    LinkNotFound: (404, "Link not found"),
+    AliasTaken: (409, "Alias already taken"),
+    CodeSpaceExhausted: (503, "No free short code"),
+    InvalidTarget: (422, "Target URL not allowed"),
+    InvalidTag: (422, "Invalid tag"),
+    InvalidLimit: (422, "Invalid rate limit"),
+    IdempotencyMismatch: (422, "Idempotency-Key reused"),
+    IdempotencyInProgress: (409, "Request in progress"),
+}
+
+
+def domain_problem(exc: DomainError) -> Problem:
+    status, title = _STATUS.get(type(exc), (422, "Invalid request"))
+    problem = Problem(status, exc.slug, title, exc.message)
+    if isinstance(exc, InvalidTarget):
+        problem.extensions["reason"] = exc.reason
+    return problem
