@@ -26,7 +26,7 @@ from shorty.store import migrate
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA = ROOT / ".shorty-data" / "test"
 PUBLIC_URL = "https://sho.rt"
-TABLES = "idempotency_keys, outbox, clicks, urls, api_keys, users"
+TABLES = "refresh_tokens, idempotency_keys, outbox, clicks, urls, api_keys, users"
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,7 @@ def run_dev(
         env["SHORTY_DATABASE_URL"] = database_url
         env["SHORTY_REDIS_URL"] = redis_url
         env.setdefault("SHORTY_SECRET_KEY", dev_secret(data_dir / "secret_key"))
+        env.setdefault("SHORTY_JWT_SECRET", dev_secret(data_dir / "jwt_secret"))
         if "SHORTY_PUBLIC_URL" not in os.environ:
             env["SHORTY_PUBLIC_URL"] = f"http://{_shown(host)}:{redirect_port}"
         click.echo("Migrating the database ...")

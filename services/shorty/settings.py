@@ -112,6 +112,16 @@ class Settings(BaseSettings):
     api_replicas: int = Field(
         1, ge=1, le=1000, description="API replicas: each enforces 1/N of a limit without Redis."
     )
+    jwt_secret: SecretStr | None = Field(
+        None, description="Signs access tokens; the same on every API replica. Random if unset."
+    )
+    access_token_ttl: int = Field(900, ge=60, le=86_400, description="Access token lifetime (s).")
+    refresh_token_ttl: int = Field(
+        30 * 86_400, ge=3600, le=365 * 86_400, description="Refresh token lifetime (s)."
+    )
+    registration_open: bool = Field(True, description="Anyone may register an account.")
+    login_limit_per_ip: str = Field("20/minute", description="Login attempts per client IP.")
+    login_limit_per_email: str = Field("5/minute", description="Login attempts per account.")
     access_log: bool = Field(True, description="One JSON line per HTTP request.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
 
@@ -131,6 +141,13 @@ class Settings(BaseSettings):
             scheme = urlsplit(value.get_secret_value()).scheme
             if scheme not in {"redis", "rediss", "unix"}:
                 raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError("must be at least 32 bytes (HS256 wants a key as long as its hash)")
         return value
 
     @field_validator("initial_api_key")
@@ -157,7 +174,13 @@ class Settings(BaseSettings):
         except DomainError as exc:
             raise ValueError(exc.message) from None
 
-    @field_validator("limit_per_key", "limit_per_user", "limit_per_ip")
+    @field_validator(
+        "limit_per_key",
+        "limit_per_user",
+        "limit_per_ip",
+        "login_limit_per_ip",
+        "login_limit_per_email",
+    )
     @classmethod
     def _limit(cls, value: str) -> str:
         try:
@@ -206,6 +229,8 @@ class Settings(BaseSettings):
             "key": parse_limit(self.limit_per_key),
             "user": parse_limit(self.limit_per_user),
             "ip": parse_limit(self.limit_per_ip),
+            "login-ip": parse_limit(self.login_limit_per_ip),
+            "login-email": parse_limit(self.login_limit_per_email),
         }
 
     @property

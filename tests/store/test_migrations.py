@@ -13,7 +13,16 @@ from shorty.store import migrate
 from tests.conftest import drop_database
 from tests.helpers import query, scalar
 
-TABLES = ["alembic_version", "api_keys", "clicks", "idempotency_keys", "outbox", "urls", "users"]
+TABLES = [
+    "alembic_version",
+    "api_keys",
+    "clicks",
+    "idempotency_keys",
+    "outbox",
+    "refresh_tokens",
+    "urls",
+    "users",
+]
 SCHEMA = """
 SELECT table_name, column_name, data_type, is_nullable, column_default
 FROM information_schema.columns WHERE table_schema = 'public'
@@ -38,7 +47,7 @@ def test_upgrade_rerun_downgrade_upgrade(empty_db):
     assert tables(empty_db) == []
     migrate.upgrade(empty_db)
     assert tables(empty_db) == TABLES
-    assert scalar(empty_db, "SELECT version_num FROM alembic_version") == "0003"
+    assert scalar(empty_db, "SELECT version_num FROM alembic_version") == "0004"
     schema = query(empty_db, SCHEMA)
 
     migrate.upgrade(empty_db)  # nothing to do

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -13,8 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shorty.api import accounts, links
+from shorty.api import accounts, links, sessions
 from shorty.api.problems import domain_problem
+from shorty.api.tokens import AccessTokens
 from shorty.cache.links import LinkCache
 from shorty.core.errors import DomainError
 from shorty.obs.metrics import metrics
@@ -29,6 +32,7 @@ from shorty.store.errors import UNAVAILABLE
 from shorty.store.idempotency import IdempotencyStore
 from shorty.store.keys import KeyStore
 from shorty.store.links import LinkStore
+from shorty.store.sessions import SessionStore
 from shorty.store.users import UserStore
 from shorty.web import health
 from shorty.web.problems import Problem
@@ -87,6 +91,10 @@ def create_app(settings: Settings) -> Starlette:
             app.state.keys = KeyStore(resources.pool)
             app.state.users = UserStore(resources.pool)
             app.state.idempotency = IdempotencyStore(resources.pool)
+            app.state.sessions = SessionStore(
+                resources.pool, timedelta(seconds=settings.refresh_token_ttl)
+            )
+            app.state.tokens = AccessTokens(_jwt_secret(settings), settings.access_token_ttl)
             app.state.limiter = Limiter(
                 RedisLimits(resources.redis, settings.ratelimit_algorithm),
                 replicas=settings.api_replicas,
@@ -97,6 +105,10 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         *health.routes,
         Route("/metrics", metrics),
+        Route("/api/v1/auth/register", sessions.register, methods=["POST"]),
+        Route("/api/v1/auth/login", sessions.login, methods=["POST"]),
+        Route("/api/v1/auth/refresh", sessions.refresh, methods=["POST"]),
+        Route("/api/v1/auth/logout", sessions.logout, methods=["POST"]),
         Route("/api/v1/shorten", links.shorten, methods=["POST"]),
         Route("/api/v1/urls", links.list_urls, methods=["GET"]),
         Route("/api/v1/urls/bulk", links.bulk, methods=["POST"]),
@@ -133,3 +145,10 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers=handlers,
         lifespan=lifespan,
     )
+
+
+def _jwt_secret(settings: Settings) -> bytes:
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value().encode()
+    log.warning("SHORTY_JWT_SECRET is not set: access tokens work only on this replica")
+    return os.urandom(32)

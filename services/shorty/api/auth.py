@@ -11,17 +11,20 @@ import logging
 
 from starlette.requests import Request
 
+from shorty.api.tokens import AccessTokens, looks_like_jwt
 from shorty.core.errors import DomainError
 from shorty.core.limits import Limit, parse_limit
 from shorty.obs.metrics import RATE_LIMITED
 from shorty.ratelimit.limiter import Limiter, headers
 from shorty.settings import Settings
-from shorty.store.keys import KeyStore, Principal
+from shorty.store.keys import SESSION_KEY_ID, KeyStore, Principal
+from shorty.store.users import UserStore
 from shorty.web.clientip import client_ip
 from shorty.web.problems import Problem
 
 log = logging.getLogger(__name__)
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="shorty"'}
+__all__ = ["authenticate", "within_limits"]
 
 
 async def authenticate(request: Request, scope: str) -> Principal:
@@ -49,10 +52,17 @@ async def authenticate(request: Request, scope: str) -> Principal:
             "The Authorization header must read 'Bearer <key>'.",
             headers=_CHALLENGE,
         )
-    keys: KeyStore = request.app.state.keys
-    principal = await keys.authenticate(raw)
+    principal = await _principal(request, raw)
     if principal is None:
         await _within_limits(request, ip_check)
+        if looks_like_jwt(raw):
+            raise Problem(
+                401,
+                "invalid-token",
+                "Invalid access token",
+                "This access token is invalid or expired; refresh it or log in again.",
+                headers=_CHALLENGE,
+            )
         raise Problem(
             401,
             "invalid-api-key",
@@ -60,14 +70,15 @@ async def authenticate(request: Request, scope: str) -> Principal:
             "This API key is unknown, revoked or expired.",
             headers=_CHALLENGE,
         )
-    await _within_limits(
-        request,
-        [
-            (f"key:{principal.key_id}", _limit(principal.key_limit, settings.limits["key"])),
-            (f"user:{principal.user_id}", _limit(principal.user_limit, settings.limits["user"])),
-            *ip_check,
-        ],
-    )
+    checks = [
+        (f"user:{principal.user_id}", _limit(principal.user_limit, settings.limits["user"])),
+        *ip_check,
+    ]
+    if principal.key_id != SESSION_KEY_ID:
+        checks.append(
+            (f"key:{principal.key_id}", _limit(principal.key_limit, settings.limits["key"]))
+        )
+    await _within_limits(request, checks)
     if not principal.allows(scope):
         raise Problem(
             403,
@@ -78,6 +89,19 @@ async def authenticate(request: Request, scope: str) -> Principal:
     return principal
 
 
+async def _principal(request: Request, raw: str) -> Principal | None:
+    """An API key, or an access token from /auth/login for a user still enabled."""
+    if looks_like_jwt(raw):
+        tokens: AccessTokens = request.app.state.tokens
+        claims = tokens.verify(raw)
+        if claims is None:
+            return None
+        users: UserStore = request.app.state.users
+        return await users.principal(claims.user_id)
+    keys: KeyStore = request.app.state.keys
+    return await keys.authenticate(raw)
+
+
 def _limit(override: str | None, default: Limit | None) -> Limit | None:
     if override is None:
         return default
@@ -86,6 +110,11 @@ def _limit(override: str | None, default: Limit | None) -> Limit | None:
     except DomainError:
         log.error("ignoring a stored rate limit that does not parse: %r", override)
         return default
+
+
+async def within_limits(request: Request, checks: list[tuple[str, Limit | None]]) -> None:
+    """Count this request against ``checks`` (None: no limit); 429 if one is spent."""
+    await _within_limits(request, checks)
 
 
 async def _within_limits(request: Request, checks: list[tuple[str, Limit | None]]) -> None:

@@ -13,6 +13,7 @@ from shorty.core.errors import (
 )
 from shorty.core.limits import InvalidLimit
 from shorty.store.idempotency import IdempotencyInProgress, IdempotencyMismatch
+from shorty.store.sessions import InvalidRefreshToken, RefreshTokenReused
 from shorty.web.problems import Problem
 
 _STATUS: dict[type[DomainError], tuple[int, str]] = {
@@ -25,6 +26,8 @@ _STATUS: dict[type[DomainError], tuple[int, str]] = {
     InvalidLimit: (422, "Invalid rate limit"),
     IdempotencyMismatch: (422, "Idempotency-Key reused"),
     IdempotencyInProgress: (409, "Request in progress"),
+    InvalidRefreshToken: (401, "Invalid refresh token"),
+    RefreshTokenReused: (401, "Refresh token reused"),
 }
 
 

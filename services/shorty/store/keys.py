@@ -33,6 +33,9 @@ class ApiKey:
     rate_limit: str | None = None
 
 
+SESSION_KEY_ID = 0  # the key_id of a principal that logged in (an access token, no key)
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who a request acts as: a user, through one of their keys."""

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
+import argon2
 import asyncpg
 from argon2 import PasswordHasher
 
-from shorty.core.accounts import ROLES, check_password, normalize_email
+from shorty.core.accounts import DEFAULT_SCOPES, ROLES, check_password, normalize_email
 from shorty.core.errors import InvalidAccount
+from shorty.store.keys import SESSION_KEY_ID, Principal
 
 _hasher = PasswordHasher()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash("not a password of anyone's")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +72,14 @@ class UserStore:
             normalize_email(email),
         )
         if row is None or row["password_hash"] is None:
+            # Spend the same time as a real check: the answer must not tell whether
+            # the account exists.
+            with contextlib.suppress(argon2.exceptions.VerificationError):
+                _hasher.verify(_dummy_hash(), password)
             return None
         try:
             _hasher.verify(row["password_hash"], password)
-        except Exception:
+        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
             return None
         fields = dict(row)
         fields.pop("password_hash")
@@ -93,3 +106,15 @@ class UserStore:
             *(changes[name] for name in names),
         )
         return User(**dict(row)) if row else None
+
+    async def principal(self, user_id: int) -> Principal | None:
+        """Who a logged-in (access token) request acts as: every scope of the role."""
+        row = await self._pool.fetchrow(
+            "SELECT role, rate_limit FROM users WHERE id = $1 AND NOT disabled", user_id
+        )
+        if row is None:
+            return None
+        scopes = set(DEFAULT_SCOPES) | ({"admin"} if row["role"] == "admin" else set())
+        return Principal(
+            user_id, row["role"], SESSION_KEY_ID, frozenset(scopes), None, row["rate_limit"]
+        )

@@ -1,0 +1,120 @@
+"""People's accounts: register, log in, refresh, log out.
+
+Login answers the same way for an unknown email and a wrong password, spends
+the same time on both, and is rate limited per client IP and per account.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from shorty.api.auth import within_limits
+from shorty.api.body import read_json
+from shorty.api.tokens import AccessTokens
+from shorty.core.accounts import normalize_email
+from shorty.core.errors import DomainError
+from shorty.settings import Settings
+from shorty.store.sessions import Session, SessionStore
+from shorty.store.users import UserStore
+from shorty.web.clientip import client_ip
+from shorty.web.problems import Problem
+
+
+class Credentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=1024)
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: str = Field(max_length=200)
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 - the token type, not a secret
+    expires_in: int = Field(description="Seconds the access token is valid.")
+    refresh_token: str = Field(description="Spend it on /auth/refresh; one use.")
+
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+async def register(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    if not settings.registration_open:
+        raise Problem(
+            403, "registration-closed", "Registration closed", "Ask an admin for an account."
+        )
+    ip = client_ip(request.scope, settings.trusted_proxies)
+    await within_limits(request, [("register-ip:" + ip, settings.limits["login-ip"])])
+    body = await read_json(request, Credentials, settings.max_body_bytes)
+    users: UserStore = request.app.state.users
+    user = await users.create(body.email, body.password)
+    return JSONResponse(
+        {"id": user.id, "email": user.email, "role": user.role},
+        status_code=201,
+        headers=_NO_STORE,
+    )
+
+
+async def login(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    body = await read_json(request, Credentials, settings.max_body_bytes)
+    try:
+        email = normalize_email(body.email)
+    except DomainError:
+        email = body.email.strip().lower()
+    account = hashlib.sha256(email.encode()).hexdigest()[:32]
+    ip = client_ip(request.scope, settings.trusted_proxies)
+    await within_limits(
+        request,
+        [
+            ("login-ip:" + ip, settings.limits["login-ip"]),
+            ("login-email:" + account, settings.limits["login-email"]),
+        ],
+    )
+    users: UserStore = request.app.state.users
+    user = await users.verify_password(email, body.password)
+    if user is None or user.disabled:
+        raise Problem(
+            401, "invalid-credentials", "Login failed", "The email or the password is wrong."
+        )
+    return await _pair(request, await request.app.state.sessions.start(user.id))
+
+
+async def refresh(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    body = await read_json(request, RefreshRequest, settings.max_body_bytes)
+    sessions: SessionStore = request.app.state.sessions
+    session = await sessions.rotate(body.refresh_token)
+    users: UserStore = request.app.state.users
+    if await users.principal(session.user_id) is None:  # disabled since
+        await sessions.end(session.refresh_token)
+        raise Problem(401, "invalid-credentials", "Login failed", "This account is disabled.")
+    return await _pair(request, session)
+
+
+async def logout(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    body = await read_json(request, RefreshRequest, settings.max_body_bytes)
+    sessions: SessionStore = request.app.state.sessions
+    await sessions.end(body.refresh_token)
+    return Response(status_code=204)
+
+
+async def _pair(request: Request, session: Session) -> Response:
+    tokens: AccessTokens = request.app.state.tokens
+    pair = TokenPair(
+        access_token=tokens.issue(session.user_id),
+        expires_in=tokens.ttl,
+        refresh_token=session.refresh_token,
+    )
+    return JSONResponse(pair.model_dump(), headers=_NO_STORE)

@@ -1,0 +1,52 @@
+"""Short-lived access tokens (JWT, HS256) for people who log in."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+ALGORITHM = "HS256"
+ISSUER = "shorty"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: int
+
+
+class AccessTokens:
+    def __init__(self, secret: bytes, ttl_seconds: int) -> None:
+        self._secret = secret
+        self.ttl = ttl_seconds
+
+    def issue(self, user_id: int) -> str:
+        now = int(time.time())
+        claims = {
+            "sub": str(user_id),
+            "iss": ISSUER,
+            "iat": now,
+            "exp": now + self.ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def verify(self, token: str) -> AccessClaims | None:
+        """The claims of a valid, unexpired token of ours; None for anything else."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "iss"]},
+            )
+            return AccessClaims(int(claims["sub"]))
+        except (jwt.PyJWTError, ValueError, TypeError):
+            return None
+
+
+def looks_like_jwt(token: str) -> bool:
+    return token.count(".") == 2 and token.startswith("ey")
