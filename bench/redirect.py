@@ -11,6 +11,9 @@ codes. Cases:
   scale     the postgres case with 10,000 and with 1,000,000 links (p99 ratio),
             below saturation (--scale-connections), after an unmeasured warm-up
 
+Careful: a Redis named by SHORTY_REDIS_URL is flushed (FLUSHDB) to seed it, and a
+PostgreSQL named by SHORTY_DATABASE_URL gets databases shorty_bench* (re)created.
+
 Prints one table and writes it to bench/results/redirect.json. Targets are
 ratios within the run (see docs/performance.md); nothing here is tuned per case
 except the tiers the case is about.

@@ -121,6 +121,8 @@ def test_hosts_and_emails_are_normalized(monkeypatch):
         ("SHORTY_PUBLIC_URL", "https://sho.rt/#top", "must not have a query or fragment"),
         ("SHORTY_INITIAL_ADMIN_EMAIL", "not-an-email", "is not an email address"),
         ("SHORTY_OWN_HOSTS", "ok.example, -bad-.example", "not a valid host name"),
+        ("SHORTY_SECRET_KEY", "", "at least 16 characters"),
+        ("SHORTY_JWT_SECRET", "short", "at least 32 bytes"),
     ],
 )
 def test_more_bad_values(monkeypatch, name, value, message):

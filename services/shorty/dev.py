@@ -113,14 +113,17 @@ def _write_credentials(path: Path, credentials: Credentials) -> None:
 def dev_secret(path: Path) -> str:
     """The dev secret key (visitor-hash salt), made once and kept with mode 0600."""
     try:
-        return path.read_text().strip()
+        kept = path.read_text().strip()
     except FileNotFoundError:
-        secret = secrets.token_urlsafe(32)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secret)
-        return secret
+        kept = ""
+    if len(kept) >= 32:
+        return kept
+    secret = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    return secret
 
 
 def _spawn(name: str, args: list[str], env: dict[str, str], ready_url: str | None) -> Child:

@@ -143,6 +143,13 @@ class Settings(BaseSettings):
                 raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _salt_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (it keys the visitor hash)")
+        return value
+
     @field_validator("jwt_secret")
     @classmethod
     def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:

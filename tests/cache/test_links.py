@@ -71,3 +71,12 @@ def test_zero_ttl_disables_writes(clean):
         return cache.enabled, await cache.put("abc", LINK, b""), await client.dbsize()
 
     assert run(clean, scenario, ttl=0) == (False, False, 0)
+
+
+def test_a_value_that_is_not_ours_is_a_miss(clean):
+    async def scenario(cache, client):
+        await client.set(KEY.format("old"), b'["https://example.com", 302, null, false]')
+        await client.set(KEY.format("junk"), b"{not json")
+        return (await cache.get("old"))[0], (await cache.get("junk"))[0]
+
+    assert run(clean, scenario) == (None, None)

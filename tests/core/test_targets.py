@@ -78,3 +78,18 @@ def test_own_host_on_another_port_is_allowed_when_port_pinned():
 
 def test_no_own_origins_means_any_host():
     assert normalize_target("https://sho.rt/x") == "https://sho.rt/x"
+
+
+def test_merge_query_keeps_pieces_as_sent():
+    from shorty.core.targets import merge_query
+
+    assert (
+        merge_query("https://a.example/?x=1&y=2", "y=3&q=%ff&a")
+        == "https://a.example/?x=1&y=3&q=%ff&a"
+    )
+    assert (
+        merge_query("https://a.example/p", "utm_source=mail")
+        == "https://a.example/p?utm_source=mail"
+    )
+    assert merge_query("https://a.example/p?keep=%2F", "") == "https://a.example/p?keep=%2F"
+    assert merge_query("https://a.example/", "a+b=1") == "https://a.example/?a+b=1"

@@ -37,7 +37,7 @@ def test_sigterm_flushes_every_buffered_click(clean):
         "SHORTY_REDIS_URL": clean.redis_url,
         "SHORTY_CLICK_FLUSH_INTERVAL": "60",  # nothing leaves the buffer before SIGTERM
         "SHORTY_CLICK_BATCH": "10000",
-        "SHORTY_SECRET_KEY": "test-secret",
+        "SHORTY_SECRET_KEY": "test-secret-key-0123456789",
     }
     server = subprocess.Popen(
         [
@@ -56,13 +56,14 @@ def test_sigterm_flushes_every_buffered_click(clean):
         stderr=subprocess.STDOUT,
     )
     try:
+        status = None
         for _ in range(100):  # bounded wait for the port: 10 s
             try:
                 status, _, _ = get(port, "/livez")
                 break
             except OSError:
                 time.sleep(0.1)
-        assert status == 200
+        assert status == 200, "the redirect service did not start"
         for _ in range(73):
             status, headers, _ = get(port, "/sigterm")
             assert status == 302

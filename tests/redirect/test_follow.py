@@ -208,3 +208,13 @@ def test_click_limit_without_redis_uses_the_stored_count(clean, tmp_path):
 def test_location_is_ascii_for_unicode_targets(client, clean):
     add_link(clean.database_url, "uni", "https://example.com/%C3%BCber")
     assert client.get("/uni").headers["location"] == "https://example.com/%C3%BCber"
+
+
+def test_click_limit_holds_under_concurrency(client, clean):
+    from concurrent.futures import ThreadPoolExecutor
+
+    add_link(clean.database_url, "scarce", max_clicks=5)
+    with ThreadPoolExecutor(25) as pool:
+        statuses = list(pool.map(lambda _: client.get("/scarce").status_code, range(50)))
+    assert statuses.count(302) == 5
+    assert statuses.count(410) == 45

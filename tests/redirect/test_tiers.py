@@ -152,3 +152,62 @@ def test_lookup_overlapping_an_invalidation_is_not_remembered(settings, clean):
         resolver._from_postgres = original
         assert client.get("/overlap").status_code == 302
     assert lookups("postgres", "hit") - before == 2  # the first answer was not kept in the LRU
+
+
+def test_concurrent_lookups_of_one_code_share_one_query(settings, clean):
+    before = lookups("postgres", "absent")
+    with redirect_client(settings, lru_size=0, cache_ttl=0) as client:
+        resolver = client.app.state.resolver
+
+        async def fifty():
+            import asyncio
+
+            return await asyncio.gather(*(resolver.resolve("nothere") for _ in range(50)))
+
+        assert client.portal.call(fifty) == [None] * 50
+    assert lookups("postgres", "absent") - before == 1
+
+
+def test_invalidating_another_code_does_not_spoil_a_lookup(settings, clean):
+    add_link(clean.database_url, "mine")
+    with redirect_client(settings, cache_ttl=0) as client:
+        resolver = client.app.state.resolver
+        original = resolver._from_postgres
+
+        async def read_while_another_changes(code):
+            link = await original(code)
+            resolver.forget("someone-else")
+            return link
+
+        resolver._from_postgres = read_while_another_changes
+        before = lookups("lru", "hit")
+        assert client.get("/mine").status_code == 302
+        resolver._from_postgres = original
+        assert client.get("/mine").status_code == 302
+    assert lookups("lru", "hit") - before == 1  # remembered despite the other code's change
+
+
+def test_a_slow_redis_is_skipped_not_waited_for(settings, clean):
+    import threading
+    import time as clock
+
+    import redis as sync_redis
+
+    add_link(clean.database_url, "patient")
+    add_link(clean.database_url, "second")
+    quick = settings.model_copy(update={"redis_timeout": 0.2, "redis_backoff": 5})
+    with redirect_client(quick) as client:
+        sleeper = sync_redis.Redis.from_url(clean.redis_url)
+        stall = threading.Thread(target=lambda: sleeper.execute_command("DEBUG", "SLEEP", "1.5"))
+        stall.start()
+        clock.sleep(0.1)
+        started = clock.monotonic()
+        assert client.get("/patient").status_code == 302  # Redis times out, PostgreSQL answers
+        first = clock.monotonic() - started
+        started = clock.monotonic()
+        assert client.get("/second").status_code == 302  # Redis skipped during the backoff
+        second = clock.monotonic() - started
+        stall.join()
+        sleeper.close()
+    assert first < 1.0  # not the 1.5 s Redis is asleep
+    assert second < 0.15  # no wait at all

@@ -20,7 +20,7 @@ import redis.asyncio as aredis
 
 from shorty.core.links import LinkState, state_of
 
-KEY = "shorty:link:{}"
+KEY = "shorty:link:v2:{}"  # the version changes with the value's layout
 GENERATION = "shorty:gen:{}"  # bumped by every change to the code's link
 GENERATION_TTL = 86_400
 USES = "shorty:uses:{}"  # uses of a click-limited link (see redirect/limits.py)
@@ -68,14 +68,23 @@ class CachedLink(NamedTuple):
         """The fields as a plain tuple of atoms: what the process LRU keeps, because
         the garbage collector stops tracking plain tuples of atoms (100,000 tracked
         objects made each full collection pause the service for ~30 ms)."""
-        return tuple.__new__(tuple, self)
+        return tuple(self)  # type: ignore[return-value]
 
     def dumps(self) -> bytes:
         return json.dumps(self.fields()).encode()
 
     @classmethod
     def loads(cls, raw: bytes) -> CachedLink:
-        return cls(*json.loads(raw))
+        """Raises ValueError for anything but what ``dumps`` wrote."""
+        fields = json.loads(raw)
+        if (
+            not isinstance(fields, list)
+            or len(fields) != len(cls._fields)
+            or not isinstance(fields[0], int)
+            or not isinstance(fields[1], str)
+        ):
+            raise ValueError("not a cached link")
+        return cls(*fields)
 
 
 class LinkCache:
@@ -100,7 +109,10 @@ class LinkCache:
             return None, generation
         if raw == _ABSENT:
             return ABSENT, generation
-        return CachedLink.loads(raw), generation
+        try:
+            return CachedLink.loads(raw), generation
+        except (ValueError, TypeError):  # not ours, or damaged: ask PostgreSQL
+            return None, generation
 
     async def put(self, code: str, link: CachedLink | Absent, generation: bytes) -> bool:
         """Cache what PostgreSQL said, unless the link changed since ``get``."""

@@ -9,10 +9,15 @@ import re
 
 # Crawlers, link-preview fetchers and HTTP libraries: counted, but marked.
 _BOT = re.compile(
-    r"bot\b|bot/|crawl|spider|slurp|facebookexternalhit|facebookcatalog|embedly|preview"
-    r"|whatsapp|telegram|discord|slack|skypeuripreview|vkshare|pinterest|bitlybot|quora link"
+    # Named crawlers and preview fetchers (not a bare "bot" inside a word: CUBOT is a
+    # phone; not "telegram" alone: Telegram's in-app browser is a person).
+    r"\bbot\b|googlebot|bingbot|yandex(?:bot|images)|baiduspider|duckduckbot|applebot|slurp"
+    r"|ahrefsbot|semrushbot|mj12bot|dotbot|petalbot|bytespider|gptbot|claudebot|ccbot"
+    r"|facebookexternalhit|facebookcatalog|meta-externalagent|twitterbot|linkedinbot"
+    r"|slackbot|discordbot|telegrambot|whatsapp/|skypeuripreview|embedly|pinterestbot"
+    r"|redditbot|bitlybot|tumblr|vkshare|quora link preview|crawler|spider"
     r"|curl/|wget/|python-requests|python-urllib|httpx|aiohttp|go-http-client|okhttp"
-    r"|headlesschrome|lighthouse|monitor|uptime",
+    r"|headlesschrome|lighthouse|uptimerobot|pingdom",
     re.IGNORECASE,
 )
 

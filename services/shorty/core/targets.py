@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, unquote_plus, urlsplit, urlunsplit
 
 import idna
 
@@ -89,14 +89,20 @@ def ascii_url(url: str) -> str:
 
 def merge_query(target: str, query: str) -> str:
     """``target`` with the parameters of ``query`` added; a parameter present in both
-    takes the value from ``query`` (the visitor's), as for utm_* tags."""
-    incoming = parse_qsl(query, keep_blank_values=True)
+    takes the value from ``query`` (the visitor's), as for utm_* tags. Pieces are
+    kept byte for byte (names are decoded only to compare them)."""
+    incoming = [piece for piece in query.split("&") if piece]
     if not incoming:
         return target
     parts = urlsplit(target)
-    names = {name for name, _ in incoming}
-    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in names]
-    return urlunsplit(parts._replace(query=urlencode(kept + incoming)))
+    names = {_name(piece) for piece in incoming}
+    kept = [piece for piece in parts.query.split("&") if piece and _name(piece) not in names]
+    merged = "&".join(kept + [_ascii(piece) for piece in incoming])
+    return urlunsplit(parts._replace(query=merged))
+
+
+def _name(piece: str) -> str:
+    return unquote_plus(piece.split("=", 1)[0])
 
 
 def ascii_host(host: str) -> str:

@@ -159,6 +159,7 @@ def create_app(settings: Settings) -> RedirectService:
                 lru_size=settings.lru_size,
                 lru_ttl=settings.lru_ttl,
                 negative_ttl=settings.negative_ttl,
+                db_timeout=settings.db_timeout,
             )
             clicks = ClickBuffer(
                 resources.redis,

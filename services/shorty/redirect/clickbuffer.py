@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import deque
 
 import redis.asyncio as aredis
@@ -41,6 +42,8 @@ class ClickBuffer:
         self.interval = interval
         self.dropped = 0
         self._wake = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._append = client.register_script(_APPEND)
 
@@ -52,6 +55,7 @@ class ClickBuffer:
             self._clicks.popleft()
             self.dropped += 1
             CLICKS_DROPPED.inc()
+            CLICKS_BUFFERED.set(self.capacity)
         self._clicks.append(click)
         if len(self._clicks) >= self.batch:
             self._wake.set()
@@ -61,7 +65,7 @@ class ClickBuffer:
 
     async def _run(self) -> None:
         backoff = self.interval
-        while True:
+        while not self._closing:
             ticked = False
             try:
                 await asyncio.wait_for(self._wake.wait(), self.interval)
@@ -74,10 +78,12 @@ class ClickBuffer:
                 if await self.flush() == 0:
                     failed = True
                     break
-            if failed:
-                # Redis is away: wait (ignoring wake-ups) before trying again.
+            if failed and not self._closing:
+                # Redis is away: wait before trying again (only close() cuts it short).
                 backoff = min(backoff * 2, MAX_BACKOFF)
-                await asyncio.sleep(backoff)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closed.wait(), backoff)
             else:
                 backoff = self.interval
 
@@ -109,14 +115,20 @@ class ClickBuffer:
         return len(taken)
 
     async def close(self, seconds: float = 5.0) -> None:
-        """Stop the task and write what is left, giving up after ``seconds``."""
+        """Stop the task and write what is left, giving up after ``seconds``.
+
+        Nothing is cancelled in the middle of a write (a batch taken off the buffer
+        would be lost uncounted): the task finishes its current write and stops,
+        and each write is bounded by the Redis client's own timeout.
+        """
+        self._closing = True
+        self._closed.set()
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                while self._clicks and await self.flush() > 0:
-                    pass
+            await self._task
+        deadline = time.monotonic() + seconds
+        while self._clicks and time.monotonic() < deadline:
+            if await self.flush() == 0:
+                break
         if self._clicks:
             log.warning("%d clicks lost at shutdown: Redis unreachable", len(self._clicks))

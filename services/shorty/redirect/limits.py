@@ -1,7 +1,8 @@
 """``max_clicks``, enforced across replicas with one Redis counter per limited link.
 
 The counter starts from PostgreSQL's ``click_count`` the first time a link is
-used (or after the counter expires), then every GET spends one use. A GET
+used (or after a day unused, or a Redis restart), then every GET spends one use
+atomically (one Lua call; concurrent first uses seed it once). A GET
 beyond the limit is refused and not recorded. Without Redis the check falls
 back to ``click_count``, which may trail by the clicks still in flight.
 """
@@ -15,7 +16,19 @@ from redis.exceptions import RedisError
 from shorty.cache.guard import RedisGuard
 from shorty.cache.links import USES
 
-USES_TTL = 86_400
+USES_TTL = 86_400  # renewed by every use, so a counter in use is not re-seeded
+# ARGV[1]: the seed ('' when not known yet). Without a counter and without a seed,
+# nil: the caller fetches the seed. Concurrent seeders agree: only the first SET
+# lands, and every INCR counts.
+_SPEND = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+    if ARGV[1] == '' then return nil end
+    redis.call('SET', KEYS[1], ARGV[1], 'NX')
+end
+local used = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return used
+"""
 
 
 class ClickLimits:
@@ -23,6 +36,7 @@ class ClickLimits:
         self._pool = pool
         self._redis = client
         self._guard = guard
+        self._spend = client.register_script(_SPEND)
 
     async def allow(self, code: str, max_clicks: int, *, spend: bool) -> bool:
         """May this request (a GET spends a use; a HEAD only looks) be redirected?"""
@@ -38,11 +52,10 @@ class ClickLimits:
         if not spend:
             seen: bytes | None = await self._redis.get(key)  # type: ignore[assignment]
             return (int(seen) if seen is not None else await self._count(code)) < max_clicks
-        used: int = await self._redis.incr(key)
-        if used == 1:  # a fresh counter: add what PostgreSQL has already counted
-            used = await self._redis.incrby(key, await self._count(code))
-            await self._redis.expire(key, USES_TTL)
-        return used <= max_clicks
+        used = await self._spend(keys=[key], args=["", USES_TTL])
+        if used is None:  # no counter yet: seed it from PostgreSQL, once, then spend
+            used = await self._spend(keys=[key], args=[await self._count(code), USES_TTL])
+        return int(used) <= max_clicks
 
     async def _count(self, code: str) -> int:
         count = await self._pool.fetchval("SELECT click_count FROM urls WHERE code = $1", code)

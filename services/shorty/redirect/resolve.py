@@ -9,6 +9,7 @@ path skips Redis for a moment (RedisGuard) instead of waiting on it again.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -44,6 +45,7 @@ class Resolver:
         lru_size: int,
         lru_ttl: float,
         negative_ttl: float,
+        db_timeout: float,
     ) -> None:
         self._pool = pool
         self._cache = cache
@@ -58,17 +60,25 @@ class Resolver:
             if negative_ttl > 0:
                 self._absent = LRU(max(1024, lru_size // 4))
         self._guard = guard
-        # Bumped by every invalidation: a lookup that overlapped one is not remembered.
-        self._epoch = 0
+        self._db_timeout = db_timeout
+        # A lookup that overlapped an invalidation of its code (or of everything) is
+        # answered but not remembered: it may carry what was just changed.
+        self._sequence = 0
+        self._forgotten: LRU[str, int] = LRU(10_000)  # code -> sequence of its last forget
+        self._all_forgotten = 0
+        # Concurrent lookups of one code share the first one's trip to Redis/PostgreSQL.
+        self._in_flight: dict[str, asyncio.Future[CachedLink | None]] = {}
 
     def forget(self, code: str) -> None:
-        self._epoch += 1
+        self._sequence += 1
+        self._forgotten[code] = self._sequence
         for memory in (self._links, self._absent):
             if memory is not None and code in memory:
                 del memory[code]
 
     def forget_all(self) -> None:
-        self._epoch += 1
+        self._sequence += 1
+        self._all_forgotten = self._sequence
         if self._links is not None:
             self._links.clear()
         if self._absent is not None:
@@ -86,13 +96,31 @@ class Resolver:
                 if absent_until is not None and absent_until > now:
                     _LRU_ABSENT.inc()
                     return None
-        epoch = self._epoch
+        pending = self._in_flight.get(code)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        pending = asyncio.get_running_loop().create_future()
+        self._in_flight[code] = pending
+        try:
+            link = await self._look_up(code)
+        except BaseException as exc:
+            pending.set_exception(exc)
+            pending.exception()  # retrieved here, so no "never retrieved" warning
+            raise
+        else:
+            pending.set_result(link)
+            return link
+        finally:
+            del self._in_flight[code]
+
+    async def _look_up(self, code: str) -> CachedLink | None:
+        started = self._sequence
         cached, generation = await self._from_redis(code)
         if cached is None:
             cached = await self._from_postgres(code)
             if generation is not None:
                 await self._to_redis(code, cached, generation)
-        if epoch == self._epoch:
+        if self._all_forgotten <= started and self._forgotten.get(code, 0) <= started:
             self._remember(code, cached)
         return cached if isinstance(cached, CachedLink) else None
 
@@ -124,10 +152,10 @@ class Resolver:
             self._guard.failed(exc)
 
     async def _from_postgres(self, code: str) -> CachedLink | Absent:
-        # The query is bounded by the pool's command timeout (SHORTY_DB_TIMEOUT), which
-        # also bounds how long a connection can be held; an acquire timeout on top
-        # would cost a task per lookup.
-        row = await self._pool.fetchrow(_SELECT, code)
+        # Waiting for a connection and the query together get SHORTY_DB_TIMEOUT
+        # (asyncio.timeout: no extra task, unlike an acquire timeout).
+        async with asyncio.timeout(self._db_timeout):
+            row = await self._pool.fetchrow(_SELECT, code)
         if row is None:
             _PG_ABSENT.inc()
             return ABSENT
