@@ -98,21 +98,22 @@ class LinkCache:
     def enabled(self) -> bool:
         return self._ttl_ms > 0
 
-    async def get(self, code: str) -> tuple[CachedLink | Absent | None, bytes]:
-        """The cached link (ABSENT for a cached miss, None when Redis knows nothing),
-        and the code's generation, to hand back to ``put``."""
-        reply: list[bytes | None] = await self._redis.mget(  # type: ignore[assignment]
-            KEY.format(code), GENERATION.format(code)
-        )
-        raw, generation = reply[0], reply[1] or b""
+    async def get(self, code: str) -> CachedLink | Absent | None:
+        """The cached link, ABSENT for a cached miss, None when Redis knows nothing."""
+        raw: bytes | None = await self._redis.get(KEY.format(code))  # type: ignore[assignment]
         if raw is None:
-            return None, generation
+            return None
         if raw == _ABSENT:
-            return ABSENT, generation
+            return ABSENT
         try:
-            return CachedLink.loads(raw), generation
+            return CachedLink.loads(raw)
         except (ValueError, TypeError):  # not ours, or damaged: ask PostgreSQL
-            return None, generation
+            return None
+
+    async def generation(self, code: str) -> bytes:
+        """The code's generation: read before asking PostgreSQL, handed to ``put``."""
+        value: bytes | None = await self._redis.get(GENERATION.format(code))  # type: ignore[assignment]
+        return value or b""
 
     async def put(self, code: str, link: CachedLink | Absent, generation: bytes) -> bool:
         """Cache what PostgreSQL said, unless the link changed since ``get``."""

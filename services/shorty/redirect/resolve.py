@@ -133,17 +133,19 @@ class Resolver:
             self._absent[code] = now + self._negative_ttl
 
     async def _from_redis(self, code: str) -> tuple[CachedLink | Absent | None, bytes | None]:
-        """What Redis holds and the code's generation (None: Redis was not asked)."""
+        """What Redis holds; on a miss, also the code's generation (read before
+        PostgreSQL is asked). The generation is None when Redis was not asked."""
         if not self._cache.enabled or not self._guard.usable():
             return None, None
         try:
-            cached, generation = await self._cache.get(code)
+            cached = await self._cache.get(code)
+            if cached is not None:
+                (_REDIS_ABSENT if cached is ABSENT else _REDIS_HIT).inc()
+                return cached, None
+            return None, await self._cache.generation(code)
         except (RedisError, OSError) as exc:
             self._guard.failed(exc)
             return None, None
-        if cached is not None:
-            (_REDIS_ABSENT if cached is ABSENT else _REDIS_HIT).inc()
-        return cached, generation
 
     async def _to_redis(self, code: str, link: CachedLink | Absent, generation: bytes) -> None:
         try:
