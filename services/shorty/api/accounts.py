@@ -63,6 +63,10 @@ class KeyOut(BaseModel):
         )
 
 
+class KeyList(BaseModel):
+    items: list[KeyOut]
+
+
 class KeyCreated(KeyOut):
     key: str = Field(description="The key itself: shown this once, never again.")
 
@@ -85,6 +89,11 @@ class UserOut(BaseModel):
             created_at=user.created_at,
             rate_limit=user.rate_limit,
         )
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    next_after_id: int | None = Field(None, description="Pass as ?after_id= for the next page.")
 
 
 def _check_limit(value: str | None) -> str | None:
@@ -147,7 +156,7 @@ async def list_keys(request: Request) -> Response:
     principal = await authenticate(request, "urls:read")
     keys: KeyStore = request.app.state.keys
     mine = await keys.list(user_id=principal.user_id)
-    return JSONResponse({"items": [KeyOut.of(k).model_dump(mode="json") for k in mine]})
+    return JSONResponse(KeyList(items=[KeyOut.of(k) for k in mine]).model_dump(mode="json"))
 
 
 async def revoke_key(request: Request) -> Response:
@@ -168,12 +177,11 @@ async def admin_list_users(request: Request) -> Response:
     limit = min(max(_int_query(request, "limit", 100), 1), 500)
     users: UserStore = request.app.state.users
     page = await users.page(after_id=after, limit=limit)
-    return JSONResponse(
-        {
-            "items": [UserOut.of(u).model_dump(mode="json") for u in page],
-            "next_after_id": page[-1].id if len(page) == limit else None,
-        }
+    users_page = UserPage(
+        items=[UserOut.of(u) for u in page],
+        next_after_id=page[-1].id if len(page) == limit else None,
     )
+    return JSONResponse(users_page.model_dump(mode="json"))
 
 
 async def admin_update_user(request: Request) -> Response:

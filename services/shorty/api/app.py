@@ -15,8 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shorty.api import accounts, links, sessions
+from shorty.api import docs
+from shorty.api.openapi import document
 from shorty.api.problems import domain_problem
+from shorty.api.routes import OPERATIONS
 from shorty.api.tokens import AccessTokens
 from shorty.cache.links import LinkCache
 from shorty.core.errors import DomainError
@@ -95,6 +97,7 @@ def create_app(settings: Settings) -> Starlette:
                 resources.pool, timedelta(seconds=settings.refresh_token_ttl)
             )
             app.state.tokens = AccessTokens(_jwt_secret(settings), settings.access_token_ttl)
+            app.state.openapi = document(OPERATIONS)
             app.state.limiter = Limiter(
                 RedisLimits(resources.redis, settings.ratelimit_algorithm),
                 replicas=settings.api_replicas,
@@ -105,24 +108,9 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         *health.routes,
         Route("/metrics", metrics),
-        Route("/api/v1/auth/register", sessions.register, methods=["POST"]),
-        Route("/api/v1/auth/login", sessions.login, methods=["POST"]),
-        Route("/api/v1/auth/refresh", sessions.refresh, methods=["POST"]),
-        Route("/api/v1/auth/logout", sessions.logout, methods=["POST"]),
-        Route("/api/v1/shorten", links.shorten, methods=["POST"]),
-        Route("/api/v1/urls", links.list_urls, methods=["GET"]),
-        Route("/api/v1/urls/bulk", links.bulk, methods=["POST"]),
-        Route("/api/v1/urls/export.csv", links.export_csv, methods=["GET"]),
-        Route("/api/v1/urls/{code}", links.get_url, methods=["GET"]),
-        Route("/api/v1/urls/{code}", links.update_url, methods=["PATCH"]),
-        Route("/api/v1/urls/{code}", links.delete_url, methods=["DELETE"]),
-        Route("/api/v1/urls/{code}/qr", links.qr_code, methods=["GET"]),
-        Route("/api/v1/keys", accounts.create_key, methods=["POST"]),
-        Route("/api/v1/keys", accounts.list_keys, methods=["GET"]),
-        Route("/api/v1/keys/{key_id}", accounts.revoke_key, methods=["DELETE"]),
-        Route("/api/v1/admin/users", accounts.admin_list_users, methods=["GET"]),
-        Route("/api/v1/admin/users/{user_id}", accounts.admin_update_user, methods=["PATCH"]),
-        Route("/api/v1/admin/keys/{key_id}", accounts.admin_update_key, methods=["PATCH"]),
+        Route("/api/v1/openapi.json", docs.openapi_json, methods=["GET"]),
+        Route("/api/docs", docs.docs_page, methods=["GET"]),
+        *(route for route, _ in OPERATIONS),
     ]
     middleware = [
         Middleware(

@@ -23,6 +23,7 @@ from shorty.api.idempotency import idempotent
 from shorty.api.problems import domain_problem
 from shorty.api.schemas import (
     NOT_NULL,
+    BulkRequest,
     LinkDetail,
     LinkOut,
     LinkPage,
@@ -75,14 +76,7 @@ async def bulk(request: Request) -> Response:
     principal = await authenticate(request, "urls:write")
     settings: Settings = request.app.state.settings
     data = parse_json(await read_body(request, settings.max_body_bytes * 64))
-    items = data.get("items") if isinstance(data, dict) and set(data) == {"items"} else None
-    if not isinstance(items, list) or not 1 <= len(items) <= BULK_MAX:
-        raise Problem(
-            422,
-            "validation-failed",
-            "The request is not valid",
-            f'Send {{"items": [...]}} with 1 to {BULK_MAX} links, each as for /shorten.',
-        )
+    items = validate(data, BulkRequest).items
 
     async def produce() -> tuple[int, Any, dict[str, str]]:
         results: list[dict[str, Any]] = []

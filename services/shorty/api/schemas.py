@@ -107,3 +107,26 @@ class ListQuery(BaseModel):
     created_after: AwareDatetime | None = None
     created_before: AwareDatetime | None = None
     state: Literal["active", "expired"] | None = None
+
+
+class BulkRequest(BaseModel):
+    """Up to 1,000 links; each item is checked as the body of /shorten, on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, object]] = Field(min_length=1, max_length=1000)
+
+
+class BulkItem(BaseModel):
+    index: int
+    status: int
+    link: LinkOut | None = None
+    problem: dict[str, object] | None = None
+
+
+class BulkResult(BaseModel):
+    """One result per item, in item order."""
+
+    created: int
+    failed: int
+    results: list[BulkItem]

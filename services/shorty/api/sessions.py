@@ -37,6 +37,14 @@ class RefreshRequest(BaseModel):
     refresh_token: str = Field(max_length=200)
 
 
+class Registered(BaseModel):
+    """The new account."""
+
+    id: int
+    email: str
+    role: str
+
+
 class TokenPair(BaseModel):
     access_token: str
     token_type: str = "Bearer"  # noqa: S105 - the token type, not a secret
@@ -58,11 +66,8 @@ async def register(request: Request) -> Response:
     body = await read_json(request, Credentials, settings.max_body_bytes)
     users: UserStore = request.app.state.users
     user = await users.create(body.email, body.password)
-    return JSONResponse(
-        {"id": user.id, "email": user.email, "role": user.role},
-        status_code=201,
-        headers=_NO_STORE,
-    )
+    registered = Registered(id=user.id, email=user.email, role=user.role)
+    return JSONResponse(registered.model_dump(), status_code=201, headers=_NO_STORE)
 
 
 async def login(request: Request) -> Response:

@@ -1,0 +1,175 @@
+"""Every API route with what it takes and gives: the routing table and the
+OpenAPI document are both built from this list."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from shorty.api import accounts, links, sessions
+from shorty.api.openapi import Operation
+from shorty.api.schemas import (
+    BulkRequest,
+    BulkResult,
+    LinkDetail,
+    LinkOut,
+    LinkPage,
+    ListQuery,
+    ShortenRequest,
+    UpdateRequest,
+)
+
+_LINK = {404: "No link with this code (or not yours)"}
+_SCOPE = {403: "The credential lacks the scope"}
+
+OPERATIONS: list[tuple[Route, Operation]] = [
+    (
+        Route("/api/v1/auth/register", sessions.register, methods=["POST"]),
+        Operation(
+            "Create an account",
+            "auth",
+            body=sessions.Credentials,
+            responses={201: sessions.Registered},
+            errors={403: "Registration is closed", 429: "Too many attempts"},
+            public=True,
+        ),
+    ),
+    (
+        Route("/api/v1/auth/login", sessions.login, methods=["POST"]),
+        Operation(
+            "Log in: an access token and a refresh token",
+            "auth",
+            body=sessions.Credentials,
+            responses={200: sessions.TokenPair},
+            errors={401: "The email or the password is wrong", 429: "Too many attempts"},
+            public=True,
+        ),
+    ),
+    (
+        Route("/api/v1/auth/refresh", sessions.refresh, methods=["POST"]),
+        Operation(
+            "Spend a refresh token for a new pair",
+            "auth",
+            body=sessions.RefreshRequest,
+            responses={200: sessions.TokenPair},
+            errors={401: "Unknown, expired, revoked or reused refresh token"},
+            public=True,
+        ),
+    ),
+    (
+        Route("/api/v1/auth/logout", sessions.logout, methods=["POST"]),
+        Operation(
+            "End the session of a refresh token",
+            "auth",
+            body=sessions.RefreshRequest,
+            responses={204: None},
+            public=True,
+        ),
+    ),
+    (
+        Route("/api/v1/shorten", links.shorten, methods=["POST"]),
+        Operation(
+            "Shorten a URL (Idempotency-Key honoured)",
+            "links",
+            body=ShortenRequest,
+            responses={201: LinkOut},
+            errors={**_SCOPE, 409: "Alias taken, or the same Idempotency-Key in progress"},
+        ),
+    ),
+    (
+        Route("/api/v1/urls", links.list_urls, methods=["GET"]),
+        Operation("List links, newest first", "links", query=ListQuery, responses={200: LinkPage}),
+    ),
+    (
+        Route("/api/v1/urls/bulk", links.bulk, methods=["POST"]),
+        Operation(
+            "Shorten up to 1,000 URLs; each item on its own",
+            "links",
+            body=BulkRequest,
+            responses={200: BulkResult},
+            errors=_SCOPE,
+        ),
+    ),
+    (
+        Route("/api/v1/urls/export.csv", links.export_csv, methods=["GET"]),
+        Operation("Every link as CSV", "links", responses={200: "text/csv"}),
+    ),
+    (
+        Route("/api/v1/urls/{code}", links.get_url, methods=["GET"]),
+        Operation("A link and its click count", "links", responses={200: LinkDetail}, errors=_LINK),
+    ),
+    (
+        Route("/api/v1/urls/{code}", links.update_url, methods=["PATCH"]),
+        Operation(
+            "Change a link (only the fields sent)",
+            "links",
+            body=UpdateRequest,
+            responses={200: LinkDetail},
+            errors={**_LINK, **_SCOPE},
+        ),
+    ),
+    (
+        Route("/api/v1/urls/{code}", links.delete_url, methods=["DELETE"]),
+        Operation("Delete a link", "links", responses={204: None}, errors={**_LINK, **_SCOPE}),
+    ),
+    (
+        Route("/api/v1/urls/{code}/qr", links.qr_code, methods=["GET"]),
+        Operation(
+            "The short URL as a QR code (?format=svg|png, ?size=1..40)",
+            "links",
+            responses={200: "image/svg+xml"},
+            errors=_LINK,
+        ),
+    ),
+    (
+        Route("/api/v1/keys", accounts.create_key, methods=["POST"]),
+        Operation(
+            "Create an API key (shown once)",
+            "keys",
+            body=accounts.KeyCreate,
+            responses={201: accounts.KeyCreated},
+            errors=_SCOPE,
+        ),
+    ),
+    (
+        Route("/api/v1/keys", accounts.list_keys, methods=["GET"]),
+        Operation("Your API keys", "keys", responses={200: accounts.KeyList}),
+    ),
+    (
+        Route("/api/v1/keys/{key_id}", accounts.revoke_key, methods=["DELETE"]),
+        Operation(
+            "Revoke one of your API keys",
+            "keys",
+            responses={204: None},
+            errors={404: "No such key (or not yours)"},
+        ),
+    ),
+    (
+        Route("/api/v1/admin/users", accounts.admin_list_users, methods=["GET"]),
+        Operation(
+            "Users, by id (?after_id=, ?limit=)",
+            "admin",
+            responses={200: accounts.UserPage},
+            errors=_SCOPE,
+        ),
+    ),
+    (
+        Route("/api/v1/admin/users/{user_id}", accounts.admin_update_user, methods=["PATCH"]),
+        Operation(
+            "Disable a user, change their role or rate limit",
+            "admin",
+            body=accounts.UserPatch,
+            responses={200: accounts.UserOut},
+            errors={**_SCOPE, 404: "No such user"},
+        ),
+    ),
+    (
+        Route("/api/v1/admin/keys/{key_id}", accounts.admin_update_key, methods=["PATCH"]),
+        Operation(
+            "Change a key's rate limit",
+            "admin",
+            body=accounts.KeyPatch,
+            responses={200: accounts.KeyOut},
+            errors={**_SCOPE, 404: "No such key"},
+        ),
+    ),
+]

@@ -1,0 +1,83 @@
+"""The OpenAPI document is valid, covers every route, and tells the truth about answers."""
+
+import jsonschema
+from openapi_spec_validator import validate
+from starlette.routing import Route
+
+from shorty.api.app import create_app
+from tests.helpers import bearer
+
+
+def test_document_is_valid_openapi_3_1(api):
+    doc = api.get("/api/v1/openapi.json").json()
+    assert doc["openapi"] == "3.1.0"
+    validate(doc)
+
+
+def test_every_api_route_is_documented(api, settings):
+    doc = api.get("/api/v1/openapi.json").json()
+    app = create_app(settings)
+    served = {
+        (route.path, method.lower())
+        for route in app.routes
+        if isinstance(route, Route) and route.path.startswith("/api/v1/")
+        for method in (route.methods or set()) - {"HEAD"}
+        if route.path != "/api/v1/openapi.json"
+    }
+    documented = {(path, method) for path, methods in doc["paths"].items() for method in methods}
+    assert served == documented
+
+
+def conforms(doc, path, method, response):
+    documented = doc["paths"][path][method]["responses"][str(response.status_code)]
+    media = response.headers["content-type"].split(";")[0]
+    schema = documented["content"][media]["schema"]
+    jsonschema.validate(response.json(), {**schema, "components": doc["components"]})
+
+
+def test_answers_match_their_documented_schemas(api, ada):
+    doc = api.get("/api/v1/openapi.json").json()
+    created = api.post(
+        "/api/v1/shorten", json={"target": "https://example.com"}, headers=bearer(ada[1])
+    )
+    conforms(doc, "/api/v1/shorten", "post", created)
+    code = created.json()["code"]
+    conforms(
+        doc, "/api/v1/urls/{code}", "get", api.get(f"/api/v1/urls/{code}", headers=bearer(ada[1]))
+    )
+    conforms(doc, "/api/v1/urls", "get", api.get("/api/v1/urls", headers=bearer(ada[1])))
+    conforms(
+        doc,
+        "/api/v1/urls/{code}",
+        "patch",
+        api.patch(f"/api/v1/urls/{code}", json={"tags": ["x"]}, headers=bearer(ada[1])),
+    )
+    conforms(
+        doc,
+        "/api/v1/urls/bulk",
+        "post",
+        api.post(
+            "/api/v1/urls/bulk",
+            json={"items": [{"target": "https://a.example"}, {"x": 1}]},
+            headers=bearer(ada[1]),
+        ),
+    )
+    conforms(doc, "/api/v1/keys", "get", api.get("/api/v1/keys", headers=bearer(ada[1])))
+    conforms(doc, "/api/v1/keys", "post", api.post("/api/v1/keys", json={}, headers=bearer(ada[1])))
+    conforms(
+        doc, "/api/v1/urls/{code}", "get", api.get("/api/v1/urls/nothere", headers=bearer(ada[1]))
+    )
+    conforms(
+        doc, "/api/v1/shorten", "post", api.post("/api/v1/shorten", json={}, headers=bearer(ada[1]))
+    )
+    conforms(doc, "/api/v1/urls", "get", api.get("/api/v1/urls"))
+
+
+def test_docs_page_lists_every_operation(api):
+    page = api.get("/api/docs")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    doc = api.get("/api/v1/openapi.json").json()
+    for path in doc["paths"]:
+        assert f"<code>{path}</code>" in page.text
+    assert "<script" not in page.text
