@@ -39,6 +39,11 @@ PROBLEM_SCHEMA = {
 }
 # What any authenticated route may answer besides its own responses.
 COMMON = {401: "Missing, unknown or expired credentials", 429: "A rate limit was reached"}
+BODY_ERRORS = {
+    400: "The body is not JSON",
+    413: "The body is too large",
+    415: "The body is not sent as application/json",
+}
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,8 @@ def _operation(route: Route, op: Operation, keys: dict[Any, Any]) -> dict[str, A
                 "content": {"application/json": {"schema": keys[(model, "serialization")]}},
             }
     problems = {**({} if op.public else COMMON), 422: "The request is not valid", **op.errors}
+    if op.body is not None:
+        problems.update(BODY_ERRORS)
     for status, description in problems.items():
         out["responses"].setdefault(
             str(status),
