@@ -93,12 +93,9 @@ class LinkStore:
         attempts = 1 if alias else codes.MAX_ATTEMPTS
         for _ in range(attempts):
             code = alias or self._new_code(self._code_length)
-            async with self._pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(_INSERT, code, target, owner_id, expires_at)
-                if row is not None:
-                    link = _link(row)
-                    await conn.execute(_OUTBOX, link.code, "link.created", json.dumps(_event(link)))
-                    return link
+            link = await self._change("link.created", _INSERT, code, target, owner_id, expires_at)
+            if link is not None:
+                return link
         if alias:
             raise AliasTaken(f"The alias '{alias}' is already taken.")
         raise CodeSpaceExhausted(
@@ -117,18 +114,13 @@ class LinkStore:
 
     async def delete(self, code: str, *, owner_id: int | None = None) -> Link | None:
         """Delete and return the link, or None if there was none (for this owner)."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                f"DELETE FROM urls WHERE code = $1 AND ($2::bigint IS NULL OR owner_id = $2)"
-                f" RETURNING {_COLUMNS}",
-                code,
-                owner_id,
-            )
-            if row is None:
-                return None
-            link = _link(row)
-            await conn.execute(_OUTBOX, link.code, "link.deleted", json.dumps(_event(link)))
-            return link
+        return await self._change(
+            "link.deleted",
+            f"DELETE FROM urls WHERE code = $1 AND ($2::bigint IS NULL OR owner_id = $2)"
+            f" RETURNING {_COLUMNS}",
+            code,
+            owner_id,
+        )
 
     async def update(
         self, code: str, changes: dict[str, Any], *, owner_id: int | None = None
@@ -140,19 +132,25 @@ class LinkStore:
         names = sorted(changes)
         assignments = "".join(f"{name} = ${i}, " for i, name in enumerate(names, start=3))
         values = [list(changes[name]) if name == "tags" else changes[name] for name in names]
+        return await self._change(
+            "link.updated",
+            f"UPDATE urls SET {assignments}updated_at = now()"
+            " WHERE code = $1 AND ($2::bigint IS NULL OR owner_id = $2)"
+            f" RETURNING {_COLUMNS}",
+            code,
+            owner_id,
+            *values,
+        )
+
+    async def _change(self, event_type: str, sql: str, *args: Any) -> Link | None:
+        """Run ``sql`` (returning the link's row) and write its outbox event in the same
+        transaction; None if no row came back."""
         async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                f"UPDATE urls SET {assignments}updated_at = now()"
-                " WHERE code = $1 AND ($2::bigint IS NULL OR owner_id = $2)"
-                f" RETURNING {_COLUMNS}",
-                code,
-                owner_id,
-                *values,
-            )
+            row = await conn.fetchrow(sql, *args)
             if row is None:
                 return None
             link = _link(row)
-            await conn.execute(_OUTBOX, link.code, "link.updated", json.dumps(_event(link)))
+            await conn.execute(_OUTBOX, link.code, event_type, json.dumps(_event(link)))
             return link
 
     async def page(
