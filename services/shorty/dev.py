@@ -103,15 +103,20 @@ def _read_credentials(path: Path) -> Credentials | None:
         return None
 
 
-def _write_credentials(path: Path, credentials: Credentials) -> None:
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read (mode 0600 from the start)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump(credentials.__dict__, handle)
+        handle.write(text)
+
+
+def _write_credentials(path: Path, credentials: Credentials) -> None:
+    _write_private(path, json.dumps(credentials.__dict__))
 
 
 def dev_secret(path: Path) -> str:
-    """The dev secret key (visitor-hash salt), made once and kept with mode 0600."""
+    """A dev secret (visitor-hash salt, JWT key), made once and kept with mode 0600."""
     try:
         kept = path.read_text().strip()
     except FileNotFoundError:
@@ -119,10 +124,7 @@ def dev_secret(path: Path) -> str:
     if len(kept) >= 32:
         return kept
     secret = secrets.token_urlsafe(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret)
+    _write_private(path, secret)
     return secret
 
 

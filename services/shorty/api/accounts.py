@@ -16,8 +16,8 @@ from shorty.core.errors import DomainError
 from shorty.core.limits import parse_limit
 from shorty.core.links import check_expiry
 from shorty.settings import Settings
-from shorty.store.keys import ApiKey, KeyStore
-from shorty.store.users import User, UserStore
+from shorty.store.keys import KeyStore
+from shorty.store.users import UserStore
 from shorty.web.problems import Problem
 
 Scope = Literal["urls:read", "urls:write", "stats:read", "admin"]
@@ -38,6 +38,8 @@ class KeyCreate(BaseModel):
 
 
 class KeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from store.keys.ApiKey
+
     id: int
     prefix: str
     name: str
@@ -47,20 +49,6 @@ class KeyOut(BaseModel):
     last_used_at: datetime | None
     revoked_at: datetime | None
     rate_limit: str | None
-
-    @classmethod
-    def of(cls, key: ApiKey) -> KeyOut:
-        return cls(
-            id=key.id,
-            prefix=key.prefix,
-            name=key.name,
-            scopes=list(key.scopes),
-            created_at=key.created_at,
-            expires_at=key.expires_at,
-            last_used_at=key.last_used_at,
-            revoked_at=key.revoked_at,
-            rate_limit=key.rate_limit,
-        )
 
 
 class KeyList(BaseModel):
@@ -72,23 +60,14 @@ class KeyCreated(KeyOut):
 
 
 class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from store.users.User
+
     id: int
     email: str
     role: str
     disabled: bool
     created_at: datetime
     rate_limit: str | None
-
-    @classmethod
-    def of(cls, user: User) -> UserOut:
-        return cls(
-            id=user.id,
-            email=user.email,
-            role=user.role,
-            disabled=user.disabled,
-            created_at=user.created_at,
-            rate_limit=user.rate_limit,
-        )
 
 
 class UserPage(BaseModel):
@@ -144,7 +123,7 @@ async def create_key(request: Request) -> Response:
     key, raw = await keys.create(
         principal.user_id, name=body.name, scopes=tuple(wanted), expires_at=expires_at
     )
-    created = KeyCreated(**KeyOut.of(key).model_dump(), key=raw)
+    created = KeyCreated(**KeyOut.model_validate(key).model_dump(), key=raw)
     return JSONResponse(
         created.model_dump(mode="json"),
         status_code=201,
@@ -156,7 +135,9 @@ async def list_keys(request: Request) -> Response:
     principal = await authenticate(request, "urls:read")
     keys: KeyStore = request.app.state.keys
     mine = await keys.list(user_id=principal.user_id)
-    return JSONResponse(KeyList(items=[KeyOut.of(k) for k in mine]).model_dump(mode="json"))
+    return JSONResponse(
+        KeyList(items=[KeyOut.model_validate(k) for k in mine]).model_dump(mode="json")
+    )
 
 
 async def revoke_key(request: Request) -> Response:
@@ -178,7 +159,7 @@ async def admin_list_users(request: Request) -> Response:
     users: UserStore = request.app.state.users
     page = await users.page(after_id=after, limit=limit)
     users_page = UserPage(
-        items=[UserOut.of(u) for u in page],
+        items=[UserOut.model_validate(u) for u in page],
         next_after_id=page[-1].id if len(page) == limit else None,
     )
     return JSONResponse(users_page.model_dump(mode="json"))
@@ -207,7 +188,7 @@ async def admin_update_user(request: Request) -> Response:
     user = await users.update(user_id, changes)
     if user is None:
         raise Problem(404, "user-not-found", "User not found", f"No user has the id {user_id}.")
-    return JSONResponse(UserOut.of(user).model_dump(mode="json"))
+    return JSONResponse(UserOut.model_validate(user).model_dump(mode="json"))
 
 
 async def admin_update_key(request: Request) -> Response:
@@ -221,7 +202,7 @@ async def admin_update_key(request: Request) -> Response:
     key = await keys.set_limit(key_id, body.rate_limit)
     if key is None:
         raise Problem(404, "key-not-found", "API key not found", f"No key has the id {key_id}.")
-    return JSONResponse(KeyOut.of(key).model_dump(mode="json"))
+    return JSONResponse(KeyOut.model_validate(key).model_dump(mode="json"))
 
 
 def _int_param(request: Request, name: str) -> int:

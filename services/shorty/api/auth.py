@@ -24,7 +24,6 @@ from shorty.web.problems import Problem
 
 log = logging.getLogger(__name__)
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="shorty"'}
-__all__ = ["authenticate", "within_limits"]
 
 
 async def authenticate(request: Request, scope: str) -> Principal:
@@ -33,7 +32,7 @@ async def authenticate(request: Request, scope: str) -> Principal:
     ip_check = [("ip:" + client_ip(request.scope, settings.trusted_proxies), settings.limits["ip"])]
     header = request.headers.get("authorization")
     if not header:
-        await _within_limits(request, ip_check)
+        await within_limits(request, ip_check)
         raise Problem(
             401,
             "unauthenticated",
@@ -44,7 +43,7 @@ async def authenticate(request: Request, scope: str) -> Principal:
     kind, _, raw = header.partition(" ")
     raw = raw.strip()
     if kind.lower() != "bearer" or not raw or len(raw) > 512:
-        await _within_limits(request, ip_check)
+        await within_limits(request, ip_check)
         raise Problem(
             401,
             "unauthenticated",
@@ -54,7 +53,7 @@ async def authenticate(request: Request, scope: str) -> Principal:
         )
     principal = await _principal(request, raw)
     if principal is None:
-        await _within_limits(request, ip_check)
+        await within_limits(request, ip_check)
         if looks_like_jwt(raw):
             raise Problem(
                 401,
@@ -78,7 +77,7 @@ async def authenticate(request: Request, scope: str) -> Principal:
         checks.append(
             (f"key:{principal.key_id}", _limit(principal.key_limit, settings.limits["key"]))
         )
-    await _within_limits(request, checks)
+    await within_limits(request, checks)
     if not principal.allows(scope):
         raise Problem(
             403,
@@ -114,10 +113,6 @@ def _limit(override: str | None, default: Limit | None) -> Limit | None:
 
 async def within_limits(request: Request, checks: list[tuple[str, Limit | None]]) -> None:
     """Count this request against ``checks`` (None: no limit); 429 if one is spent."""
-    await _within_limits(request, checks)
-
-
-async def _within_limits(request: Request, checks: list[tuple[str, Limit | None]]) -> None:
     limiter: Limiter = request.app.state.limiter
     decision = await limiter.check([(key, limit) for key, limit in checks if limit is not None])
     request.scope.setdefault("state", {})["ratelimit"] = decision

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import segno
-from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -89,7 +88,7 @@ async def bulk(request: Request) -> Response:
             except (Problem, DomainError) as exc:
                 refused = exc if isinstance(exc, Problem) else domain_problem(exc)
                 results.append(
-                    {"index": index, "status": refused.status, "problem": _body(refused)}
+                    {"index": index, "status": refused.status, "problem": refused.body()}
                 )
             else:
                 created.append(link.code)
@@ -100,10 +99,6 @@ async def bulk(request: Request) -> Response:
         return 200, {**summary, "results": results}, {}
 
     return await idempotent(request, principal, data, produce)
-
-
-def _body(problem: Problem) -> dict[str, Any]:
-    return json.loads(bytes(problem.response().body))  # type: ignore[no-any-return]
 
 
 def _code(request: Request) -> str:
@@ -311,20 +306,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 
 def _list_query(request: Request) -> LinkQuery:
-    try:
-        params = ListQuery.model_validate(dict(request.query_params))
-    except ValidationError as exc:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-            for e in exc.errors(include_input=False, include_url=False)
-        ]
-        raise Problem(
-            422,
-            "validation-failed",
-            "The request is not valid",
-            "; ".join(f"{e['field']}: {e['message']}" for e in errors),
-            errors=errors,
-        ) from None
+    params = validate(dict(request.query_params), ListQuery)
     return LinkQuery(
         limit=params.limit,
         tag=params.tag.lower() if params.tag else None,

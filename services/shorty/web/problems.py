@@ -40,7 +40,7 @@ class Problem(Exception):
         self.headers = headers
         self.extensions = extensions
 
-    def response(self, instance: str | None = None) -> ProblemResponse:
+    def body(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": PROBLEM_BASE + self.slug,
             "title": self.title,
@@ -51,4 +51,7 @@ class Problem(Exception):
         if instance:
             body["instance"] = instance
         body.update(self.extensions)
-        return ProblemResponse(body, status_code=self.status, headers=self.headers)
+        return body
+
+    def response(self, instance: str | None = None) -> ProblemResponse:
+        return ProblemResponse(self.body(instance), status_code=self.status, headers=self.headers)
