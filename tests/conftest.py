@@ -26,7 +26,10 @@ from shorty.store import migrate
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA = ROOT / ".shorty-data" / "test"
 PUBLIC_URL = "https://sho.rt"
-TABLES = "refresh_tokens, idempotency_keys, outbox, clicks, urls, api_keys, users"
+TABLES = (
+    "refresh_tokens, idempotency_keys, outbox, click_rollups, click_visitors, clicks, urls,"
+    " api_keys, users"
+)
 
 
 @dataclass(frozen=True)
@@ -106,4 +109,5 @@ def settings(clean: Stack) -> Settings:
         database_url=clean.database_url,
         redis_url=clean.redis_url,
         public_url=PUBLIC_URL,
+        worker_metrics_port=0,
     )

@@ -191,13 +191,19 @@ def serve_redirect(host: str, port: int) -> None:
 
 @serve.command("worker")
 def serve_worker() -> None:
-    """Background jobs: turns recorded clicks into counts. Stops on SIGTERM/SIGINT."""
+    """Background jobs: the outbox relay, click ingestion, cache updates, retention.
+
+    Serves /metrics on SHORTY_WORKER_METRICS_PORT. Stops on SIGTERM/SIGINT.
+    """
     from shorty.obs.logging import configure_logging
-    from shorty.worker.main import run_worker
+    from shorty.worker.main import MetricsPortBusy, run_worker
 
     config = server_settings()
     configure_logging(config.log_level, "worker")
-    asyncio.run(run_worker(config))
+    try:
+        asyncio.run(run_worker(config))
+    except MetricsPortBusy as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command("migrate")
@@ -346,3 +352,145 @@ def apikey_revoke(key: str, data_dir: Path) -> None:
 
     with database_url(settings(), data_dir) as url:
         click.echo(asyncio.run(revoke(url)))
+
+
+@contextmanager
+def redis_url(config: Settings, data_dir: Path) -> Iterator[str]:
+    """SHORTY_REDIS_URL, or the embedded Redis under ``data_dir`` (started if needed)."""
+    if config.redis_url is not None:
+        yield config.redis_url.get_secret_value()
+        return
+    try:
+        servers = embedded.start(data_dir, postgres=False)
+    except embedded.EmbeddedUnavailable as exc:
+        raise click.ClickException(f"SHORTY_REDIS_URL is not set and {exc}") from None
+    try:
+        assert servers.redis_url is not None
+        yield servers.redis_url
+    finally:
+        servers.stop()
+
+
+def with_redis(data_dir: Path, action: Callable[[Any], Any]) -> Any:
+    """Run ``action(client)`` on an asyncio Redis client; a connection failure becomes
+    a one-line message."""
+    from redis.asyncio import Redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    async def run(url: str) -> Any:
+        client = Redis.from_url(url, socket_timeout=10)
+        try:
+            return await action(client)
+        finally:
+            await client.aclose()
+
+    with redis_url(settings(), data_dir) as url:
+        try:
+            return asyncio.run(run(url))
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise click.ClickException(
+                f"Cannot reach Redis ({type(exc).__name__}); check SHORTY_REDIS_URL."
+            ) from None
+
+
+@main.group()
+def dlq() -> None:
+    """The dead-letter stream: stream entries that failed every delivery.
+
+    Fix the cause (the error says what it was), then `replay` the letters; the
+    consumers are idempotent, so a letter replayed twice still counts once.
+    """
+
+
+@dlq.command("list")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--after", default="-", help="Start after this letter ID (for paging).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@data_dir_option
+def dlq_list(limit: int, after: str, as_json: bool, data_dir: Path) -> None:
+    """List letters, oldest first."""
+    import json
+
+    from shorty.worker import dlq as letters
+
+    async def fetch(client: Any) -> tuple[int, list[letters.Letter]]:
+        return await letters.size(client), await letters.letters(client, count=limit, after=after)
+
+    total, page = with_redis(data_dir, fetch)
+    if as_json:
+        for one in page:
+            click.echo(json.dumps(one.describe()))
+        return
+    click.echo(f"{total} letter(s) in the dead-letter stream.")
+    for one in page:
+        when = one.failed_at.strftime("%Y-%m-%d %H:%M:%S") if one.failed_at else "?"
+        error = one.error if len(one.error) <= 80 else one.error[:77] + "..."
+        click.echo(f"{one.id}  {when}  {one.stream}/{one.group}  x{one.deliveries}  {error}")
+
+
+@dlq.command("show")
+@click.argument("letter_id")
+@data_dir_option
+def dlq_show(letter_id: str, data_dir: Path) -> None:
+    """Show one letter in full, as JSON."""
+    import json
+
+    from shorty.worker import dlq as letters
+
+    found = with_redis(data_dir, lambda client: letters.letter(client, letter_id))
+    if found is None:
+        raise click.ClickException(f"No letter {letter_id} in the dead-letter stream.")
+    click.echo(json.dumps(found.describe(), indent=2))
+
+
+def _chosen(ids: tuple[str, ...], every: bool) -> list[str] | None:
+    if every == bool(ids):
+        raise click.UsageError("Name letter IDs, or pass --all (not both).")
+    return None if every else list(ids)
+
+
+@dlq.command("replay")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Replay every letter.")
+@data_dir_option
+def dlq_replay(ids: tuple[str, ...], every: bool, data_dir: Path) -> None:
+    """Write letters back to their streams (after fixing what made them fail)."""
+    from shorty.worker import dlq as letters
+
+    wanted = _chosen(ids, every)
+
+    async def run(client: Any) -> tuple[int, list[str]]:
+        if wanted is None:
+            replayed = 0
+            while page := await letters.letters(client, count=500):
+                replayed += len(await letters.replay(client, page))
+            return replayed, []
+        found = [await letters.letter(client, one) for one in wanted]
+        missing = [one for one, letter in zip(wanted, found, strict=True) if letter is None]
+        return len(await letters.replay(client, [f for f in found if f is not None])), missing
+
+    try:
+        replayed, missing = with_redis(data_dir, run)
+    except letters.NotReplayable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Replayed {replayed} letter(s).")
+    if missing:
+        raise click.ClickException(f"Not found: {', '.join(missing)}")
+
+
+@dlq.command("purge")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Delete every letter.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@data_dir_option
+def dlq_purge(ids: tuple[str, ...], every: bool, yes: bool, data_dir: Path) -> None:
+    """Delete letters for good."""
+    from shorty.worker import dlq as letters
+
+    wanted = _chosen(ids, every)
+    what = "every letter" if wanted is None else f"{len(wanted)} letter(s)"
+    if not yes:
+        click.confirm(f"Delete {what} from the dead-letter stream for good?", abort=True)
+    purged = with_redis(data_dir, lambda client: letters.purge(client, wanted))
+    click.echo(f"Purged {purged} letter(s).")

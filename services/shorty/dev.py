@@ -60,6 +60,15 @@ class Stop(Exception):
     """Raised by the signal handler to leave the wait loop."""
 
 
+WORKER_METRICS_PORT = 9102  # the worker's /metrics, unless SHORTY_WORKER_METRICS_PORT says
+
+
+def any_free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -172,13 +181,14 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise Stop
 
 
-def banner(settings: Settings, api: str, credentials: Credentials) -> str:
+def banner(settings: Settings, api: str, credentials: Credentials, worker_metrics: str) -> str:
     password = credentials.password or "(unchanged: set when this admin was created)"
     return f"""
   Shorty is running.
 
   API        {api}   (health: {api}/readyz)
   Redirects  {settings.public_base}/<code>
+  Worker     {worker_metrics}
 
   Admin login  {credentials.email} / {password}
   API key      {credentials.api_key}
@@ -226,6 +236,10 @@ def run_dev(
         env["SHORTY_REDIS_URL"] = redis_url
         env.setdefault("SHORTY_SECRET_KEY", dev_secret(data_dir / "secret_key"))
         env.setdefault("SHORTY_JWT_SECRET", dev_secret(data_dir / "jwt_secret"))
+        if "SHORTY_WORKER_METRICS_PORT" not in os.environ:
+            # The usual port, or any free one when another worker holds it.
+            free = WORKER_METRICS_PORT if port_is_free(host, WORKER_METRICS_PORT) else 0
+            env["SHORTY_WORKER_METRICS_PORT"] = str(free or any_free_port(host))
         if "SHORTY_PUBLIC_URL" not in os.environ:
             env["SHORTY_PUBLIC_URL"] = f"http://{_shown(host)}:{redirect_port}"
         click.echo("Migrating the database ...")
@@ -250,7 +264,9 @@ def run_dev(
         ]
         _wait_ready(children)
         shown = Settings(public_url=env["SHORTY_PUBLIC_URL"])
-        click.echo(banner(shown, api, credentials), nl=False)
+        metrics_port = int(env["SHORTY_WORKER_METRICS_PORT"])
+        worker = f"http://{_shown(host)}:{metrics_port}/metrics" if metrics_port else "(no metrics)"
+        click.echo(banner(shown, api, credentials, worker), nl=False)
         while True:
             for child in children:
                 code = child.process.poll()

@@ -6,6 +6,7 @@ never the value itself: it may be a secret).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -123,6 +124,31 @@ class Settings(BaseSettings):
     login_limit_per_ip: str = Field("20/minute", description="Login attempts per client IP.")
     login_limit_per_email: str = Field("5/minute", description="Login attempts per account.")
     access_log: bool = Field(True, description="One JSON line per HTTP request.")
+    worker_metrics_port: int = Field(
+        9102, ge=0, le=65_535, description="Port of the worker's /metrics (0: not served)."
+    )
+    max_deliveries: int = Field(
+        5, ge=1, le=100, description="Tries of a stream entry before the dead-letter stream."
+    )
+    retry_base: float = Field(
+        1.0, gt=0, le=3600, description="First retry delay of a failed entry (s); doubles."
+    )
+    retry_cap: float = Field(60.0, gt=0, le=86_400, description="Longest retry delay (s).")
+    claim_idle: float = Field(
+        60.0, ge=1, le=86_400, description="Seconds before a dead consumer's entries are taken."
+    )
+    outbox_poll_interval: float = Field(
+        0.25, gt=0, le=60, description="Seconds between looks for unpublished link events."
+    )
+    outbox_retention_days: int = Field(
+        7, ge=1, le=3650, description="Days published link events stay in the outbox table."
+    )
+    click_retention_days: int = Field(
+        395, ge=0, le=36_500, description="Days raw clicks are kept (0: forever); rollups stay."
+    )
+    geoip_database: Path | None = Field(
+        None, description="MaxMind-format country database (.mmdb); unset: countries unknown."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
 
     @field_validator("database_url")

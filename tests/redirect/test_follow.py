@@ -140,8 +140,10 @@ def test_get_records_a_click_without_ip_head_does_not(settings, clean, cache):
     assert human[b"ref"] == b"news.example.org"
     assert human[b"ua"] == browser.encode()
     assert bot[b"ua"] == b"Slackbot-LinkExpanding 1.0"  # marked as a bot by the worker
-    assert set(human) == {b"code", b"id", b"ts", b"ref", b"ua", b"vh"}
+    assert set(human) == {b"code", b"id", b"ts", b"ref", b"ua", b"vh", b"net"}
     assert len(human[b"vh"]) == 16
+    # Only the /24 network travels (for the country); the address itself never does.
+    assert human[b"net"] == b"203.0.113.0"
     assert b"203.0.113.7" not in b"".join(human.values())
 
 

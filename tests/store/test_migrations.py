@@ -16,6 +16,8 @@ from tests.helpers import query, scalar
 TABLES = [
     "alembic_version",
     "api_keys",
+    "click_rollups",
+    "click_visitors",
     "clicks",
     "idempotency_keys",
     "outbox",
@@ -39,7 +41,12 @@ def empty_db(stack):
 
 
 def tables(url):
-    rows = query(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    """The tables (monthly click partitions left out: they depend on today's date)."""
+    rows = query(
+        url,
+        "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+        " AND relkind IN ('r', 'p') AND NOT relispartition",
+    )
     return sorted(row[0] for row in rows)
 
 
@@ -47,7 +54,7 @@ def test_upgrade_rerun_downgrade_upgrade(empty_db):
     assert tables(empty_db) == []
     migrate.upgrade(empty_db)
     assert tables(empty_db) == TABLES
-    assert scalar(empty_db, "SELECT version_num FROM alembic_version") == "0004"
+    assert scalar(empty_db, "SELECT version_num FROM alembic_version") == "0005"
     schema = query(empty_db, SCHEMA)
 
     migrate.upgrade(empty_db)  # nothing to do
@@ -118,3 +125,33 @@ def test_codes_are_unique(clean):
     query(clean.database_url, "INSERT INTO urls (code, target) VALUES ('dup', 'https://a.b')")
     with pytest.raises(asyncpg.UniqueViolationError, match="urls_code_key"):
         query(clean.database_url, "INSERT INTO urls (code, target) VALUES ('dup', 'https://c.d')")
+
+
+def test_clicks_move_into_monthly_partitions_with_rollups(empty_db):
+    """0004 -> 0005 on a database with clicks: each lands in its month's partition,
+    and the rollups hold their totals."""
+    migrate.upgrade(empty_db, "0004")
+    query(empty_db, "INSERT INTO urls (code, target) VALUES ('abc', 'https://example.com')")
+    query(
+        empty_db,
+        "INSERT INTO clicks (url_id, occurred_at, stream_id, referrer_host, visitor_hash)"
+        " SELECT id, t, 's' || t, 'ref.example', 'v' FROM urls,"
+        " unnest(ARRAY['2026-01-31 23:30+00', '2026-02-01 00:10+00', '2026-02-01 00:20+00']"
+        "::timestamptz[]) AS t",
+    )
+    migrate.upgrade(empty_db)
+    partitions = query(
+        empty_db,
+        "SELECT tableoid::regclass::text AS part, count(*) FROM clicks GROUP BY 1 ORDER BY 1",
+    )
+    assert [tuple(row) for row in partitions] == [("clicks_2026_01", 1), ("clicks_2026_02", 2)]
+    totals = query(
+        empty_db,
+        "SELECT hour, clicks, visitors FROM click_rollups WHERE dimension = '' ORDER BY hour",
+    )
+    assert [(r["hour"].isoformat(), r["clicks"], r["visitors"]) for r in totals] == [
+        ("2026-01-31T23:00:00+00:00", 1, 1),
+        ("2026-02-01T00:00:00+00:00", 2, 1),
+    ]
+    migrate.downgrade(empty_db, "0004")
+    assert scalar(empty_db, "SELECT count(*) FROM clicks") == 3

@@ -1,4 +1,7 @@
+"""Click ingestion through the ``ingest`` group: COPY, idempotency, enrichment, rollups."""
+
 import asyncio
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -6,9 +9,17 @@ import redis
 import redis.asyncio as aredis
 
 from shorty.redirect.clicks import STREAM
-from shorty.worker.ingest import GROUP, ClickIngester, parse_entry
+from shorty.worker.enrich import GeoIP
+from shorty.worker.ingest import GROUP, ClickIngester, NotAClick, parse_entry
 from shorty.worker.main import run_worker
+from shorty.worker.streams import DLQ
 from tests.helpers import query, scalar
+
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15"
+    " (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+)
 
 
 def add_link(url, code):
@@ -17,32 +28,22 @@ def add_link(url, code):
 
 def add_clicks(redis_url, code, n, **extra):
     client = redis.Redis.from_url(redis_url)
-    ids = [
-        client.xadd(
-            STREAM,
-            {
-                "code": code,
-                "ts": "1767225600000",
-                "ref": "ref.example",
-                "ua": "UA/1",
-                "vh": "0123abcd",
-                **extra,
-            },
-        )
-        for _ in range(n)
-    ]
+    fields = {"code": code, "ts": "1767225600000", "ref": "ref.example", "ua": FIREFOX}
+    fields |= {"vh": "0123abcd", **extra}
+    ids = [client.xadd(STREAM, fields) for _ in range(n)]
     client.close()
     return ids
 
 
-def with_ingester(stack, action, consumer="test-1", **options):
+def with_consumer(stack, action, name="test-1", geoip=None, **options):
     async def go():
         pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=2)
         client = aredis.Redis.from_url(stack.redis_url)
         try:
-            ingester = ClickIngester(pool, client, consumer, **options)
-            await ingester.ensure_group()
-            return await action(ingester, client)
+            ingester = ClickIngester(pool, geoip)
+            consumer = ingester.consumer(client, name, **options)
+            await consumer.ensure_group()
+            return await action(consumer, client, ingester)
         finally:
             await client.aclose()
             await pool.close()
@@ -50,89 +51,161 @@ def with_ingester(stack, action, consumer="test-1", **options):
     return asyncio.run(go())
 
 
-def test_batch_is_stored_counted_and_acknowledged(clean):
+async def one_step(consumer, client, ingester):
+    return await consumer.step(block_ms=100)
+
+
+def create_group(stack):
+    with_consumer(stack, lambda c, r, i: asyncio.sleep(0))
+
+
+def count_of(url, code):
+    return scalar(url, "SELECT click_count FROM urls WHERE code = $1", code)
+
+
+def test_batch_is_stored_enriched_counted_and_acknowledged(clean):
     add_link(clean.database_url, "counted")
     add_link(clean.database_url, "other")
-
-    async def first_batch(ingester, client):
-        return await ingester.step(block_ms=100)
-
-    with_ingester(clean, lambda i, c: i.ensure_group())  # group exists before the clicks
+    create_group(clean)
     add_clicks(clean.redis_url, "counted", 3)
-    add_clicks(clean.redis_url, "other", 1)
-    assert with_ingester(clean, first_batch) == 4
-    assert scalar(clean.database_url, "SELECT click_count FROM urls WHERE code = 'counted'") == 3
+    add_clicks(clean.redis_url, "other", 1, ua=IPHONE)
+    assert with_consumer(clean, one_step) == 4
+    assert count_of(clean.database_url, "counted") == 3
     rows = query(
         clean.database_url,
-        "SELECT referrer_host, user_agent, occurred_at, visitor_hash, is_bot FROM clicks",
+        "SELECT u.code, referrer_host, user_agent, occurred_at, visitor_hash, is_bot, browser,"
+        " os, device, country, clicks.tableoid::regclass::text AS part"
+        " FROM clicks JOIN urls u ON u.id = url_id ORDER BY u.code",
     )
     assert len(rows) == 4
-    assert {(r["referrer_host"], r["user_agent"]) for r in rows} == {("ref.example", "UA/1")}
-    assert {(r["visitor_hash"], r["is_bot"]) for r in rows} == {("0123abcd", False)}
+    assert {r["part"] for r in rows} == {"clicks_2026_01"}
     assert rows[0]["occurred_at"].isoformat() == "2026-01-01T00:00:00+00:00"
-    pending = redis.Redis.from_url(clean.redis_url).xpending(STREAM, GROUP)
-    assert pending["pending"] == 0
+    assert {(r["referrer_host"], r["visitor_hash"], r["is_bot"]) for r in rows} == {
+        ("ref.example", "0123abcd", False)
+    }
+    described = {(r["code"], r["browser"], r["os"], r["device"], r["country"]) for r in rows}
+    assert described == {
+        ("counted", "Firefox", "Linux", "Other", None),
+        ("other", "Mobile Safari", "iOS", "iPhone", None),
+    }
+    assert redis.Redis.from_url(clean.redis_url).xpending(STREAM, GROUP)["pending"] == 0
+
+
+def test_rollups_hold_clicks_and_first_visits_per_dimension(clean):
+    add_link(clean.database_url, "rolled")
+    create_group(clean)
+    # Same visitor twice in the hour, once more the next hour; another visitor once.
+    add_clicks(clean.redis_url, "rolled", 2)
+    add_clicks(clean.redis_url, "rolled", 1, ts="1767229200000")
+    add_clicks(clean.redis_url, "rolled", 1, vh="ffff0000", ref="", ua=IPHONE)
+    assert with_consumer(clean, one_step) == 4
+    rows = query(
+        clean.database_url,
+        "SELECT to_char(hour AT TIME ZONE 'UTC', 'HH24') AS h, dimension, value, clicks, visitors"
+        " FROM click_rollups ORDER BY dimension, hour, value",
+    )
+    got = {(r["dimension"], r["h"], r["value"]): (r["clicks"], r["visitors"]) for r in rows}
+    assert got[("", "00", "")] == (3, 2)
+    assert got[("", "01", "")] == (1, 0)  # seen earlier that day: not a new visitor
+    assert got[("referrer", "00", "ref.example")] == (2, 1)
+    assert got[("referrer", "00", "")] == (1, 1)
+    assert got[("browser", "00", "Mobile Safari")] == (1, 1)
+    assert got[("os", "01", "Linux")] == (1, 0)
+    assert got[("country", "00", "")] == (3, 2)
+
+    # The same visitor on a later batch of the same day is still not new.
+    add_clicks(clean.redis_url, "rolled", 1, ts="1767232800000")
+    assert with_consumer(clean, one_step) == 1
+    assert (
+        scalar(
+            clean.database_url,
+            "SELECT sum(visitors) FROM click_rollups WHERE dimension = ''",
+        )
+        == 2
+    )
 
 
 def test_redelivered_entries_are_counted_once(clean):
     add_link(clean.database_url, "once")
-    with_ingester(clean, lambda i, c: i.ensure_group())
+    create_group(clean)
     add_clicks(clean.redis_url, "once", 2)
 
-    async def twice(ingester, client):
+    async def twice(consumer, client, ingester):
         entries = await client.xrange(STREAM)
-        return await ingester.ingest(entries), await ingester.ingest(entries)
+        first = await ingester.handle(entries)
+        second = await ingester.handle(entries)
+        return first, second
 
-    assert with_ingester(clean, twice) == (2, 0)
-    assert scalar(clean.database_url, "SELECT click_count FROM urls WHERE code = 'once'") == 2
+    assert with_consumer(clean, twice) == ({}, {})
+    assert count_of(clean.database_url, "once") == 2
     assert scalar(clean.database_url, "SELECT count(*) FROM clicks") == 2
+    assert (
+        scalar(clean.database_url, "SELECT sum(clicks) FROM click_rollups WHERE dimension=''") == 2
+    )
+
+
+def test_a_replayed_entry_keeps_its_first_id(clean):
+    add_link(clean.database_url, "replayed")
+    create_group(clean)
+    (first,) = add_clicks(clean.redis_url, "replayed", 1)
+    add_clicks(clean.redis_url, "replayed", 1, origin=first.decode())
+    assert with_consumer(clean, one_step) == 2
+    assert count_of(clean.database_url, "replayed") == 1
 
 
 def test_pending_entries_of_a_dead_consumer_are_claimed(clean):
     add_link(clean.database_url, "orphan")
-    with_ingester(clean, lambda i, c: i.ensure_group())
+    create_group(clean)
     add_clicks(clean.redis_url, "orphan", 2)
     dead = redis.Redis.from_url(clean.redis_url)
-    assert (
-        len(dead.xreadgroup(GROUP, "dead-consumer", {STREAM: ">"})[0][1]) == 2
-    )  # read, never acked
+    assert len(dead.xreadgroup(GROUP, "dead-consumer", {STREAM: ">"})[0][1]) == 2  # never acked
     dead.close()
-
-    async def step(ingester, client):
-        return await ingester.step(block_ms=100)
-
-    assert with_ingester(clean, step, consumer="alive", claim_idle_ms=0) == 2
-    assert scalar(clean.database_url, "SELECT click_count FROM urls WHERE code = 'orphan'") == 2
+    assert with_consumer(clean, one_step, name="alive", claim_idle_ms=0) == 2
+    assert count_of(clean.database_url, "orphan") == 2
 
 
-def test_malformed_and_unknown_entries_are_dropped_and_acknowledged(clean):
+def test_malformed_entries_go_to_the_dead_letters_at_once(clean):
     add_link(clean.database_url, "real")
-    with_ingester(clean, lambda i, c: i.ensure_group())
+    create_group(clean)
     client = redis.Redis.from_url(clean.redis_url)
     client.xadd(STREAM, {"garbage": "1"})
     client.xadd(STREAM, {"code": "real", "ts": "not-a-number"})
-    client.close()
-    add_clicks(clean.redis_url, "deleted-link", 1)
+    add_clicks(clean.redis_url, "deleted-link", 1)  # a link deleted since: dropped
     add_clicks(clean.redis_url, "real", 1)
-
-    async def step(ingester, c):
-        return await ingester.step(block_ms=100)
-
-    assert with_ingester(clean, step) == 1
-    assert redis.Redis.from_url(clean.redis_url).xpending(STREAM, GROUP)["pending"] == 0
+    assert with_consumer(clean, one_step) == 4
+    assert count_of(clean.database_url, "real") == 1
+    assert client.xpending(STREAM, GROUP)["pending"] == 0
+    letters = client.xrange(DLQ)
+    assert [f[b"dlq:error"] for _, f in letters] == [
+        b"not a click: field b'code' missing",
+        b"not a click: bad value: invalid literal for int() with base 10: b'not-a-number'",
+    ]
+    client.close()
 
 
 @pytest.mark.parametrize(
-    ("fields", "ok"),
+    ("fields", "problem"),
     [
-        ({b"code": b"abc", b"ts": b"1767225600000"}, True),
-        ({b"code": b"abc"}, False),
-        ({b"ts": b"1"}, False),
-        ({b"code": b"abc", b"ts": b"99999999999999999999"}, False),
+        ({b"code": b"abc", b"ts": b"1767225600000"}, None),
+        ({b"code": b"abc"}, "field b'ts' missing"),
+        ({b"ts": b"1"}, "field b'code' missing"),
+        ({b"code": b"abc", b"ts": b"99999999999999999999"}, "bad value"),
+        ({b"code": b"abc", b"ts": b"1"}, "time out of range"),
+        ({b"code": b"../x", b"ts": b"1767225600000"}, "not a short code"),
+        ({b"code": b"abc", b"ts": b"1767225600000", b"id": b"-4"}, "link id out of range"),
     ],
 )
-def test_parse_entry(fields, ok):
-    assert (parse_entry(b"1-0", fields) is not None) is ok
+def test_parse_entry(fields, problem):
+    if problem is None:
+        assert parse_entry(b"1-0", fields).code == "abc"
+    else:
+        with pytest.raises(NotAClick, match=problem):
+            parse_entry(b"1-0", fields)
+
+
+def test_nul_characters_are_stripped():
+    click = parse_entry(b"1-0", {b"code": b"abc", b"ts": b"1767225600000", b"ua": b"a\x00b"})
+    assert click.user_agent == "ab"
 
 
 def test_worker_process_loop_ingests_until_stopped(settings, clean):
@@ -142,13 +215,12 @@ def test_worker_process_loop_ingests_until_stopped(settings, clean):
         stop = asyncio.Event()
         worker = asyncio.create_task(run_worker(settings, stop))
         client = aredis.Redis.from_url(clean.redis_url)
+        counted = None
         try:
             await client.xadd(STREAM, {"code": "looped", "ts": "1767225600000"})
             for _ in range(100):  # bounded wait: up to 10 s
-                pool_count = await asyncio.to_thread(
-                    scalar, clean.database_url, "SELECT click_count FROM urls WHERE code = 'looped'"
-                )
-                if pool_count == 1:
+                counted = await asyncio.to_thread(count_of, clean.database_url, "looped")
+                if counted == 1:
                     break
                 await asyncio.sleep(0.1)
         finally:
@@ -158,83 +230,74 @@ def test_worker_process_loop_ingests_until_stopped(settings, clean):
         check = aredis.Redis.from_url(clean.redis_url)
         consumers = await check.xinfo_consumers(STREAM, GROUP)
         await check.aclose()
-        return pool_count, consumers
+        return counted, consumers
 
     counted, consumers = asyncio.run(scenario())
     assert counted == 1
     assert consumers == []  # a worker that stops cleanly leaves the group
 
 
-def test_a_click_refused_by_postgresql_does_not_stall_the_batch(clean):
-    add_link(clean.database_url, "poisoned")
-    query(
-        clean.database_url,
-        """
-        CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF NEW.user_agent = 'poison' THEN RAISE EXCEPTION 'refused on purpose'; END IF;
-            RETURN NEW;
-        END $$
-        """,
-    )
-    query(
-        clean.database_url,
-        "CREATE TRIGGER refuse BEFORE INSERT ON clicks"
-        " FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
-    )
-    try:
-        with_ingester(clean, lambda i, c: i.ensure_group())
-        add_clicks(clean.redis_url, "poisoned", 2)
-        add_clicks(clean.redis_url, "poisoned", 1, ua="poison")
-        add_clicks(clean.redis_url, "poisoned", 1)
-
-        async def step(ingester, client):
-            return await ingester.step(block_ms=100)
-
-        assert with_ingester(clean, step) == 3
-        assert (
-            scalar(clean.database_url, "SELECT click_count FROM urls WHERE code = 'poisoned'") == 3
-        )
-        assert redis.Redis.from_url(clean.redis_url).xpending(STREAM, GROUP)["pending"] == 0
-    finally:
-        query(clean.database_url, "DROP TRIGGER refuse ON clicks")
-        query(clean.database_url, "DROP FUNCTION refuse_poison()")
-
-
 def test_clicks_of_a_deleted_link_are_not_counted_for_its_successor(clean):
     add_link(clean.database_url, "reused")
     old_id = scalar(clean.database_url, "SELECT id FROM urls WHERE code = 'reused'")
-    with_ingester(clean, lambda i, c: i.ensure_group())
+    create_group(clean)
     add_clicks(clean.redis_url, "reused", 2, id=str(old_id))
     query(clean.database_url, "DELETE FROM urls WHERE code = 'reused'")
     add_link(clean.database_url, "reused")
-
-    async def step(ingester, client):
-        return await ingester.step(block_ms=100)
-
-    assert with_ingester(clean, step) == 0
-    assert scalar(clean.database_url, "SELECT click_count FROM urls WHERE code = 'reused'") == 0
-
-
-def test_nul_characters_are_stripped_and_bad_codes_dropped():
-    click = parse_entry(b"1-0", {b"code": b"abc", b"ts": b"1", b"ua": b"a\x00b"})
-    assert click.user_agent == "ab"
-    assert parse_entry(b"1-0", {b"code": b"../x", b"ts": b"1"}) is None
-    assert parse_entry(b"1-0", {b"code": b"abc", b"ts": b"1", b"id": b"-4"}) is None
+    assert with_consumer(clean, one_step) == 2
+    assert count_of(clean.database_url, "reused") == 0
 
 
 def test_bots_are_marked_from_their_user_agent(clean):
     add_link(clean.database_url, "botty")
-    with_ingester(clean, lambda i, c: i.ensure_group())
+    create_group(clean)
     add_clicks(clean.redis_url, "botty", 1, ua="Mozilla/5.0 (compatible; Googlebot/2.1)")
-    add_clicks(clean.redis_url, "botty", 1, ua="Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0")
-
-    async def step(ingester, client):
-        return await ingester.step(block_ms=100)
-
-    assert with_ingester(clean, step) == 2
+    add_clicks(clean.redis_url, "botty", 1, ua="facebookexternalhit/1.1")
+    add_clicks(clean.redis_url, "botty", 1, ua=FIREFOX)
+    assert with_consumer(clean, one_step) == 3
     rows = query(clean.database_url, "SELECT user_agent, is_bot FROM clicks")
-    assert {r["user_agent"][:30]: r["is_bot"] for r in rows} == {
-        "Mozilla/5.0 (compatible; Googl": True,
-        "Mozilla/5.0 (X11; Linux x86_64": False,
+    assert {r["user_agent"][:23]: r["is_bot"] for r in rows} == {
+        "Mozilla/5.0 (compatible": True,
+        "facebookexternalhit/1.1": True,
+        "Mozilla/5.0 (X11; Linux": False,
     }
+
+
+def test_country_comes_from_a_maxmind_database(clean, tmp_path):
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    path = tmp_path / "countries.mmdb"
+    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-Country")
+    writer.insert_network(IPSet(["203.0.113.0/24"]), {"country": {"iso_code": "NZ"}})
+    writer.insert_network(IPSet(["2001:db8::/32"]), {"country": {"iso_code": "DE"}})
+    writer.to_db_file(str(path))
+    geoip = GeoIP(path)
+    assert geoip.enabled
+    add_link(clean.database_url, "geo")
+    create_group(clean)
+    add_clicks(clean.redis_url, "geo", 1, net="203.0.113.0")
+    add_clicks(clean.redis_url, "geo", 1, net="2001:db8:1::")
+    add_clicks(clean.redis_url, "geo", 1, net="198.51.100.0")  # not in the database
+    add_clicks(clean.redis_url, "geo", 1, net="nonsense")
+    assert with_consumer(clean, one_step, geoip=geoip) == 4
+    countries = query(clean.database_url, "SELECT country FROM clicks ORDER BY country")
+    assert [r["country"] for r in countries] == ["DE", "NZ", None, None]
+    geoip.close()
+
+
+def test_a_missing_geoip_database_means_unknown_not_an_error(tmp_path):
+    geoip = GeoIP(tmp_path / "absent.mmdb")
+    assert not geoip.enabled
+    assert geoip.country("203.0.113.0") is None
+
+
+def test_clicks_land_in_the_partition_of_their_month(clean):
+    add_link(clean.database_url, "months")
+    create_group(clean)
+    stamp = int(datetime(2027, 3, 31, 23, 59, tzinfo=UTC).timestamp() * 1000)
+    add_clicks(clean.redis_url, "months", 1, ts=str(stamp))
+    add_clicks(clean.redis_url, "months", 1, ts=str(stamp + 120_000))
+    assert with_consumer(clean, one_step) == 2
+    parts = query(clean.database_url, "SELECT tableoid::regclass::text FROM clicks ORDER BY 1")
+    assert [r[0] for r in parts] == ["clicks_2027_03", "clicks_2027_04"]

@@ -35,6 +35,7 @@ from shorty.store.idempotency import IdempotencyStore
 from shorty.store.keys import KeyStore
 from shorty.store.links import LinkStore
 from shorty.store.sessions import SessionStore
+from shorty.store.stats import StatsStore
 from shorty.store.users import UserStore
 from shorty.web import health
 from shorty.web.problems import Problem
@@ -92,6 +93,7 @@ def create_app(settings: Settings) -> Starlette:
             app.state.links = LinkStore(resources.pool, settings.code_length)
             app.state.keys = KeyStore(resources.pool)
             app.state.users = UserStore(resources.pool)
+            app.state.stats = StatsStore(resources.pool)
             app.state.idempotency = IdempotencyStore(resources.pool)
             app.state.sessions = SessionStore(
                 resources.pool, timedelta(seconds=settings.refresh_token_ttl)
@@ -118,6 +120,7 @@ def create_app(settings: Settings) -> Starlette:
             service="api",
             skip_paths=health.PROBE_PATHS,
             access_log=settings.access_log,
+            trace=True,
         ),
         Middleware(RateLimitHeadersMiddleware),
     ]

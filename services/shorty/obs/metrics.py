@@ -37,6 +37,42 @@ RATE_LIMIT_FALLBACK = Counter(
     "Rate-limit checks decided in process because Redis could not answer.",
 )
 
+# The worker's pipeline (served by the worker on SHORTY_WORKER_METRICS_PORT).
+STREAM_BATCH = Histogram(
+    "shorty_stream_batch_size",
+    "Entries a consumer handled in one batch.",
+    ["stream", "group"],
+    buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 5000),
+)
+STREAM_ENTRIES = Counter(
+    "shorty_stream_entries_total",
+    "Stream entries handled, by outcome: done, retried (failed, tried again later), "
+    "dead (moved to the dead-letter stream).",
+    ["stream", "group", "outcome"],
+)
+STREAM_LENGTH = Gauge("shorty_stream_length", "Entries in a Redis stream.", ["stream"])
+STREAM_PENDING = Gauge(
+    "shorty_stream_pending",
+    "Entries delivered to a group but not yet acknowledged.",
+    ["stream", "group"],
+)
+STREAM_LAG = Gauge(
+    "shorty_stream_lag", "Entries not yet delivered to a group.", ["stream", "group"]
+)
+STREAM_LAG_SECONDS = Gauge(
+    "shorty_stream_lag_seconds",
+    "Age of the oldest entry not yet delivered to a group (0: none).",
+    ["stream", "group"],
+)
+DLQ_LENGTH = Gauge("shorty_dlq_length", "Entries in the dead-letter stream.")
+CLICKS_INGESTED = Counter(
+    "shorty_clicks_ingested_total", "Clicks stored in PostgreSQL by the worker."
+)
+OUTBOX_PUBLISHED = Counter(
+    "shorty_outbox_published_total", "Outbox events published to the events stream."
+)
+OUTBOX_WAITING = Gauge("shorty_outbox_unpublished", "Outbox events not yet published.")
+
 
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

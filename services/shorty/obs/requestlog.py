@@ -10,6 +10,7 @@ import time
 from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shorty.obs import tracecontext
 from shorty.obs.accesslog import AccessLog
 from shorty.obs.metrics import REQUEST_SECONDS
 
@@ -40,6 +41,7 @@ class RequestLogMiddleware:
         skip_paths: frozenset[str] = frozenset(),
         log_client: bool = True,
         access_log: bool = True,
+        trace: bool = False,
     ) -> None:
         self.app = app
         self.service = service
@@ -47,6 +49,7 @@ class RequestLogMiddleware:
         self.log_client = log_client
         self.access = AccessLog(service)
         self.access_log = access_log
+        self.trace = trace  # keep the request's W3C traceparent for what it writes
         self._histograms: dict[tuple[str, int], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -58,6 +61,8 @@ class RequestLogMiddleware:
             return
         request_id = _incoming_id(scope) or os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
+        if self.trace:
+            tracecontext.CURRENT.set(tracecontext.continue_from(_header(scope, b"traceparent")))
         status = 500
         started = time.perf_counter()
         response_started = False

@@ -1,13 +1,17 @@
 """What one click records: no IP address, only a salted, daily-rotating visitor hash.
 
 The hash lets the analytics count distinct visitors per day without being
-able to recognise anyone across days or recover an address.
+able to recognise anyone across days or recover an address. The stream entry
+also carries the visitor's network (the address with its last IPv4 octet or
+last 80 IPv6 bits zeroed), which the worker uses for the country and then
+drops: PostgreSQL never sees it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -32,9 +36,20 @@ def visitor_hash(secret: bytes, ip: str, user_agent: str, now_ms: int) -> str:
     return digest.hexdigest()
 
 
+def network_of(ip: str) -> str:
+    """The /24 (IPv4) or /48 (IPv6) network holding ``ip``; "" for anything else."""
+    if ":" not in ip:
+        head, dot, _ = ip.rpartition(".")
+        return f"{head}.0" if dot and head.count(".") == 2 else ""
+    try:
+        return str(ipaddress.IPv6Network((ip, 48), strict=False).network_address)
+    except ValueError:
+        return ""
+
+
 # The order of a click's fields; the stream entry carries them under these names.
-FIELDS = ("code", "id", "ts", "ref", "ua", "vh")
-Click = tuple[str, str, str, str, str, str]
+FIELDS = ("code", "id", "ts", "ref", "ua", "vh", "net")
+Click = tuple[str, str, str, str, str, str, str]
 
 
 def click_fields(
@@ -59,4 +74,4 @@ def click_fields(
             referrer_host = (urlsplit(referrer).hostname or "")[:255]
     # The link id keeps a click from being counted for a later link with the same code.
     vh = visitor_hash(secret, ip, user_agent, now_ms)
-    return (code, str(link_id), str(now_ms), referrer_host, user_agent, vh)
+    return (code, str(link_id), str(now_ms), referrer_host, user_agent, vh, network_of(ip))

@@ -13,6 +13,7 @@ import asyncpg
 from shorty.core import codes
 from shorty.core.errors import AliasTaken, CodeSpaceExhausted
 from shorty.core.links import Link
+from shorty.obs import tracecontext
 
 _COLUMNS = (
     "id, code, target, owner_id, created_at, updated_at, expires_at, click_count,"
@@ -40,8 +41,8 @@ RETURNING {_COLUMNS}
 """
 
 _OUTBOX = """
-INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload)
-VALUES ('link', $1, $2, $3::jsonb)
+INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, traceparent)
+VALUES ('link', $1, $2, $3::jsonb, $4)
 """
 
 
@@ -150,7 +151,9 @@ class LinkStore:
             if row is None:
                 return None
             link = _link(row)
-            await conn.execute(_OUTBOX, link.code, event_type, json.dumps(_event(link)))
+            await conn.execute(
+                _OUTBOX, link.code, event_type, json.dumps(_event(link)), tracecontext.current()
+            )
             return link
 
     async def page(

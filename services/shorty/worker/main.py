@@ -1,4 +1,9 @@
-"""The worker process: runs its jobs until SIGTERM/SIGINT, then stops between batches."""
+"""The worker process: the outbox relay, the two consumer groups, housekeeping.
+
+Each job is a loop of its own. A job that finds PostgreSQL or Redis away
+pauses with a short jittered backoff and resumes where it was; the others go
+on. SIGTERM/SIGINT stop the loops between batches.
+"""
 
 from __future__ import annotations
 
@@ -6,57 +11,166 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import signal
 import socket
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
+from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
+from shorty.cache.links import LinkCache
+from shorty.obs.metrics import (
+    DLQ_LENGTH,
+    OUTBOX_WAITING,
+    STREAM_LAG,
+    STREAM_LAG_SECONDS,
+    STREAM_LENGTH,
+    STREAM_PENDING,
+)
 from shorty.runtime import open_resources
 from shorty.settings import Settings
 from shorty.store.idempotency import IdempotencyStore
+from shorty.worker.enrich import GeoIP
+from shorty.worker.events import CacheUpdater, OutboxRelay
 from shorty.worker.ingest import ClickIngester
+from shorty.worker.retention import apply_retention
+from shorty.worker.streams import DLQ, Consumer, full_jitter
 
 log = logging.getLogger(__name__)
-RETRY_SECONDS = 2.0
-PRUNE_SECONDS = 600.0  # how often expired idempotency keys are deleted
-BLOCK_MS = 1000  # longest wait for new clicks; also how soon a stop request is noticed
+HOUSEKEEPING_SECONDS = 600.0  # retention, expired idempotency keys, old outbox rows
+OBSERVE_SECONDS = 5.0  # stream metrics
+BLOCK_MS = 1000  # longest wait for new entries; also how soon a stop request is noticed
+OUTAGE_BASE, OUTAGE_CAP = 0.1, 1.0  # backoff while PostgreSQL or Redis is away (s)
+LAG_COUNT_CAP = 1000  # Redis < 7 has no lag counter: counted up to this many
 _TRANSIENT = (RedisError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class MetricsPortBusy(RuntimeError):
+    pass
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    consumer = f"{socket.gethostname()}-{os.getpid()}"
-    async with open_resources(settings, redis_block_seconds=BLOCK_MS / 1000) as resources:
-        ingester = ClickIngester(resources.pool, resources.redis, consumer)
-        log.info("worker started", extra={"consumer": consumer})
-        needs_group = True  # again after any failure: Redis may have restarted empty
-        idempotency = IdempotencyStore(resources.pool)
-        next_prune = time.monotonic()
-        while not stop.is_set():
-            try:
-                if time.monotonic() >= next_prune:
-                    next_prune = time.monotonic() + PRUNE_SECONDS
-                    pruned = await idempotency.prune()
-                    if pruned:
-                        log.info("pruned %d expired idempotency keys", pruned)
-                if needs_group:
-                    await ingester.ensure_group()
-                    needs_group = False
-                counted = await ingester.step(BLOCK_MS)
-                if counted:
-                    log.info("ingested %d clicks", counted)
-            except _TRANSIENT as exc:
-                needs_group = True
-                log.warning("click ingestion paused: %s", type(exc).__name__)
-                await _sleep_or_stop(stop, RETRY_SECONDS)
-        with contextlib.suppress(*_TRANSIENT):
-            await ingester.leave()
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    name = f"{socket.gethostname()}-{os.getpid()}"
+    if settings.worker_metrics_port:
+        try:
+            start_http_server(settings.worker_metrics_port)
+        except OSError as exc:
+            raise MetricsPortBusy(
+                f"cannot serve /metrics on port {settings.worker_metrics_port}: {exc.strerror};"
+                " choose another with SHORTY_WORKER_METRICS_PORT (0: none)"
+            ) from None
+    geoip = GeoIP(settings.geoip_database)
+    async with open_resources(settings, redis_block_seconds=BLOCK_MS / 1000) as res:
+        options: dict[str, Any] = {
+            "max_deliveries": settings.max_deliveries,
+            "claim_idle_ms": int(settings.claim_idle * 1000),
+            "retry_base": settings.retry_base,
+            "retry_cap": settings.retry_cap,
+        }
+        ingester = ClickIngester(res.pool, geoip)
+        clicks = ingester.consumer(res.redis, name, **options)
+        cache = LinkCache(res.redis, settings.cache_ttl, settings.negative_ttl)
+        events = CacheUpdater(cache).consumer(res.redis, name, **options)
+        relay = OutboxRelay(res.pool, res.redis)
+        idempotency = IdempotencyStore(res.pool)
+
+        async def housekeeping() -> bool:
+            if await apply_retention(res.pool, settings.click_retention_days):
+                ingester.forget_partitions()
+            pruned = await idempotency.prune() + await relay.prune(settings.outbox_retention_days)
+            if pruned:
+                log.info("pruned %d expired idempotency keys and published events", pruned)
+            return False
+
+        async def observe() -> bool:
+            await observe_streams(res.redis, [clicks, events])
+            OUTBOX_WAITING.set(await relay.waiting())
+            return False
+
+        async def relay_step() -> bool:
+            return await relay.step() > 0
+
+        log.info("worker started", extra={"consumer": name, "geoip": geoip.enabled})
+        jobs = [
+            _consume(clicks, stop),
+            _consume(events, stop),
+            _forever("outbox relay", relay_step, stop, idle=settings.outbox_poll_interval),
+            _forever("housekeeping", housekeeping, stop, idle=HOUSEKEEPING_SECONDS),
+            _forever("stream metrics", observe, stop, idle=OBSERVE_SECONDS),
+        ]
+        await asyncio.gather(*jobs)
+        for consumer in (clicks, events):
+            with contextlib.suppress(*_TRANSIENT):
+                await consumer.leave()
+    geoip.close()
     log.info("worker stopped")
+
+
+async def _consume(consumer: Consumer, stop: asyncio.Event) -> None:
+    async def step() -> bool:
+        return await consumer.step(BLOCK_MS) > 0
+
+    await _forever(f"{consumer.stream} ({consumer.group})", step, stop, setup=consumer.ensure_group)
+
+
+async def _forever(
+    name: str,
+    step: Callable[[], Awaitable[bool]],
+    stop: asyncio.Event,
+    *,
+    idle: float = 0.0,
+    setup: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Run ``step`` until ``stop``: again at once when it did something, after ``idle``
+    when it did not, after a backoff when PostgreSQL or Redis failed it."""
+    failures = 0
+    ready = setup is None
+    while not stop.is_set():
+        try:
+            if not ready and setup is not None:
+                await setup()  # again after a failure: Redis may have come back empty
+                ready = True
+            busy = await step()
+            if failures:
+                log.info("%s resumed", name)
+            failures = 0
+            if not busy and idle:
+                await _sleep_or_stop(stop, idle)
+        except _TRANSIENT as exc:
+            failures += 1
+            ready = setup is None
+            if failures == 1 or failures % 50 == 0:
+                log.warning("%s paused: %s: %s", name, type(exc).__name__, exc)
+            delay = full_jitter(failures, OUTAGE_BASE, OUTAGE_CAP, random.random)
+            await _sleep_or_stop(stop, delay)
+
+
+async def observe_streams(client: Any, consumers: list[Consumer]) -> None:
+    """Set the stream gauges: length, pending, lag (entries and seconds), DLQ size."""
+    for consumer in consumers:
+        stream, group = consumer.stream, consumer.group
+        STREAM_LENGTH.labels(stream).set(await client.xlen(stream))
+        for info in await client.xinfo_groups(stream):
+            if info["name"].decode() != group:
+                continue
+            STREAM_PENDING.labels(stream, group).set(info["pending"])
+            after = info["last-delivered-id"]
+            lag = info.get("lag")  # Redis 7 counts it; before that, count (up to a cap)
+            count = 1 if lag is not None else LAG_COUNT_CAP
+            waiting = await client.xrange(stream, min=b"(" + after, count=count)
+            STREAM_LAG.labels(stream, group).set(lag if lag is not None else len(waiting))
+            age = time.time() - int(waiting[0][0].split(b"-")[0]) / 1000 if waiting else 0.0
+            STREAM_LAG_SECONDS.labels(stream, group).set(max(age, 0.0))
+    DLQ_LENGTH.set(await client.xlen(DLQ))
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

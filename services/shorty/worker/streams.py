@@ -1,0 +1,282 @@
+"""Reading a Redis stream through a consumer group, with retries and dead letters.
+
+A ``Consumer`` hands batches of entries to a handler and acknowledges what the
+handler accepted. The handler answers in one of three ways:
+
+- it returns normally: every entry not in the returned mapping is done;
+- an entry in the mapping failed: it stays pending and is tried again after an
+  exponential backoff with full jitter, by this consumer (XCLAIM, which counts
+  the delivery). An entry that fails on its ``max_deliveries``-th delivery, or
+  whose failure is marked permanent, moves to the dead-letter stream with the
+  error, where ``shorty dlq`` can show and replay it;
+- it raises (PostgreSQL or Redis unreachable): the same batch is handed over
+  again, from memory, once the caller's backoff is over. An outage is nobody's
+  fault, so it costs an entry none of its deliveries.
+
+Entries left pending by a consumer that died are claimed (XAUTOCLAIM) once idle
+for ``claim_idle_ms``. One that has already been delivered ``max_deliveries``
+times (it may be what killed its consumers) goes straight to the dead letters.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aredis
+from redis.exceptions import ResponseError
+
+from shorty.obs.metrics import STREAM_BATCH, STREAM_ENTRIES
+
+log = logging.getLogger(__name__)
+
+DLQ = "shorty:dlq"
+# Fields the dead-letter stream adds to the entry's own (which it keeps as they were).
+DLQ_STREAM, DLQ_GROUP, DLQ_ID = b"dlq:stream", b"dlq:group", b"dlq:id"
+DLQ_ERROR, DLQ_DELIVERIES, DLQ_AT = b"dlq:error", b"dlq:deliveries", b"dlq:at"
+# A replayed entry carries the ID it had first, so idempotent consumers still know it.
+ORIGIN = b"origin"
+CLAIM_EVERY = 5.0  # seconds between looks for entries of dead consumers
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    error: str
+    permanent: bool = False  # no retry can help (a malformed entry)
+
+
+Handler = Callable[[list[Entry]], Awaitable[dict[bytes, Failure]]]
+
+
+def full_jitter(attempt: int, base: float, cap: float, rand: Callable[[], float]) -> float:
+    """Seconds before try ``attempt + 1``: uniform in [0, min(cap, base * 2^(attempt-1))]."""
+    return float(rand() * min(cap, base * 2 ** max(attempt - 1, 0)))
+
+
+def entry_origin(entry_id: bytes, fields: dict[bytes, bytes]) -> str:
+    """The ID an entry had when it was first written (replays keep it in ``origin``)."""
+    return (fields.get(ORIGIN) or entry_id).decode()
+
+
+class Consumer:
+    def __init__(
+        self,
+        client: aredis.Redis,
+        stream: str,
+        group: str,
+        name: str,
+        handler: Handler,
+        *,
+        batch: int = 500,
+        max_deliveries: int = 5,
+        claim_idle_ms: int = 60_000,
+        retry_base: float = 1.0,
+        retry_cap: float = 60.0,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._redis = client
+        self.stream = stream
+        self.group = group
+        self.name = name
+        self._handler = handler
+        self.batch = batch
+        self.max_deliveries = max_deliveries
+        self._claim_idle_ms = claim_idle_ms
+        self._retry_base = retry_base
+        self._retry_cap = retry_cap
+        self._rand = rand
+        self._inflight: list[Entry] | None = None
+        self._retry_at: dict[bytes, float] = {}  # failed entry -> when to try it again
+        self._recover = True  # first read what this name held before a restart
+        self._next_claim = 0.0
+
+    async def ensure_group(self) -> None:
+        try:
+            await self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def step(self, block_ms: int = 1000) -> int:
+        """Handle one batch; return how many entries it held (0: none waiting)."""
+        if self._inflight is None:
+            self._inflight = await self._next(block_ms)
+        entries = self._inflight
+        if entries:
+            STREAM_BATCH.labels(self.stream, self.group).observe(len(entries))
+            failures = await self._handler(entries)
+            await self._settle(entries, failures)
+        self._inflight = None
+        return len(entries)
+
+    def retry_due_in(self) -> float | None:
+        """Seconds until the next failed entry is due again (None: none waiting)."""
+        if not self._retry_at:
+            return None
+        return max(0.0, min(self._retry_at.values()) - time.monotonic())
+
+    async def _next(self, block_ms: int) -> list[Entry]:
+        if self._recover:
+            reply: Any = await self._redis.xreadgroup(
+                self.group, self.name, {self.stream: "0"}, count=self.batch
+            )
+            entries = await self._present(reply[0][1] if reply else [])
+            if entries:
+                return entries
+            self._recover = False
+        due = [i for i, at in self._retry_at.items() if at <= time.monotonic()][: self.batch]
+        if due:
+            for entry_id in due:
+                del self._retry_at[entry_id]
+            claimed: Any = await self._redis.xclaim(
+                self.stream, self.group, self.name, min_idle_time=0, message_ids=list[Any](due)
+            )
+            entries = await self._present(claimed, expected=due)
+            if entries:
+                return entries
+        if time.monotonic() >= self._next_claim:
+            self._next_claim = time.monotonic() + CLAIM_EVERY
+            entries = await self._claim_abandoned()
+            if entries:
+                return entries
+        # Wait no longer than the next retry is due.
+        wait = self.retry_due_in()
+        block = block_ms if wait is None else max(1, min(block_ms, int(wait * 1000)))
+        reply = await self._redis.xreadgroup(
+            self.group, self.name, {self.stream: ">"}, count=self.batch, block=block
+        )
+        return list(reply[0][1]) if reply else []
+
+    async def _claim_abandoned(self) -> list[Entry]:
+        reply: Any = await self._redis.xautoclaim(
+            self.stream,
+            self.group,
+            self.name,
+            self._claim_idle_ms,
+            start_id="0-0",
+            count=self.batch,
+        )
+        entries = await self._present(reply[1])
+        if not entries:
+            return []
+        log.warning(
+            "claimed %d entries of %s left by a stopped consumer", len(entries), self.stream
+        )
+        counts = await self._deliveries([entry_id for entry_id, _ in entries])
+        worn = {
+            entry_id: Failure(f"delivered {counts[entry_id]} times without being acknowledged")
+            for entry_id, _ in entries
+            if counts.get(entry_id, 0) > self.max_deliveries
+        }
+        if worn:
+            await self._settle([e for e in entries if e[0] in worn], worn, counts)
+        return [e for e in entries if e[0] not in worn]
+
+    async def _present(self, entries: Any, expected: list[bytes] | None = None) -> list[Entry]:
+        """The entries still in the stream; acknowledge those trimmed or deleted meanwhile."""
+        present = [(i, f) for i, f in entries if i is not None and f]
+        gone = {i for i, f in entries if i is not None and not f}
+        if expected is not None:
+            gone |= set(expected) - {i for i, _ in present}
+        elif any(i is None for i, _ in entries):
+            # Redis 6 answers a claim of a deleted entry with nil and no ID: find them.
+            gone |= await self._vanished({i for i, _ in present})
+        if gone:
+            await self._redis.xack(self.stream, self.group, *gone)
+        return present
+
+    async def _vanished(self, known: set[bytes]) -> set[bytes]:
+        """This consumer's pending entries that are no longer in the stream."""
+        pending: Any = await self._redis.xpending_range(
+            self.stream, self.group, min="-", max="+", count=self.batch, consumername=self.name
+        )
+        candidates = [p["message_id"] for p in pending if p["message_id"] not in known]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id in candidates:
+                pipe.xrange(self.stream, min=entry_id, max=entry_id, count=1)
+            found = await pipe.execute()
+        return {entry_id for entry_id, hit in zip(candidates, found, strict=True) if not hit}
+
+    async def _deliveries(self, ids: list[bytes]) -> dict[bytes, int]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id in ids:
+                pipe.xpending_range(self.stream, self.group, min=entry_id, max=entry_id, count=1)
+            replies = await pipe.execute()
+        return {
+            reply[0]["message_id"]: int(reply[0]["times_delivered"]) for reply in replies if reply
+        }
+
+    async def _settle(
+        self,
+        entries: list[Entry],
+        failures: dict[bytes, Failure],
+        counts: dict[bytes, int] | None = None,
+    ) -> None:
+        """Acknowledge what succeeded; schedule or bury what failed."""
+        done = [entry_id for entry_id, _ in entries if entry_id not in failures]
+        dead: list[tuple[Entry, Failure, int]] = []
+        if failures:
+            counts = counts or await self._deliveries(list(failures))
+            for entry in entries:
+                failure = failures.get(entry[0])
+                if failure is None:
+                    continue
+                count = counts.get(entry[0], self.max_deliveries)
+                if failure.permanent or count >= self.max_deliveries:
+                    dead.append((entry, failure, count))
+                else:
+                    delay = full_jitter(count, self._retry_base, self._retry_cap, self._rand)
+                    self._retry_at[entry[0]] = time.monotonic() + delay
+                    log.warning(
+                        "%s entry %s failed (delivery %d of %d), retrying in %.1f s: %s",
+                        self.stream,
+                        entry[0].decode(),
+                        count,
+                        self.max_deliveries,
+                        delay,
+                        failure.error,
+                    )
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for (entry_id, fields), failure, count in dead:
+                letter = {
+                    **fields,
+                    DLQ_STREAM: self.stream.encode(),
+                    DLQ_GROUP: self.group.encode(),
+                    DLQ_ID: entry_id,
+                    DLQ_ERROR: failure.error[:2000].encode(),
+                    DLQ_DELIVERIES: str(count).encode(),
+                    DLQ_AT: str(int(time.time() * 1000)).encode(),
+                }
+                pipe.xadd(DLQ, letter)  # type: ignore[arg-type]
+            acked = done + [entry[0] for entry, _, _ in dead]
+            if acked:
+                pipe.xack(self.stream, self.group, *acked)
+            await pipe.execute()
+        for entry, failure, count in dead:
+            log.error(
+                "%s entry %s moved to %s after %d deliveries: %s",
+                self.stream,
+                entry[0].decode(),
+                DLQ,
+                count,
+                failure.error,
+            )
+        metric = STREAM_ENTRIES
+        metric.labels(self.stream, self.group, "done").inc(len(done))
+        metric.labels(self.stream, self.group, "retried").inc(len(failures) - len(dead))
+        metric.labels(self.stream, self.group, "dead").inc(len(dead))
+
+    async def leave(self) -> None:
+        """Remove this consumer from the group if it holds no pending entries
+        (so consumer names do not pile up across restarts)."""
+        pending: Any = await self._redis.xpending_range(
+            self.stream, self.group, min="-", max="+", count=1, consumername=self.name
+        )
+        if not pending:
+            await self._redis.xgroup_delconsumer(self.stream, self.group, self.name)
