@@ -1,19 +1,22 @@
-"""`make bench`: `python -m bench [core|ratelimit|redirect] [options]` (all when no name)."""
+"""`make bench`: `python -m bench [core|ratelimit|ingest|redirect] [options]` (all when no name)."""
 
 import sys
 
-from bench import core, ratelimit, redirect
+from bench import core, ingest, ratelimit, redirect
 
 name = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else None
 if name == "core":
     core.main()
 elif name == "ratelimit":
     ratelimit.main()
+elif name == "ingest":
+    ingest.main(sys.argv[2:])
 elif name == "redirect":
     redirect.main(sys.argv[2:])
 elif name is None:
     core.main()
     ratelimit.main()
+    ingest.main([])
     redirect.main(sys.argv[1:])
 else:
-    raise SystemExit(f"unknown benchmark {name!r}: core, ratelimit or redirect")
+    raise SystemExit(f"unknown benchmark {name!r}: core, ratelimit, ingest or redirect")

@@ -148,7 +148,7 @@ async def _invalidate(request: Request, code: str) -> None:
     try:
         await cache.invalidate(code)
     except (RedisError, OSError) as exc:
-        # Cached copies expire by themselves (SHORTY_CACHE_TTL, SHORTY_LRU_TTL).
+        # The change is in the outbox: the worker applies it once Redis is back.
         log.warning("could not invalidate %s: %s", code, type(exc).__name__)
 
 

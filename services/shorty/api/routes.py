@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from shorty.api import accounts, links, sessions
+from shorty.api import accounts, links, sessions, stats
 from shorty.api.openapi import Operation
 from shorty.api.schemas import (
     BulkRequest,
@@ -13,8 +13,12 @@ from shorty.api.schemas import (
     LinkDetail,
     LinkOut,
     LinkPage,
+    LinkStats,
     ListQuery,
     ShortenRequest,
+    StatsQuery,
+    StatsSummary,
+    SummaryQuery,
     UpdateRequest,
 )
 
@@ -118,6 +122,29 @@ OPERATIONS: list[tuple[Route, Operation]] = [
             "links",
             responses={200: "image/svg+xml"},
             errors=_LINK,
+        ),
+    ),
+    (
+        Route("/api/v1/urls/{code}/stats", stats.link_stats, methods=["GET"]),
+        Operation(
+            "A link's clicks: totals, a series by hour or day, top values",
+            "stats",
+            query=StatsQuery,
+            responses={200: LinkStats},
+            errors={**_LINK, **_SCOPE, 422: "A parameter is not valid, or the range too large"},
+        ),
+    ),
+    (
+        Route("/api/v1/stats/summary", stats.summary, methods=["GET"]),
+        Operation(
+            "Clicks over all your links: totals, a series, top links and values",
+            "stats",
+            query=SummaryQuery,
+            responses={200: StatsSummary},
+            errors={
+                403: "The credential lacks the scope, or all=true from a non-admin",
+                422: "A parameter is not valid, or the range too large",
+            },
         ),
     ),
     (

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -130,3 +131,115 @@ class BulkResult(BaseModel):
     created: int
     failed: int
     results: list[BulkItem]
+
+
+# Statistics: GET /urls/{code}/stats and GET /stats/summary (api/stats.py).
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _rfc3339_param(value: object) -> object:
+    # A query value is always text, and pydantic would read "1700000000" as epoch seconds.
+    if isinstance(value, str) and not _DATE_TIME.match(value):
+        raise ValueError(
+            "must be an RFC 3339 date-time with a time zone, e.g. 2030-01-01T00:00:00Z"
+        )
+    return value
+
+
+def _plausible(value: datetime | None) -> datetime | None:
+    if value is not None and not EARLIEST <= value < LATEST:
+        raise ValueError("must be from the year 2000 to 2999")
+    return value
+
+
+class StatsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    start: AwareDatetime | None = Field(
+        None,
+        alias="from",
+        description="Start (RFC 3339 with a time zone), rounded down to its bucket;"
+        " default: `to` minus 30 days.",
+    )
+    end: AwareDatetime | None = Field(
+        None,
+        alias="to",
+        description="End, exclusive, rounded up to the end of its bucket; default: now.",
+    )
+    interval: Literal["hour", "day"] = Field("day", description="Bucket size (UTC).")
+    bots: Literal["include", "exclude", "only"] = Field(
+        "include", description="Which clicks count: every one, people's only, or bots' only."
+    )
+    top: int = Field(10, ge=1, le=100, description="Entries in each top list.")
+
+    _text_datetime = field_validator("start", "end", mode="before")(_rfc3339_param)
+    _in_range = field_validator("start", "end")(_plausible)
+
+
+class SummaryQuery(StatsQuery):
+    all: bool = Field(False, description="Every user's links, not only yours (admins only).")
+
+
+class StatsTotals(BaseModel):
+    clicks: int = Field(description="Clicks the `bots` filter keeps.")
+    visitors: int = Field(
+        description="Unique visitors per UTC day, summed over the days (see docs/api.md)."
+    )
+    bot_clicks: int = Field(description="Clicks by bots, whatever the `bots` filter.")
+
+
+class StatsPoint(BaseModel):
+    at: datetime = Field(description="Start of the bucket (UTC).")
+    clicks: int
+    visitors: int
+
+
+class RankedValue(BaseModel):
+    value: str = Field(description="'' means none or unknown (a direct visit, no country).")
+    clicks: int
+    visitors: int
+
+
+class StatsWindow(BaseModel):
+    start: datetime = Field(serialization_alias="from", description="First bucket's start.")
+    end: datetime = Field(serialization_alias="to", description="Last bucket's end (exclusive).")
+    interval: Literal["hour", "day"]
+    bots: Literal["include", "exclude", "only"]
+    series: list[StatsPoint] = Field(description="Every bucket of the window, oldest first.")
+
+
+class LinkStats(StatsWindow):
+    """One link's clicks: totals, a zero-filled series and top values."""
+
+    code: str
+    totals: StatsTotals
+    referrers: list[RankedValue] = Field(description="Referrer hosts; '' is a direct visit.")
+    countries: list[RankedValue] = Field(description="ISO 3166 codes; '' is unknown.")
+    browsers: list[RankedValue] = Field(description="Browser families; 'Other' is unknown.")
+    os: list[RankedValue] = Field(description="Operating system families.")
+    devices: list[RankedValue] = Field(description="Device families.")
+
+
+class SummaryTotals(StatsTotals):
+    links: int = Field(description="Links with clicks the `bots` filter keeps.")
+
+
+class TopLink(BaseModel):
+    code: str
+    short_url: str
+    target: str
+    clicks: int
+    visitors: int
+
+
+class StatsSummary(StatsWindow):
+    """Clicks over all your links (all=true: everyone's)."""
+
+    all: bool
+    totals: SummaryTotals
+    top_links: list[TopLink] = Field(description="By clicks, then code.")
+    referrers: list[RankedValue]
+    countries: list[RankedValue]

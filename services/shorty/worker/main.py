@@ -60,58 +60,65 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     name = f"{socket.gethostname()}-{os.getpid()}"
+    metrics_server = None
     if settings.worker_metrics_port:
         try:
-            start_http_server(settings.worker_metrics_port)
+            metrics_server, _ = start_http_server(settings.worker_metrics_port)
         except OSError as exc:
             raise MetricsPortBusy(
                 f"cannot serve /metrics on port {settings.worker_metrics_port}: {exc.strerror};"
                 " choose another with SHORTY_WORKER_METRICS_PORT (0: none)"
             ) from None
     geoip = GeoIP(settings.geoip_database)
-    async with open_resources(settings, redis_block_seconds=BLOCK_MS / 1000) as res:
-        options: dict[str, Any] = {
-            "max_deliveries": settings.max_deliveries,
-            "claim_idle_ms": int(settings.claim_idle * 1000),
-            "retry_base": settings.retry_base,
-            "retry_cap": settings.retry_cap,
-        }
-        ingester = ClickIngester(res.pool, geoip)
-        clicks = ingester.consumer(res.redis, name, **options)
-        cache = LinkCache(res.redis, settings.cache_ttl, settings.negative_ttl)
-        events = CacheUpdater(cache).consumer(res.redis, name, **options)
-        relay = OutboxRelay(res.pool, res.redis)
-        idempotency = IdempotencyStore(res.pool)
+    try:
+        async with open_resources(settings, redis_block_seconds=BLOCK_MS / 1000) as res:
+            options: dict[str, Any] = {
+                "max_deliveries": settings.max_deliveries,
+                "claim_idle_ms": int(settings.claim_idle * 1000),
+                "retry_base": settings.retry_base,
+                "retry_cap": settings.retry_cap,
+            }
+            ingester = ClickIngester(res.pool, geoip)
+            clicks = ingester.consumer(res.redis, name, **options)
+            cache = LinkCache(res.redis, settings.cache_ttl, settings.negative_ttl)
+            events = CacheUpdater(cache).consumer(res.redis, name, **options)
+            relay = OutboxRelay(res.pool, res.redis)
+            idempotency = IdempotencyStore(res.pool)
 
-        async def housekeeping() -> bool:
-            if await apply_retention(res.pool, settings.click_retention_days):
-                ingester.forget_partitions()
-            pruned = await idempotency.prune() + await relay.prune(settings.outbox_retention_days)
-            if pruned:
-                log.info("pruned %d expired idempotency keys and published events", pruned)
-            return False
+            async def housekeeping() -> bool:
+                if await apply_retention(res.pool, settings.click_retention_days):
+                    ingester.forget_partitions()
+                pruned = await idempotency.prune()
+                pruned += await relay.prune(settings.outbox_retention_days)
+                if pruned:
+                    log.info("pruned %d expired idempotency keys and published events", pruned)
+                return False
 
-        async def observe() -> bool:
-            await observe_streams(res.redis, [clicks, events])
-            OUTBOX_WAITING.set(await relay.waiting())
-            return False
+            async def observe() -> bool:
+                await observe_streams(res.redis, [clicks, events])
+                OUTBOX_WAITING.set(await relay.waiting())
+                return False
 
-        async def relay_step() -> bool:
-            return await relay.step() > 0
+            async def relay_step() -> bool:
+                return await relay.step() > 0
 
-        log.info("worker started", extra={"consumer": name, "geoip": geoip.enabled})
-        jobs = [
-            _consume(clicks, stop),
-            _consume(events, stop),
-            _forever("outbox relay", relay_step, stop, idle=settings.outbox_poll_interval),
-            _forever("housekeeping", housekeeping, stop, idle=HOUSEKEEPING_SECONDS),
-            _forever("stream metrics", observe, stop, idle=OBSERVE_SECONDS),
-        ]
-        await asyncio.gather(*jobs)
-        for consumer in (clicks, events):
-            with contextlib.suppress(*_TRANSIENT):
-                await consumer.leave()
-    geoip.close()
+            log.info("worker started", extra={"consumer": name, "geoip": geoip.enabled})
+            jobs = [
+                _consume(clicks, stop),
+                _consume(events, stop),
+                _forever("outbox relay", relay_step, stop, idle=settings.outbox_poll_interval),
+                _forever("housekeeping", housekeeping, stop, idle=HOUSEKEEPING_SECONDS),
+                _forever("stream metrics", observe, stop, idle=OBSERVE_SECONDS),
+            ]
+            await asyncio.gather(*jobs)
+            for consumer in (clicks, events):
+                with contextlib.suppress(*_TRANSIENT):
+                    await consumer.leave()
+    finally:
+        geoip.close()
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
     log.info("worker stopped")
 
 

@@ -78,11 +78,14 @@ DROP TABLE clicks_unpartitioned;
 -- dimension '' holds the totals; the others: referrer, country, browser, os, device.
 -- visitors counts the visitors first seen that day in that hour, so a sum over
 -- whole days is the number of distinct daily visitors.
+-- No foreign key: checking one for every row upserted cost a quarter of the
+-- upsert; the trigger below removes a deleted link's rollups instead. Byte-order
+-- ("C") text compares cheapest, and nothing here is sorted for people.
 CREATE TABLE click_rollups (
-    url_id    bigint NOT NULL REFERENCES urls (id) ON DELETE CASCADE,
+    url_id    bigint NOT NULL,
     hour      timestamptz NOT NULL,
-    dimension text NOT NULL,
-    value     text NOT NULL,
+    dimension text COLLATE "C" NOT NULL,
+    value     text COLLATE "C" NOT NULL,
     is_bot    boolean NOT NULL,
     clicks    bigint NOT NULL,
     visitors  bigint NOT NULL,
@@ -92,9 +95,19 @@ CREATE TABLE click_rollups (
 CREATE TABLE click_visitors (
     url_id       bigint NOT NULL,
     day          date NOT NULL,
-    visitor_hash text NOT NULL,
+    visitor_hash text COLLATE "C" NOT NULL,
     PRIMARY KEY (day, url_id, visitor_hash)
 );
+
+CREATE FUNCTION shorty_forget_link_clicks() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM click_rollups WHERE url_id = OLD.id;
+    RETURN OLD;
+END
+$$;
+CREATE TRIGGER urls_forget_clicks AFTER DELETE ON urls
+    FOR EACH ROW EXECUTE FUNCTION shorty_forget_link_clicks();
 
 -- The clicks so far, rolled up the way the worker does it (browser, OS, device and
 -- country were not recorded before, so only totals and referrers).
@@ -113,6 +126,8 @@ GROUP BY 1, 2, 3, 4, 5;
 """
 
 DOWNGRADE = """
+DROP TRIGGER urls_forget_clicks ON urls;
+DROP FUNCTION shorty_forget_link_clicks();
 DROP TABLE click_visitors;
 DROP TABLE click_rollups;
 CREATE TABLE clicks_unpartitioned (

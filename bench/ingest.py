@@ -1,0 +1,242 @@
+"""Worker ingest rate next to raw COPY of the same rows into the same table.
+
+Both sides store the same clicks (same links, times, agents, referrers, visitor
+hashes) into the partitioned ``clicks`` table of a fresh database:
+
+- raw COPY: the finished rows, enriched beforehand, in one
+  ``copy_records_to_table`` call: the fastest way PostgreSQL takes them, with
+  nothing else done;
+- worker: the clicks as the redirect writes them to ``shorty:clicks``, read by
+  the real consumer (``ClickIngester`` + ``Consumer``) in its batches of 500 and
+  stored with everything it does: parse, enrich (ua-parser cache cleared first),
+  COPY into staging, dedupe by stream ID, rollups, daily visitors,
+  ``click_count``, acknowledge.
+
+Rounds alternate between the two and the medians are compared; target: the
+worker at >= 0.5 of raw COPY. Writes bench/results/ingest.json.
+Usage: python -m bench ingest [--clicks N] [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import redis.asyncio as aredis
+
+from shorty import embedded
+from shorty.redirect.clicks import STREAM
+from shorty.store import migrate
+from shorty.worker.enrich import GeoIP, describe_agent
+from shorty.worker.ingest import ClickIngester, parse_entry
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent / ".shorty-data" / "bench"
+LINKS = 1_000
+ZIPF = 1.0  # link popularity: the n-th most popular link gets 1/n of the top one's clicks
+SPAN = timedelta(days=2)  # the traffic the clicks stand for
+TARGET = 0.5
+AGENTS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+    f" Chrome/{v}.0.0.0 Safari/537.36"
+    for v in range(118, 131)
+] + [
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15"
+    " (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+    " Version/17.0 Safari/605.1.15",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/129.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+    "curl/8.5.0",
+]
+REFERRERS = ["", "news.example.org", "t.co", "www.google.com", "mail.example.com"]
+
+
+def make_clicks(count: int, seed: int = 7) -> list[dict[str, str]]:
+    """Stream entries as the redirect writes them (field for field): in time order,
+    as a stream is, over ``SPAN`` of traffic; links drawn with Zipf-like popularity
+    (a few hot links, a long tail), visitors and agents at random."""
+    rng = random.Random(seed)
+    start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    weights = [1 / rank**ZIPF for rank in range(1, LINKS + 1)]
+    links = rng.choices(range(1, LINKS + 1), weights, k=count)
+    clicks = []
+    for i, link in enumerate(links):
+        at = start + SPAN * (i / count)
+        clicks.append(
+            {
+                "code": f"bench{link:05d}",
+                "id": str(link),
+                "ts": str(int(at.timestamp() * 1000)),
+                "ref": rng.choice(REFERRERS),
+                "ua": rng.choice(AGENTS),
+                "vh": f"{rng.randrange(count // 3):016x}",
+                "net": f"203.0.{i % 256}.0",
+            }
+        )
+    return clicks
+
+
+async def reset(pool: asyncpg.Pool) -> None:
+    await pool.execute("TRUNCATE clicks, click_rollups, click_visitors")
+    await pool.execute("UPDATE urls SET click_count = 0")
+
+
+async def raw_copy(pool: asyncpg.Pool, clicks: list[dict[str, str]]) -> float:
+    """Clicks per second of one COPY of the finished rows."""
+    ingester = ClickIngester(pool)
+    parsed = [parse_entry(f"{i + 1}-0".encode(), _bytes(c)) for i, c in enumerate(clicks)]
+    await ingester._ensure_partitions(parsed)
+    ids = {f"bench{n:05d}": n for n in range(1, LINKS + 1)}
+    rows = []
+    for click in parsed:
+        agent = describe_agent(click.user_agent)
+        rows.append(
+            (
+                click.stream_id,
+                ids[click.code],
+                click.occurred_at,
+                click.referrer_host or None,
+                click.user_agent or None,
+                click.visitor_hash or None,
+                agent.is_bot,
+                agent.browser,
+                agent.os,
+                agent.device,
+                None,
+            )
+        )
+    columns = (
+        "stream_id",
+        "url_id",
+        "occurred_at",
+        "referrer_host",
+        "user_agent",
+        "visitor_hash",
+        "is_bot",
+        "browser",
+        "os",
+        "device",
+        "country",
+    )
+    await reset(pool)
+    async with pool.acquire() as conn:
+        started = time.perf_counter()
+        await conn.copy_records_to_table("clicks", records=rows, columns=columns)
+        elapsed = time.perf_counter() - started
+    assert await pool.fetchval("SELECT count(*) FROM clicks") == len(clicks)
+    return len(clicks) / elapsed
+
+
+async def worker(pool: asyncpg.Pool, client: aredis.Redis, clicks: list[dict[str, str]]) -> float:
+    """Clicks per second of the real consumer draining the stream."""
+    await reset(pool)
+    await client.delete(STREAM)
+    async with client.pipeline(transaction=False) as pipe:
+        for click in clicks:
+            pipe.xadd(STREAM, click)  # type: ignore[arg-type]
+        await pipe.execute()
+    describe_agent.cache_clear()
+    consumer = ClickIngester(pool, GeoIP(None)).consumer(client, "bench")
+    await consumer.ensure_group()
+    started = time.perf_counter()
+    handled = 0
+    while handled < len(clicks):
+        handled += await consumer.step(block_ms=100)
+    elapsed = time.perf_counter() - started
+    stored = await pool.fetchval("SELECT sum(click_count) FROM urls")
+    assert stored == len(clicks), (stored, len(clicks))
+    return len(clicks) / elapsed
+
+
+def _bytes(click: dict[str, str]) -> dict[bytes, bytes]:
+    return {k.encode(): v.encode() for k, v in click.items()}
+
+
+async def measure(database_url: str, redis_url: str, count: int, rounds: int) -> dict[str, object]:
+    pool = await asyncpg.create_pool(database_url, min_size=2, max_size=4)
+    client = aredis.Redis.from_url(redis_url)
+    try:
+        await pool.execute(
+            "INSERT INTO urls (code, target) SELECT 'bench' || lpad(n::text, 5, '0'),"
+            " 'https://example.com/' || n FROM generate_series(1, $1) AS n",
+            LINKS,
+        )
+        clicks = make_clicks(count)
+        await worker(pool, client, clicks[:2000])  # warm-up: imports, plans, partitions
+        copy_rates, worker_rates = [], []
+        for _ in range(rounds):
+            copy_rates.append(await raw_copy(pool, clicks))
+            worker_rates.append(await worker(pool, client, clicks))
+    finally:
+        await client.delete(STREAM)
+        await client.aclose()
+        await pool.close()
+    copy_rate, worker_rate = statistics.median(copy_rates), statistics.median(worker_rates)
+    return {
+        "clicks": count,
+        "rounds": rounds,
+        "raw_copy_per_s": round(copy_rate),
+        "worker_per_s": round(worker_rate),
+        "ratio": round(worker_rate / copy_rate, 3),
+        "target": TARGET,
+        "raw_copy_rounds": [round(r) for r in copy_rates],
+        "worker_rounds": [round(r) for r in worker_rates],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench ingest")
+    parser.add_argument("--clicks", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    servers = embedded.EmbeddedServers()
+    admin_url = os.environ.get("SHORTY_DATABASE_URL")
+    redis_url = os.environ.get("SHORTY_REDIS_URL")
+    DATA.mkdir(parents=True, exist_ok=True)
+    if admin_url is None:
+        servers._postgres, admin_url = embedded.start_postgres(DATA)
+    if redis_url is None:
+        servers._redis, redis_url = embedded.start_redis(DATA)
+    name = f"shorty_bench_{secrets.token_hex(4)}"
+    database_url = asyncio.run(embedded.ensure_database(admin_url, name))
+    try:
+        migrate.upgrade(database_url)
+        row = asyncio.run(measure(database_url, redis_url, args.clicks, args.rounds))
+    finally:
+        asyncio.run(_drop(admin_url, name))
+        servers.stop()
+    verdict = "met" if float(row["ratio"]) >= TARGET else "NOT met"  # type: ignore[arg-type]
+    print(f"{'clicks':>8}{'raw COPY/s':>12}{'worker/s':>10}{'ratio':>7}  target >= {TARGET}")
+    print(
+        f"{row['clicks']:>8}{row['raw_copy_per_s']:>12}{row['worker_per_s']:>10}"
+        f"{row['ratio']:>7}  {verdict}"
+    )
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    payload = {"when": datetime.now(UTC).isoformat(timespec="seconds"), **row}
+    (results / "ingest.json").write_text(json.dumps(payload, indent=2) + "\n")
+
+
+async def _drop(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    main()

