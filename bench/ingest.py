@@ -12,8 +12,13 @@ hashes) into the partitioned ``clicks`` table of a fresh database:
   COPY into staging, dedupe by stream ID, rollups, daily visitors,
   ``click_count``, acknowledge.
 
-Rounds alternate between the two and the medians are compared; target: the
-worker at >= 0.5 of raw COPY. Writes bench/results/ingest.json.
+A third figure, "store only", hands the same clicks, already parsed, to the
+worker's transaction (``ClickIngester.store``, batches of 500, one at a time):
+what PostgreSQL spends without Redis and parsing, i.e. the ceiling of this
+storage design on this machine.
+
+Rounds alternate and the medians are compared; target: the worker at >= 0.5 of
+raw COPY. Writes bench/results/ingest.json.
 Usage: python -m bench ingest [--clicks N] [--rounds N]
 """
 
@@ -35,9 +40,11 @@ import redis.asyncio as aredis
 
 from shorty import embedded
 from shorty.redirect.clicks import STREAM
+from shorty.settings import Settings
 from shorty.store import migrate
 from shorty.worker.enrich import GeoIP, describe_agent
 from shorty.worker.ingest import ClickIngester, parse_entry
+from shorty.worker.streams import Consumer
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / ".shorty-data" / "bench"
@@ -140,8 +147,11 @@ async def raw_copy(pool: asyncpg.Pool, clicks: list[dict[str, str]]) -> float:
     return len(clicks) / elapsed
 
 
-async def worker(pool: asyncpg.Pool, client: aredis.Redis, clicks: list[dict[str, str]]) -> float:
-    """Clicks per second of the real consumer draining the stream."""
+async def worker(
+    pool: asyncpg.Pool, client: aredis.Redis, clicks: list[dict[str, str]], consumers: int
+) -> float:
+    """Clicks per second of the real consumers (as many as a worker runs) draining the
+    stream."""
     await reset(pool)
     await client.delete(STREAM)
     async with client.pipeline(transaction=False) as pipe:
@@ -149,15 +159,36 @@ async def worker(pool: asyncpg.Pool, client: aredis.Redis, clicks: list[dict[str
             pipe.xadd(STREAM, click)  # type: ignore[arg-type]
         await pipe.execute()
     describe_agent.cache_clear()
-    consumer = ClickIngester(pool, GeoIP(None)).consumer(client, "bench")
-    await consumer.ensure_group()
-    started = time.perf_counter()
+    ingester = ClickIngester(pool, GeoIP(None))
+    group = [ingester.consumer(client, f"bench-{i}") for i in range(consumers)]
+    await group[0].ensure_group()
     handled = 0
-    while handled < len(clicks):
-        handled += await consumer.step(block_ms=100)
+
+    async def drain(consumer: Consumer) -> None:
+        nonlocal handled
+        while handled < len(clicks):
+            step = await consumer.step(block_ms=50)  # awaited first: the others add too
+            handled += step
+
+    started = time.perf_counter()
+    await asyncio.gather(*(drain(consumer) for consumer in group))
     elapsed = time.perf_counter() - started
     stored = await pool.fetchval("SELECT sum(click_count) FROM urls")
     assert stored == len(clicks), (stored, len(clicks))
+    return len(clicks) / elapsed
+
+
+async def store_only(pool: asyncpg.Pool, clicks: list[dict[str, str]]) -> float:
+    """Clicks per second of the worker's transaction alone (parsed clicks handed to
+    ``ClickIngester.store`` in batches of 500, one at a time): no Redis, no parsing;
+    what PostgreSQL itself spends on the raw rows, rollups, visitors and counts."""
+    ingester = ClickIngester(pool, GeoIP(None))
+    parsed = [parse_entry(f"{i + 1}-0".encode(), _bytes(c)) for i, c in enumerate(clicks)]
+    await reset(pool)
+    started = time.perf_counter()
+    for start in range(0, len(parsed), 500):
+        await ingester.store(parsed[start : start + 500])
+    elapsed = time.perf_counter() - started
     return len(clicks) / elapsed
 
 
@@ -166,7 +197,8 @@ def _bytes(click: dict[str, str]) -> dict[bytes, bytes]:
 
 
 async def measure(database_url: str, redis_url: str, count: int, rounds: int) -> dict[str, object]:
-    pool = await asyncpg.create_pool(database_url, min_size=2, max_size=4)
+    consumers = Settings.model_fields["ingest_consumers"].default  # what a worker runs
+    pool = await asyncpg.create_pool(database_url, min_size=2, max_size=consumers + 2)
     client = aredis.Redis.from_url(redis_url)
     try:
         await pool.execute(
@@ -175,25 +207,31 @@ async def measure(database_url: str, redis_url: str, count: int, rounds: int) ->
             LINKS,
         )
         clicks = make_clicks(count)
-        await worker(pool, client, clicks[:2000])  # warm-up: imports, plans, partitions
-        copy_rates, worker_rates = [], []
+        await worker(pool, client, clicks[:2000], consumers)  # warm-up: plans, partitions
+        copy_rates, worker_rates, store_rates = [], [], []
         for _ in range(rounds):
             copy_rates.append(await raw_copy(pool, clicks))
-            worker_rates.append(await worker(pool, client, clicks))
+            worker_rates.append(await worker(pool, client, clicks, consumers))
+            store_rates.append(await store_only(pool, clicks))
     finally:
         await client.delete(STREAM)
         await client.aclose()
         await pool.close()
     copy_rate, worker_rate = statistics.median(copy_rates), statistics.median(worker_rates)
+    store_rate = statistics.median(store_rates)
     return {
         "clicks": count,
         "rounds": rounds,
+        "consumers": consumers,
         "raw_copy_per_s": round(copy_rate),
         "worker_per_s": round(worker_rate),
         "ratio": round(worker_rate / copy_rate, 3),
+        "store_only_per_s": round(store_rate),
+        "store_only_ratio": round(store_rate / copy_rate, 3),
         "target": TARGET,
         "raw_copy_rounds": [round(r) for r in copy_rates],
         "worker_rounds": [round(r) for r in worker_rates],
+        "store_only_rounds": [round(r) for r in store_rates],
     }
 
 
@@ -219,10 +257,13 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_drop(admin_url, name))
         servers.stop()
     verdict = "met" if float(row["ratio"]) >= TARGET else "NOT met"  # type: ignore[arg-type]
-    print(f"{'clicks':>8}{'raw COPY/s':>12}{'worker/s':>10}{'ratio':>7}  target >= {TARGET}")
+    print(
+        f"{'clicks':>8}{'raw COPY/s':>12}{'worker/s':>10}{'ratio':>7}"
+        f"{'store only/s':>14}{'ratio':>7}  target >= {TARGET}"
+    )
     print(
         f"{row['clicks']:>8}{row['raw_copy_per_s']:>12}{row['worker_per_s']:>10}"
-        f"{row['ratio']:>7}  {verdict}"
+        f"{row['ratio']:>7}{row['store_only_per_s']:>14}{row['store_only_ratio']:>7}  {verdict}"
     )
     results = HERE / "results"
     results.mkdir(exist_ok=True)

@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(
         9102, ge=0, le=65_535, description="Port of the worker's /metrics (0: not served)."
     )
+    ingest_consumers: int = Field(
+        2, ge=1, le=16, description="Click batches a worker stores at once."
+    )
     max_deliveries: int = Field(
         5, ge=1, le=100, description="Tries of a stream entry before the dead-letter stream."
     )

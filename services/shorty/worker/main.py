@@ -79,7 +79,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                 "retry_cap": settings.retry_cap,
             }
             ingester = ClickIngester(res.pool, geoip)
-            clicks = ingester.consumer(res.redis, name, **options)
+            # Several consumers in one process: one batch is parsed while another is
+            # in PostgreSQL, and PostgreSQL stores two at once.
+            clicks = [
+                ingester.consumer(res.redis, f"{name}-{i}", **options)
+                for i in range(settings.ingest_consumers)
+            ]
             cache = LinkCache(res.redis, settings.cache_ttl, settings.negative_ttl)
             events = CacheUpdater(cache).consumer(res.redis, name, **options)
             relay = OutboxRelay(res.pool, res.redis)
@@ -95,7 +100,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                 return False
 
             async def observe() -> bool:
-                await observe_streams(res.redis, [clicks, events])
+                await observe_streams(res.redis, [clicks[0], events])
                 OUTBOX_WAITING.set(await relay.waiting())
                 return False
 
@@ -104,14 +109,14 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 
             log.info("worker started", extra={"consumer": name, "geoip": geoip.enabled})
             jobs = [
-                _consume(clicks, stop),
+                *(_consume(consumer, stop) for consumer in clicks),
                 _consume(events, stop),
                 _forever("outbox relay", relay_step, stop, idle=settings.outbox_poll_interval),
                 _forever("housekeeping", housekeeping, stop, idle=HOUSEKEEPING_SECONDS),
                 _forever("stream metrics", observe, stop, idle=OBSERVE_SECONDS),
             ]
             await asyncio.gather(*jobs)
-            for consumer in (clicks, events):
+            for consumer in (*clicks, events):
                 with contextlib.suppress(*_TRANSIENT):
                     await consumer.leave()
     finally:
