@@ -43,7 +43,7 @@ from shorty.redirect.clicks import STREAM
 from shorty.settings import Settings
 from shorty.store import migrate
 from shorty.worker.enrich import GeoIP, describe_agent
-from shorty.worker.ingest import ClickIngester, parse_entry
+from shorty.worker.ingest import STAGING_COLUMNS, ClickIngester, parse_entry
 from shorty.worker.streams import Consumer
 
 HERE = Path(__file__).resolve().parent
@@ -125,19 +125,7 @@ async def raw_copy(pool: asyncpg.Pool, clicks: list[dict[str, str]]) -> float:
                 None,
             )
         )
-    columns = (
-        "stream_id",
-        "url_id",
-        "occurred_at",
-        "referrer_host",
-        "user_agent",
-        "visitor_hash",
-        "is_bot",
-        "browser",
-        "os",
-        "device",
-        "country",
-    )
+    columns = tuple(c for c in STAGING_COLUMNS if c != "code")  # the raw table takes the link id
     await reset(pool)
     async with pool.acquire() as conn:
         started = time.perf_counter()

@@ -414,6 +414,9 @@ def dlq_list(limit: int, after: str, as_json: bool, data_dir: Path) -> None:
 
     from shorty.worker import dlq as letters
 
+    if after != "-":
+        _letter_ids((after,))
+
     async def fetch(client: Any) -> tuple[int, list[letters.Letter]]:
         return await letters.size(client), await letters.letters(client, count=limit, after=after)
 
@@ -438,15 +441,27 @@ def dlq_show(letter_id: str, data_dir: Path) -> None:
 
     from shorty.worker import dlq as letters
 
+    _letter_ids((letter_id,))
     found = with_redis(data_dir, lambda client: letters.letter(client, letter_id))
     if found is None:
         raise click.ClickException(f"No letter {letter_id} in the dead-letter stream.")
     click.echo(json.dumps(found.describe(), indent=2))
 
 
+def _letter_ids(ids: tuple[str, ...]) -> None:
+    from shorty.worker.dlq import LETTER_ID
+
+    bad = [one for one in ids if not LETTER_ID.fullmatch(one)]
+    if bad:
+        raise click.UsageError(
+            f"Not a letter ID: {', '.join(bad)} (IDs look like 1795322038334-0)."
+        )
+
+
 def _chosen(ids: tuple[str, ...], every: bool) -> list[str] | None:
     if every == bool(ids):
         raise click.UsageError("Name letter IDs, or pass --all (not both).")
+    _letter_ids(ids)
     return None if every else list(ids)
 
 
@@ -463,7 +478,7 @@ def dlq_replay(ids: tuple[str, ...], every: bool, data_dir: Path) -> None:
     async def run(client: Any) -> tuple[int, list[str]]:
         if wanted is None:
             replayed = 0
-            while page := await letters.letters(client, count=500):
+            async for page in letters.each_page(client):
                 replayed += len(await letters.replay(client, page))
             return replayed, []
         found = [await letters.letter(client, one) for one in wanted]

@@ -269,3 +269,60 @@ def test_entries_deleted_while_a_dead_consumer_held_them_are_let_go(clean):
     assert accepted == [kept]
     assert client.xpending("t:stream", "g")["pending"] == 0
     client.close()
+
+
+def test_after_a_restart_held_entries_are_read_once_then_wait_their_backoff(clean):
+    """A consumer restarted under its old name reads what it held once; one that fails
+    again waits for its retry instead of being re-read (each read counts a delivery)."""
+    client = redis.Redis.from_url(clean.redis_url)
+    client.xgroup_create("t:stream", "g", id="0", mkstream=True)
+    held = client.xadd("t:stream", {"n": "held"})
+    client.xreadgroup("g", "same-name", {"t:stream": ">"})  # then the process died
+    calls = []
+
+    async def handler(entries):
+        calls.append([entry_id for entry_id, _ in entries])
+        return {held: Failure("still broken")}
+
+    async def go():
+        async_client = aredis.Redis.from_url(clean.redis_url)
+        consumer = Consumer(
+            async_client, "t:stream", "g", "same-name", handler, retry_base=60, rand=lambda: 1.0
+        )
+        for _ in range(5):
+            await consumer.step(block_ms=10)
+        await async_client.aclose()
+
+    asyncio.run(go())
+    assert calls == [[held]]
+    (pending,) = client.xpending_range("t:stream", "g", "-", "+", 10)
+    assert pending["times_delivered"] == 2  # the first read and the recovery, nothing more
+    assert client.xlen(DLQ) == 0
+    client.close()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("show", "foo"),
+        ("list", "--after", "x-1"),
+        ("replay", "1-0", "bad"),
+        ("purge", "--yes", "?"),
+    ],
+)
+def test_dlq_cli_refuses_malformed_ids(clean, args):
+    run = dlq_cli(clean, *args)
+    assert run.returncode == 2
+    assert "Not a letter ID" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_replay_all_stops_at_the_letters_present_when_it_started(clean):
+    client = redis.Redis.from_url(clean.redis_url)
+    for code in ("a1x", "b2y"):
+        client.xadd(DLQ, {"code": code, "dlq:stream": STREAM, "dlq:id": "1-0", "dlq:error": "e"})
+    replayed = dlq_cli(clean, "replay", "--all")
+    assert "Replayed 2 letter(s)" in replayed.stdout
+    assert client.xlen(STREAM) == 2
+    assert client.xlen(DLQ) == 0
+    client.close()

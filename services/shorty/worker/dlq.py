@@ -8,6 +8,8 @@ consumer still recognises it) and removes the letter, both in one transaction.
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +27,7 @@ from shorty.worker.streams import (
     ORIGIN,
 )
 
+LETTER_ID = re.compile(r"\d{1,20}(-\d{1,20})?")  # a stream entry ID
 # Streams a letter may be replayed into (a damaged letter must not write elsewhere).
 REPLAYABLE = frozenset({"shorty:clicks", "shorty:events"})
 
@@ -81,11 +84,33 @@ def _letter(letter_id: bytes, raw: dict[bytes, bytes]) -> Letter:
     )
 
 
-async def letters(client: aredis.Redis, *, count: int = 100, after: str = "-") -> list[Letter]:
-    """The oldest ``count`` letters after ID ``after`` (exclusive unless "-")."""
+async def letters(
+    client: aredis.Redis, *, count: int = 100, after: str = "-", until: str = "+"
+) -> list[Letter]:
+    """The oldest ``count`` letters after ID ``after`` (exclusive unless "-"), up to
+    ``until`` (inclusive)."""
     start = after if after == "-" else f"({after}"
-    reply: Any = await client.xrange(DLQ, min=start, count=count)
+    reply: Any = await client.xrange(DLQ, min=start, max=until, count=count)
     return [_letter(letter_id, raw) for letter_id, raw in reply]
+
+
+async def last_id(client: aredis.Redis) -> str | None:
+    """The newest letter's ID: where a sweep over "all" letters stops, so letters
+    added meanwhile (a replayed entry failing again) are not swept up endlessly."""
+    reply: Any = await client.xrevrange(DLQ, count=1)
+    return reply[0][0].decode() if reply else None
+
+
+async def each_page(client: aredis.Redis) -> AsyncIterator[list[Letter]]:
+    """Every letter present now, 500 at a time."""
+    until = await last_id(client)
+    after = "-"
+    while until is not None:
+        page = await letters(client, count=500, after=after, until=until)
+        if not page:
+            return
+        yield page
+        after = page[-1].id
 
 
 async def letter(client: aredis.Redis, letter_id: str) -> Letter | None:
@@ -121,7 +146,7 @@ async def purge(client: aredis.Redis, ids: list[str] | None) -> int:
     """Delete these letters (None: all of them); return how many went."""
     if ids is not None:
         return int(await client.xdel(DLQ, *ids)) if ids else 0
-    purged = 0  # page by page: a letter added meanwhile is not swept away unseen
-    while page := await letters(client, count=500):
+    purged = 0  # what is there now: a letter added meanwhile is not swept away unseen
+    async for page in each_page(client):
         purged += int(await client.xdel(DLQ, *[one.id for one in page]))
     return purged

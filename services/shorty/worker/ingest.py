@@ -43,7 +43,7 @@ TRANSIENT_SQL = (
     asyncpg.LockNotAvailableError,
 )
 
-_COLUMNS = (
+STAGING_COLUMNS = (  # the staging table's, in the order of ClickIngester._record
     "stream_id",
     "code",
     "url_id",
@@ -219,7 +219,9 @@ class ClickIngester:
         records = [self._record(click) for click in clicks]
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(_PREPARE)
-            await conn.copy_records_to_table("click_staging", records=records, columns=_COLUMNS)
+            await conn.copy_records_to_table(
+                "click_staging", records=records, columns=STAGING_COLUMNS
+            )
             await conn.execute(_MOVE)
             stored = int(await conn.fetchval("SELECT count(*) FROM click_new"))
         CLICKS_INGESTED.inc(stored)

@@ -89,11 +89,12 @@ class Consumer:
         self.max_deliveries = max_deliveries
         self._claim_idle_ms = claim_idle_ms
         self._retry_base = retry_base
-        self._retry_cap = retry_cap
+        # A retry must come before the entry looks abandoned to the other consumers.
+        self._retry_cap = min(retry_cap, claim_idle_ms / 1000 / 2)
         self._rand = rand
         self._inflight: list[Entry] | None = None
         self._retry_at: dict[bytes, float] = {}  # failed entry -> when to try it again
-        self._recover = True  # first read what this name held before a restart
+        self._recover: bytes | str | None = "0"  # what this name held before a restart
         self._next_claim = 0.0
 
     async def ensure_group(self) -> None:
@@ -122,21 +123,24 @@ class Consumer:
         return max(0.0, min(self._retry_at.values()) - time.monotonic())
 
     async def _next(self, block_ms: int) -> list[Entry]:
-        if self._recover:
+        if self._recover is not None:
+            # One pass over what this name held before a restart, page by page (each
+            # read counts a delivery, so an entry is read once, not until it is gone).
             reply: Any = await self._redis.xreadgroup(
-                self.group, self.name, {self.stream: "0"}, count=self.batch
+                self.group, self.name, {self.stream: self._recover}, count=self.batch
             )
-            entries = await self._present(reply[0][1] if reply else [])
+            held = reply[0][1] if reply else []
+            self._recover = held[-1][0] if held else None
+            entries = [e for e in await self._present(held) if e[0] not in self._retry_at]
             if entries:
                 return entries
-            self._recover = False
         due = [i for i, at in self._retry_at.items() if at <= time.monotonic()][: self.batch]
         if due:
-            for entry_id in due:
-                del self._retry_at[entry_id]
             claimed: Any = await self._redis.xclaim(
                 self.stream, self.group, self.name, min_idle_time=0, message_ids=list[Any](due)
             )
+            for entry_id in due:  # claimed now: its next failure schedules it again
+                del self._retry_at[entry_id]
             entries = await self._present(claimed, expected=due)
             if entries:
                 return entries

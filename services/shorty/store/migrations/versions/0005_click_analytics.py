@@ -66,7 +66,8 @@ END
 $$;
 
 SELECT shorty_click_partition(m)
-FROM (SELECT DISTINCT date_trunc('month', occurred_at) AS m FROM clicks_unpartitioned) AS months;
+FROM (SELECT DISTINCT date_trunc('month', occurred_at, 'UTC') AS m FROM clicks_unpartitioned)
+    AS months;
 SELECT shorty_click_partition(now());
 
 INSERT INTO clicks (stream_id, url_id, occurred_at, referrer_host, user_agent, visitor_hash,
@@ -123,6 +124,13 @@ FROM (
 CROSS JOIN LATERAL (VALUES ('', ''), ('referrer', coalesce(c.referrer_host, '')))
     AS d (dimension, value)
 GROUP BY 1, 2, 3, 4, 5;
+
+-- The visitors already counted today and yesterday, so their next click is not new.
+INSERT INTO click_visitors (url_id, day, visitor_hash)
+SELECT DISTINCT url_id, (occurred_at AT TIME ZONE 'UTC')::date, visitor_hash
+FROM clicks
+WHERE visitor_hash IS NOT NULL
+  AND occurred_at >= date_trunc('day', now(), 'UTC') - interval '1 day';
 """
 
 DOWNGRADE = """
