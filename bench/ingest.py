@@ -105,7 +105,7 @@ async def raw_copy(pool: asyncpg.Pool, clicks: list[dict[str, str]]) -> float:
     """Clicks per second of one COPY of the finished rows."""
     ingester = ClickIngester(pool)
     parsed = [parse_entry(f"{i + 1}-0".encode(), _bytes(c)) for i, c in enumerate(clicks)]
-    await ingester._ensure_partitions(parsed)
+    await ingester.ensure_partitions(parsed)
     ids = {f"bench{n:05d}": n for n in range(1, LINKS + 1)}
     rows = []
     for click in parsed:
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         migrate.upgrade(database_url)
         row = asyncio.run(measure(database_url, redis_url, args.clicks, args.rounds))
     finally:
-        asyncio.run(_drop(admin_url, name))
+        asyncio.run(embedded.drop_database(admin_url, name))
         servers.stop()
     verdict = "met" if float(row["ratio"]) >= TARGET else "NOT met"  # type: ignore[arg-type]
     print(
@@ -257,14 +257,6 @@ def main(argv: list[str] | None = None) -> None:
     results.mkdir(exist_ok=True)
     payload = {"when": datetime.now(UTC).isoformat(timespec="seconds"), **row}
     (results / "ingest.json").write_text(json.dumps(payload, indent=2) + "\n")
-
-
-async def _drop(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 if __name__ == "__main__":

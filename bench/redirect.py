@@ -85,13 +85,8 @@ def codes_for(count: int, seed: int) -> list[str]:
 
 
 async def seed_database(admin_url: str, name: str, codes: list[str]) -> str:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = embedded.with_database(admin_url, name)
+    await embedded.drop_database(admin_url, name)
+    url = await embedded.ensure_database(admin_url, name)
     await asyncio.to_thread(migrate.upgrade, url)
     conn = await asyncpg.connect(url)
     try:

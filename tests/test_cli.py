@@ -108,7 +108,7 @@ def test_unmigrated_database_says_to_migrate(stack, monkeypatch):
     import secrets
 
     from shorty import embedded
-    from tests.conftest import drop_database
+    from shorty.embedded import drop_database
 
     name = f"shorty_bare_{secrets.token_hex(4)}"
     url = asyncio.run(embedded.ensure_database(stack.admin_url, name))

@@ -6,10 +6,10 @@ import asyncio
 import functools
 import gc
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 import click
@@ -53,19 +53,30 @@ def data_dir_option(func: F) -> F:
 
 
 @contextmanager
-def database_url(config: Settings, data_dir: Path) -> Iterator[str]:
-    """SHORTY_DATABASE_URL, or the embedded server under ``data_dir`` (started if needed)."""
-    if config.database_url is not None:
-        yield config.database_url.get_secret_value()
+def server_url(
+    config: Settings, data_dir: Path, kind: Literal["database", "redis"]
+) -> Iterator[str]:
+    """SHORTY_DATABASE_URL / SHORTY_REDIS_URL, or else the embedded server under
+    ``data_dir`` (started if needed, and stopped after unless another process such as
+    `shorty dev` still uses it)."""
+    given = config.database_url if kind == "database" else config.redis_url
+    if given is not None:
+        yield given.get_secret_value()
         return
     try:
-        server, url = embedded.start_database(data_dir)
+        servers = embedded.start(data_dir, postgres=kind == "database", redis=kind == "redis")
     except embedded.EmbeddedUnavailable as exc:
-        raise click.ClickException(f"SHORTY_DATABASE_URL is not set and {exc}") from None
+        raise click.ClickException(f"SHORTY_{kind.upper()}_URL is not set and {exc}") from None
     try:
+        url = servers.database_url or servers.redis_url
+        assert url is not None
         yield url
     finally:
-        server.cleanup()  # stops it only if no other process (e.g. `shorty dev`) uses it
+        servers.stop()
+
+
+def database_url(config: Settings, data_dir: Path) -> AbstractContextManager[str]:
+    return server_url(config, data_dir, "database")
 
 
 def domain_errors(func: F) -> F:
@@ -354,23 +365,6 @@ def apikey_revoke(key: str, data_dir: Path) -> None:
         click.echo(asyncio.run(revoke(url)))
 
 
-@contextmanager
-def redis_url(config: Settings, data_dir: Path) -> Iterator[str]:
-    """SHORTY_REDIS_URL, or the embedded Redis under ``data_dir`` (started if needed)."""
-    if config.redis_url is not None:
-        yield config.redis_url.get_secret_value()
-        return
-    try:
-        servers = embedded.start(data_dir, postgres=False)
-    except embedded.EmbeddedUnavailable as exc:
-        raise click.ClickException(f"SHORTY_REDIS_URL is not set and {exc}") from None
-    try:
-        assert servers.redis_url is not None
-        yield servers.redis_url
-    finally:
-        servers.stop()
-
-
 def with_redis(data_dir: Path, action: Callable[[Any], Any]) -> Any:
     """Run ``action(client)`` on an asyncio Redis client; a connection failure becomes
     a one-line message."""
@@ -385,7 +379,7 @@ def with_redis(data_dir: Path, action: Callable[[Any], Any]) -> Any:
         finally:
             await client.aclose()
 
-    with redis_url(settings(), data_dir) as url:
+    with server_url(settings(), data_dir, "redis") as url:
         try:
             return asyncio.run(run(url))
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:

@@ -81,6 +81,15 @@ async def ensure_database(admin_url: str, name: str) -> str:
     return with_database(admin_url, name)
 
 
+async def drop_database(admin_url: str, name: str) -> None:
+    """Drop database ``name`` (its sessions closed first) if it exists."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 def with_database(url: str, name: str) -> str:
     """``url`` with its database path replaced by ``name``; the query (socket host) kept."""
     head, _, rest = url.partition("://")

@@ -4,12 +4,7 @@ no 5xx, and every answer conforms to the OpenAPI document."""
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 import schemathesis
@@ -17,60 +12,34 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
 from shorty import embedded
+from shorty.embedded import drop_database
 from shorty.store import migrate
-from tests.conftest import drop_database
-from tests.e2e.test_dev import free_port
+from tests.e2e.processes import Service, service_env
 
 KEY = "schemathesis-admin-key-" + secrets.token_hex(8)
 
 
 @pytest.fixture(scope="module")
-def live_api(stack):
+def live_api(stack, tmp_path_factory):
     name = f"shorty_st_{secrets.token_hex(4)}"
     url = asyncio.run(embedded.ensure_database(stack.admin_url, name))
     migrate.upgrade(url)
-    port = free_port()
-    env = {
-        **os.environ,
-        "SHORTY_DATABASE_URL": url,
-        "SHORTY_REDIS_URL": stack.redis_url,
-        "SHORTY_INITIAL_API_KEY": KEY,
-        "SHORTY_LIMIT_PER_KEY": "off",
-        "SHORTY_LIMIT_PER_USER": "off",
-        "SHORTY_LIMIT_PER_IP": "off",
-        "SHORTY_LOGIN_LIMIT_PER_IP": "off",
-        "SHORTY_LOGIN_LIMIT_PER_EMAIL": "off",
-        "SHORTY_ACCESS_LOG": "false",
-        "SHORTY_JWT_SECRET": "schemathesis-jwt-secret-0123456789abcdef",
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "shorty",
-            "serve",
-            "api",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    env = service_env(
+        url,
+        stack.redis_url,
+        SHORTY_INITIAL_API_KEY=KEY,
+        SHORTY_LIMIT_PER_KEY="off",
+        SHORTY_LIMIT_PER_USER="off",
+        SHORTY_LIMIT_PER_IP="off",
+        SHORTY_LOGIN_LIMIT_PER_IP="off",
+        SHORTY_LOGIN_LIMIT_PER_EMAIL="off",
+        SHORTY_JWT_SECRET="schemathesis-jwt-secret-0123456789abcdef",
     )
-    base = f"http://127.0.0.1:{port}"
+    server = Service("api", env, tmp_path_factory.mktemp("schemathesis") / "api.log")
     try:
-        for _ in range(100):  # bounded wait: 10 s
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=1):  # noqa: S310
-                    break
-            except OSError:
-                time.sleep(0.1)
-        yield base
+        yield f"http://127.0.0.1:{server.port}"
     finally:
-        server.terminate()
-        server.wait(30)
+        server.stop()
         asyncio.run(drop_database(stack.admin_url, name))
 
 

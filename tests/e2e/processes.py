@@ -137,11 +137,13 @@ class Service:
         self._log.close()
 
 
-def get(port: int, path: str, method: str = "GET") -> tuple[int, bytes]:
+def get(port: int, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    """Status, headers (lower-case names) and body of one request to 127.0.0.1."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.request(method, path)
         response = conn.getresponse()
-        return response.status, response.read()
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, headers, response.read()
     finally:
         conn.close()

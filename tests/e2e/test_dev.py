@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from shorty.dev import any_free_port
 from tests.conftest import ROOT
 from tests.helpers import scalar
 
@@ -25,9 +26,7 @@ pytestmark = pytest.mark.e2e
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return any_free_port("127.0.0.1")
 
 
 class Dev:

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from shorty import embedded
+from shorty.embedded import drop_database
 from shorty.store import migrate
-from tests.conftest import drop_database
 from tests.helpers import query, scalar
 
 TABLES = [

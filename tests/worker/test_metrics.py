@@ -64,7 +64,7 @@ def test_the_worker_serves_its_metrics(settings, clean):
         for _ in range(100):  # bounded: 10 s for the first observation
             await asyncio.sleep(0.1)
             try:
-                status, body = await asyncio.to_thread(get, port, "/metrics")
+                status, _, body = await asyncio.to_thread(get, port, "/metrics")
             except OSError:
                 continue
             if b'shorty_stream_pending{group="ingest",stream="shorty:clicks"}' in body:

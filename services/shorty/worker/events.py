@@ -112,13 +112,9 @@ class CacheUpdater:
                 failures[entry_id] = Failure(f"not a link event: {exc}", permanent=True)
         # Redis errors propagate: the batch is handed over again once Redis is back.
         await self._cache.invalidate_many(list(dict.fromkeys(codes)))
-        for entry_id, fields in entries:
-            if entry_id not in failures and fields.get(b"traceparent"):
-                log.debug(
-                    "applied %s",
-                    fields.get(b"type", b"?").decode(errors="replace"),
-                    extra={"traceparent": fields[b"traceparent"].decode(errors="replace")},
-                )
+        if log.isEnabledFor(logging.DEBUG):  # the traces the events belong to
+            traces = [f.get(b"traceparent", b"").decode(errors="replace") for _, f in entries]
+            log.debug("applied %d link events", len(entries), extra={"traceparents": traces})
         return failures
 
 

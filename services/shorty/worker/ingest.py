@@ -215,7 +215,7 @@ class ClickIngester:
 
     async def store(self, clicks: list[Click]) -> int:
         """Store ``clicks`` in one transaction; return how many were new."""
-        await self._ensure_partitions(clicks)
+        await self.ensure_partitions(clicks)
         records = [self._record(click) for click in clicks]
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(_PREPARE)
@@ -244,7 +244,7 @@ class ClickIngester:
             self._geoip.country(click.network),
         )
 
-    async def _ensure_partitions(self, clicks: list[Click]) -> None:
+    async def ensure_partitions(self, clicks: list[Click]) -> None:
         missing = {(c.occurred_at.year, c.occurred_at.month) for c in clicks} - self._months
         for year, month in sorted(missing):
             await self._pool.execute(

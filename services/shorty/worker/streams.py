@@ -134,10 +134,11 @@ class Consumer:
             entries = [e for e in await self._present(held) if e[0] not in self._retry_at]
             if entries:
                 return entries
-        due = [i for i, at in self._retry_at.items() if at <= time.monotonic()][: self.batch]
+        now = time.monotonic()
+        due: list[Any] = [i for i, at in self._retry_at.items() if at <= now][: self.batch]
         if due:
             claimed: Any = await self._redis.xclaim(
-                self.stream, self.group, self.name, min_idle_time=0, message_ids=list[Any](due)
+                self.stream, self.group, self.name, min_idle_time=0, message_ids=due
             )
             for entry_id in due:  # claimed now: its next failure schedules it again
                 del self._retry_at[entry_id]
