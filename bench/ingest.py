@@ -7,15 +7,18 @@ hashes) into the partitioned ``clicks`` table of a fresh database:
   ``copy_records_to_table`` call: the fastest way PostgreSQL takes them, with
   nothing else done;
 - worker: the clicks as the redirect writes them to ``shorty:clicks``, read by
-  the real consumer (``ClickIngester`` + ``Consumer``) in its batches of 500 and
-  stored with everything it does: parse, enrich (ua-parser cache cleared first),
-  COPY into staging, dedupe by stream ID, rollups, daily visitors,
-  ``click_count``, acknowledge.
+  the real consumers (``ClickIngester`` + ``Consumer``, as many as a worker
+  runs) in their batches of 500 and stored with everything they do: parse,
+  enrich (ua-parser cache cleared first), COPY the raw rows (marked with the
+  storing transaction), ``click_count``, acknowledge; while the rollup
+  aggregator runs beside them on the worker's interval, as in the worker. The
+  ingest rate is clicks over the time until every click is stored and counted;
+  "rolled up" is over the time until the statistics hold them all too.
 
-A third figure, "store only", hands the same clicks, already parsed, to the
-worker's transaction (``ClickIngester.store``, batches of 500, one at a time):
-what PostgreSQL spends without Redis and parsing, i.e. the ceiling of this
-storage design on this machine.
+Two more figures take the parts alone: "store only" hands the same clicks,
+already parsed, to ``ClickIngester.store`` (batches of 500, one at a time; no
+Redis, no parsing, no aggregator), and "aggregator" rolls up all of them at
+once afterwards (``Aggregator.drain``): what PostgreSQL spends on each half.
 
 Rounds alternate and the medians are compared; target: the worker at >= 0.5 of
 raw COPY. Writes bench/results/ingest.json.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -43,7 +47,8 @@ from shorty.redirect.clicks import STREAM
 from shorty.settings import Settings
 from shorty.store import migrate
 from shorty.worker.enrich import GeoIP, describe_agent
-from shorty.worker.ingest import STAGING_COLUMNS, ClickIngester, parse_entry
+from shorty.worker.ingest import CLICK_COLUMNS, ClickIngester, parse_entry
+from shorty.worker.rollup import Aggregator
 from shorty.worker.streams import Consumer
 
 HERE = Path(__file__).resolve().parent
@@ -109,27 +114,14 @@ async def raw_copy(pool: asyncpg.Pool, clicks: list[dict[str, str]]) -> float:
     ids = {f"bench{n:05d}": n for n in range(1, LINKS + 1)}
     rows = []
     for click in parsed:
-        agent = describe_agent(click.user_agent)
-        rows.append(
-            (
-                click.stream_id,
-                ids[click.code],
-                click.occurred_at,
-                click.referrer_host or None,
-                click.user_agent or None,
-                click.visitor_hash or None,
-                agent.is_bot,
-                agent.browser,
-                agent.os,
-                agent.device,
-                None,
-            )
-        )
-    columns = tuple(c for c in STAGING_COLUMNS if c != "code")  # the raw table takes the link id
+        row = ingester.row(click)
+        rows.append((row[0], ids[click.code], *row[2:], 1))  # + ingest_xact, as the worker
     await reset(pool)
     async with pool.acquire() as conn:
         started = time.perf_counter()
-        await conn.copy_records_to_table("clicks", records=rows, columns=columns)
+        await conn.copy_records_to_table(
+            "clicks", records=rows, columns=(*CLICK_COLUMNS, "ingest_xact")
+        )
         elapsed = time.perf_counter() - started
     assert await pool.fetchval("SELECT count(*) FROM clicks") == len(clicks)
     return len(clicks) / elapsed
@@ -137,9 +129,10 @@ async def raw_copy(pool: asyncpg.Pool, clicks: list[dict[str, str]]) -> float:
 
 async def worker(
     pool: asyncpg.Pool, client: aredis.Redis, clicks: list[dict[str, str]], consumers: int
-) -> float:
+) -> tuple[float, float]:
     """Clicks per second of the real consumers (as many as a worker runs) draining the
-    stream."""
+    stream with the aggregator running beside them: until all are stored and counted,
+    and until all are rolled up too."""
     await reset(pool)
     await client.delete(STREAM)
     async with client.pipeline(transaction=False) as pipe:
@@ -148,6 +141,8 @@ async def worker(
         await pipe.execute()
     describe_agent.cache_clear()
     ingester = ClickIngester(pool, GeoIP(None))
+    aggregator = Aggregator(pool)
+    interval = Settings.model_fields["rollup_interval"].default  # as the worker runs it
     group = [ingester.consumer(client, f"bench-{i}") for i in range(consumers)]
     await group[0].ensure_group()
     handled = 0
@@ -158,26 +153,42 @@ async def worker(
             step = await consumer.step(block_ms=50)  # awaited first: the others add too
             handled += step
 
+    async def roll_up(stored: asyncio.Event) -> None:
+        while not stored.is_set():
+            if not (await aggregator.step()).behind:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stored.wait(), interval)
+        await aggregator.drain()  # the clicks stored since its last step
+
+    stored = asyncio.Event()
     started = time.perf_counter()
+    rolling = asyncio.create_task(roll_up(stored))
     await asyncio.gather(*(drain(consumer) for consumer in group))
-    elapsed = time.perf_counter() - started
-    stored = await pool.fetchval("SELECT sum(click_count) FROM urls")
-    assert stored == len(clicks), (stored, len(clicks))
-    return len(clicks) / elapsed
+    ingested = time.perf_counter() - started
+    stored.set()
+    await rolling
+    rolled = time.perf_counter() - started
+    counted = await pool.fetchval("SELECT sum(click_count) FROM urls")
+    in_rollups = await pool.fetchval("SELECT sum(clicks) FROM click_rollups WHERE dimension = ''")
+    assert counted == in_rollups == len(clicks), (counted, in_rollups, len(clicks))
+    return len(clicks) / ingested, len(clicks) / rolled
 
 
-async def store_only(pool: asyncpg.Pool, clicks: list[dict[str, str]]) -> float:
-    """Clicks per second of the worker's transaction alone (parsed clicks handed to
-    ``ClickIngester.store`` in batches of 500, one at a time): no Redis, no parsing;
-    what PostgreSQL itself spends on the raw rows, rollups, visitors and counts."""
+async def store_only(pool: asyncpg.Pool, clicks: list[dict[str, str]]) -> tuple[float, float]:
+    """Clicks per second of the two halves alone: the ingester's transaction (parsed
+    clicks handed to ``ClickIngester.store`` in batches of 500, one at a time; no
+    Redis, no parsing), then the aggregator rolling them all up."""
     ingester = ClickIngester(pool, GeoIP(None))
     parsed = [parse_entry(f"{i + 1}-0".encode(), _bytes(c)) for i, c in enumerate(clicks)]
     await reset(pool)
     started = time.perf_counter()
     for start in range(0, len(parsed), 500):
         await ingester.store(parsed[start : start + 500])
-    elapsed = time.perf_counter() - started
-    return len(clicks) / elapsed
+    stored = time.perf_counter() - started
+    started = time.perf_counter()
+    assert await Aggregator(pool).drain() == len(clicks)
+    rolled = time.perf_counter() - started
+    return len(clicks) / stored, len(clicks) / rolled
 
 
 def _bytes(click: dict[str, str]) -> dict[bytes, bytes]:
@@ -196,7 +207,9 @@ async def measure(database_url: str, redis_url: str, count: int, rounds: int) ->
         )
         clicks = make_clicks(count)
         await worker(pool, client, clicks[:2000], consumers)  # warm-up: plans, partitions
-        copy_rates, worker_rates, store_rates = [], [], []
+        copy_rates: list[float] = []
+        worker_rates: list[tuple[float, float]] = []
+        store_rates: list[tuple[float, float]] = []
         for _ in range(rounds):
             copy_rates.append(await raw_copy(pool, clicks))
             worker_rates.append(await worker(pool, client, clicks, consumers))
@@ -205,8 +218,11 @@ async def measure(database_url: str, redis_url: str, count: int, rounds: int) ->
         await client.delete(STREAM)
         await client.aclose()
         await pool.close()
-    copy_rate, worker_rate = statistics.median(copy_rates), statistics.median(worker_rates)
-    store_rate = statistics.median(store_rates)
+    copy_rate = statistics.median(copy_rates)
+    worker_rate = statistics.median(r[0] for r in worker_rates)
+    rolled_rate = statistics.median(r[1] for r in worker_rates)
+    store_rate = statistics.median(r[0] for r in store_rates)
+    aggregator_rate = statistics.median(r[1] for r in store_rates)
     return {
         "clicks": count,
         "rounds": rounds,
@@ -214,12 +230,17 @@ async def measure(database_url: str, redis_url: str, count: int, rounds: int) ->
         "raw_copy_per_s": round(copy_rate),
         "worker_per_s": round(worker_rate),
         "ratio": round(worker_rate / copy_rate, 3),
+        "rolled_up_per_s": round(rolled_rate),
+        "rolled_up_ratio": round(rolled_rate / copy_rate, 3),
         "store_only_per_s": round(store_rate),
         "store_only_ratio": round(store_rate / copy_rate, 3),
+        "aggregator_per_s": round(aggregator_rate),
         "target": TARGET,
         "raw_copy_rounds": [round(r) for r in copy_rates],
-        "worker_rounds": [round(r) for r in worker_rates],
-        "store_only_rounds": [round(r) for r in store_rates],
+        "worker_rounds": [round(r[0]) for r in worker_rates],
+        "rolled_up_rounds": [round(r[1]) for r in worker_rates],
+        "store_only_rounds": [round(r[0]) for r in store_rates],
+        "aggregator_rounds": [round(r[1]) for r in store_rates],
     }
 
 
@@ -246,12 +267,14 @@ def main(argv: list[str] | None = None) -> None:
         servers.stop()
     verdict = "met" if float(row["ratio"]) >= TARGET else "NOT met"  # type: ignore[arg-type]
     print(
-        f"{'clicks':>8}{'raw COPY/s':>12}{'worker/s':>10}{'ratio':>7}"
-        f"{'store only/s':>14}{'ratio':>7}  target >= {TARGET}"
+        f"{'clicks':>8}{'raw COPY/s':>12}{'worker/s':>10}{'ratio':>7}{'rolled up/s':>13}"
+        f"{'ratio':>7}{'store only/s':>14}{'ratio':>7}{'aggregator/s':>14}  target >= {TARGET}"
     )
     print(
         f"{row['clicks']:>8}{row['raw_copy_per_s']:>12}{row['worker_per_s']:>10}"
-        f"{row['ratio']:>7}{row['store_only_per_s']:>14}{row['store_only_ratio']:>7}  {verdict}"
+        f"{row['ratio']:>7}{row['rolled_up_per_s']:>13}{row['rolled_up_ratio']:>7}"
+        f"{row['store_only_per_s']:>14}{row['store_only_ratio']:>7}"
+        f"{row['aggregator_per_s']:>14}  {verdict}"
     )
     results = HERE / "results"
     results.mkdir(exist_ok=True)

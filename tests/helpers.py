@@ -10,6 +10,7 @@ import asyncpg
 from shorty.core.accounts import DEFAULT_SCOPES
 from shorty.store.keys import KeyStore
 from shorty.store.users import UserStore
+from shorty.worker.rollup import Aggregator
 
 
 def query(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
@@ -26,6 +27,20 @@ def query(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
 def scalar(database_url: str, sql: str, *args: Any) -> Any:
     rows = query(database_url, sql, *args)
     return rows[0][0] if rows else None
+
+
+def roll_up(database_url: str) -> int:
+    """Roll up every click stored so far, as the worker's aggregator does; return how
+    many."""
+
+    async def go() -> int:
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+        try:
+            return await Aggregator(pool).drain()
+        finally:
+            await pool.close()
+
+    return asyncio.run(go())
 
 
 def user_with_key(

@@ -146,6 +146,12 @@ class Settings(BaseSettings):
     outbox_retention_days: int = Field(
         7, ge=1, le=3650, description="Days published link events stay in the outbox table."
     )
+    rollup_interval: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="Seconds between rollups of new clicks: how far statistics lag behind.",
+    )
     click_retention_days: int = Field(
         395, ge=0, le=36_500, description="Days raw clicks are kept (0: forever); rollups stay."
     )

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from shorty.worker.ingest import Click, ClickIngester
+from shorty.worker.rollup import Aggregator
 from tests.api.test_openapi import conforms
 from tests.api.test_shorten import problem
 from tests.api.test_urls import shorten
@@ -49,6 +50,7 @@ def ingest(database_url, *clicks):
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
         try:
             assert await ClickIngester(pool).store(list(clicks)) == len(clicks)
+            assert await Aggregator(pool).drain() == len(clicks)
         finally:
             await pool.close()
 

@@ -118,6 +118,11 @@ def test_every_redirect_is_counted_once_through_a_worker_kill_and_a_redis_restar
         }, events
         assert scalar(clean.database_url, "SELECT count(*) FROM clicks") == TOTAL
         rolled = "SELECT sum(clicks) FROM click_rollups WHERE dimension = ''"
+        for _ in range(100):  # bounded: 10 s for the worker's aggregator to roll them up
+            if scalar(clean.database_url, rolled) == TOTAL:
+                break
+            time.sleep(0.1)
+        time.sleep(1.5)  # a step past the interval: anything rolled up twice would show now
         assert scalar(clean.database_url, rolled) == TOTAL
         check = redis.Redis.from_url(store.url)
         assert check.xlen(DLQ) == 0

@@ -16,6 +16,7 @@ from tests.helpers import query, scalar
 TABLES = [
     "alembic_version",
     "api_keys",
+    "click_rollup_progress",
     "click_rollups",
     "click_visitors",
     "clicks",
@@ -54,7 +55,7 @@ def test_upgrade_rerun_downgrade_upgrade(empty_db):
     assert tables(empty_db) == []
     migrate.upgrade(empty_db)
     assert tables(empty_db) == TABLES
-    assert scalar(empty_db, "SELECT version_num FROM alembic_version") == "0005"
+    assert scalar(empty_db, "SELECT version_num FROM alembic_version") == "0006"
     schema = query(empty_db, SCHEMA)
 
     migrate.upgrade(empty_db)  # nothing to do

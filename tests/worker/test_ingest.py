@@ -13,7 +13,7 @@ from shorty.worker.enrich import GeoIP
 from shorty.worker.ingest import GROUP, ClickIngester, NotAClick, parse_entry
 from shorty.worker.main import run_worker
 from shorty.worker.streams import DLQ
-from tests.helpers import query, scalar
+from tests.helpers import query, roll_up, scalar
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
 IPHONE = (
@@ -99,6 +99,8 @@ def test_rollups_hold_clicks_and_first_visits_per_dimension(clean):
     add_clicks(clean.redis_url, "rolled", 1, ts="1767229200000")
     add_clicks(clean.redis_url, "rolled", 1, vh="ffff0000", ref="", ua=IPHONE)
     assert with_consumer(clean, one_step) == 4
+    assert scalar(clean.database_url, "SELECT count(*) FROM click_rollups") == 0  # not yet
+    assert roll_up(clean.database_url) == 4
     rows = query(
         clean.database_url,
         "SELECT to_char(hour AT TIME ZONE 'UTC', 'HH24') AS h, dimension, value, clicks, visitors"
@@ -116,6 +118,7 @@ def test_rollups_hold_clicks_and_first_visits_per_dimension(clean):
     # The same visitor on a later batch of the same day is still not new.
     add_clicks(clean.redis_url, "rolled", 1, ts="1767232800000")
     assert with_consumer(clean, one_step) == 1
+    assert roll_up(clean.database_url) == 1
     assert (
         scalar(
             clean.database_url,
@@ -139,6 +142,7 @@ def test_redelivered_entries_are_counted_once(clean):
     assert with_consumer(clean, twice) == ({}, {})
     assert count_of(clean.database_url, "once") == 2
     assert scalar(clean.database_url, "SELECT count(*) FROM clicks") == 2
+    assert roll_up(clean.database_url) == 2
     assert (
         scalar(clean.database_url, "SELECT sum(clicks) FROM click_rollups WHERE dimension=''") == 2
     )

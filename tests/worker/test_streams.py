@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 import redis
 import redis.asyncio as aredis
+from redis.exceptions import ResponseError
 
 from shorty.redirect.clicks import STREAM
 from shorty.worker.ingest import GROUP
@@ -325,4 +326,67 @@ def test_replay_all_stops_at_the_letters_present_when_it_started(clean):
     assert "Replayed 2 letter(s)" in replayed.stdout
     assert client.xlen(STREAM) == 2
     assert client.xlen(DLQ) == 0
+    client.close()
+
+
+def test_a_command_redis_refuses_fails_the_entries_instead_of_stalling(clean):
+    """WRONGTYPE and the like will not pass with time: the entries are retried and
+    buried like any failure, not handed over forever as if Redis were away."""
+    client = redis.Redis.from_url(clean.redis_url)
+    client.xgroup_create("t:stream", "g", id="0", mkstream=True)
+    (entry,) = [client.xadd("t:stream", {"n": "1"})]
+    calls = []
+
+    async def handler(entries):
+        calls.append(len(entries))
+        raise ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
+
+    async def go():
+        async_client = aredis.Redis.from_url(clean.redis_url)
+        consumer = Consumer(
+            async_client, "t:stream", "g", "c1", handler, max_deliveries=2, retry_base=0.001
+        )
+        for _ in range(200):  # bounded: each retry is due within 2 ms
+            await consumer.step(block_ms=10)
+            if await async_client.xlen(DLQ):
+                break
+        await async_client.aclose()
+
+    asyncio.run(go())
+    assert calls == [1, 1]
+    (letter,) = client.xrange(DLQ)
+    assert letter[1][b"dlq:id"] == entry
+    assert letter[1][b"dlq:error"].startswith(b"ResponseError: WRONGTYPE")
+    client.close()
+
+
+def test_claims_go_on_where_the_last_scan_stopped(clean):
+    """Redis looks at count x 10 pending entries per claim: with a live consumer's
+    entries in front, a scan that began at the start each time would never reach
+    the dead consumer's entries behind them."""
+    client = redis.Redis.from_url(clean.redis_url)
+    client.xgroup_create("t:stream", "g", id="0", mkstream=True)
+    live = [client.xadd("t:stream", {"n": str(i)}) for i in range(25)]
+    client.xreadgroup("g", "busy", {"t:stream": ">"})  # fresh: not claimable
+    dead = [client.xadd("t:stream", {"n": str(i)}) for i in range(3)]
+    client.xreadgroup("g", "dead", {"t:stream": ">"})
+    client.xclaim("t:stream", "g", "dead", 0, dead, idle=60_000)  # idle for a minute
+    seen = []
+
+    async def handler(entries):
+        seen.extend(entry_id for entry_id, _ in entries)
+        return {}
+
+    async def go():
+        async_client = aredis.Redis.from_url(clean.redis_url)
+        consumer = Consumer(async_client, "t:stream", "g", "alive", handler, claim_idle_ms=30_000)
+        consumer.batch = 2
+        for _ in range(4):
+            consumer._next_claim = 0.0  # a claim scan on every step
+            await consumer.step(block_ms=10)
+        await async_client.aclose()
+
+    asyncio.run(go())
+    assert seen == dead
+    assert client.xpending("t:stream", "g")["pending"] == len(live)
     client.close()

@@ -72,6 +72,12 @@ OUTBOX_PUBLISHED = Counter(
     "shorty_outbox_published_total", "Outbox events published to the events stream."
 )
 OUTBOX_WAITING = Gauge("shorty_outbox_unpublished", "Outbox events not yet published.")
+CLICKS_ROLLED_UP = Counter(
+    "shorty_clicks_rolled_up_total", "Clicks folded into the hourly rollups by the aggregator."
+)
+ROLLUP_WAITING = Gauge(
+    "shorty_rollup_waiting_clicks", "Clicks stored but not yet in the rollups (the stats lag)."
+)
 
 
 async def metrics(request: Request) -> Response:

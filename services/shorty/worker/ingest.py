@@ -1,25 +1,27 @@
-"""Click ingestion: ``shorty:clicks`` entries -> ``clicks`` rows, rollups, ``click_count``.
+"""Click ingestion: ``shorty:clicks`` entries -> ``clicks`` rows and ``click_count``.
 
-A batch is enriched (browser, OS, device, bot, country), copied into a
-temporary table with COPY, and moved from there in one transaction: raw rows
-into the month's partition, one rollup row per link, hour and dimension value,
-the day's new visitors, and ``urls.click_count``. The consumer acknowledges the
-entries only after that commits. The raw row's key is the entry's stream ID
-(its first ID, for a replayed entry), so an entry delivered twice counts once.
+A batch is enriched (browser, OS, device, bot, country) and stored in one
+transaction: the raw rows into their month's partition with COPY, each marked
+with the transaction's ID (``ingest_xact``: how the rollup aggregator finds
+them, see ``shorty.worker.rollup``), and ``urls.click_count``. The consumer
+acknowledges the entries only after that commits. The raw row's key is the
+entry's stream ID (its first ID, for a replayed entry), so an entry delivered
+twice counts once: a batch that meets a click stored before is rolled back and
+stored again through a staging table that keeps only the new clicks.
 
 An entry that is not a click is a permanent failure (dead-letter stream at
 once); a click PostgreSQL refuses fails on its own, after the batch is retried
 one click at a time, and goes to the dead letters after its last delivery.
 A click for a link deleted since is dropped without a trace, like the link's
-other clicks.
+other clicks; so is one older than the click retention (see ``_recent``).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
 import asyncpg
 import redis.asyncio as aredis
@@ -29,6 +31,7 @@ from shorty.obs.metrics import CLICKS_INGESTED
 from shorty.redirect.clicks import STREAM
 from shorty.store.errors import UNAVAILABLE
 from shorty.worker.enrich import GeoIP, describe_agent
+from shorty.worker.retention import month_after
 from shorty.worker.streams import Consumer, Entry, Failure, entry_origin
 
 log = logging.getLogger(__name__)
@@ -43,9 +46,8 @@ TRANSIENT_SQL = (
     asyncpg.LockNotAvailableError,
 )
 
-STAGING_COLUMNS = (  # the staging table's, in the order of ClickIngester._record
+CLICK_COLUMNS = (  # the raw table's, in the order of ClickIngester.row (+ ingest_xact)
     "stream_id",
-    "code",
     "url_id",
     "occurred_at",
     "referrer_host",
@@ -57,72 +59,42 @@ STAGING_COLUMNS = (  # the staging table's, in the order of ClickIngester._recor
     "device",
     "country",
 )
+_XACT = "SELECT pg_current_xact_id()::text::bigint"  # the storing transaction, for the rollups
+_COUNT = """
+UPDATE urls SET click_count = urls.click_count + c.clicks
+FROM unnest($1::bigint[], $2::bigint[]) AS c (id, clicks)
+WHERE urls.id = c.id
+"""
 
-_PREPARE = """
+# The careful way, for a batch holding a click stored before (a redelivery), a link
+# deleted meanwhile or an entry without a link ID: the same rows through a staging
+# table, new clicks of existing links only.
+_STAGE = """
 SET LOCAL client_min_messages = warning;
 CREATE TEMP TABLE IF NOT EXISTS click_staging (
-    stream_id text, code text, url_id bigint, occurred_at timestamptz, referrer_host text,
+    code text, stream_id text, url_id bigint, occurred_at timestamptz, referrer_host text,
     user_agent text, visitor_hash text, is_bot boolean, browser text, os text, device text,
     country text
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS click_new (
-    LIKE click_staging, first_visit boolean NOT NULL DEFAULT false
-) ON COMMIT DELETE ROWS;
 """
-
-# After COPY into click_staging: store, find the day's new visitors, roll up, count.
-_MOVE = """
+STAGING_COLUMNS = ("code", *CLICK_COLUMNS)
+_MERGE = """
 WITH inserted AS (
     INSERT INTO clicks (stream_id, url_id, occurred_at, referrer_host, user_agent, visitor_hash,
-                        is_bot, browser, os, device, country)
-    SELECT s.stream_id, u.id, s.occurred_at, nullif(s.referrer_host, ''),
-           nullif(s.user_agent, ''), nullif(s.visitor_hash, ''), s.is_bot, s.browser, s.os,
-           s.device, s.country
+                        is_bot, browser, os, device, country, ingest_xact)
+    SELECT s.stream_id, u.id, s.occurred_at, s.referrer_host, s.user_agent, s.visitor_hash,
+           s.is_bot, s.browser, s.os, s.device, s.country, pg_current_xact_id()::text::bigint
     FROM click_staging s
     JOIN urls u ON u.code = s.code AND (s.url_id IS NULL OR u.id = s.url_id)
     ON CONFLICT DO NOTHING
-    RETURNING *
+    RETURNING url_id
+),
+counted AS (
+    UPDATE urls SET click_count = urls.click_count + n.clicks
+    FROM (SELECT url_id, count(*) AS clicks FROM inserted GROUP BY url_id) AS n
+    WHERE urls.id = n.url_id
 )
-INSERT INTO click_new (stream_id, url_id, occurred_at, referrer_host, visitor_hash, is_bot,
-                       browser, os, device, country)
-SELECT stream_id, url_id, occurred_at, referrer_host, visitor_hash, is_bot, browser, os, device,
-       country
-FROM inserted;
-
-WITH seen AS (
-    INSERT INTO click_visitors (url_id, day, visitor_hash)
-    SELECT DISTINCT url_id, (occurred_at AT TIME ZONE 'UTC')::date, visitor_hash
-    FROM click_new WHERE visitor_hash IS NOT NULL
-    ORDER BY 2, 1, 3
-    ON CONFLICT DO NOTHING
-    RETURNING url_id, day, visitor_hash
-)
-UPDATE click_new n SET first_visit = true
-FROM (
-    SELECT DISTINCT ON (c.url_id, s.day, c.visitor_hash) c.stream_id
-    FROM click_new c
-    JOIN seen s ON s.url_id = c.url_id AND s.visitor_hash = c.visitor_hash
-               AND s.day = (c.occurred_at AT TIME ZONE 'UTC')::date
-    ORDER BY c.url_id, s.day, c.visitor_hash, c.occurred_at
-) AS first
-WHERE n.stream_id = first.stream_id;
-
-INSERT INTO click_rollups AS r (url_id, hour, dimension, value, is_bot, clicks, visitors)
-SELECT n.url_id, date_trunc('hour', n.occurred_at, 'UTC'), d.dimension, d.value, n.is_bot,
-       count(*), count(*) FILTER (WHERE n.first_visit)
-FROM click_new n
-CROSS JOIN LATERAL (VALUES
-    ('', ''), ('referrer', coalesce(n.referrer_host, '')), ('country', coalesce(n.country, '')),
-    ('browser', n.browser), ('os', n.os), ('device', n.device)
-) AS d (dimension, value)
-GROUP BY 1, 2, 3, 4, 5
-ORDER BY 1, 3, 2, 4, 5
-ON CONFLICT (url_id, dimension, hour, value, is_bot) DO UPDATE
-SET clicks = r.clicks + excluded.clicks, visitors = r.visitors + excluded.visitors;
-
-UPDATE urls SET click_count = urls.click_count + n.clicks
-FROM (SELECT url_id, count(*) AS clicks FROM click_new GROUP BY url_id ORDER BY url_id) AS n
-WHERE urls.id = n.url_id;
+SELECT count(*) FROM inserted
 """
 
 
@@ -130,8 +102,14 @@ class NotAClick(ValueError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class Click:
+class _Careful(Exception):
+    """The batch needs the careful way (see ClickIngester.store)."""
+
+
+_COPY_COLUMNS = (*CLICK_COLUMNS, "ingest_xact")
+
+
+class Click(NamedTuple):  # a tuple: made 50,000 times a second, it must be cheap
     stream_id: str
     code: str
     occurred_at: datetime
@@ -143,8 +121,13 @@ class Click:
 
 
 def _text(fields: dict[bytes, bytes], name: bytes, limit: int) -> str:
-    # PostgreSQL text cannot hold NUL; nothing else in a header value needs care.
-    return fields.get(name, b"").decode(errors="replace").replace("\x00", "")[:limit]
+    raw = fields.get(name)
+    if not raw:
+        return ""
+    if b"\x00" in raw:  # PostgreSQL text cannot hold NUL; nothing else needs care
+        raw = raw.replace(b"\x00", b"")
+    text = raw.decode("utf-8", "replace")
+    return text if len(text) <= limit else text[:limit]
 
 
 def parse_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Click:
@@ -164,24 +147,27 @@ def parse_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Click:
         raise NotAClick(f"link id out of range: {url_id}")
     if not 2000 <= occurred_at.year < 10000:
         raise NotAClick(f"time out of range: {occurred_at.isoformat()}")
-    return Click(
-        stream_id=origin[:64],
-        code=code,
-        occurred_at=occurred_at,
-        referrer_host=_text(fields, b"ref", 255),
-        user_agent=_text(fields, b"ua", 512),
-        visitor_hash=_text(fields, b"vh", 64),
-        network=_text(fields, b"net", 64),
-        url_id=url_id,
+    return Click(  # positional: keywords cost as much again
+        origin[:64],
+        code,
+        occurred_at,
+        _text(fields, b"ref", 255),
+        _text(fields, b"ua", 512),
+        _text(fields, b"vh", 64),
+        _text(fields, b"net", 64),
+        url_id,
     )
 
 
 class ClickIngester:
     """The ``ingest`` group's handler: stores clicks (see the module's docstring)."""
 
-    def __init__(self, pool: asyncpg.Pool, geoip: GeoIP | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, geoip: GeoIP | None = None, retention_days: int = 0
+    ) -> None:
         self._pool = pool
         self._geoip = geoip or GeoIP(None)
+        self._retention_days = retention_days
         self._months: set[tuple[int, int]] = set()  # partitions known to exist
 
     def consumer(self, client: aredis.Redis, name: str, **options: Any) -> Consumer:
@@ -214,35 +200,94 @@ class ClickIngester:
         return failures
 
     async def store(self, clicks: list[Click]) -> int:
-        """Store ``clicks`` in one transaction; return how many were new."""
+        """Store ``clicks`` in one transaction; return how many were new.
+
+        The raw rows go straight into ``clicks`` with COPY, and the counts follow.
+        Should that meet a click stored before (a redelivery) or a link deleted
+        meanwhile, the transaction is rolled back and the batch goes the careful
+        way (staging table, new clicks of existing links only)."""
+        clicks = self._recent(clicks)
+        if not clicks:
+            return 0
+        rows = [self.row(click) for click in clicks]
         await self.ensure_partitions(clicks)
-        records = [self._record(click) for click in clicks]
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(_PREPARE)
-            await conn.copy_records_to_table(
-                "click_staging", records=records, columns=STAGING_COLUMNS
-            )
-            await conn.execute(_MOVE)
-            stored = int(await conn.fetchval("SELECT count(*) FROM click_new"))
+        async with self._pool.acquire() as conn:
+            try:
+                try:
+                    if any(click.url_id is None for click in clicks):
+                        raise _Careful
+                    stored = await self._copy(conn, rows)
+                except (_Careful, asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError):
+                    stored = await self._merge(conn, clicks, rows)
+            except asyncpg.CheckViolationError as exc:
+                if "no partition" not in str(exc):
+                    raise
+                # Another worker's retention dropped a partition this one knew of: the
+                # clicks are recent (see _recent), so it is needed again.
+                self.forget_partitions()
+                await self.ensure_partitions(clicks)
+                stored = await self._merge(conn, clicks, rows)
         CLICKS_INGESTED.inc(stored)
         return stored
 
-    def _record(self, click: Click) -> tuple[Any, ...]:
+    async def _copy(self, conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> int:
+        counts = Counter(row[1] for row in rows)
+        links = sorted(counts)
+        async with conn.transaction():
+            xact = await conn.fetchval(_XACT)
+            await conn.copy_records_to_table(
+                "clicks", records=[(*row, xact) for row in rows], columns=_COPY_COLUMNS
+            )
+            # Last: a hot link's row stays locked from here to the commit only.
+            await conn.execute(_COUNT, links, [counts[link] for link in links])
+        return len(rows)
+
+    async def _merge(
+        self, conn: asyncpg.Connection, clicks: list[Click], rows: list[tuple[Any, ...]]
+    ) -> int:
+        staged = [(click.code, *row) for click, row in zip(clicks, rows, strict=True)]
+        async with conn.transaction():
+            await conn.execute(_STAGE)
+            await conn.copy_records_to_table(
+                "click_staging", records=staged, columns=STAGING_COLUMNS
+            )
+            return int(await conn.fetchval(_MERGE))
+
+    def row(self, click: Click) -> tuple[Any, ...]:
+        """The click's raw row (``CLICK_COLUMNS``), enriched; ``url_id`` as the entry
+        gave it (None if it gave none). The ID names the link: IDs are never reused
+        and codes never change, so a link that exists is the one clicked."""
         agent = describe_agent(click.user_agent)
         return (
             click.stream_id,
-            click.code,
             click.url_id,
             click.occurred_at,
-            click.referrer_host,
-            click.user_agent,
-            click.visitor_hash,
+            click.referrer_host or None,
+            click.user_agent or None,
+            click.visitor_hash or None,
             agent.is_bot,
             agent.browser,
             agent.os,
             agent.device,
             self._geoip.country(click.network),
         )
+
+    def _recent(self, clicks: list[Click]) -> list[Click]:
+        """The clicks whose month is still kept. An older one can only be a replay or
+        a very late redelivery of a click counted long ago: its raw row and the key
+        that would recognise it went with its partition, so it is left out rather
+        than counted twice."""
+        if self._retention_days <= 0:
+            return clicks
+        horizon = datetime.now(UTC).date() - timedelta(days=self._retention_days)
+        recent = [c for c in clicks if month_after(c.occurred_at.date()) > horizon]
+        if len(recent) < len(clicks):
+            log.warning(
+                "%d clicks older than the %d-day retention left out",
+                len(clicks) - len(recent),
+                self._retention_days,
+            )
+        return recent
 
     async def ensure_partitions(self, clicks: list[Click]) -> None:
         missing = {(c.occurred_at.year, c.occurred_at.month) for c in clicks} - self._months

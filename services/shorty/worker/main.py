@@ -1,4 +1,5 @@
-"""The worker process: the outbox relay, the two consumer groups, housekeeping.
+"""The worker process: the outbox relay, the two consumer groups, the rollup
+aggregator, housekeeping.
 
 Each job is a loop of its own. A job that finds PostgreSQL or Redis away
 pauses with a short jittered backoff and resumes where it was; the others go
@@ -26,6 +27,7 @@ from shorty.cache.links import LinkCache
 from shorty.obs.metrics import (
     DLQ_LENGTH,
     OUTBOX_WAITING,
+    ROLLUP_WAITING,
     STREAM_LAG,
     STREAM_LAG_SECONDS,
     STREAM_LENGTH,
@@ -38,6 +40,7 @@ from shorty.worker.enrich import GeoIP
 from shorty.worker.events import CacheUpdater, OutboxRelay
 from shorty.worker.ingest import ClickIngester
 from shorty.worker.retention import apply_retention
+from shorty.worker.rollup import Aggregator
 from shorty.worker.streams import DLQ, Consumer, full_jitter
 
 log = logging.getLogger(__name__)
@@ -78,7 +81,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                 "retry_base": settings.retry_base,
                 "retry_cap": settings.retry_cap,
             }
-            ingester = ClickIngester(res.pool, geoip)
+            ingester = ClickIngester(res.pool, geoip, settings.click_retention_days)
             # Several consumers in one process: one batch is parsed while another is
             # in PostgreSQL, and PostgreSQL stores two at once.
             clicks = [
@@ -88,6 +91,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             cache = LinkCache(res.redis, settings.cache_ttl, settings.negative_ttl)
             events = CacheUpdater(cache).consumer(res.redis, name, **options)
             relay = OutboxRelay(res.pool, res.redis)
+            aggregator = Aggregator(res.pool)
             idempotency = IdempotencyStore(res.pool)
 
             async def housekeeping() -> bool:
@@ -102,16 +106,21 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             async def observe() -> bool:
                 await observe_streams(res.redis, [clicks[0], events])
                 OUTBOX_WAITING.set(await relay.waiting())
+                ROLLUP_WAITING.set(await aggregator.waiting())
                 return False
 
             async def relay_step() -> bool:
                 return await relay.step() > 0
+
+            async def rollup_step() -> bool:  # again at once while a backlog drains
+                return (await aggregator.step()).behind
 
             log.info("worker started", extra={"consumer": name, "geoip": geoip.enabled})
             jobs = [
                 *(_consume(consumer, stop) for consumer in clicks),
                 _consume(events, stop),
                 _forever("outbox relay", relay_step, stop, idle=settings.outbox_poll_interval),
+                _forever("rollups", rollup_step, stop, idle=settings.rollup_interval),
                 _forever("housekeeping", housekeeping, stop, idle=HOUSEKEEPING_SECONDS),
                 _forever("stream metrics", observe, stop, idle=OBSERVE_SECONDS),
             ]

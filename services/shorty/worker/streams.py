@@ -11,7 +11,8 @@ handler accepted. The handler answers in one of three ways:
   error, where ``shorty dlq`` can show and replay it;
 - it raises (PostgreSQL or Redis unreachable): the same batch is handed over
   again, from memory, once the caller's backoff is over. An outage is nobody's
-  fault, so it costs an entry none of its deliveries.
+  fault, so it costs an entry none of its deliveries. A command Redis refuses
+  for good (say WRONGTYPE) is no outage: it fails each entry of the batch.
 
 Entries left pending by a consumer that died are claimed (XAUTOCLAIM) once idle
 for ``claim_idle_ms``. One that has already been delivered ``max_deliveries``
@@ -28,7 +29,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aredis
-from redis.exceptions import ResponseError
+from redis.exceptions import (
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 
 from shorty.obs.metrics import STREAM_BATCH, STREAM_ENTRIES
 
@@ -41,6 +48,9 @@ DLQ_ERROR, DLQ_DELIVERIES, DLQ_AT = b"dlq:error", b"dlq:deliveries", b"dlq:at"
 # A replayed entry carries the ID it had first, so idempotent consumers still know it.
 ORIGIN = b"origin"
 CLAIM_EVERY = 5.0  # seconds between looks for entries of dead consumers
+# Refusals that pass (a replica not promoted yet, memory full, a cluster moving
+# slots): outages, not the entries' fault.
+_PASSING_REFUSALS = (ReadOnlyError, OutOfMemoryError, ClusterDownError, TryAgainError)
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 
@@ -96,6 +106,7 @@ class Consumer:
         self._retry_at: dict[bytes, float] = {}  # failed entry -> when to try it again
         self._recover: bytes | str | None = "0"  # what this name held before a restart
         self._next_claim = 0.0
+        self._claim_from = "0-0"  # XAUTOCLAIM's cursor: where the last scan stopped
 
     async def ensure_group(self) -> None:
         try:
@@ -111,7 +122,12 @@ class Consumer:
         entries = self._inflight
         if entries:
             STREAM_BATCH.labels(self.stream, self.group).observe(len(entries))
-            failures = await self._handler(entries)
+            try:
+                failures = await self._handler(entries)
+            except ResponseError as exc:
+                if isinstance(exc, _PASSING_REFUSALS):
+                    raise
+                failures = {i: Failure(f"{type(exc).__name__}: {exc}") for i, _ in entries}
             await self._settle(entries, failures)
         self._inflight = None
         return len(entries)
@@ -164,9 +180,12 @@ class Consumer:
             self.group,
             self.name,
             self._claim_idle_ms,
-            start_id="0-0",
+            start_id=self._claim_from,
             count=self.batch,
         )
+        # Redis scans a bounded part of the pending list per call: go on from there
+        # next time ("0-0" again once the end is reached).
+        self._claim_from = reply[0]
         entries = await self._present(reply[1])
         if not entries:
             return []
