@@ -180,3 +180,41 @@ def test_a_partition_dropped_behind_the_ingesters_back_is_made_again(clean):
 
     assert asyncio.run(with_pool(clean.database_url, scenario)) == 1
     assert scalar(clean.database_url, "SELECT count(*) FROM clicks_2026_03") == 1
+
+
+def test_idle_steps_leave_the_span_alone(clean):
+    """Doubling while nothing waits would let the next backlog through in one step."""
+
+    async def scenario(pool):
+        aggregator = Aggregator(pool, span=8)
+        await aggregator.drain()  # caught up with everything before (the span grew)
+        span = aggregator._span
+        for _ in range(20):
+            await aggregator.step()
+        return span, aggregator._span
+
+    before, after = asyncio.run(with_pool(clean.database_url, scenario))
+    assert after == before
+
+
+def test_a_watermark_ahead_of_the_server_is_rebased(clean):
+    """After a logical restore transaction IDs start low again: clicks already rolled
+    up are not counted twice, those that were waiting are still counted once."""
+    link = add_link(clean.database_url, "restored")
+    far = 10**12
+    query(clean.database_url, "SELECT shorty_click_partition($1)", AT)
+    query(clean.database_url, "UPDATE click_rollup_progress SET done_before = $1", far)
+    query(
+        clean.database_url,
+        "INSERT INTO clicks (stream_id, url_id, occurred_at, ingest_xact)"
+        " VALUES ('rolled-0', $1, $2, $3), ('waiting-0', $1, $2, $4)",
+        link,
+        AT,
+        far - 5,  # below the old watermark: rolled up before the dump
+        far + 5,  # above it: not yet
+    )
+    store(clean.database_url, clicks("restored", link, 1))  # stored after the restore
+    assert roll_up(clean.database_url) == 2
+    assert roll_up(clean.database_url) == 0
+    assert scalar(clean.database_url, TOTALS) == 2
+    assert scalar(clean.database_url, "SELECT done_before FROM click_rollup_progress") < far

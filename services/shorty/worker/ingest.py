@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -60,6 +61,9 @@ CLICK_COLUMNS = (  # the raw table's, in the order of ClickIngester.row (+ inges
     "country",
 )
 _XACT = "SELECT pg_current_xact_id()::text::bigint"  # the storing transaction, for the rollups
+# Links are locked in ID order first: two consumers counting overlapping links in
+# whatever order their plans visit them could deadlock.
+_LOCK = "SELECT FROM urls WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE"
 _COUNT = """
 UPDATE urls SET click_count = urls.click_count + c.clicks
 FROM unnest($1::bigint[], $2::bigint[]) AS c (id, clicks)
@@ -88,13 +92,8 @@ WITH inserted AS (
     JOIN urls u ON u.code = s.code AND (s.url_id IS NULL OR u.id = s.url_id)
     ON CONFLICT DO NOTHING
     RETURNING url_id
-),
-counted AS (
-    UPDATE urls SET click_count = urls.click_count + n.clicks
-    FROM (SELECT url_id, count(*) AS clicks FROM inserted GROUP BY url_id) AS n
-    WHERE urls.id = n.url_id
 )
-SELECT count(*) FROM inserted
+SELECT url_id, count(*) AS clicks FROM inserted GROUP BY url_id
 """
 
 
@@ -118,6 +117,13 @@ class Click(NamedTuple):  # a tuple: made 50,000 times a second, it must be chea
     visitor_hash: str = ""
     network: str = ""
     url_id: int | None = None
+
+
+async def _count(conn: asyncpg.Connection, clicks: Mapping[int, int]) -> None:
+    """Add ``clicks`` (link ID -> new clicks) to the links' ``click_count``."""
+    links = sorted(clicks)
+    await conn.execute(_LOCK, links)
+    await conn.execute(_COUNT, links, [clicks[link] for link in links])
 
 
 def _text(fields: dict[bytes, bytes], name: bytes, limit: int) -> str:
@@ -231,15 +237,13 @@ class ClickIngester:
         return stored
 
     async def _copy(self, conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> int:
-        counts = Counter(row[1] for row in rows)
-        links = sorted(counts)
         async with conn.transaction():
             xact = await conn.fetchval(_XACT)
             await conn.copy_records_to_table(
                 "clicks", records=[(*row, xact) for row in rows], columns=_COPY_COLUMNS
             )
             # Last: a hot link's row stays locked from here to the commit only.
-            await conn.execute(_COUNT, links, [counts[link] for link in links])
+            await _count(conn, Counter(row[1] for row in rows))
         return len(rows)
 
     async def _merge(
@@ -251,7 +255,9 @@ class ClickIngester:
             await conn.copy_records_to_table(
                 "click_staging", records=staged, columns=STAGING_COLUMNS
             )
-            return int(await conn.fetchval(_MERGE))
+            counts = {row["url_id"]: row["clicks"] for row in await conn.fetch(_MERGE)}
+            await _count(conn, counts)
+        return sum(counts.values())
 
     def row(self, click: Click) -> tuple[Any, ...]:
         """The click's raw row (``CLICK_COLUMNS``), enriched; ``url_id`` as the entry

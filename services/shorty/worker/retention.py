@@ -3,7 +3,8 @@
 Raw clicks older than ``SHORTY_CLICK_RETENTION_DAYS`` go a whole monthly
 partition at a time, once every day of that month is past the horizon; the
 hourly rollups the statistics read are kept. The day's visitor hashes are only
-needed while clicks of that day still arrive, so two days are kept.
+needed while clicks of that day are still being rolled up, so two days are
+kept.
 """
 
 from __future__ import annotations

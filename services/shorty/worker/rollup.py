@@ -6,10 +6,11 @@ keeps a watermark, ``click_rollup_progress.done_before``: every click stored
 by a transaction below it is rolled up, none above. A step takes the clicks
 of the transactions between the watermark and the oldest transaction still
 running anywhere (below that, every transaction has ended, so no click there
-can still appear), a span of transaction IDs at a time (adapted so that a
-step takes about ``target`` clicks while a backlog drains: doubled after a
-step that found few, halved after one that found too many), and in one
-transaction with moving the watermark:
+can still appear), at most a span of transaction IDs at a time, and in one
+transaction with moving the watermark. The span adapts so that a step takes
+about ``target`` clicks while a backlog drains: doubled after a step that the
+span (not the horizon) cut short and that found few, halved after one that
+found too many or ran out of time. A step:
 
 - records the day's visitors not seen before (``click_visitors``); a visitor
   counts under the hour and dimension values of their earliest click in the
@@ -29,15 +30,19 @@ link; clicks of a link deleted before are gone with it (cascade).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import asyncpg
 
 from shorty.obs.metrics import CLICKS_ROLLED_UP
 
-TARGET = 50_000  # clicks a step aims to take while a backlog drains
+log = logging.getLogger(__name__)
+
+TARGET = 20_000  # clicks a step aims to take while a backlog drains
 SPAN = 200  # transaction IDs a first step covers; then adapted towards TARGET
 MAX_SPAN = 1 << 40
+STEP_TIMEOUT = 60.0  # seconds a step may take (the pool's own limit is for requests)
 
 # A step is bulk work: thousands of clicks joined to thousands of visitors. A plan
 # made for a guessed row count (a cached generic plan, or a partition not analysed
@@ -50,7 +55,10 @@ SET LOCAL enable_nestloop = off;
 SET LOCAL work_mem = '64MB';
 """
 
-_HORIZON = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+_HORIZON = """
+SELECT pg_snapshot_xmin(s)::text::bigint AS horizon, pg_snapshot_xmax(s)::text::bigint AS next
+FROM pg_current_snapshot() AS s
+"""
 _TURN = "SELECT done_before FROM click_rollup_progress FOR UPDATE SKIP LOCKED"
 _ROLL_UP = """
 WITH batch AS (
@@ -59,7 +67,8 @@ WITH batch AS (
     FROM clicks WHERE ingest_xact >= $1 AND ingest_xact < $2
 ),
 live AS (
-    SELECT id FROM urls WHERE id IN (SELECT url_id FROM batch) ORDER BY id FOR KEY SHARE
+    SELECT id FROM urls WHERE id = ANY (ARRAY(SELECT DISTINCT url_id FROM batch))
+    ORDER BY id FOR KEY SHARE
 ),
 taken AS (
     SELECT b.*, (b.occurred_at AT TIME ZONE 'UTC')::date AS day
@@ -96,6 +105,23 @@ rolled AS (
 )
 SELECT count(*) FROM taken
 """
+# The watermark lies beyond the server's next transaction ID: the database was
+# restored from a logical dump (or moved by logical replication), and transaction
+# IDs start again from low numbers. The clicks' marks mean nothing any more. A
+# row this server stored carries its own transaction's ID as its mark (xmin is
+# that ID's low 32 bits): it was not rolled up. A restored row was, if its mark
+# lies below the old watermark. Rolled-up rows lose their mark; the others are
+# marked with this transaction's ID, and the watermark moves to it.
+_REBASE = """
+UPDATE clicks SET ingest_xact = CASE
+    WHEN xmin::text::bigint = ingest_xact % 4294967296 THEN pg_current_xact_id()::text::bigint
+    WHEN ingest_xact < $1 THEN NULL
+    ELSE pg_current_xact_id()::text::bigint END
+WHERE ingest_xact IS NOT NULL;
+"""
+_REBASED = """
+UPDATE click_rollup_progress SET done_before = pg_current_xact_id()::text::bigint
+"""
 _WAITING = """
 SELECT count(*) FROM clicks
 WHERE ingest_xact >= (SELECT done_before FROM click_rollup_progress)
@@ -120,23 +146,42 @@ class Aggregator:
         """Roll up the clicks of the next span of ended transactions (none if another
         worker's aggregator is at it)."""
         async with self._pool.acquire() as conn:
-            horizon = await conn.fetchval(_HORIZON)  # before this one holds an ID itself
+            ids = await conn.fetchrow(_HORIZON)  # before this one holds an ID itself
+            horizon = ids["horizon"]
             async with conn.transaction():
                 await conn.execute(_SETTINGS)
                 done = await conn.fetchval(_TURN)
+                if done is not None and done > ids["next"]:
+                    await self._rebase(conn, done)
+                    return Step(0, True)
                 if done is None or done >= horizon:
                     return Step(0, False)
+                limited = done + self._span < horizon  # the span, not the horizon
                 upto = min(horizon, done + self._span)
-                rolled = int(await conn.fetchval(_ROLL_UP, done, upto))
+                try:
+                    rolled = int(await conn.fetchval(_ROLL_UP, done, upto, timeout=STEP_TIMEOUT))
+                except (TimeoutError, asyncpg.QueryCanceledError):
+                    self._span = max(self._span // 2, 1)  # too much at once: less next time
+                    raise
                 await conn.execute("UPDATE click_rollup_progress SET done_before = $1", upto)
         CLICKS_ROLLED_UP.inc(rolled)
-        # Other writers (and each step) use transaction IDs too: a fixed span could
-        # fall behind them for good.
-        if rolled < self._target // 2:
+        # Other writers (and each step) use transaction IDs too: a span that never grew
+        # could fall behind them for good; one that grew while idle would take a whole
+        # backlog at once.
+        if limited and rolled < self._target // 2:
             self._span = min(self._span * 2, MAX_SPAN)
         elif rolled > self._target * 2:
             self._span = max(self._span // 2, 1)
         return Step(rolled, upto < horizon)
+
+    async def _rebase(self, conn: asyncpg.Connection, done: int) -> None:
+        log.error(
+            "the rollup watermark (%d) is ahead of the server's transaction IDs: restored"
+            " from a logical dump? Marking the clicks not rolled up yet again",
+            done,
+        )
+        await conn.execute(_REBASE, done, timeout=None)
+        await conn.execute(_REBASED)
 
     async def drain(self) -> int:
         """Roll up every click of the transactions ended so far; return how many."""
