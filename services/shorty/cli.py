@@ -202,7 +202,7 @@ def serve_redirect(host: str, port: int) -> None:
 
 @serve.command("worker")
 def serve_worker() -> None:
-    """Background jobs: the outbox relay, click ingestion, cache updates, retention.
+    """Background jobs: outbox relay, click ingestion, rollups, cache updates, retention.
 
     Serves /metrics on SHORTY_WORKER_METRICS_PORT. Stops on SIGTERM/SIGINT.
     """
