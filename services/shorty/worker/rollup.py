@@ -145,25 +145,27 @@ class Aggregator:
     async def step(self) -> Step:
         """Roll up the clicks of the next span of ended transactions (none if another
         worker's aggregator is at it)."""
-        async with self._pool.acquire() as conn:
-            ids = await conn.fetchrow(_HORIZON)  # before this one holds an ID itself
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(_SETTINGS)
+            done = await conn.fetchval(_TURN)
+            # Read after taking the turn: a watermark another replica moved a moment
+            # ago must not look ahead of IDs read before it did (that would "rebase").
+            # This transaction holds an ID by now, so the horizon stays below it.
+            ids = await conn.fetchrow(_HORIZON)
             horizon = ids["horizon"]
-            async with conn.transaction():
-                await conn.execute(_SETTINGS)
-                done = await conn.fetchval(_TURN)
-                if done is not None and done > ids["next"]:
-                    await self._rebase(conn, done)
-                    return Step(0, True)
-                if done is None or done >= horizon:
-                    return Step(0, False)
-                limited = done + self._span < horizon  # the span, not the horizon
-                upto = min(horizon, done + self._span)
-                try:
-                    rolled = int(await conn.fetchval(_ROLL_UP, done, upto, timeout=STEP_TIMEOUT))
-                except (TimeoutError, asyncpg.QueryCanceledError):
-                    self._span = max(self._span // 2, 1)  # too much at once: less next time
-                    raise
-                await conn.execute("UPDATE click_rollup_progress SET done_before = $1", upto)
+            if done is not None and done > ids["next"]:
+                await self._rebase(conn, done)
+                return Step(0, True)
+            if done is None or done >= horizon:
+                return Step(0, False)
+            limited = done + self._span < horizon  # the span, not the horizon
+            upto = min(horizon, done + self._span)
+            try:
+                rolled = int(await conn.fetchval(_ROLL_UP, done, upto, timeout=STEP_TIMEOUT))
+            except (TimeoutError, asyncpg.QueryCanceledError):
+                self._span = max(self._span // 2, 1)  # too much at once: less next time
+                raise
+            await conn.execute("UPDATE click_rollup_progress SET done_before = $1", upto)
         CLICKS_ROLLED_UP.inc(rolled)
         # Other writers (and each step) use transaction IDs too: a span that never grew
         # could fall behind them for good; one that grew while idle would take a whole
