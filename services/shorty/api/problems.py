@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from shorty.core.errors import (
     AliasTaken,
+    CodeImmutable,
     CodeSpaceExhausted,
     DomainError,
     InvalidAccount,
     InvalidTag,
     InvalidTarget,
     LinkNotFound,
+    ReferenceTaken,
 )
 from shorty.core.limits import InvalidLimit
 from shorty.store.idempotency import IdempotencyInProgress, IdempotencyMismatch
@@ -20,6 +22,8 @@ _STATUS: dict[type[DomainError], tuple[int, str]] = {
     InvalidAccount: (422, "Invalid account data"),
     LinkNotFound: (404, "Link not found"),
     AliasTaken: (409, "Alias already taken"),
+    ReferenceTaken: (409, "Reference held by another user's link"),
+    CodeImmutable: (409, "A link's code cannot change"),
     CodeSpaceExhausted: (503, "No free short code"),
     InvalidTarget: (422, "Target URL not allowed"),
     InvalidTag: (422, "Invalid tag"),

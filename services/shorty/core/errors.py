@@ -43,6 +43,18 @@ class AliasTaken(DomainError):
     slug = "alias-taken"
 
 
+class ReferenceTaken(DomainError):
+    """The external reference names a link another user owns."""
+
+    slug = "reference-taken"
+
+
+class CodeImmutable(DomainError):
+    """A link's code never changes; a different code is a different link."""
+
+    slug = "code-immutable"
+
+
 class LinkNotFound(DomainError):
     slug = "link-not-found"
 

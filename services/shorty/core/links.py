@@ -36,6 +36,7 @@ class Link:
     title: str | None = None
     tags: tuple[str, ...] = ()
     forward_query: bool = False
+    external_ref: str | None = None  # who declared it elsewhere (the operator: k8s:ns/name/uid)
 
     def state_at(self, now: datetime) -> LinkState:
         """Whether the link redirects at ``now``, and if not, why."""

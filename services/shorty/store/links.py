@@ -11,13 +11,13 @@ from typing import Any
 import asyncpg
 
 from shorty.core import codes
-from shorty.core.errors import AliasTaken, CodeSpaceExhausted
+from shorty.core.errors import AliasTaken, CodeImmutable, CodeSpaceExhausted, ReferenceTaken
 from shorty.core.links import Link
 from shorty.obs import tracecontext
 
 _COLUMNS = (
     "id, code, target, owner_id, created_at, updated_at, expires_at, click_count,"
-    " redirect_type, disabled, max_clicks, title, tags, forward_query"
+    " redirect_type, disabled, max_clicks, title, tags, forward_query, external_ref"
 )
 # What PATCH may change; the names double as column names.
 UPDATABLE = frozenset(
@@ -36,6 +36,16 @@ UPDATABLE = frozenset(
 _INSERT = f"""
 INSERT INTO urls (code, target, owner_id, expires_at)
 VALUES ($1, $2, $3, $4)
+ON CONFLICT (code) DO NOTHING
+RETURNING {_COLUMNS}
+"""
+
+# A link declared elsewhere (by reference), with every field at once.
+_INSERT_DECLARED = f"""
+INSERT INTO urls (code, external_ref, owner_id, target, expires_at, max_clicks, redirect_type,
+                  disabled, title, tags, forward_query)
+VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, 302), coalesce($8, false), $9,
+        coalesce($10, '{{}}'::text[]), coalesce($11, false))
 ON CONFLICT (code) DO NOTHING
 RETURNING {_COLUMNS}
 """
@@ -143,6 +153,99 @@ class LinkStore:
             *values,
         )
 
+    async def get_by_ref(self, ref: str, *, owner_id: int | None = None) -> Link | None:
+        """The link declared under ``ref``; with ``owner_id``, only if that user owns it."""
+        row = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM urls WHERE external_ref = $1"
+            " AND ($2::bigint IS NULL OR owner_id = $2)",
+            ref,
+            owner_id,
+        )
+        return _link(row) if row else None
+
+    async def delete_by_ref(self, ref: str, *, owner_id: int | None = None) -> Link | None:
+        """Delete and return the link declared under ``ref`` (None if there was none)."""
+        return await self._change(
+            "link.deleted",
+            "DELETE FROM urls WHERE external_ref = $1"
+            f" AND ($2::bigint IS NULL OR owner_id = $2) RETURNING {_COLUMNS}",
+            ref,
+            owner_id,
+        )
+
+    async def put_by_ref(
+        self,
+        ref: str,
+        fields: dict[str, Any],
+        *,
+        owner_id: int | None,
+        alias: str | None = None,
+    ) -> tuple[Link, bool]:
+        """Make the link declared under ``ref`` hold ``fields`` (keys from UPDATABLE,
+        ``target`` among them): created when there is none (True), changed only where
+        it differs, so a repeated declaration writes nothing and sends no event.
+
+        Its code never changes: an ``alias`` other than the link's code is
+        CodeImmutable. A reference another user's link holds is ReferenceTaken; an
+        alias another link holds is AliasTaken."""
+        unknown = set(fields) - UPDATABLE
+        if unknown or "target" not in fields:
+            raise ValueError(f"not declarable: {sorted(unknown) or 'no target'}")
+        if fields.get("tags") is not None:
+            fields = {**fields, "tags": tuple(fields["tags"])}
+        for _ in range(3):  # a link created or deleted meanwhile under the same reference
+            existing = await self.get_by_ref(ref)
+            if existing is None:
+                try:
+                    return await self._declare(ref, fields, owner_id, alias), True
+                except asyncpg.UniqueViolationError:
+                    continue  # the same reference, declared at the same moment
+            if owner_id is not None and existing.owner_id != owner_id:
+                raise ReferenceTaken(f"The reference '{ref}' belongs to another user's link.")
+            if alias is not None and alias != existing.code:
+                raise CodeImmutable(
+                    f"The link declared as '{ref}' has the code '{existing.code}';"
+                    " a code never changes."
+                )
+            changes = {
+                name: value for name, value in fields.items() if _held(existing, name) != value
+            }
+            if not changes:
+                return existing, False
+            link = await self.update(existing.code, changes)
+            if link is not None:
+                return link, False
+        raise ReferenceTaken(f"The link declared as '{ref}' keeps changing; try again.")
+
+    async def _declare(
+        self, ref: str, fields: dict[str, Any], owner_id: int | None, alias: str | None
+    ) -> Link:
+        attempts = 1 if alias else codes.MAX_ATTEMPTS
+        for _ in range(attempts):
+            code = alias or self._new_code(self._code_length)
+            link = await self._change(
+                "link.created",
+                _INSERT_DECLARED,
+                code,
+                ref,
+                owner_id,
+                fields["target"],
+                fields.get("expires_at"),
+                fields.get("max_clicks"),
+                fields.get("redirect_type"),
+                fields.get("disabled"),
+                fields.get("title"),
+                list(fields["tags"]) if fields.get("tags") is not None else None,
+                fields.get("forward_query"),
+            )
+            if link is not None:
+                return link
+        if alias:
+            raise AliasTaken(f"The alias '{alias}' is already taken.")
+        raise CodeSpaceExhausted(
+            f"No free code found in {attempts} attempts; raise SHORTY_CODE_LENGTH."
+        )
+
     async def _change(self, event_type: str, sql: str, *args: Any) -> Link | None:
         """Run ``sql`` (returning the link's row) and write its outbox event in the same
         transaction; None if no row came back."""
@@ -187,6 +290,12 @@ class LinkStore:
         links = [_link(row) for row in rows[: query.limit]]
         more = len(rows) > query.limit
         return links, ((links[-1].created_at, links[-1].id) if more and links else None)
+
+
+def _held(link: Link, name: str) -> Any:
+    """What ``link`` holds in the updatable field ``name``, as a change would give it."""
+    value = getattr(link, name)
+    return value if name != "tags" else tuple(value)
 
 
 @dataclass(frozen=True, slots=True)
