@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -101,16 +101,9 @@ class LinkStore:
         A random code that is already taken is drawn again, at most
         ``codes.MAX_ATTEMPTS`` times; a taken alias is AliasTaken at once.
         """
-        attempts = 1 if alias else codes.MAX_ATTEMPTS
-        for _ in range(attempts):
-            code = alias or self._new_code(self._code_length)
-            link = await self._change("link.created", _INSERT, code, target, owner_id, expires_at)
-            if link is not None:
-                return link
-        if alias:
-            raise AliasTaken(f"The alias '{alias}' is already taken.")
-        raise CodeSpaceExhausted(
-            f"No free code found in {attempts} attempts; raise SHORTY_CODE_LENGTH."
+        return await self._under_a_code(
+            alias,
+            lambda code: self._change("link.created", _INSERT, code, target, owner_id, expires_at),
         )
 
     async def get(self, code: str, *, owner_id: int | None = None) -> Link | None:
@@ -220,10 +213,10 @@ class LinkStore:
     async def _declare(
         self, ref: str, fields: dict[str, Any], owner_id: int | None, alias: str | None
     ) -> Link:
-        attempts = 1 if alias else codes.MAX_ATTEMPTS
-        for _ in range(attempts):
-            code = alias or self._new_code(self._code_length)
-            link = await self._change(
+        tags = fields.get("tags")
+        return await self._under_a_code(
+            alias,
+            lambda code: self._change(
                 "link.created",
                 _INSERT_DECLARED,
                 code,
@@ -235,9 +228,20 @@ class LinkStore:
                 fields.get("redirect_type"),
                 fields.get("disabled"),
                 fields.get("title"),
-                list(fields["tags"]) if fields.get("tags") is not None else None,
+                list(tags) if tags is not None else None,
                 fields.get("forward_query"),
-            )
+            ),
+        )
+
+    async def _under_a_code(
+        self, alias: str | None, insert: Callable[[str], Awaitable[Link | None]]
+    ) -> Link:
+        """``insert`` under ``alias``, or under a fresh random code: one that is taken
+        is drawn again, at most ``codes.MAX_ATTEMPTS`` times; a taken alias is
+        AliasTaken at once."""
+        attempts = 1 if alias else codes.MAX_ATTEMPTS
+        for _ in range(attempts):
+            link = await insert(alias or self._new_code(self._code_length))
             if link is not None:
                 return link
         if alias:
