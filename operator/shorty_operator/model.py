@@ -133,7 +133,7 @@ def status(
 def _instant(value: str | None) -> datetime | None:
     if not value:
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    return datetime.fromisoformat(value).astimezone(UTC)
 
 
 def _stamp(now: datetime | None) -> str:

@@ -32,7 +32,6 @@ from shorty.obs.metrics import CLICKS_INGESTED
 from shorty.redirect.clicks import STREAM
 from shorty.store.errors import UNAVAILABLE
 from shorty.worker.enrich import GeoIP, describe_agent
-from shorty.worker.retention import month_after
 from shorty.worker.streams import Consumer, Entry, Failure, entry_origin
 
 log = logging.getLogger(__name__)
@@ -99,10 +98,6 @@ SELECT url_id, count(*) AS clicks FROM inserted GROUP BY url_id
 
 class NotAClick(ValueError):
     pass
-
-
-class _Careful(Exception):
-    """The batch needs the careful way (see ClickIngester.store)."""
 
 
 _COPY_COLUMNS = (*CLICK_COLUMNS, "ingest_xact")
@@ -219,12 +214,7 @@ class ClickIngester:
         await self.ensure_partitions(clicks)
         async with self._pool.acquire() as conn:
             try:
-                try:
-                    if any(click.url_id is None for click in clicks):
-                        raise _Careful
-                    stored = await self._copy(conn, rows)
-                except (_Careful, asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError):
-                    stored = await self._merge(conn, clicks, rows)
+                stored = await self._store(conn, clicks, rows)
             except asyncpg.CheckViolationError as exc:
                 if "no partition" not in str(exc):
                     raise
@@ -232,9 +222,19 @@ class ClickIngester:
                 # clicks are recent (see _recent), so it is needed again.
                 self.forget_partitions()
                 await self.ensure_partitions(clicks)
-                stored = await self._merge(conn, clicks, rows)
+                stored = await self._store(conn, clicks, rows)
         CLICKS_INGESTED.inc(stored)
         return stored
+
+    async def _store(
+        self, conn: asyncpg.Connection, clicks: list[Click], rows: list[tuple[Any, ...]]
+    ) -> int:
+        if all(click.url_id is not None for click in clicks):
+            try:
+                return await self._copy(conn, rows)
+            except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError):
+                pass  # a click stored before, or a link deleted meanwhile: rolled back
+        return await self._merge(conn, clicks, rows)
 
     async def _copy(self, conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> int:
         async with conn.transaction():
@@ -285,8 +285,11 @@ class ClickIngester:
         than counted twice."""
         if self._retention_days <= 0:
             return clicks
-        horizon = datetime.now(UTC).date() - timedelta(days=self._retention_days)
-        recent = [c for c in clicks if month_after(c.occurred_at.date()) > horizon]
+        # Retention drops a month once the whole of it is past the horizon: the month
+        # holding the horizon is the oldest kept.
+        horizon = datetime.now(UTC) - timedelta(days=self._retention_days)
+        oldest = datetime(horizon.year, horizon.month, 1, tzinfo=UTC)
+        recent = [c for c in clicks if c.occurred_at >= oldest]
         if len(recent) < len(clicks):
             log.warning(
                 "%d clicks older than the %d-day retention left out",
