@@ -23,17 +23,20 @@ from shorty.api.problems import domain_problem
 from shorty.api.schemas import (
     NOT_NULL,
     BulkRequest,
+    DeclaredLink,
+    DeclareRequest,
     LinkDetail,
     LinkOut,
     LinkPage,
     ListQuery,
+    RefQuery,
     ShortenRequest,
     UpdateRequest,
 )
 from shorty.cache.links import LinkCache
 from shorty.core.codes import is_well_formed, validate_alias
 from shorty.core.errors import DomainError, LinkNotFound
-from shorty.core.links import Link, check_expiry, check_tags
+from shorty.core.links import MAX_LIFETIME, Link, check_expiry, check_tags
 from shorty.core.targets import normalize_target
 from shorty.settings import Settings
 from shorty.store.links import LinkQuery, LinkStore
@@ -185,6 +188,57 @@ async def update_url(request: Request) -> Response:
         raise _not_found(code)
     await _invalidate(request, code)
     return JSONResponse(LinkDetail.of(link, settings.public_base).model_dump(mode="json"))
+
+
+def _ref(request: Request) -> str:
+    return validate(dict(request.query_params), RefQuery).ref
+
+
+def _ref_not_found(ref: str) -> LinkNotFound:
+    return LinkNotFound(f"No link is declared as '{ref}'.")
+
+
+async def put_declared(request: Request) -> Response:
+    """Make the link declared under ?ref= hold the body: created (201) when there is
+    none, else changed only where it differs (200). The operator's upsert."""
+    principal = await authenticate(request, "urls:write")
+    ref = _ref(request)
+    settings: Settings = request.app.state.settings
+    body = await read_json(request, DeclareRequest, settings.max_body_bytes)
+    fields: dict[str, Any] = body.model_dump(exclude={"alias"})
+    fields["target"] = normalize_target(body.target, settings.own_origins, settings.blocked)
+    fields["tags"] = check_tags(body.tags)
+    if body.expires_at is not None and body.expires_at - datetime.now(UTC) > MAX_LIFETIME:
+        check_expiry(body.expires_at, datetime.now(UTC))  # the refusal's message
+    alias = validate_alias(body.alias) if body.alias is not None else None
+    store: LinkStore = request.app.state.links
+    link, created = await store.put_by_ref(ref, fields, owner_id=principal.user_id, alias=alias)
+    await _invalidate(request, link.code)
+    out = DeclaredLink.of(link, settings.public_base).model_dump(mode="json")
+    return JSONResponse(out, status_code=201 if created else 200)
+
+
+async def get_declared(request: Request) -> Response:
+    principal = await authenticate(request, "urls:read")
+    ref = _ref(request)
+    store: LinkStore = request.app.state.links
+    link = await store.get_by_ref(ref, owner_id=None if principal.is_admin else principal.user_id)
+    if link is None:
+        raise _ref_not_found(ref)
+    base = request.app.state.settings.public_base
+    return JSONResponse(DeclaredLink.of(link, base).model_dump(mode="json"))
+
+
+async def delete_declared(request: Request) -> Response:
+    principal = await authenticate(request, "urls:write")
+    ref = _ref(request)
+    store: LinkStore = request.app.state.links
+    owner = None if principal.is_admin else principal.user_id
+    link = await store.delete_by_ref(ref, owner_id=owner)
+    if link is None:
+        raise _ref_not_found(ref)
+    await _invalidate(request, link.code)
+    return Response(status_code=204)
 
 
 async def list_urls(request: Request) -> Response:

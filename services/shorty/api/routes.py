@@ -10,11 +10,14 @@ from shorty.api.openapi import Operation
 from shorty.api.schemas import (
     BulkRequest,
     BulkResult,
+    DeclaredLink,
+    DeclareRequest,
     LinkDetail,
     LinkOut,
     LinkPage,
     LinkStats,
     ListQuery,
+    RefQuery,
     ShortenRequest,
     StatsQuery,
     StatsSummary,
@@ -24,6 +27,7 @@ from shorty.api.schemas import (
 
 _LINK = {404: "No link with this code (or not yours)"}
 _SCOPE = {403: "The credential lacks the scope"}
+_REF = {404: "No link declared under this reference (or not yours)"}
 
 OPERATIONS: list[tuple[Route, Operation]] = [
     (
@@ -114,6 +118,40 @@ OPERATIONS: list[tuple[Route, Operation]] = [
     (
         Route("/api/v1/urls/{code}", links.delete_url, methods=["DELETE"]),
         Operation("Delete a link", "links", responses={204: None}, errors={**_LINK, **_SCOPE}),
+    ),
+    (
+        Route("/api/v1/refs", links.put_declared, methods=["PUT"]),
+        Operation(
+            "Declare a link by reference: created whole, or changed where it differs",
+            "links",
+            body=DeclareRequest,
+            query=RefQuery,
+            responses={200: DeclaredLink, 201: DeclaredLink},
+            errors={
+                **_SCOPE,
+                409: "Alias taken, the reference another user's, or a code change asked for",
+            },
+        ),
+    ),
+    (
+        Route("/api/v1/refs", links.get_declared, methods=["GET"]),
+        Operation(
+            "The link declared under a reference",
+            "links",
+            query=RefQuery,
+            responses={200: DeclaredLink},
+            errors=_REF,
+        ),
+    ),
+    (
+        Route("/api/v1/refs", links.delete_declared, methods=["DELETE"]),
+        Operation(
+            "Delete the link declared under a reference",
+            "links",
+            query=RefQuery,
+            responses={204: None},
+            errors={**_REF, **_SCOPE},
+        ),
     ),
     (
         Route("/api/v1/urls/{code}/qr", links.qr_code, methods=["GET"]),

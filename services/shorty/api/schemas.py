@@ -90,6 +90,48 @@ class UpdateRequest(BaseModel):
     _text_datetime = field_validator("expires_at", mode="before")(_rfc3339_text)
 
 
+class RefQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ref: str = Field(
+        min_length=1,
+        max_length=512,
+        description="The reference the link is declared under, e.g. k8s:<namespace>/<name>/<uid>.",
+    )
+
+
+class DeclareRequest(BaseModel):
+    """The whole link as declared elsewhere (a ShortLink, say): a field left out takes
+    its default, so leaving a field out of a declaration clears it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    target: str = Field(max_length=8192, description="The http(s) URL to redirect to.")
+    alias: str | None = Field(
+        None, max_length=256, description="The code (3-64 chars); it never changes once set."
+    )
+    title: str | None = Field(None, max_length=500)
+    tags: list[str] = Field(default_factory=list, max_length=100)
+    expires_at: AwareDatetime | None = Field(
+        None, description="May lie in the past: the link is then declared expired (410)."
+    )
+    max_clicks: int | None = Field(None, ge=1, le=2_000_000_000)
+    redirect_type: Literal[301, 302, 307, 308] = 302
+    disabled: bool = False
+    forward_query: bool = False
+
+    _text_datetime = field_validator("expires_at", mode="before")(_rfc3339_text)
+
+
+class DeclaredLink(LinkDetail):
+    external_ref: str
+
+    @classmethod
+    def of(cls, link: Link, base: str) -> DeclaredLink:
+        assert link.external_ref is not None
+        return cls(**LinkDetail.of(link, base).model_dump(), external_ref=link.external_ref)
+
+
 NOT_NULL = frozenset({"target", "tags", "redirect_type", "disabled", "forward_query"})
 
 
