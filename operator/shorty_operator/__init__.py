@@ -1,7 +1,9 @@
 """The Shorty operator: reconciles ``ShortLink`` custom resources through the Shorty API.
 
-Its kopf handlers arrive with the operator issue; the package exists now so
-the layout, packaging and imports are settled.
+- ``model``: the pure parts (the link a spec asks for, drift, the status);
+- ``client``: the API's links declared by reference, the operator's only way in;
+- ``handlers``: the kopf handlers and their registry;
+- ``cli``: the ``shorty-operator`` command.
 """
 
 __all__: list[str] = []

@@ -102,9 +102,10 @@ def service_env(database_url: str, redis_url: str, **extra: str) -> dict[str, st
 class Service:
     """`shorty serve <kind>` in a child process; its output goes to ``log``."""
 
-    def __init__(self, kind: str, env: dict[str, str], log: Path) -> None:
+    def __init__(self, kind: str, env: dict[str, str], log: Path, port: int | None = None) -> None:
+        """``port``: where to listen (a free one by default; the same again for a restart)."""
         self.kind = kind
-        self.port = free_port() if kind != "worker" else 0
+        self.port = port or (free_port() if kind != "worker" else 0)
         args = [sys.executable, "-m", "shorty", "serve", kind]
         if self.port:
             args += ["--host", "127.0.0.1", "--port", str(self.port)]

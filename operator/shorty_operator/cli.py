@@ -1,0 +1,125 @@
+"""``shorty-operator``: run the ShortLink operator (kopf) against the cluster it finds.
+
+It logs in as kopf does: in a pod with its service account, elsewhere with
+``KUBECONFIG`` (or ``~/.kube/config``)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+import kopf
+from prometheus_client import start_http_server
+
+from shorty.obs.logging import configure_logging
+from shorty_operator.handlers import Config, build_registry
+
+KEY_ENV = "SHORTY_OPERATOR_API_KEY"
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option(
+    "--api-url",
+    envvar="SHORTY_OPERATOR_API_URL",
+    required=True,
+    help="Shorty's API service, e.g. http://shorty-api.shorty.svc:8000 "
+    "[env SHORTY_OPERATOR_API_URL]. The API key is read from the environment only: "
+    f"{KEY_ENV} (scopes urls:read and urls:write; mount it from a Secret).",
+)
+@click.option(
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    envvar="SHORTY_OPERATOR_NAMESPACES",
+    help="Watch only this namespace (repeat for more) [env SHORTY_OPERATOR_NAMESPACES, "
+    "space-separated]. Exact names need no cluster-wide rights; a glob such as 'team-*' "
+    "needs the right to list and watch namespaces. Without it: all namespaces.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    envvar="SHORTY_OPERATOR_INTERVAL",
+    help="Seconds between checks of each link: drift put back, status.clicks refreshed.",
+)
+@click.option(
+    "--conflict-retry",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    envvar="SHORTY_OPERATOR_CONFLICT_RETRY",
+    help="Seconds between tries of a ShortLink whose code another link holds.",
+)
+@click.option(
+    "--backoff",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    envvar="SHORTY_OPERATOR_BACKOFF",
+    help="First retry after the API was unavailable; doubles each time, up to 300 s.",
+)
+@click.option(
+    "--liveness",
+    default="http://0.0.0.0:8080/healthz",
+    envvar="SHORTY_OPERATOR_LIVENESS",
+    help="Where kopf answers liveness probes ('' to turn off).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=9090,
+    envvar="SHORTY_OPERATOR_METRICS_PORT",
+    help="Port of the Prometheus /metrics endpoint (0 to turn off).",
+)
+@click.option(
+    "--peering",
+    envvar="SHORTY_OPERATOR_PEERING",
+    help="Name of the kopf peering object: if two operators run, only the one with the "
+    "highest priority acts; it waits until kopf's peering CRDs (manifests/operator/"
+    "peering.yaml) exist. Without it: kopf's 'default' peering if those CRDs exist.",
+)
+@click.option(
+    "--standalone",
+    is_flag=True,
+    envvar="SHORTY_OPERATOR_STANDALONE",
+    help="No peering: for one operator that is sure to be alone (and clusters without "
+    "the peering CRDs).",
+)
+@click.option("--log-level", default="INFO", envvar="SHORTY_LOG_LEVEL")
+def main(
+    api_url: str,
+    namespaces: tuple[str, ...],
+    interval: float,
+    conflict_retry: float,
+    backoff: float,
+    liveness: str,
+    metrics_port: int,
+    peering: str | None,
+    standalone: bool,
+    log_level: str,
+) -> None:
+    """Make Shorty's links match the ShortLink objects of the cluster."""
+    api_key = os.environ.get(KEY_ENV, "")
+    if not api_key:
+        raise click.UsageError(f"{KEY_ENV} is not set: the operator needs an API key.")
+    if not api_url.startswith(("http://", "https://")):
+        raise click.BadParameter("must be an http(s) URL", param_hint="--api-url")
+    configure_logging(log_level.upper(), "operator")
+    watched = [name for entry in namespaces for name in entry.split()]
+    config = Config(
+        api_url=api_url,
+        api_key=api_key,
+        interval=interval,
+        conflict_retry=conflict_retry,
+        backoff=backoff,
+        # Globs ('team-*') and "all namespaces" need the cluster's namespaces listed and watched.
+        scan_cluster=not watched or any(c in name for name in watched for c in "*?[!"),
+    )
+    if metrics_port:
+        start_http_server(metrics_port)
+    kopf.run(
+        registry=build_registry(config),
+        clusterwide=not namespaces,
+        namespaces=watched,
+        standalone=standalone,
+        peering_name=None if standalone else peering,
+        liveness_endpoint=liveness or None,
+    )

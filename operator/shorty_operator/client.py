@@ -1,0 +1,103 @@
+"""The operator's only way into Shorty: the API's links declared by reference
+(``/api/v1/refs?ref=``), with an API key. Never PostgreSQL directly.
+
+Every failure is one of three kinds, which the handlers turn into the Ready
+condition: ``Conflict`` (409: the code is another link's), ``Refused`` (another
+4xx: Shorty will not take this spec) and ``Unavailable`` (Shorty could not be
+reached, answered 5xx or 429, or refused the operator's own key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+
+class ApiError(Exception):
+    def __init__(self, message: str, status: int | None = None, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.kind = kind  # the problem type's last part, e.g. "alias-taken"
+
+
+class Conflict(ApiError):
+    """409: the code belongs to another link, or the reference to another user's."""
+
+
+class Refused(ApiError):
+    """A 4xx about the spec itself (422 and its kind): not worth retrying as it is."""
+
+
+class Unavailable(ApiError):
+    """Shorty could not do it now: unreachable, timed out, 5xx, 429, or the key refused."""
+
+
+class ShortyClient:
+    """PUT/GET/DELETE of the link declared under a reference."""
+
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 10.0) -> None:
+        self._base = base_url.rstrip("/")
+        self._session = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "shorty-operator"},
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def put(self, ref: str, fields: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Make the link declared as ``ref`` hold ``fields``: (link, created)."""
+        status, body = await self._call("PUT", ref, fields)
+        return body, status == 201
+
+    async def get(self, ref: str) -> dict[str, Any] | None:
+        status, body = await self._call("GET", ref, missing_ok=True)
+        return None if status == 404 else body
+
+    async def delete(self, ref: str) -> bool:
+        """Delete the link; False when there was none (which is as good)."""
+        status, _ = await self._call("DELETE", ref, missing_ok=True)
+        return status == 204
+
+    async def _call(
+        self, method: str, ref: str, body: dict[str, Any] | None = None, missing_ok: bool = False
+    ) -> tuple[int, Any]:
+        url = f"{self._base}/api/v1/refs"
+        try:
+            async with self._session.request(
+                method, url, params={"ref": ref}, json=body
+            ) as response:
+                status = response.status
+                payload = await response.json(content_type=None) if status != 204 else None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise Unavailable(
+                f"Shorty's API at {self._base} cannot be reached: {_why(exc)}"
+            ) from exc
+        if status < 300 or (status == 404 and missing_ok):
+            return status, payload
+        detail, kind = _problem(payload)
+        message = f"Shorty answered {status}: {detail}"
+        if status == 409:
+            raise Conflict(message, status, kind)
+        if status in (401, 403):
+            raise Unavailable(
+                f"Shorty refused the operator's API key ({status}: {detail});"
+                " it needs the urls:read and urls:write scopes",
+                status,
+                kind,
+            )
+        if status >= 500 or status == 429:
+            raise Unavailable(message, status, kind)
+        raise Refused(message, status, kind)
+
+
+def _problem(payload: Any) -> tuple[str, str | None]:
+    if not isinstance(payload, dict):
+        return "(no problem details)", None
+    kind = str(payload.get("type", "")).rsplit("/", 1)[-1] or None
+    return str(payload.get("detail") or payload.get("title") or "(no detail)"), kind
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,188 @@
+"""The kopf handlers: make Shorty's link match each ShortLink, and show how that went.
+
+- resume, create, update → upsert the link by its reference, then the status;
+- a timer (``Config.interval``) → put back a link deleted or edited behind the
+  operator's back, and refresh ``status.clicks``;
+- delete (kopf keeps a finalizer on every ShortLink while it runs) → delete
+  the link; one that is already gone is as good.
+
+Failures become the Ready condition: Conflict (retried every
+``Config.conflict_retry`` seconds until the code frees up), InvalidSpec (not
+retried until the spec changes) and ApiUnavailable (retried with exponential
+backoff from ``Config.backoff`` up to ``BACKOFF_MAX``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+from prometheus_client import Counter, Histogram
+
+from shorty_operator.client import ApiError, Conflict, Refused, ShortyClient, Unavailable
+from shorty_operator.model import (
+    InvalidSpec,
+    Reason,
+    desired,
+    drift,
+    external_ref,
+    ready,
+    status,
+)
+
+GROUP, VERSION, PLURAL = "shorty.dev", "v1alpha1", "shortlinks"
+FINALIZER = "shorty.dev/link"  # held while the ShortLink's link may still exist in Shorty
+BACKOFF_MAX = 300.0
+
+RECONCILES = Counter(
+    "shorty_operator_reconciles_total",
+    "ShortLink reconciliations, by handler and result (the Ready reason, or Deleted)",
+    ["handler", "result"],
+)
+DURATION = Histogram(
+    "shorty_operator_reconcile_duration_seconds",
+    "Time spent reconciling a ShortLink, by handler",
+    ["handler"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    api_url: str
+    api_key: str
+    interval: float = 60.0  # the timer: drift repair and status.clicks
+    conflict_retry: float = 30.0  # how often a ShortLink whose code is taken tries again
+    backoff: float = 5.0  # the first retry after ApiUnavailable; doubles up to BACKOFF_MAX
+    timeout: float = 10.0  # one call to the API
+    # Watch the cluster's namespaces and CRDs for changes. Off when the operator is given
+    # exact namespace names: it then needs no cluster-wide rights at all.
+    scan_cluster: bool = True
+
+
+def build_registry(config: Config) -> kopf.OperatorRegistry:
+    """A registry holding the operator's handlers for ``config``."""
+    registry = kopf.OperatorRegistry()
+    resource = (GROUP, VERSION, PLURAL)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """In a pod: its service account; elsewhere: KUBECONFIG or ~/.kube/config."""
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
+        memo["shorty"] = ShortyClient(config.api_url, config.api_key, timeout=config.timeout)
+        # Our own names on the objects, not kopf's defaults.
+        settings.persistence.finalizer = FINALIZER
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+        settings.scanning.disabled = not config.scan_cluster
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop(memo: kopf.Memo, **_: Any) -> None:
+        client: ShortyClient | None = memo.get("shorty")
+        if client is not None:
+            await client.close()
+
+    @kopf.on.resume(*resource, registry=registry)
+    @kopf.on.create(*resource, registry=registry)
+    @kopf.on.update(*resource, field="spec", registry=registry)
+    async def upsert(
+        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any
+    ) -> None:
+        with DURATION.labels("upsert").time():
+            reason = await _upsert(body, patch, memo["shorty"])
+        RECONCILES.labels("upsert", reason.value).inc()
+        if reason is Reason.CONFLICT:
+            raise kopf.TemporaryError("the code is taken", delay=config.conflict_retry)
+        if reason is Reason.API_UNAVAILABLE:
+            raise kopf.TemporaryError("Shorty is unavailable", delay=_backoff(config, retry))
+
+    @kopf.timer(
+        *resource, interval=config.interval, initial_delay=config.interval, registry=registry
+    )
+    async def resync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        if body.metadata.get("deletionTimestamp"):
+            return
+        with DURATION.labels("timer").time():
+            reason = await _upsert(body, patch, memo["shorty"], repair=True)
+        RECONCILES.labels("timer", reason.value).inc()
+
+    @kopf.on.delete(*resource, registry=registry)
+    async def remove(
+        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, logger: Any, **_: Any
+    ) -> None:
+        client: ShortyClient = memo["shorty"]
+        ref = _ref(body)
+        started = time.perf_counter()
+        try:
+            existed = await client.delete(ref)
+        except ApiError as exc:
+            RECONCILES.labels("delete", Reason.API_UNAVAILABLE.value).inc()
+            _show(body, patch, Reason.API_UNAVAILABLE, f"Deleting the link: {exc.message}")
+            raise kopf.TemporaryError(exc.message, delay=_backoff(config, retry)) from None
+        finally:
+            DURATION.labels("delete").observe(time.perf_counter() - started)
+        RECONCILES.labels("delete", "Deleted").inc()
+        logger.info("link %s %s", ref, "deleted" if existed else "was already gone")
+
+    return registry
+
+
+async def _upsert(
+    body: kopf.Body, patch: kopf.Patch, client: ShortyClient, repair: bool = False
+) -> Reason:
+    """Make the link match the spec and show the outcome in the status. With ``repair``
+    (the timer) the link is read first, and only written back when it drifted."""
+    try:
+        want = desired(body.spec)
+    except InvalidSpec as exc:
+        return _show(body, patch, Reason.INVALID_SPEC, str(exc), event=not repair)
+    ref = _ref(body)
+    try:
+        link = await client.get(ref) if repair else None
+        changed = [] if link is None else drift(want, link)
+        if link is None or changed:
+            link, created = await client.put(ref, want)
+            if repair:
+                what = "was missing" if created else f"had drifted ({', '.join(changed)})"
+                kopf.info(body, reason="Restored", message=f"The link {what}; put back.")
+    except Conflict as exc:
+        if exc.kind == "code-immutable":
+            return _show(body, patch, Reason.INVALID_SPEC, exc.message)
+        return _show(body, patch, Reason.CONFLICT, exc.message, event=not repair)
+    except Refused as exc:
+        return _show(body, patch, Reason.INVALID_SPEC, exc.message, event=not repair)
+    except Unavailable as exc:
+        return _show(body, patch, Reason.API_UNAVAILABLE, exc.message, event=not repair)
+    message = f"{link['short_url']} redirects to the target."
+    return _show(body, patch, Reason.SYNCED, message, link=link)
+
+
+def _show(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    reason: Reason,
+    message: str,
+    *,
+    link: dict[str, Any] | None = None,
+    event: bool = False,
+) -> Reason:
+    generation = body.metadata.get("generation")
+    condition = ready(reason, message, generation)
+    patch.status.update(status(condition, body.status, link=link))
+    if event:
+        kopf.warn(body, reason=reason.value, message=message)
+    return reason
+
+
+def _ref(body: kopf.Body) -> str:
+    meta = body.metadata
+    return external_ref(meta.namespace or "", meta.name or "", meta.uid or "")
+
+
+def _backoff(config: Config, retry: int) -> float:
+    return float(min(config.backoff * 2 ** min(retry, 16), BACKOFF_MAX))

@@ -1,0 +1,257 @@
+"""An emulated Kubernetes API for the operator's tests: kmock's KubernetesEmulator,
+served on 127.0.0.1 from a thread, with the small adapter kopf 1.45 needs from
+kmock 0.8 (each found by trying):
+
+- kopf waits for ``v1/namespaces`` in discovery before it starts: it is
+  registered, with ``v1/events`` (kopf posts events) and the ShortLink resource,
+  whose discovery entry is built from the CRD file itself;
+- kmock keeps no ``resourceVersion``, ``uid``, ``generation`` or
+  ``creationTimestamp``: ``Cluster._handle`` stamps them on every write (kopf's
+  finalizer JSON-patch tests ``resourceVersion``; the status shows
+  ``observedGeneration``);
+- kmock answers a failed JSON-patch test with 500; a real API server says 422,
+  which kopf expects (``_render_error``);
+- kopf posts events with ``generateName``; kmock stores objects by name, so a
+  name is made up;
+- kmock does not validate objects: every ShortLink written here passes through
+  ``tests.operator.crd.admit`` (schema, defaults, CEL) first, as a cluster
+  would.
+
+The tests talk to it over HTTP as kubectl would, and the operator runs as a
+real ``shorty-operator`` process that logs in with a kubeconfig pointing here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import itertools
+import json
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import kmock
+from kmock import action
+
+from tests.operator.crd import admit, crd
+
+API = "/apis/shorty.dev/v1alpha1"
+
+
+class Cluster(kmock.KubernetesEmulator):
+    """The emulator, with the object metadata a real API server keeps."""
+
+    _versions = itertools.count(1)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.failures: list[str] = []  # the emulator's own errors (500s a cluster would not give)
+
+    async def _handle(self, request: kmock.Request) -> Any:
+        try:
+            if request.resource is not None:
+                self._stamp(request)
+            return await super()._handle(request)
+        except Exception as exc:
+            if not isinstance(exc, kmock.KubernetesError | jsonpatch.JsonPatchTestFailed):
+                self.failures.append("".join(traceback.format_exception(exc)))
+            raise
+
+    def _stamp(self, request: kmock.Request) -> None:
+        version = str(next(self._versions))
+        data = request.data
+        if request.action == action.CREATE and isinstance(data, dict):
+            meta = data.setdefault("metadata", {})
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:8]
+            meta.setdefault("namespace", request.namespace)
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("creationTimestamp", _now())
+            meta["generation"] = 1
+            meta["resourceVersion"] = version
+        elif request.action == action.UPDATE and request.name is not None:
+            stored = self._stored(request)
+            if isinstance(data, list):  # a JSON patch: its test ops see the version before
+                data.append({"op": "add", "path": "/metadata/resourceVersion", "value": version})
+            elif isinstance(data, dict):
+                meta = data.get("metadata") or {}
+                meta["resourceVersion"] = version
+                if "spec" in data and request.subresource is None and stored is not None:
+                    meta["generation"] = int(stored.get("metadata", {}).get("generation", 1)) + 1
+                data["metadata"] = meta
+        elif request.action == action.DELETE and request.name is not None:
+            stored = self._stored(request)
+            if stored is not None:  # the deletion's MODIFIED event carries a new version
+                stored.patch({"metadata": {"resourceVersion": version}})
+
+    def _stored(self, request: kmock.Request) -> Any:
+        key = (request.resource, request.namespace, request.name)
+        if key not in self.objects:
+            return None
+        obj = self.objects[key]
+        return None if obj.deleted else obj
+
+    async def _render_error(self, exc: Exception) -> Any:
+        if isinstance(exc, jsonpatch.JsonPatchTestFailed | jsonpatch.JsonPatchConflict):
+            refusal = kmock.KubernetesError(status=422, reason="Invalid", message=str(exc))
+            return await super()._render_error(refusal)
+        return await super()._render_error(exc)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _register(cluster: Cluster) -> None:
+    definition = crd()
+    names = definition["spec"]["names"]
+    (version,) = definition["spec"]["versions"]
+    group = definition["spec"]["group"]
+    verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+    cluster.resources[f"{group}/{version['name']}/{names['plural']}"] = kmock.ResourceInfo(
+        kind=names["kind"],
+        singular=names["singular"],
+        namespaced=definition["spec"]["scope"] == "Namespaced",
+        shortnames=names.get("shortNames", []),
+        categories=names.get("categories", []),
+        verbs=verbs,
+        subresources=list(version.get("subresources", {})),
+    )
+    cluster.resources["v1/namespaces"] = kmock.ResourceInfo(
+        kind="Namespace", singular="namespace", namespaced=False, verbs=["get", "list", "watch"]
+    )
+    cluster.resources["v1/events"] = kmock.ResourceInfo(
+        kind="Event", singular="event", namespaced=True, verbs=["create", "get", "list"]
+    )
+
+
+class FakeKube:
+    """The emulated API server on a thread of its own; synchronous helpers for the tests."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.port = 0
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._failure: BaseException | None = None
+        self.cluster: Cluster | None = None
+        self._thread = threading.Thread(target=self._run, name="fake-kube", daemon=True)
+
+    def __enter__(self) -> FakeKube:
+        self._thread.start()
+        if not self._ready.wait(20) or not self.url:
+            raise RuntimeError(f"the emulated API server did not start: {self._failure!r}")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(20)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:
+            self._failure = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with Cluster() as cluster, kmock.Server(cluster) as server:
+            _register(cluster)
+            self.cluster = cluster
+            self.url = str(server.url).rstrip("/")
+            self.port = server.port
+            self._ready.set()
+            await self._stop.wait()
+
+    def kubeconfig(self, folder: Path) -> Path:
+        """A kubeconfig that points here (as kind or minikube would write one)."""
+        path = folder / "kubeconfig"
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+                    "users": [{"name": "tester", "user": {"token": "unused"}}],
+                    "contexts": [
+                        {"name": "fake", "context": {"cluster": "fake", "user": "tester"}}
+                    ],
+                    "current-context": "fake",
+                }
+            )
+        )
+        return path
+
+    # kubectl, roughly
+
+    def request(self, method: str, path: str, body: Any = None, patch: str = "") -> Any:
+        """One call to the API server: the JSON answer, None for 404, else an error."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            payload = None if body is None else json.dumps(body)
+            conn.request(method, path, payload, {"Content-Type": patch or "application/json"})
+            response = conn.getresponse()
+            raw = response.read()
+        finally:
+            conn.close()
+        if response.status == 404:
+            return None
+        if response.status >= 400:
+            raise AssertionError(f"{method} {path}: {response.status} {raw[:500]!r}")
+        return json.loads(raw or b"null")
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create ``obj`` (a ShortLink) as a cluster would admit it."""
+        stored = admit(obj)
+        namespace = stored["metadata"].get("namespace", "default")
+        created = self.request("POST", f"{API}/namespaces/{namespace}/shortlinks", stored)
+        assert created is not None
+        return dict(created)
+
+    def get(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        found = self.request("GET", f"{API}/namespaces/{namespace}/shortlinks/{name}")
+        return None if found is None else dict(found)
+
+    def edit_spec(self, name: str, changes: dict[str, Any], namespace: str = "default") -> None:
+        old = self.get(name, namespace)
+        assert old is not None
+        new = {**old, "spec": {**old["spec"], **changes}}
+        admit(new, old)
+        path = f"{API}/namespaces/{namespace}/shortlinks/{name}"
+        self.request("PATCH", path, {"spec": changes}, patch="application/merge-patch+json")
+
+    def delete(self, name: str, namespace: str = "default") -> None:
+        self.request("DELETE", f"{API}/namespaces/{namespace}/shortlinks/{name}")
+
+    def events(self, namespace: str = "default") -> list[dict[str, Any]]:
+        listed = self.request("GET", f"/api/v1/namespaces/{namespace}/events")
+        return list((listed or {}).get("items", []))
+
+
+def ready(obj: dict[str, Any] | None) -> dict[str, Any]:
+    """The Ready condition of a ShortLink (empty when there is none yet)."""
+    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == "Ready"), {})
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "the condition") -> Any:
+    """Poll ``check`` until it returns something truthy; bounded."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")

@@ -1,0 +1,399 @@
+"""The operator end to end, with no cluster: a real ``shorty-operator`` process (kopf)
+against an emulated Kubernetes API (kmock, tests/operator/kube.py), and the real
+Shorty API, redirect service and worker (real PostgreSQL and Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shorty import embedded
+from shorty.embedded import drop_database
+from shorty.store import migrate
+from tests.e2e.processes import RedisServer, Service, get, service_env
+from tests.e2e.test_dev import free_port
+from tests.helpers import scalar, user_with_key
+from tests.operator.kube import FakeKube, ready, wait_for
+
+TIMER = 1.0  # seconds between the operator's checks of each link, here
+
+
+class Operator:
+    """``shorty-operator`` in a child process, logged in to the emulated cluster."""
+
+    def __init__(self, kube: FakeKube, api_url: str, key: str, folder: Path, *args: str) -> None:
+        self.metrics_port = free_port()
+        self.liveness_port = free_port()
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(kube.kubeconfig(folder)),
+            "SHORTY_OPERATOR_API_KEY": key,
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "shorty_operator",
+            "--api-url",
+            api_url,
+            "--interval",
+            str(TIMER),
+            "--conflict-retry",
+            "1",
+            "--backoff",
+            "0.5",
+            "--liveness",
+            f"http://127.0.0.1:{self.liveness_port}/healthz",
+            "--metrics-port",
+            str(self.metrics_port),
+            "--standalone",
+            *args,
+        ]
+        self.log = folder / "operator.log"
+        self._log = self.log.open("ab")
+        self.process = subprocess.Popen(
+            command, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_for(self._alive, 30, "the operator's liveness endpoint")
+        except AssertionError:
+            self.kill()
+            raise
+
+    def _alive(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"the operator exited:\n{self.log.read_text()[-3000:]}")
+        try:
+            return get(self.liveness_port, "/healthz")[0] == 200
+        except OSError:
+            return False
+
+    def metrics(self) -> str:
+        return get(self.metrics_port, "/metrics")[2].decode()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(30)
+        self._log.close()
+
+
+@dataclass
+class World:
+    kube: FakeKube
+    api: Service
+    redirect: Service
+    database_url: str
+    key: str
+    env: dict[str, str]
+    folder: Path
+    operator: Operator
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """One request to the API with the operator's key."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.api.port, timeout=10)
+        try:
+            headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+            conn.request(method, path, None if body is None else json.dumps(body), headers)
+            response = conn.getresponse()
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+        finally:
+            conn.close()
+
+    def follow(self, code: str) -> tuple[int, str | None]:
+        status, headers, _ = get(self.redirect.port, f"/{code}")
+        return status, headers.get("location")
+
+    def restart_operator(self, *args: str, kill: bool = False) -> None:
+        """Stop the operator (SIGTERM, or SIGKILL) and start it again with ``args``."""
+        if kill:
+            self.operator.kill()
+        else:
+            assert self.operator.stop() == 0
+        self.operator = Operator(self.kube, self.api_url, self.key, self.folder, *args)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api.port}"
+
+
+@pytest.fixture(scope="module")
+def world(stack, tmp_path_factory) -> Iterator[World]:
+    folder = tmp_path_factory.mktemp("operator")
+    name = f"shorty_op_{secrets.token_hex(4)}"
+    url = asyncio.run(embedded.ensure_database(stack.admin_url, name))
+    migrate.upgrade(url)
+    _, key = user_with_key(url, "operator@example.com", scopes=("urls:read", "urls:write"))
+    redis_server = RedisServer(folder / "redis")
+    redis_server.start()
+    env = service_env(url, redis_server.url, SHORTY_PUBLIC_URL="https://sho.rt")
+    services: list[Service] = []
+    try:
+        services.append(api := Service("api", env, folder / "api.log"))
+        services.append(redirect := Service("redirect", env, folder / "redirect.log"))
+        services.append(Service("worker", env, folder / "worker.log"))
+        with FakeKube() as kube:
+            operator = Operator(kube, f"http://127.0.0.1:{api.port}", key, folder)
+            world = World(kube, api, redirect, url, key, env, folder, operator)
+            try:
+                yield world
+            finally:
+                services[0] = world.api  # restarted by a test
+                assert world.operator.stop() == 0
+                assert kube.cluster is not None
+                assert not kube.cluster.failures, "\n".join(kube.cluster.failures)
+    finally:
+        for service in services:
+            service.stop()
+        redis_server.stop()
+        asyncio.run(drop_database(stack.admin_url, name))
+
+
+def shortlink(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "shorty.dev/v1alpha1",
+        "kind": "ShortLink",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"target": "https://example.com/docs", **spec},
+    }
+
+
+def namespace() -> str:
+    return f"ns-{uuid.uuid4().hex[:8]}"
+
+
+def synced(world: World, name: str, ns: str, **expect: Any) -> dict[str, Any]:
+    """Wait until the ShortLink is Ready for its current generation (and its status
+    holds ``expect``); return it."""
+
+    def check() -> dict[str, Any] | None:
+        obj = world.kube.get(name, ns)
+        condition = ready(obj)
+        if obj is None or condition.get("reason") != "Synced":
+            return None
+        status = obj["status"]
+        if status.get("observedGeneration") != obj["metadata"]["generation"]:
+            return None
+        return obj if all(status.get(k) == v for k, v in expect.items()) else None
+
+    return wait_for(check, 30, f"{ns}/{name} to be Ready {expect or ''}")
+
+
+def reason_is(world: World, name: str, ns: str, reason: str) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        obj = world.kube.get(name, ns)
+        return obj if ready(obj).get("reason") == reason else None
+
+    return wait_for(check, 30, f"{ns}/{name} to show {reason}")
+
+
+def ref_of(obj: dict[str, Any]) -> str:
+    meta = obj["metadata"]
+    return f"k8s:{meta['namespace']}/{meta['name']}/{meta['uid']}"
+
+
+def by_ref(world: World, obj: dict[str, Any]) -> tuple[int, Any]:
+    return world.call("GET", "/api/v1/refs?ref=" + ref_of(obj).replace("/", "%2F"))
+
+
+def events_for(world: World, ns: str, name: str, reason: str) -> list[dict[str, Any]]:
+    return [
+        event
+        for event in world.kube.events(ns)
+        if event.get("involvedObject", {}).get("name") == name and event.get("reason") == reason
+    ]
+
+
+def test_create_makes_the_link_and_the_redirect_answers(world):
+    ns = namespace()
+    world.kube.apply(shortlink("docs", ns, code="op-docs", tags=["Docs"], redirectType=307))
+    obj = synced(world, "docs", ns, code="op-docs")
+    assert obj["status"]["shortUrl"] == "https://sho.rt/op-docs"
+    assert obj["status"]["clicks"] == 0
+    condition = ready(obj)
+    assert condition["status"] == "True"
+    assert condition["message"] == "https://sho.rt/op-docs redirects to the target."
+    assert "shorty.dev/link" in obj["metadata"]["finalizers"]
+
+    status, link = by_ref(world, obj)
+    assert status == 200
+    assert (link["code"], link["target"], link["tags"]) == (
+        "op-docs",
+        "https://example.com/docs",
+        ["docs"],
+    )
+    assert link["redirect_type"] == 307
+    assert world.follow("op-docs") == (307, "https://example.com/docs")
+
+
+def test_a_generated_code_is_shown_and_kept(world):
+    ns = namespace()
+    world.kube.apply(shortlink("plain", ns))
+    obj = synced(world, "plain", ns)
+    code = obj["status"]["code"]
+    assert obj["status"]["shortUrl"] == f"https://sho.rt/{code}"
+    assert world.follow(code) == (302, "https://example.com/docs")
+    world.kube.edit_spec("plain", {"disabled": True}, ns)
+    assert synced(world, "plain", ns)["status"]["code"] == code
+    assert wait_for(lambda: world.follow(code)[0] in (404, 410), 10, "the disabled link to stop")
+
+
+def test_an_update_of_the_target_is_followed_by_the_redirect(world):
+    ns = namespace()
+    world.kube.apply(shortlink("moving", ns, code="op-moving"))
+    synced(world, "moving", ns)
+    assert world.follow("op-moving") == (302, "https://example.com/docs")
+    world.kube.edit_spec("moving", {"target": "https://example.com/new-home"}, ns)
+    obj = synced(world, "moving", ns)
+    assert obj["metadata"]["generation"] == 2
+    wait_for(
+        lambda: world.follow("op-moving") == (302, "https://example.com/new-home"),
+        10,
+        "the redirect to follow the new target",
+    )
+
+
+def test_delete_removes_the_link_and_then_the_object(world):
+    ns = namespace()
+    world.kube.apply(shortlink("gone", ns, code="op-gone"))
+    obj = synced(world, "gone", ns)
+    world.kube.delete("gone", ns)
+    wait_for(lambda: world.kube.get("gone", ns) is None, 30, "the finalizer to let go")
+    assert by_ref(world, obj)[0] == 404
+    assert world.follow("op-gone")[0] == 404
+
+
+def test_a_link_deleted_or_edited_behind_the_operators_back_is_restored(world):
+    ns = namespace()
+    world.kube.apply(shortlink("kept", ns, code="op-kept"))
+    obj = synced(world, "kept", ns)
+    assert world.call("DELETE", "/api/v1/urls/op-kept")[0] == 204
+    wait_for(lambda: by_ref(world, obj)[0] == 200, 30, "the timer to put the link back")
+    wait_for(lambda: world.follow("op-kept")[0] == 302, 10, "the restored link to redirect")
+    assert events_for(world, ns, "kept", "Restored")
+
+    changed = world.call("PATCH", "/api/v1/urls/op-kept", {"target": "https://evil.example/"})
+    assert changed[0] == 200
+    wait_for(
+        lambda: by_ref(world, obj)[1]["target"] == "https://example.com/docs",
+        30,
+        "the timer to undo the edit",
+    )
+    messages = [e["message"] for e in events_for(world, ns, "kept", "Restored")]
+    assert any("had drifted (target)" in m for m in messages), messages
+
+
+def test_two_shortlinks_with_one_code_conflict_until_the_first_is_gone(world):
+    ns = namespace()
+    world.kube.apply(shortlink("first", ns, code="op-shared"))
+    synced(world, "first", ns)
+    world.kube.apply(shortlink("second", ns, code="op-shared", target="https://example.com/2"))
+    second = reason_is(world, "second", ns, "Conflict")
+    assert ready(second)["status"] == "False"
+    assert "already taken" in ready(second)["message"]
+    assert "code" not in second["status"]
+    warnings = events_for(world, ns, "second", "Conflict")
+    assert warnings
+    assert warnings[0]["type"] == "Warning"
+    assert world.operator.process.poll() is None  # no crash loop
+
+    world.kube.delete("first", ns)
+    synced(world, "second", ns, code="op-shared")
+    assert world.follow("op-shared") == (302, "https://example.com/2")
+
+
+def test_a_spec_shorty_refuses_is_invalid_and_left_alone(world):
+    ns = namespace()
+    world.kube.apply(shortlink("reserved", ns, code="api"))  # the CRD allows it, Shorty not
+    obj = reason_is(world, "reserved", ns, "InvalidSpec")
+    assert "reserved" in ready(obj)["message"]
+    assert events_for(world, ns, "reserved", "InvalidSpec")
+    world.kube.delete("reserved", ns)  # never created: deleting is still clean
+    wait_for(lambda: world.kube.get("reserved", ns) is None, 30, "the object to go")
+
+
+def test_clicks_reach_the_status(world):
+    ns = namespace()
+    world.kube.apply(shortlink("counted", ns, code="op-counted"))
+    synced(world, "counted", ns)
+    for _ in range(3):
+        assert world.follow("op-counted")[0] == 302
+    synced(world, "counted", ns, clicks=3)
+
+
+def test_a_restart_midway_duplicates_nothing(world):
+    ns = namespace()
+    world.kube.apply(shortlink("one", ns, code="op-one"))
+    world.kube.apply(shortlink("two", ns))  # a generated code must survive the restart
+    synced(world, "one", ns)
+    two = synced(world, "two", ns)
+    world.operator.kill()
+    # While it is down: a new ShortLink and an edit.
+    world.kube.apply(shortlink("three", ns))
+    world.kube.edit_spec("one", {"target": "https://example.com/one"}, ns)
+    world.restart_operator(kill=True)
+    synced(world, "three", ns)
+    synced(world, "one", ns)
+    assert synced(world, "two", ns)["status"]["code"] == two["status"]["code"]
+    held = scalar(
+        world.database_url, "SELECT count(*) FROM urls WHERE external_ref LIKE $1", f"k8s:{ns}/%"
+    )
+    assert held == 3
+    assert world.follow("op-one") == (302, "https://example.com/one")
+
+
+def test_namespace_limits_what_the_operator_watches(world):
+    watched, other = namespace(), namespace()
+    world.restart_operator("--namespace", watched)
+    try:
+        world.kube.apply(shortlink("mine", watched))
+        world.kube.apply(shortlink("theirs", other))
+        synced(world, "mine", watched)
+        world.kube.edit_spec("mine", {"target": "https://example.com/again"}, watched)
+        synced(world, "mine", watched)  # by now, a watch of every namespace would have seen both
+        assert world.kube.get("theirs", other).get("status") is None
+    finally:
+        world.restart_operator()
+    synced(world, "theirs", other)
+
+
+def test_api_down_shows_unavailable_then_recovers(world):
+    ns = namespace()
+    port = world.api.port
+    world.api.stop()
+    try:
+        world.kube.apply(shortlink("patient", ns, code="op-patient"))
+        obj = reason_is(world, "patient", ns, "ApiUnavailable")
+        assert "cannot be reached" in ready(obj)["message"]
+    finally:
+        world.api = Service("api", world.env, world.folder / "api.log", port=port)
+    synced(world, "patient", ns, code="op-patient")
+
+
+def test_metrics_count_reconciles_by_result(world):
+    ns = namespace()
+    world.kube.apply(shortlink("measured", ns))
+    synced(world, "measured", ns)
+    text = world.operator.metrics()
+    assert 'shorty_operator_reconciles_total{handler="upsert",result="Synced"}' in text
+    assert "shorty_operator_reconcile_duration_seconds_bucket" in text
