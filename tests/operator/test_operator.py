@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from shorty import embedded
 from shorty.embedded import drop_database
@@ -26,7 +27,10 @@ from shorty.store import migrate
 from tests.e2e.processes import RedisServer, Service, get, service_env
 from tests.e2e.test_dev import free_port
 from tests.helpers import scalar, user_with_key
+from tests.operator.crd import ROOT
 from tests.operator.kube import FakeKube, ready, wait_for
+
+MANIFESTS = ROOT / "manifests"
 
 TIMER = 1.0  # seconds between the operator's checks of each link, here
 
@@ -397,3 +401,47 @@ def test_metrics_count_reconciles_by_result(world):
     text = world.operator.metrics()
     assert 'shorty_operator_reconciles_total{handler="upsert",result="Synced"}' in text
     assert "shorty_operator_reconcile_duration_seconds_bucket" in text
+
+
+VERBS = {"LIST": "list", "WATCH": "watch", "FETCH": "get", "CREATE": "create", "DELETE": "delete"}
+
+
+def allowed(rules: list[dict[str, Any]], group: str, resource: str, verb: str, name: str) -> bool:
+    return any(
+        group in rule.get("apiGroups", [])
+        and resource in rule.get("resources", [])
+        and verb in rule.get("verbs", [])
+        and (not rule.get("resourceNames") or name in rule["resourceNames"])
+        for rule in rules
+    )
+
+
+def test_every_call_the_operator_makes_is_allowed_by_its_rbac_manifest(world):
+    ns = namespace()
+    world.kube.apply(shortlink("audited", ns))
+    world.kube.apply(shortlink("refused", ns, code="api"))  # an event
+    synced(world, "audited", ns)
+    reason_is(world, "refused", ns, "InvalidSpec")
+    wait_for(lambda: events_for(world, ns, "refused", "InvalidSpec"), 10, "the event")
+    world.kube.delete("audited", ns)
+    wait_for(lambda: world.kube.get("audited", ns) is None, 30, "the object to go")
+
+    documents = yaml.safe_load_all((MANIFESTS / "operator" / "rbac.yaml").read_text())
+    (role,) = [doc for doc in documents if doc["kind"] == "ClusterRole"]
+    assert world.kube.cluster is not None
+    made = set()
+    for request in list(world.kube.cluster):
+        if not request.headers.get("User-Agent", "").startswith("kopf/"):
+            continue  # the test's own calls, as kubectl
+        if request.resource is None or request.resource.plural is None:
+            continue  # discovery (/api, /apis/<group>): every authenticated user may
+        verb = VERBS.get(request.action.name) or request.method.lower()  # UPDATE: patch
+        resource = request.resource.plural + (
+            f"/{request.subresource}" if request.subresource else ""
+        )
+        made.add((request.resource.group, resource, verb, request.name or ""))
+    assert ("shorty.dev", "shortlinks", "patch", "audited") in made  # the finalizer
+    assert ("shorty.dev", "shortlinks/status", "patch", "audited") in made
+    assert any(call[1] == "events" for call in made), sorted(made)
+    refused = [call for call in sorted(made) if not allowed(role["rules"], *call)]
+    assert not refused, f"calls the ClusterRole does not allow: {refused}\nall: {sorted(made)}"
