@@ -107,6 +107,8 @@ def build_registry(config: Config) -> kopf.OperatorRegistry:
     async def resync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
         if body.metadata.get("deletionTimestamp"):
             return
+        if _shown(body) == (Reason.INVALID_SPEC.value, body.metadata.get("generation")):
+            return  # refused as it is: nothing to check until the spec changes
         with DURATION.labels("timer").time():
             reason = await _upsert(body, patch, memo["shorty"], repair=True)
         RECONCILES.labels("timer", reason.value).inc()
@@ -174,9 +176,16 @@ def _show(
     generation = body.metadata.get("generation")
     condition = ready(reason, message, generation)
     patch.status.update(status(condition, body.status, link=link))
-    if event:
+    if event and _shown(body) != (reason.value, generation):  # once, not at every retry
         kopf.warn(body, reason=reason.value, message=message)
     return reason
+
+
+def _shown(body: kopf.Body) -> tuple[str | None, int | None]:
+    """The Ready reason the status shows, and for which generation."""
+    conditions: list[dict[str, Any]] = body.status.get("conditions") or []
+    before: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+    return before.get("reason"), before.get("observedGeneration")
 
 
 def _ref(body: kopf.Body) -> str:

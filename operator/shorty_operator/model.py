@@ -19,8 +19,9 @@ from enum import StrEnum
 from typing import Any
 
 from shorty.core.codes import validate_alias
-from shorty.core.errors import InvalidAlias, InvalidTag
+from shorty.core.errors import InvalidAlias, InvalidTag, InvalidTarget
 from shorty.core.links import check_tags
+from shorty.core.targets import normalize_target
 
 DEFAULT_REDIRECT = 302
 
@@ -46,14 +47,17 @@ def external_ref(namespace: str, name: str, uid: str) -> str:
 def desired(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The link Shorty should hold for ``spec``; ``alias`` only when a code is set.
     Fields the spec leaves out take the API's defaults (no expiry, no click limit).
-    InvalidSpec for what Shorty's own rules refuse (the same rules, checked here)."""
+    The target and tags are in the form Shorty keeps them (so a link never looks
+    drifted for a spelling). InvalidSpec for what Shorty's own rules refuse (the same
+    rules, checked here; the API adds its block-list)."""
     try:
+        target = normalize_target(spec["target"])
         tags = list(check_tags(list(spec.get("tags", []))))
         alias = validate_alias(spec["code"]) if spec.get("code") else None
-    except (InvalidAlias, InvalidTag) as exc:
+    except (InvalidAlias, InvalidTag, InvalidTarget) as exc:
         raise InvalidSpec(str(exc)) from None
     fields: dict[str, Any] = {
-        "target": spec["target"],
+        "target": target,
         "redirect_type": int(spec.get("redirectType", DEFAULT_REDIRECT)),
         "expires_at": spec.get("expiresAt"),
         "max_clicks": spec.get("maxClicks"),

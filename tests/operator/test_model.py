@@ -80,6 +80,21 @@ def test_tags_are_kept_the_way_shorty_keeps_them():
     ]
 
 
+def test_the_target_is_kept_the_way_shorty_keeps_it_so_it_never_looks_drifted():
+    spec = {"target": "HTTPS://Shop.EXAMPLE.com:443/Sale"}
+    assert desired(spec)["target"] == "https://shop.example.com/Sale"
+    held = api_link(target="https://shop.example.com/Sale")
+    assert "target" not in drift(desired(spec), held)
+
+
+@pytest.mark.parametrize(
+    "target", ["https://user:secret@e.com/", "https://exa mple.com/", "https://bad_host!/"]
+)
+def test_a_target_shorty_refuses_is_an_invalid_spec(target):
+    with pytest.raises(InvalidSpec):
+        desired({"target": target})
+
+
 @pytest.mark.parametrize("code", ["api", "Health", "metrics"])
 def test_a_reserved_code_is_an_invalid_spec(code):
     spec = admit({"spec": {"target": "https://e.com/", "code": code}})["spec"]  # CRD lets it in

@@ -316,10 +316,17 @@ def test_two_shortlinks_with_one_code_conflict_until_the_first_is_gone(world):
     assert ready(second)["status"] == "False"
     assert "already taken" in ready(second)["message"]
     assert "code" not in second["status"]
-    warnings = events_for(world, ns, "second", "Conflict")
-    assert warnings
-    assert warnings[0]["type"] == "Warning"
     assert world.operator.process.poll() is None  # no crash loop
+    # Retried (every second here), with one warning event, not one per retry.
+    tried = "failed temporarily: the code is taken"
+    retried = world.operator.log.read_text().count(tried)
+    wait_for(
+        lambda: world.operator.log.read_text().count(tried) >= retried + 2,
+        10,
+        "two more tries",
+    )
+    warnings = events_for(world, ns, "second", "Conflict")
+    assert [event["type"] for event in warnings] == ["Warning"]
 
     world.kube.delete("first", ns)
     synced(world, "second", ns, code="op-shared")
