@@ -9,6 +9,7 @@ reached, answered 5xx or 429, or refused the operator's own key)."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -38,6 +39,7 @@ class ShortyClient:
 
     def __init__(self, base_url: str, api_key: str, *, timeout: float = 10.0) -> None:
         self._base = base_url.rstrip("/")
+        self._shown = _without_credentials(self._base)  # for messages, status and events
         self._session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": "shorty-operator"},
             timeout=aiohttp.ClientTimeout(total=timeout),
@@ -56,7 +58,8 @@ class ShortyClient:
         return None if status == 404 else body
 
     async def delete(self, ref: str) -> bool:
-        """Delete the link; False when there was none (which is as good)."""
+        """Delete the link; False when there was none (which is as good). Only the API's
+        own "no such link" counts as none: any other 404 (a wrong URL) is Unavailable."""
         status, _ = await self._call("DELETE", ref, missing_ok=True)
         return status == 204
 
@@ -72,11 +75,13 @@ class ShortyClient:
                 payload = await response.json(content_type=None) if status != 204 else None
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise Unavailable(
-                f"Shorty's API at {self._base} cannot be reached: {_why(exc)}"
+                f"Shorty's API at {self._shown} cannot be reached: {_why(exc)}"
             ) from exc
-        if status < 300 or (status == 404 and missing_ok):
+        if status < 300:
             return status, payload
         detail, kind = _problem(payload)
+        if status == 404 and missing_ok and kind == NOT_FOUND:
+            return status, payload
         message = f"Shorty answered {status}: {detail}"
         if status == 409:
             raise Conflict(message, status, kind)
@@ -87,9 +92,24 @@ class ShortyClient:
                 status,
                 kind,
             )
+        if status in (404, 405):  # not a link's answer: no such route here
+            raise Unavailable(
+                f"{self._shown} has no Shorty API of this version ({status}); check --api-url",
+                status,
+                kind,
+            )
         if status >= 500 or status == 429:
             raise Unavailable(message, status, kind)
         raise Refused(message, status, kind)
+
+
+NOT_FOUND = "link-not-found"  # the API's problem type for "no link declared so"
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "") + parts.path
 
 
 def _problem(payload: Any) -> tuple[str, str | None]:

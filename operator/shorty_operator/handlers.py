@@ -14,8 +14,10 @@ backoff from ``Config.backoff`` up to ``BACKOFF_MAX``).
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -52,7 +54,7 @@ DURATION = Histogram(
 @dataclass(frozen=True)
 class Config:
     api_url: str
-    api_key: str
+    api_key: str = field(repr=False)
     interval: float = 60.0  # the timer: drift repair and status.clicks
     conflict_retry: float = 30.0  # how often a ShortLink whose code is taken tries again
     backoff: float = 5.0  # the first retry after ApiUnavailable; doubles up to BACKOFF_MAX
@@ -87,14 +89,19 @@ def build_registry(config: Config) -> kopf.OperatorRegistry:
         if client is not None:
             await client.close()
 
+    # One reconciliation of an object at a time (a per-object lock in kopf's per-object
+    # memo): a timer run never undoes an update the handler is making, and never puts
+    # back a link the delete handler has just deleted.
+
     @kopf.on.resume(*resource, registry=registry)
     @kopf.on.create(*resource, registry=registry)
     @kopf.on.update(*resource, field="spec", registry=registry)
     async def upsert(
         body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any
     ) -> None:
-        with DURATION.labels("upsert").time():
-            reason = await _upsert(body, patch, memo["shorty"])
+        async with _lock(memo):
+            with DURATION.labels("upsert").time():
+                reason = await _upsert(body, patch, memo["shorty"])
         RECONCILES.labels("upsert", reason.value).inc()
         if reason is Reason.CONFLICT:
             raise kopf.TemporaryError("the code is taken", delay=config.conflict_retry)
@@ -104,13 +111,16 @@ def build_registry(config: Config) -> kopf.OperatorRegistry:
     @kopf.timer(
         *resource, interval=config.interval, initial_delay=config.interval, registry=registry
     )
-    async def resync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-        if body.metadata.get("deletionTimestamp"):
-            return
-        if _shown(body) == (Reason.INVALID_SPEC.value, body.metadata.get("generation")):
-            return  # refused as it is: nothing to check until the spec changes
-        with DURATION.labels("timer").time():
-            reason = await _upsert(body, patch, memo["shorty"], repair=True)
+    async def resync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        stopped = kwargs.get("stopped")  # kopf's flag: the object is going, or the operator
+        async with _lock(memo):
+            # The body is live: checked once the lock is held, not before.
+            if stopped or body.metadata.get("deletionTimestamp"):
+                return  # being deleted: the link is the delete handler's now
+            if _shown(body) == (Reason.INVALID_SPEC.value, body.metadata.get("generation")):
+                return  # refused as it is: nothing to check until the spec changes
+            with DURATION.labels("timer").time():
+                reason = await _upsert(body, patch, memo["shorty"], repair=True)
         RECONCILES.labels("timer", reason.value).inc()
 
     @kopf.on.delete(*resource, registry=registry)
@@ -121,10 +131,13 @@ def build_registry(config: Config) -> kopf.OperatorRegistry:
         ref = _ref(body)
         started = time.perf_counter()
         try:
-            existed = await client.delete(ref)
+            async with _lock(memo):
+                existed = await client.delete(ref)
         except ApiError as exc:
             RECONCILES.labels("delete", Reason.API_UNAVAILABLE.value).inc()
-            _show(body, patch, Reason.API_UNAVAILABLE, f"Deleting the link: {exc.message}")
+            generation = body.metadata.get("generation")
+            message = f"Deleting the link: {exc.message}"
+            _show(body, patch, Reason.API_UNAVAILABLE, message, generation)
             raise kopf.TemporaryError(exc.message, delay=_backoff(config, retry)) from None
         finally:
             DURATION.labels("delete").observe(time.perf_counter() - started)
@@ -134,15 +147,24 @@ def build_registry(config: Config) -> kopf.OperatorRegistry:
     return registry
 
 
+def _lock(memo: kopf.Memo) -> asyncio.Lock:
+    lock = memo.get("lock")
+    if lock is None:
+        lock = memo["lock"] = asyncio.Lock()
+    return lock
+
+
 async def _upsert(
     body: kopf.Body, patch: kopf.Patch, client: ShortyClient, repair: bool = False
 ) -> Reason:
     """Make the link match the spec and show the outcome in the status. With ``repair``
-    (the timer) the link is read first, and only written back when it drifted."""
+    (the timer) the link is read first, and only written back when it drifted. The
+    spec and its generation are taken together at the start (the body is live)."""
+    spec, generation = copy.deepcopy(dict(body.spec)), body.metadata.get("generation")
     try:
-        want = desired(body.spec)
+        want = desired(spec)
     except InvalidSpec as exc:
-        return _show(body, patch, Reason.INVALID_SPEC, str(exc), event=not repair)
+        return _show(body, patch, Reason.INVALID_SPEC, str(exc), generation)
     ref = _ref(body)
     try:
         link = await client.get(ref) if repair else None
@@ -154,14 +176,14 @@ async def _upsert(
                 kopf.info(body, reason="Restored", message=f"The link {what}; put back.")
     except Conflict as exc:
         if exc.kind == "code-immutable":
-            return _show(body, patch, Reason.INVALID_SPEC, exc.message)
-        return _show(body, patch, Reason.CONFLICT, exc.message, event=not repair)
+            return _show(body, patch, Reason.INVALID_SPEC, exc.message, generation)
+        return _show(body, patch, Reason.CONFLICT, exc.message, generation)
     except Refused as exc:
-        return _show(body, patch, Reason.INVALID_SPEC, exc.message, event=not repair)
+        return _show(body, patch, Reason.INVALID_SPEC, exc.message, generation)
     except Unavailable as exc:
-        return _show(body, patch, Reason.API_UNAVAILABLE, exc.message, event=not repair)
+        return _show(body, patch, Reason.API_UNAVAILABLE, exc.message, generation)
     message = f"{link['short_url']} redirects to the target."
-    return _show(body, patch, Reason.SYNCED, message, link=link)
+    return _show(body, patch, Reason.SYNCED, message, generation, link=link)
 
 
 def _show(
@@ -169,14 +191,15 @@ def _show(
     patch: kopf.Patch,
     reason: Reason,
     message: str,
+    generation: int | None,
     *,
     link: dict[str, Any] | None = None,
-    event: bool = False,
 ) -> Reason:
-    generation = body.metadata.get("generation")
+    """Patch the status with the outcome for ``generation``; a warning event when a
+    failure is new (whoever finds it first: a handler or the timer; not at every retry)."""
     condition = ready(reason, message, generation)
     patch.status.update(status(condition, body.status, link=link))
-    if event and _shown(body) != (reason.value, generation):  # once, not at every retry
+    if reason is not Reason.SYNCED and _shown(body) != (reason.value, generation):
         kopf.warn(body, reason=reason.value, message=message)
     return reason
 

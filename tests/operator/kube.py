@@ -38,11 +38,13 @@ from typing import Any
 
 import jsonpatch
 import kmock
+import yaml
 from kmock import action
 
-from tests.operator.crd import admit, crd
+from tests.operator.crd import ROOT, admit
 
 API = "/apis/shorty.dev/v1alpha1"
+CRD_API = "/apis/apiextensions.k8s.io/v1"
 
 
 class Cluster(kmock.KubernetesEmulator):
@@ -109,27 +111,38 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _register(cluster: Cluster) -> None:
-    definition = crd()
+CRDS = ROOT / "manifests" / "crds"
+VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+
+
+def _discover(cluster: Cluster, definition: dict[str, Any]) -> None:
+    """Serve a custom resource as the API server does once its CRD is applied."""
     names = definition["spec"]["names"]
-    (version,) = definition["spec"]["versions"]
     group = definition["spec"]["group"]
-    verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
-    cluster.resources[f"{group}/{version['name']}/{names['plural']}"] = kmock.ResourceInfo(
-        kind=names["kind"],
-        singular=names["singular"],
-        namespaced=definition["spec"]["scope"] == "Namespaced",
-        shortnames=names.get("shortNames", []),
-        categories=names.get("categories", []),
-        verbs=verbs,
-        subresources=list(version.get("subresources", {})),
-    )
-    cluster.resources["v1/namespaces"] = kmock.ResourceInfo(
-        kind="Namespace", singular="namespace", namespaced=False, verbs=["get", "list", "watch"]
-    )
-    cluster.resources["v1/events"] = kmock.ResourceInfo(
-        kind="Event", singular="event", namespaced=True, verbs=["create", "get", "list"]
-    )
+    for version in definition["spec"]["versions"]:
+        cluster.resources[f"{group}/{version['name']}/{names['plural']}"] = kmock.ResourceInfo(
+            kind=names["kind"],
+            singular=names["singular"],
+            namespaced=definition["spec"]["scope"] == "Namespaced",
+            shortnames=names.get("shortNames", []),
+            categories=names.get("categories", []),
+            verbs=VERBS,
+            subresources=list(version.get("subresources", {})),
+        )
+
+
+def _register(cluster: Cluster) -> None:
+    for path in sorted(CRDS.glob("*.yaml")):  # kubectl apply -f manifests/crds/
+        _discover(cluster, yaml.safe_load(path.read_text()))
+    builtin = {
+        "v1/namespaces": ("Namespace", False),
+        "v1/events": ("Event", True),
+        "apiextensions.k8s.io/v1/customresourcedefinitions": ("CustomResourceDefinition", False),
+    }
+    for key, (kind, namespaced) in builtin.items():
+        cluster.resources[key] = kmock.ResourceInfo(
+            kind=kind, singular=kind.lower(), namespaced=namespaced, verbs=VERBS
+        )
 
 
 class FakeKube:
@@ -144,12 +157,6 @@ class FakeKube:
         self._failure: BaseException | None = None
         self.cluster: Cluster | None = None
         self._thread = threading.Thread(target=self._run, name="fake-kube", daemon=True)
-
-    def __enter__(self) -> FakeKube:
-        self._thread.start()
-        if not self._ready.wait(20) or not self.url:
-            raise RuntimeError(f"the emulated API server did not start: {self._failure!r}")
-        return self
 
     def __exit__(self, *_: object) -> None:
         if self._loop is not None and self._stop is not None:
@@ -173,6 +180,16 @@ class FakeKube:
             self.port = server.port
             self._ready.set()
             await self._stop.wait()
+
+    def __enter__(self) -> FakeKube:
+        self._thread.start()
+        if not self._ready.wait(20) or not self.url:
+            raise RuntimeError(f"the emulated API server did not start: {self._failure!r}")
+        for path in sorted(CRDS.glob("*.yaml")):  # the CRD objects, as kubectl would apply them
+            self.request(
+                "POST", f"{CRD_API}/customresourcedefinitions", yaml.safe_load(path.read_text())
+            )
+        return self
 
     def kubeconfig(self, folder: Path) -> Path:
         """A kubeconfig that points here (as kind or minikube would write one)."""

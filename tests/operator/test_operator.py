@@ -37,7 +37,17 @@ TIMER = 1.0  # seconds between the operator's checks of each link, here
 class Operator(Child):
     """``shorty-operator`` in a child process, logged in to the emulated cluster."""
 
-    def __init__(self, kube: FakeKube, api_url: str, key: str, folder: Path, *args: str) -> None:
+    def __init__(
+        self,
+        kube: FakeKube,
+        api_url: str,
+        key: str,
+        folder: Path,
+        *args: str,
+        peering: str | None = None,
+    ) -> None:
+        """``args``: more options; ``peering``: take part in kopf's peering under that
+        name (else ``--standalone``)."""
         self.metrics_port = free_port()
         self.liveness_port = free_port()
         env = {
@@ -61,7 +71,7 @@ class Operator(Child):
             f"http://127.0.0.1:{self.liveness_port}/healthz",
             "--metrics-port",
             str(self.metrics_port),
-            "--standalone",
+            *(["--peering", peering] if peering else ["--standalone"]),
             *args,
         ]
         self.log = folder / "operator.log"
@@ -114,13 +124,17 @@ class World:
         status, headers, _ = get(self.redirect.port, f"/{code}")
         return status, headers.get("location")
 
-    def restart_operator(self, *args: str, kill: bool = False) -> None:
+    def restart_operator(
+        self, *args: str, kill: bool = False, peering: str | None = None, key: str = ""
+    ) -> None:
         """Stop the operator (SIGTERM, or SIGKILL) and start it again with ``args``."""
         if kill:
             self.operator.kill()
         else:
             assert self.operator.stop() == 0
-        self.operator = Operator(self.kube, self.api_url, self.key, self.folder, *args)
+        self.operator = Operator(
+            self.kube, self.api_url, key or self.key, self.folder, *args, peering=peering
+        )
 
     @property
     def api_url(self) -> str:
@@ -280,7 +294,7 @@ def test_a_link_deleted_or_edited_behind_the_operators_back_is_restored(world):
     assert world.call("DELETE", "/api/v1/urls/op-kept")[0] == 204
     wait_for(lambda: by_ref(world, obj)[0] == 200, 30, "the timer to put the link back")
     wait_for(lambda: world.follow("op-kept")[0] == 302, 10, "the restored link to redirect")
-    assert events_for(world, ns, "kept", "Restored")
+    wait_for(lambda: events_for(world, ns, "kept", "Restored"), 10, "a Restored event")
 
     changed = world.call("PATCH", "/api/v1/urls/op-kept", {"target": "https://evil.example/"})
     assert changed[0] == 200
@@ -289,8 +303,14 @@ def test_a_link_deleted_or_edited_behind_the_operators_back_is_restored(world):
         30,
         "the timer to undo the edit",
     )
-    messages = [e["message"] for e in events_for(world, ns, "kept", "Restored")]
-    assert any("had drifted (target)" in m for m in messages), messages
+    wait_for(
+        lambda: any(
+            "had drifted (target)" in event["message"]
+            for event in events_for(world, ns, "kept", "Restored")
+        ),
+        10,
+        "an event naming the drifted field",
+    )
 
 
 def test_two_shortlinks_with_one_code_conflict_until_the_first_is_gone(world):
@@ -303,6 +323,7 @@ def test_two_shortlinks_with_one_code_conflict_until_the_first_is_gone(world):
     assert "already taken" in ready(second)["message"]
     assert "code" not in second["status"]
     assert world.operator.process.poll() is None  # no crash loop
+    wait_for(lambda: events_for(world, ns, "second", "Conflict"), 10, "a Conflict event")
     # Retried (every second here), with one warning event, not one per retry.
     tried = "failed temporarily: the code is taken"
     retried = world.operator.log.read_text().count(tried)
@@ -319,14 +340,47 @@ def test_two_shortlinks_with_one_code_conflict_until_the_first_is_gone(world):
     assert world.follow("op-shared") == (302, "https://example.com/2")
 
 
+def counter(world: World, handler: str, result: str) -> float:
+    """A value of shorty_operator_reconciles_total from the operator's /metrics."""
+    line = f'shorty_operator_reconciles_total{{handler="{handler}",result="{result}"}} '
+    found = [row for row in world.operator.metrics().splitlines() if row.startswith(line)]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
 def test_a_spec_shorty_refuses_is_invalid_and_left_alone(world):
     ns = namespace()
     world.kube.apply(shortlink("reserved", ns, code="api"))  # the CRD allows it, Shorty not
+    # Refused by the API itself (a target on Shorty's own host), not by the operator's check:
+    world.kube.apply(shortlink("loop", ns, target="https://sho.rt/elsewhere"))
     obj = reason_is(world, "reserved", ns, "InvalidSpec")
     assert "reserved" in ready(obj)["message"]
-    assert events_for(world, ns, "reserved", "InvalidSpec")
+    loop = reason_is(world, "loop", ns, "InvalidSpec")
+    assert "422" in ready(loop)["message"]
+    for name in ("reserved", "loop"):
+        wait_for(lambda n=name: events_for(world, ns, n, "InvalidSpec"), 10, "the event")
+    # Left alone: while the timer checks the other links, it does not try these again.
+    refused_by_timer = counter(world, "timer", "InvalidSpec")
+    world.kube.apply(shortlink("busy", ns))
+    synced(world, "busy", ns)
+    checks = counter(world, "timer", "Synced")
+    wait_for(lambda: counter(world, "timer", "Synced") >= checks + 3, 20, "timer runs")
+    assert counter(world, "timer", "InvalidSpec") == refused_by_timer
+    assert len(events_for(world, ns, "loop", "InvalidSpec")) == 1
     world.kube.delete("reserved", ns)  # never created: deleting is still clean
     wait_for(lambda: world.kube.get("reserved", ns) is None, 30, "the object to go")
+
+
+def test_a_key_shorty_refuses_shows_unavailable_until_it_is_fixed(world):
+    ns = namespace()
+    world.restart_operator(key="shk_" + "0" * 40)
+    try:
+        world.kube.apply(shortlink("keyed", ns, code="op-keyed"))
+        obj = reason_is(world, "keyed", ns, "ApiUnavailable")
+        assert "refused the operator's API key (401" in ready(obj)["message"]
+        assert world.key not in json.dumps(obj)
+    finally:
+        world.restart_operator()
+    synced(world, "keyed", ns, code="op-keyed")
 
 
 def test_clicks_reach_the_status(world):
@@ -382,9 +436,32 @@ def test_api_down_shows_unavailable_then_recovers(world):
         world.kube.apply(shortlink("patient", ns, code="op-patient"))
         obj = reason_is(world, "patient", ns, "ApiUnavailable")
         assert "cannot be reached" in ready(obj)["message"]
+        world.kube.apply(shortlink("leaving", ns))
+        reason_is(world, "leaving", ns, "ApiUnavailable")
     finally:
         world.api = Service("api", world.env, world.folder / "api.log", port=port)
     synced(world, "patient", ns, code="op-patient")
+    leaving = synced(world, "leaving", ns)
+
+    # A deletion while the API is down waits (the finalizer stays) and ends after it.
+    world.api.stop()
+    try:
+        world.kube.delete("leaving", ns)
+        obj = wait_for(
+            lambda: (
+                (found := world.kube.get("leaving", ns))
+                and "Deleting the link" in ready(found).get("message", "")
+                and found
+            ),
+            30,
+            "the deletion to show ApiUnavailable",
+        )
+        assert ready(obj)["reason"] == "ApiUnavailable"
+        assert obj["metadata"]["deletionTimestamp"]
+    finally:
+        world.api = Service("api", world.env, world.folder / "api.log", port=port)
+    wait_for(lambda: world.kube.get("leaving", ns) is None, 30, "the deletion to finish")
+    assert by_ref(world, leaving)[0] == 404
 
 
 def test_metrics_count_reconciles_by_result(world):
@@ -399,28 +476,39 @@ def test_metrics_count_reconciles_by_result(world):
 VERBS = {"LIST": "list", "WATCH": "watch", "FETCH": "get", "CREATE": "create", "DELETE": "delete"}
 
 
-def allowed(rules: list[dict[str, Any]], group: str, resource: str, verb: str, name: str) -> bool:
-    return any(
+def matches(rule: dict[str, Any], group: str, resource: str, verb: str, name: str) -> bool:
+    return (
         group in rule.get("apiGroups", [])
         and resource in rule.get("resources", [])
         and verb in rule.get("verbs", [])
         and (not rule.get("resourceNames") or name in rule["resourceNames"])
-        for rule in rules
     )
 
 
-def test_every_call_the_operator_makes_is_allowed_by_its_rbac_manifest(world):
-    ns = namespace()
-    world.kube.apply(shortlink("audited", ns))
-    world.kube.apply(shortlink("refused", ns, code="api"))  # an event
-    synced(world, "audited", ns)
-    reason_is(world, "refused", ns, "InvalidSpec")
-    wait_for(lambda: events_for(world, ns, "refused", "InvalidSpec"), 10, "the event")
-    world.kube.delete("audited", ns)
-    wait_for(lambda: world.kube.get("audited", ns) is None, 30, "the object to go")
-
-    documents = yaml.safe_load_all((MANIFESTS / "operator" / "rbac.yaml").read_text())
+def test_the_operators_calls_and_its_rbac_manifest_match_exactly(world):
+    """Every call the operator makes is allowed by rbac.yaml's ClusterRole, and every
+    right there is used (with kopf's peering on, as the Deployment runs it)."""
+    documents = list(yaml.safe_load_all((MANIFESTS / "operator" / "rbac.yaml").read_text()))
     (role,) = [doc for doc in documents if doc["kind"] == "ClusterRole"]
+    (peering,) = yaml.safe_load_all((MANIFESTS / "operator" / "peering.yaml").read_text())
+    world.kube.request("POST", "/apis/kopf.dev/v1/clusterkopfpeerings", peering)
+    world.restart_operator(peering="shorty-operator")
+    try:
+        ns = namespace()
+        world.kube.apply(shortlink("audited", ns))
+        world.kube.apply(shortlink("refused", ns, code="api"))  # an event
+        synced(world, "audited", ns)
+        reason_is(world, "refused", ns, "InvalidSpec")
+        wait_for(lambda: events_for(world, ns, "refused", "InvalidSpec"), 10, "the event")
+        world.kube.delete("audited", ns)
+        wait_for(lambda: world.kube.get("audited", ns) is None, 30, "the object to go")
+        heartbeat = world.kube.request(
+            "GET", "/apis/kopf.dev/v1/clusterkopfpeerings/shorty-operator"
+        )
+        assert heartbeat.get("status"), "the operator keeps its heartbeat in the peering object"
+    finally:
+        world.restart_operator()
+
     assert world.kube.cluster is not None
     made = set()
     for request in list(world.kube.cluster):
@@ -433,8 +521,12 @@ def test_every_call_the_operator_makes_is_allowed_by_its_rbac_manifest(world):
             f"/{request.subresource}" if request.subresource else ""
         )
         made.add((request.resource.group, resource, verb, request.name or ""))
-    assert ("shorty.dev", "shortlinks", "patch", "audited") in made  # the finalizer
-    assert ("shorty.dev", "shortlinks/status", "patch", "audited") in made
-    assert any(call[1] == "events" for call in made), sorted(made)
-    refused = [call for call in sorted(made) if not allowed(role["rules"], *call)]
-    assert not refused, f"calls the ClusterRole does not allow: {refused}\nall: {sorted(made)}"
+    refused = [call for call in sorted(made) if not any(matches(r, *call) for r in role["rules"])]
+    assert not refused, f"calls the ClusterRole does not allow: {refused}"
+    unused = [
+        (rule["resources"], verb)
+        for rule in role["rules"]
+        for verb in rule["verbs"]
+        if not any(matches({**rule, "verbs": [verb]}, *call) for call in made)
+    ]
+    assert not unused, f"rights never used: {unused}\ncalls: {sorted(made)}"

@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from shorty.core.errors import AliasTaken, CodeImmutable, ReferenceTaken
+from shorty.store.links import Outcome
 from tests.helpers import query, user_with_key
 from tests.store.test_links import with_store
 
@@ -34,7 +35,7 @@ def test_first_put_creates_with_every_field_then_repeats_write_nothing(clean):
         return first, again, await store.get_by_ref(REF)
 
     (created, was_new), (same, again_new), fetched = with_store(clean.database_url, scenario)
-    assert (was_new, again_new) == (True, False)
+    assert (was_new, again_new) == (Outcome.CREATED, Outcome.UNCHANGED)
     assert created.code == "spring-sale"
     assert created.external_ref == REF
     assert (created.redirect_type, created.max_clicks, created.tags) == (307, 100, SPEC["tags"])
@@ -54,7 +55,7 @@ def test_a_put_changes_only_what_differs_and_keeps_a_generated_code(clean):
         return created, changed, new
 
     created, changed, new = with_store(clean.database_url, scenario)
-    assert not new
+    assert new is Outcome.CHANGED
     assert changed.code == created.code  # generated once, kept
     assert (changed.target, changed.disabled) == ("https://b.example/", True)
     assert events(clean.database_url) == ["link.created", "link.updated"]
@@ -99,9 +100,39 @@ def test_concurrent_first_puts_make_one_link(clean):
         )
 
     results = with_store(clean.database_url, scenario)
-    assert sum(new for _, new in results) == 1
+    assert sum(outcome is Outcome.CREATED for _, outcome in results) == 1
     assert len({link.code for link, _ in results}) == 1
     assert query(clean.database_url, "SELECT count(*) FROM urls")[0][0] == 1
+
+
+def test_concurrent_first_puts_with_one_alias_make_one_link_and_no_conflict(clean):
+    owner, _ = user_with_key(clean.database_url, "ops@example.com")
+
+    async def scenario(store):
+        return await asyncio.gather(
+            *(store.put_by_ref(REF, SPEC, owner_id=owner, alias="spring-sale") for _ in range(4))
+        )
+
+    for _ in range(5):  # the race is in the database: several rounds, each from scratch
+        query(clean.database_url, "DELETE FROM urls")
+        results = with_store(clean.database_url, scenario)
+        assert sum(outcome is Outcome.CREATED for _, outcome in results) == 1
+        assert {link.code for link, _ in results} == {"spring-sale"}
+        assert query(clean.database_url, "SELECT count(*) FROM urls")[0][0] == 1
+
+
+def test_an_update_by_reference_never_touches_a_link_that_took_its_code_meanwhile(clean):
+    owner, _ = user_with_key(clean.database_url, "ops@example.com")
+
+    async def scenario(store):
+        link, _ = await store.put_by_ref(REF, SPEC, owner_id=owner, alias="spring-sale")
+        await store.delete_by_ref(REF)
+        await store.create("https://someone.example/", owner_id=owner, alias="spring-sale")
+        # What put_by_ref does after reading the (now gone) declared link:
+        return await store.update(link.code, {"disabled": True}, ref=REF)
+
+    assert with_store(clean.database_url, scenario) is None
+    assert query(clean.database_url, "SELECT disabled FROM urls")[0][0] is False
 
 
 def test_delete_by_reference(clean):

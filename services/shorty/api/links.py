@@ -39,7 +39,7 @@ from shorty.core.errors import DomainError, LinkNotFound
 from shorty.core.links import MAX_LIFETIME, Link, check_expiry, check_tags
 from shorty.core.targets import normalize_target
 from shorty.settings import Settings
-from shorty.store.links import LinkQuery, LinkStore
+from shorty.store.links import LinkQuery, LinkStore, Outcome
 from shorty.web.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -212,10 +212,11 @@ async def put_declared(request: Request) -> Response:
         check_expiry(body.expires_at, datetime.now(UTC))  # the refusal's message
     alias = validate_alias(body.alias) if body.alias is not None else None
     store: LinkStore = request.app.state.links
-    link, created = await store.put_by_ref(ref, fields, owner_id=principal.user_id, alias=alias)
-    await _invalidate(request, link.code)
+    link, outcome = await store.put_by_ref(ref, fields, owner_id=principal.user_id, alias=alias)
+    if outcome is not Outcome.UNCHANGED:  # a repeated declaration leaves the caches be
+        await _invalidate(request, link.code)
     out = DeclaredLink.of(link, settings.public_base).model_dump(mode="json")
-    return JSONResponse(out, status_code=201 if created else 200)
+    return JSONResponse(out, status_code=201 if outcome is Outcome.CREATED else 200)
 
 
 async def get_declared(request: Request) -> Response:

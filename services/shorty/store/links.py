@@ -6,6 +6,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import asyncpg
@@ -19,7 +20,17 @@ _COLUMNS = (
     "id, code, target, owner_id, created_at, updated_at, expires_at, click_count,"
     " redirect_type, disabled, max_clicks, title, tags, forward_query, external_ref"
 )
+
+
 # What PATCH may change; the names double as column names.
+class Outcome(StrEnum):
+    """What a declaration by reference did."""
+
+    CREATED = "created"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+
+
 UPDATABLE = frozenset(
     {
         "target",
@@ -127,22 +138,30 @@ class LinkStore:
         )
 
     async def update(
-        self, code: str, changes: dict[str, Any], *, owner_id: int | None = None
+        self,
+        code: str,
+        changes: dict[str, Any],
+        *,
+        owner_id: int | None = None,
+        ref: str | None = None,
     ) -> Link | None:
-        """Apply ``changes`` (keys from UPDATABLE) and record a ``link.updated`` event."""
+        """Apply ``changes`` (keys from UPDATABLE) and record a ``link.updated`` event.
+        With ``ref``, only if the link is still the one declared under it."""
         unknown = set(changes) - UPDATABLE
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
         names = sorted(changes)
-        assignments = "".join(f"{name} = ${i}, " for i, name in enumerate(names, start=3))
+        assignments = "".join(f"{name} = ${i}, " for i, name in enumerate(names, start=4))
         values = [list(changes[name]) if name == "tags" else changes[name] for name in names]
         return await self._change(
             "link.updated",
             f"UPDATE urls SET {assignments}updated_at = now()"
             " WHERE code = $1 AND ($2::bigint IS NULL OR owner_id = $2)"
+            " AND ($3::text IS NULL OR external_ref = $3)"
             f" RETURNING {_COLUMNS}",
             code,
             owner_id,
+            ref,
             *values,
         )
 
@@ -173,10 +192,10 @@ class LinkStore:
         *,
         owner_id: int | None,
         alias: str | None = None,
-    ) -> tuple[Link, bool]:
+    ) -> tuple[Link, Outcome]:
         """Make the link declared under ``ref`` hold ``fields`` (keys from UPDATABLE,
-        ``target`` among them): created when there is none (True), changed only where
-        it differs, so a repeated declaration writes nothing and sends no event.
+        ``target`` among them): created when there is none, changed only where it
+        differs, so a repeated declaration writes nothing and sends no event.
 
         Its code never changes: an ``alias`` other than the link's code is
         CodeImmutable. A reference another user's link holds is ReferenceTaken; an
@@ -190,9 +209,13 @@ class LinkStore:
             existing = await self.get_by_ref(ref)
             if existing is None:
                 try:
-                    return await self._declare(ref, fields, owner_id, alias), True
+                    return await self._declare(ref, fields, owner_id, alias), Outcome.CREATED
                 except asyncpg.UniqueViolationError:
                     continue  # the same reference, declared at the same moment
+                except AliasTaken:
+                    if await self.get_by_ref(ref) is None:
+                        raise
+                    continue  # ... with the same alias: that one won
             if owner_id is not None and existing.owner_id != owner_id:
                 raise ReferenceTaken(f"The reference '{ref}' belongs to another user's link.")
             if alias is not None and alias != existing.code:
@@ -204,10 +227,10 @@ class LinkStore:
                 name: value for name, value in fields.items() if _held(existing, name) != value
             }
             if not changes:
-                return existing, False
-            link = await self.update(existing.code, changes)
+                return existing, Outcome.UNCHANGED
+            link = await self.update(existing.code, changes, ref=ref)
             if link is not None:
-                return link, False
+                return link, Outcome.CHANGED
         raise ReferenceTaken(f"The link declared as '{ref}' keeps changing; try again.")
 
     async def _declare(
