@@ -3,8 +3,9 @@ served on 127.0.0.1 from a thread, with the small adapter kopf 1.45 needs from
 kmock 0.8 (each found by trying):
 
 - kopf waits for ``v1/namespaces`` in discovery before it starts: it is
-  registered, with ``v1/events`` (kopf posts events) and the ShortLink resource,
-  whose discovery entry is built from the CRD file itself;
+  registered, with ``v1/events`` (kopf posts events) and
+  ``customresourcedefinitions``; each CRD in ``manifests/crds/`` is served as
+  its file says and stored as an object, as ``kubectl apply`` would;
 - kmock keeps no ``resourceVersion``, ``uid``, ``generation`` or
   ``creationTimestamp``: ``Cluster._handle`` stamps them on every write (kopf's
   finalizer JSON-patch tests ``resourceVersion``; the status shows
