@@ -72,9 +72,10 @@ KEY_ENV = "SHORTY_OPERATOR_API_KEY"
 @click.option(
     "--peering",
     envvar="SHORTY_OPERATOR_PEERING",
-    help="Name of the kopf peering object: if two operators run, only the one with the "
-    "highest priority acts; it waits until kopf's peering CRDs (manifests/operator/"
-    "peering.yaml) exist. Without it: kopf's 'default' peering if those CRDs exist.",
+    help="Name of the ClusterKopfPeering to keep a heartbeat in, so that two operators "
+    "never act at once (both pause while they see each other). It waits until kopf's "
+    "peering CRD (manifests/crds/clusterkopfpeerings.kopf.dev.yaml) exists. Without it: "
+    "kopf's 'default' peering if that CRD exists, else none.",
 )
 @click.option(
     "--standalone",
@@ -83,7 +84,12 @@ KEY_ENV = "SHORTY_OPERATOR_API_KEY"
     help="No peering: for one operator that is sure to be alone (and clusters without "
     "the peering CRDs).",
 )
-@click.option("--log-level", default="INFO", envvar="SHORTY_LOG_LEVEL")
+@click.option(
+    "--log-level",
+    default="INFO",
+    envvar="SHORTY_LOG_LEVEL",
+    help="DEBUG, INFO, WARNING or ERROR (ECS JSON on stdout).",
+)
 def main(
     api_url: str,
     namespaces: tuple[str, ...],

@@ -101,7 +101,7 @@ def build_registry(config: Config) -> kopf.OperatorRegistry:
     ) -> None:
         async with _lock(memo):
             with DURATION.labels("upsert").time():
-                reason = await _upsert(body, patch, memo["shorty"])
+                reason = await _upsert(body, patch, memo)
         RECONCILES.labels("upsert", reason.value).inc()
         if reason is Reason.CONFLICT:
             raise kopf.TemporaryError("the code is taken", delay=config.conflict_retry)
@@ -117,10 +117,10 @@ def build_registry(config: Config) -> kopf.OperatorRegistry:
             # The body is live: checked once the lock is held, not before.
             if stopped or body.metadata.get("deletionTimestamp"):
                 return  # being deleted: the link is the delete handler's now
-            if _shown(body) == (Reason.INVALID_SPEC.value, body.metadata.get("generation")):
+            if _shown(body, memo) == (Reason.INVALID_SPEC, body.metadata.get("generation")):
                 return  # refused as it is: nothing to check until the spec changes
             with DURATION.labels("timer").time():
-                reason = await _upsert(body, patch, memo["shorty"], repair=True)
+                reason = await _upsert(body, patch, memo, repair=True)
         RECONCILES.labels("timer", reason.value).inc()
 
     @kopf.on.delete(*resource, registry=registry)
@@ -137,7 +137,7 @@ def build_registry(config: Config) -> kopf.OperatorRegistry:
             RECONCILES.labels("delete", Reason.API_UNAVAILABLE.value).inc()
             generation = body.metadata.get("generation")
             message = f"Deleting the link: {exc.message}"
-            _show(body, patch, Reason.API_UNAVAILABLE, message, generation)
+            _show(body, patch, memo, Reason.API_UNAVAILABLE, message, generation)
             raise kopf.TemporaryError(exc.message, delay=_backoff(config, retry)) from None
         finally:
             DURATION.labels("delete").observe(time.perf_counter() - started)
@@ -155,40 +155,58 @@ def _lock(memo: kopf.Memo) -> asyncio.Lock:
 
 
 async def _upsert(
-    body: kopf.Body, patch: kopf.Patch, client: ShortyClient, repair: bool = False
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, repair: bool = False
 ) -> Reason:
     """Make the link match the spec and show the outcome in the status. With ``repair``
     (the timer) the link is read first, and only written back when it drifted. The
     spec and its generation are taken together at the start (the body is live)."""
+    client: ShortyClient = memo["shorty"]
     spec, generation = copy.deepcopy(dict(body.spec)), body.metadata.get("generation")
     try:
         want = desired(spec)
     except InvalidSpec as exc:
-        return _show(body, patch, Reason.INVALID_SPEC, str(exc), generation)
+        return _show(body, patch, memo, Reason.INVALID_SPEC, str(exc), generation)
     ref = _ref(body)
+    # A link Shorty gave a code to keeps it when it has to be made again: its short URL
+    # is out there. (Given up if that code went to another link meanwhile.)
+    known: str | None = body.status.get("code")
     try:
         link = await client.get(ref) if repair else None
         changed = [] if link is None else drift(want, link)
         if link is None or changed:
-            link, created = await client.put(ref, want)
-            if repair:
+            link, created = await _put(client, ref, want, None if "alias" in want else known)
+            if repair and (known or not created):
                 what = "was missing" if created else f"had drifted ({', '.join(changed)})"
                 kopf.info(body, reason="Restored", message=f"The link {what}; put back.")
     except Conflict as exc:
         if exc.kind == "code-immutable":
-            return _show(body, patch, Reason.INVALID_SPEC, exc.message, generation)
-        return _show(body, patch, Reason.CONFLICT, exc.message, generation)
+            return _show(body, patch, memo, Reason.INVALID_SPEC, exc.message, generation)
+        return _show(body, patch, memo, Reason.CONFLICT, exc.message, generation)
     except Refused as exc:
-        return _show(body, patch, Reason.INVALID_SPEC, exc.message, generation)
+        return _show(body, patch, memo, Reason.INVALID_SPEC, exc.message, generation)
     except Unavailable as exc:
-        return _show(body, patch, Reason.API_UNAVAILABLE, exc.message, generation)
+        return _show(body, patch, memo, Reason.API_UNAVAILABLE, exc.message, generation)
     message = f"{link['short_url']} redirects to the target."
-    return _show(body, patch, Reason.SYNCED, message, generation, link=link)
+    return _show(body, patch, memo, Reason.SYNCED, message, generation, link=link)
+
+
+async def _put(
+    client: ShortyClient, ref: str, want: dict[str, Any], keep: str | None
+) -> tuple[dict[str, Any], bool]:
+    """PUT ``want``; with ``keep`` (the code the status shows, for a spec without one)
+    ask for that code, and without it if the API says it cannot be had."""
+    if keep is None:
+        return await client.put(ref, want)
+    try:
+        return await client.put(ref, {**want, "alias": keep})
+    except Conflict:  # taken by another link, or the link has another code after all
+        return await client.put(ref, want)
 
 
 def _show(
     body: kopf.Body,
     patch: kopf.Patch,
+    memo: kopf.Memo,
     reason: Reason,
     message: str,
     generation: int | None,
@@ -199,16 +217,27 @@ def _show(
     failure is new (whoever finds it first: a handler or the timer; not at every retry)."""
     condition = ready(reason, message, generation)
     patch.status.update(status(condition, body.status, link=link))
-    if reason is not Reason.SYNCED and _shown(body) != (reason.value, generation):
+    if reason is not Reason.SYNCED and _shown(body, memo) != (reason, generation):
         kopf.warn(body, reason=reason.value, message=message)
+    # Remembered here too: kopf writes the status after the handler, and the lock is
+    # free before that, so the body may not show it yet to the next one in.
+    memo["shown"] = (reason, generation)
     return reason
 
 
-def _shown(body: kopf.Body) -> tuple[str | None, int | None]:
-    """The Ready reason the status shows, and for which generation."""
+def _shown(body: kopf.Body, memo: kopf.Memo) -> tuple[Reason | None, int | None]:
+    """The last outcome shown, and for which generation: as this process last reported
+    it, else (after a restart) as the status says."""
+    if "shown" in memo:
+        shown: tuple[Reason, int | None] = memo["shown"]
+        return shown
     conditions: list[dict[str, Any]] = body.status.get("conditions") or []
     before: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
-    return before.get("reason"), before.get("observedGeneration")
+    try:
+        reason = Reason(str(before.get("reason")))
+    except ValueError:
+        return None, None
+    return reason, before.get("observedGeneration")
 
 
 def _ref(body: kopf.Body) -> str:

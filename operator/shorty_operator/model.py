@@ -64,6 +64,7 @@ def desired(spec: Mapping[str, Any]) -> dict[str, Any]:
         "tags": tags,
         "disabled": bool(spec.get("disabled", False)),
         "forward_query": bool(spec.get("forwardQuery", False)),
+        "title": spec.get("title") or None,
     }
     if alias is not None:
         fields["alias"] = alias

@@ -119,6 +119,26 @@ def test_an_expiry_in_the_past_declares_an_expired_link(api, ada):
     assert problem(far, 422, "invalid-expiry")
 
 
+def test_a_repeated_declaration_leaves_the_cache_alone(api, ada, clean):
+    put(api, ada[1], WHOLE)
+    cache = redis.Redis.from_url(clean.redis_url)
+    cache.set(KEY.format("spring-sale"), CachedLink(1, "https://shop.example.com/sale").dumps())
+    assert put(api, ada[1], WHOLE).status_code == 200
+    assert cache.exists(KEY.format("spring-sale")) == 1  # nothing changed: nothing dropped
+    put(api, ada[1], {**WHOLE, "disabled": True})
+    assert cache.exists(KEY.format("spring-sale")) == 0
+    cache.close()
+
+
+def test_declarations_are_per_account_even_for_an_admin(api, ada, admin, clean):
+    put(api, ada[1], WHOLE)
+    for method in ("get", "delete"):
+        answer = getattr(api, method)("/api/v1/refs", params={"ref": REF}, headers=bearer(admin[1]))
+        problem(answer, 404, "link-not-found")
+    problem(put(api, admin[1], WHOLE), 409, "reference-taken")
+    assert scalar(clean.database_url, "SELECT count(*) FROM urls") == 1
+
+
 def test_scopes(api, clean):
     _, reader = user_with_key(clean.database_url, "ro@example.com", scopes=("urls:read",))
     problem(put(api, reader, WHOLE), 403, "insufficient-scope")

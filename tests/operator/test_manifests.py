@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from shorty_operator.cli import main
+from shorty_operator.cli import KEY_ENV, main
 from tests.operator.crd import ROOT
 
 OPERATOR = ROOT / "manifests" / "operator"
@@ -73,6 +73,12 @@ def test_the_api_key_comes_from_a_secret_and_the_arguments_are_the_commands():
     assert context.params["peering"] == "shorty-operator"
     with pytest.raises(click.UsageError):
         main.make_context("shorty-operator", ["--no-such-option"])
+
+
+def test_every_variable_the_deployment_sets_is_one_the_command_reads():
+    (container,) = by_kind("Deployment")["spec"]["template"]["spec"]["containers"]
+    read = {KEY_ENV} | {option.envvar for option in main.params if isinstance(option.envvar, str)}
+    assert {item["name"] for item in container["env"]} <= read
 
 
 def test_the_peering_object_is_the_one_the_operator_uses():

@@ -33,7 +33,7 @@ def api_link(**fields):
         "redirect_type": 307,
         "disabled": False,
         "max_clicks": 100000,
-        "title": None,
+        "title": "Spring sale 2027",
         "tags": ["campaign", "spring", "newsletter"],
         "forward_query": True,
         **fields,
@@ -58,6 +58,7 @@ def test_desired_maps_every_field_with_the_apis_names():
         "tags": ["campaign", "spring", "newsletter"],
         "disabled": False,
         "forward_query": True,
+        "title": "Spring sale 2027",
     }
 
 
@@ -70,6 +71,7 @@ def test_left_out_fields_take_the_defaults_and_no_alias_is_sent():
         "tags": [],
         "disabled": False,
         "forward_query": False,
+        "title": None,
     }
 
 

@@ -23,6 +23,7 @@ import yaml
 from shorty import embedded
 from shorty.embedded import drop_database
 from shorty.store import migrate
+from shorty_operator.client import ApiError, Refused, ShortyClient, Unavailable
 from tests.e2e.processes import Child, RedisServer, Service, get, service_env
 from tests.e2e.test_dev import free_port
 from tests.helpers import scalar, user_with_key
@@ -259,7 +260,7 @@ def test_a_generated_code_is_shown_and_kept(world):
     assert world.follow(code) == (302, "https://example.com/docs")
     world.kube.edit_spec("plain", {"disabled": True}, ns)
     assert synced(world, "plain", ns)["status"]["code"] == code
-    assert wait_for(lambda: world.follow(code)[0] in (404, 410), 10, "the disabled link to stop")
+    assert wait_for(lambda: world.follow(code)[0] == 410, 10, "the disabled link to stop")
 
 
 def test_an_update_of_the_target_is_followed_by_the_redirect(world):
@@ -311,6 +312,18 @@ def test_a_link_deleted_or_edited_behind_the_operators_back_is_restored(world):
         10,
         "an event naming the drifted field",
     )
+
+
+def test_a_generated_code_is_kept_when_the_link_is_made_again(world):
+    ns = namespace()
+    world.kube.apply(shortlink("drawn", ns))
+    obj = synced(world, "drawn", ns)
+    code = obj["status"]["code"]
+    assert world.call("DELETE", f"/api/v1/urls/{code}")[0] == 204
+    wait_for(lambda: by_ref(world, obj)[0] == 200, 30, "the timer to put the link back")
+    assert by_ref(world, obj)[1]["code"] == code  # the short URL handed out still works
+    assert synced(world, "drawn", ns)["status"]["code"] == code
+    wait_for(lambda: world.follow(code)[0] == 302, 10, "the restored link to redirect")
 
 
 def test_two_shortlinks_with_one_code_conflict_until_the_first_is_gone(world):
@@ -372,12 +385,14 @@ def test_a_spec_shorty_refuses_is_invalid_and_left_alone(world):
 
 def test_a_key_shorty_refuses_shows_unavailable_until_it_is_fixed(world):
     ns = namespace()
-    world.restart_operator(key="shk_" + "0" * 40)
+    wrong = "shk_" + "0" * 40
+    world.restart_operator(key=wrong)
     try:
         world.kube.apply(shortlink("keyed", ns, code="op-keyed"))
         obj = reason_is(world, "keyed", ns, "ApiUnavailable")
         assert "refused the operator's API key (401" in ready(obj)["message"]
-        assert world.key not in json.dumps(obj)
+        events = json.dumps(events_for(world, ns, "keyed", "ApiUnavailable"))
+        assert wrong not in json.dumps(obj) + events + world.operator.log.read_text()
     finally:
         world.restart_operator()
     synced(world, "keyed", ns, code="op-keyed")
@@ -462,6 +477,48 @@ def test_api_down_shows_unavailable_then_recovers(world):
         world.api = Service("api", world.env, world.folder / "api.log", port=port)
     wait_for(lambda: world.kube.get("leaving", ns) is None, 30, "the deletion to finish")
     assert by_ref(world, leaving)[0] == 404
+
+
+def test_the_client_reads_the_apis_answers_as_they_are_meant(world):
+    """ShortyClient against the real API: only the API's own "no such link" is a
+    missing link; a wrong URL, a refused key, a refused body each say so."""
+
+    async def scenario() -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        good = ShortyClient(world.api_url, world.key)
+        wrong_path = ShortyClient(world.api_url + "/nothing-here", world.key)
+        wrong_key = ShortyClient(world.api_url, "shk_" + "1" * 40)
+        unreachable = ShortyClient(f"http://user:pw@127.0.0.1:{free_port()}", world.key)
+        try:
+            seen["missing"] = await good.get("k8s:nowhere/none/0")
+            seen["deleted nothing"] = await good.delete("k8s:nowhere/none/0")
+            for name, call in {
+                "wrong path": wrong_path.delete("k8s:nowhere/none/0"),
+                "wrong key": wrong_key.get("k8s:nowhere/none/0"),
+                "bad body": good.put("k8s:x/y/1", {"target": "ftp://x.example/"}),
+                "unreachable": unreachable.get("k8s:x/y/1"),
+            }.items():
+                try:
+                    await call
+                except ApiError as exc:
+                    seen[name] = exc
+        finally:
+            for client in (good, wrong_path, wrong_key, unreachable):
+                await client.close()
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen["missing"] is None
+    assert seen["deleted nothing"] is False
+    assert isinstance(seen["wrong path"], Unavailable)
+    assert "check --api-url" in seen["wrong path"].message
+    assert isinstance(seen["wrong key"], Unavailable)
+    assert seen["wrong key"].status == 401
+    assert isinstance(seen["bad body"], Refused)
+    assert seen["bad body"].kind == "invalid-target"
+    assert isinstance(seen["unreachable"], Unavailable)
+    assert "user" not in seen["unreachable"].message
+    assert "pw@" not in seen["unreachable"].message
 
 
 def test_metrics_count_reconciles_by_result(world):

@@ -200,7 +200,11 @@ def _ref_not_found(ref: str) -> LinkNotFound:
 
 async def put_declared(request: Request) -> Response:
     """Make the link declared under ?ref= hold the body: created (201) when there is
-    none, else changed only where it differs (200). The operator's upsert."""
+    none, else changed only where it differs (200). The operator's upsert.
+
+    Declarations belong to the key's account, an admin's too: GET, PUT and DELETE of
+    a reference see only the caller's own links, so a declarer never reads one link
+    and writes another (admins reach any link through /urls/{code})."""
     principal = await authenticate(request, "urls:write")
     ref = _ref(request)
     settings: Settings = request.app.state.settings
@@ -223,7 +227,7 @@ async def get_declared(request: Request) -> Response:
     principal = await authenticate(request, "urls:read")
     ref = _ref(request)
     store: LinkStore = request.app.state.links
-    link = await store.get_by_ref(ref, owner_id=None if principal.is_admin else principal.user_id)
+    link = await store.get_by_ref(ref, owner_id=principal.user_id)  # an admin's too: see PUT
     if link is None:
         raise _ref_not_found(ref)
     base = request.app.state.settings.public_base
@@ -234,8 +238,7 @@ async def delete_declared(request: Request) -> Response:
     principal = await authenticate(request, "urls:write")
     ref = _ref(request)
     store: LinkStore = request.app.state.links
-    owner = None if principal.is_admin else principal.user_id
-    link = await store.delete_by_ref(ref, owner_id=owner)
+    link = await store.delete_by_ref(ref, owner_id=principal.user_id)
     if link is None:
         raise _ref_not_found(ref)
     await _invalidate(request, link.code)
