@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
@@ -428,19 +428,37 @@ def test_a_restart_midway_duplicates_nothing(world):
     assert world.follow("op-one") == (302, "https://example.com/one")
 
 
-def test_namespace_limits_what_the_operator_watches(world):
+def test_namespace_limits_what_the_operator_watches_and_needs(world):
+    """With exact --namespace names, the operator sees only those namespaces, and
+    needs no cluster-wide right: a Role there with the ClusterRole's first three
+    rules (ShortLinks, their status, events) allows every call it makes."""
     watched, other = namespace(), namespace()
-    world.restart_operator("--namespace", watched)
+    assert world.operator.stop() == 0
+    since = len(list(world.kube.cluster or []))
+    world.operator = Operator(
+        world.kube, world.api_url, world.key, world.folder, "--namespace", watched
+    )
     try:
         world.kube.apply(shortlink("mine", watched))
         world.kube.apply(shortlink("theirs", other))
+        world.kube.apply(shortlink("refused", watched, code="api"))  # an event
         synced(world, "mine", watched)
         world.kube.edit_spec("mine", {"target": "https://example.com/again"}, watched)
         synced(world, "mine", watched)  # by now, a watch of every namespace would have seen both
         assert world.kube.get("theirs", other).get("status") is None
+        wait_for(lambda: events_for(world, ns=watched, name="refused", reason="InvalidSpec"),
+                 10, "the event")  # fmt: skip
+        world.kube.delete("mine", watched)
+        wait_for(lambda: world.kube.get("mine", watched) is None, 30, "the object to go")
+        calls = operator_calls(world, since)
     finally:
         world.restart_operator()
     synced(world, "theirs", other)
+
+    role = cluster_role()["rules"][:3]
+    assert {call.namespace for call in calls} == {watched}  # not one cluster-wide call
+    refused = [call for call in sorted(calls) if not any(matches(r, *call[:4]) for r in role)]
+    assert not refused, f"calls a namespaced Role would not allow: {refused}"
 
 
 def test_api_down_shows_unavailable_then_recovers(world):
@@ -542,11 +560,46 @@ def matches(rule: dict[str, Any], group: str, resource: str, verb: str, name: st
     )
 
 
+class Call(NamedTuple):
+    group: str
+    resource: str  # with its subresource: shortlinks/status
+    verb: str
+    name: str
+    namespace: str
+
+
+def operator_calls(world: World, since: int = 0) -> set[Call]:
+    """The API calls kopf made (by its User-Agent) from request number ``since`` on, as
+    RBAC sees them. Discovery (/api, /apis/<group>) is left out: anyone may."""
+    assert world.kube.cluster is not None
+    calls = set()
+    for request in list(world.kube.cluster)[since:]:
+        if not request.headers.get("User-Agent", "").startswith("kopf/"):
+            continue  # the test's own calls, as kubectl
+        if request.resource is None or request.resource.plural is None:
+            continue
+        verb = VERBS.get(request.action.name) or request.method.lower()  # UPDATE: patch
+        resource = request.resource.plural + (
+            f"/{request.subresource}" if request.subresource else ""
+        )
+        calls.add(
+            Call(
+                request.resource.group, resource, verb, request.name or "", request.namespace or ""
+            )
+        )
+    return calls
+
+
+def cluster_role() -> dict[str, Any]:
+    documents = yaml.safe_load_all((MANIFESTS / "operator" / "rbac.yaml").read_text())
+    (role,) = [doc for doc in documents if doc["kind"] == "ClusterRole"]
+    return dict(role)
+
+
 def test_the_operators_calls_and_its_rbac_manifest_match_exactly(world):
     """Every call the operator makes is allowed by rbac.yaml's ClusterRole, and every
     right there is used (with kopf's peering on, as the Deployment runs it)."""
-    documents = list(yaml.safe_load_all((MANIFESTS / "operator" / "rbac.yaml").read_text()))
-    (role,) = [doc for doc in documents if doc["kind"] == "ClusterRole"]
+    role = cluster_role()
     (peering,) = yaml.safe_load_all((MANIFESTS / "operator" / "peering.yaml").read_text())
     world.kube.request("POST", "/apis/kopf.dev/v1/clusterkopfpeerings", peering)
     world.restart_operator(peering="shorty-operator")
@@ -566,18 +619,7 @@ def test_the_operators_calls_and_its_rbac_manifest_match_exactly(world):
     finally:
         world.restart_operator()
 
-    assert world.kube.cluster is not None
-    made = set()
-    for request in list(world.kube.cluster):
-        if not request.headers.get("User-Agent", "").startswith("kopf/"):
-            continue  # the test's own calls, as kubectl
-        if request.resource is None or request.resource.plural is None:
-            continue  # discovery (/api, /apis/<group>): every authenticated user may
-        verb = VERBS.get(request.action.name) or request.method.lower()  # UPDATE: patch
-        resource = request.resource.plural + (
-            f"/{request.subresource}" if request.subresource else ""
-        )
-        made.add((request.resource.group, resource, verb, request.name or ""))
+    made = {call[:4] for call in operator_calls(world)}
     refused = [call for call in sorted(made) if not any(matches(r, *call) for r in role["rules"])]
     assert not refused, f"calls the ClusterRole does not allow: {refused}"
     unused = [
