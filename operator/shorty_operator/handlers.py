@@ -82,6 +82,9 @@ def build_registry(config: Config) -> kopf.OperatorRegistry:
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
         settings.scanning.disabled = not config.scan_cluster
+        # At exit, a check under way (milliseconds, at most one API timeout) may finish
+        # and write its status, rather than be left orphaned mid-call.
+        settings.background.instant_exit_timeout = config.timeout
 
     @kopf.on.cleanup(registry=registry)
     async def stop(memo: kopf.Memo, **_: Any) -> None:
