@@ -8,6 +8,7 @@ import click
 import kubernetes_validate
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from shorty_operator.cli import KEY_ENV, main
 from tests.operator.crd import ROOT
@@ -109,3 +110,16 @@ def test_the_binding_grants_the_role_to_the_service_account():
             "namespace": account["metadata"]["namespace"],
         }
     ]
+
+
+def test_the_command_refuses_a_missing_key_or_a_bad_url_before_starting(monkeypatch):
+    monkeypatch.delenv("SHORTY_OPERATOR_API_KEY", raising=False)
+    runner = CliRunner()
+    missing = runner.invoke(main, ["--api-url", "http://shorty-api:8000"])
+    assert missing.exit_code == 2
+    assert "SHORTY_OPERATOR_API_KEY is not set" in missing.output
+    monkeypatch.setenv("SHORTY_OPERATOR_API_KEY", "shk_test")
+    bad = runner.invoke(main, ["--api-url", "shorty-api:8000"])
+    assert bad.exit_code == 2
+    assert "must be an http(s) URL" in bad.output
+    assert "shk_test" not in missing.output + bad.output
