@@ -49,3 +49,7 @@ def test_check_expiry():
         check_expiry(NOW, NOW)
     with pytest.raises(InvalidExpiry, match="time zone"):
         check_expiry(datetime(2030, 1, 1), NOW)
+    earlier = NOW - timedelta(days=1)
+    assert check_expiry(earlier, NOW, past_ok=True) == earlier  # a link declared expired
+    with pytest.raises(InvalidExpiry, match="100 years"):
+        check_expiry(NOW + timedelta(days=40_000), NOW, past_ok=True)

@@ -36,7 +36,7 @@ from shorty.api.schemas import (
 from shorty.cache.links import LinkCache
 from shorty.core.codes import is_well_formed, validate_alias
 from shorty.core.errors import DomainError, LinkNotFound
-from shorty.core.links import MAX_LIFETIME, Link, check_expiry, check_tags
+from shorty.core.links import Link, check_expiry, check_tags
 from shorty.core.targets import normalize_target
 from shorty.settings import Settings
 from shorty.store.links import LinkQuery, LinkStore, Outcome
@@ -172,14 +172,7 @@ async def update_url(request: Request) -> Response:
             f"{', '.join(nulled)} cannot be null.",
             errors=[{"field": name, "message": "cannot be null"} for name in nulled],
         )
-    if "target" in changes:
-        changes["target"] = normalize_target(
-            changes["target"], settings.own_origins, settings.blocked
-        )
-    if "tags" in changes:
-        changes["tags"] = check_tags(changes["tags"])
-    if changes.get("expires_at") is not None:
-        changes["expires_at"] = check_expiry(changes["expires_at"], datetime.now(UTC))
+    changes = _checked(changes, settings)
     store: LinkStore = request.app.state.links
     link = await store.update(
         code, changes, owner_id=None if principal.is_admin else principal.user_id
@@ -188,6 +181,25 @@ async def update_url(request: Request) -> Response:
         raise _not_found(code)
     await _invalidate(request, code)
     return JSONResponse(LinkDetail.of(link, settings.public_base).model_dump(mode="json"))
+
+
+def _checked(
+    fields: dict[str, Any], settings: Settings, *, past_ok: bool = False
+) -> dict[str, Any]:
+    """``fields`` of a link with Shorty's rules applied: the target normalized (and
+    refused if blocked or Shorty's own), tags in their kept form, the expiry checked."""
+    checked = dict(fields)
+    if "target" in checked:
+        checked["target"] = normalize_target(
+            checked["target"], settings.own_origins, settings.blocked
+        )
+    if "tags" in checked:
+        checked["tags"] = check_tags(checked["tags"])
+    if checked.get("expires_at") is not None:
+        checked["expires_at"] = check_expiry(
+            checked["expires_at"], datetime.now(UTC), past_ok=past_ok
+        )
+    return checked
 
 
 def _ref(request: Request) -> str:
@@ -209,11 +221,7 @@ async def put_declared(request: Request) -> Response:
     ref = _ref(request)
     settings: Settings = request.app.state.settings
     body = await read_json(request, DeclareRequest, settings.max_body_bytes)
-    fields: dict[str, Any] = body.model_dump(exclude={"alias"})
-    fields["target"] = normalize_target(body.target, settings.own_origins, settings.blocked)
-    fields["tags"] = check_tags(body.tags)
-    if body.expires_at is not None and body.expires_at - datetime.now(UTC) > MAX_LIFETIME:
-        check_expiry(body.expires_at, datetime.now(UTC))  # the refusal's message
+    fields = _checked(body.model_dump(exclude={"alias"}), settings, past_ok=True)
     alias = validate_alias(body.alias) if body.alias is not None else None
     store: LinkStore = request.app.state.links
     link, outcome = await store.put_by_ref(ref, fields, owner_id=principal.user_id, alias=alias)

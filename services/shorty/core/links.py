@@ -55,13 +55,16 @@ def state_of(disabled: bool, expires_at: float | None, now: float) -> LinkState:
     return LinkState.ACTIVE
 
 
-def check_expiry(expires_at: datetime | None, now: datetime) -> datetime | None:
-    """An expiry must carry a time zone and lie in the future."""
+def check_expiry(
+    expires_at: datetime | None, now: datetime, *, past_ok: bool = False
+) -> datetime | None:
+    """An expiry must carry a time zone and lie in the future (or, with ``past_ok``,
+    already have passed: a link declared expired) and at most ~100 years ahead."""
     if expires_at is None:
         return None
     if expires_at.tzinfo is None or expires_at.utcoffset() is None:
         raise InvalidExpiry("expires_at must include a time zone, e.g. 2030-01-01T00:00:00Z.")
-    if expires_at <= now:
+    if expires_at <= now and not past_ok:
         raise InvalidExpiry("expires_at must be in the future.")
     if expires_at - now > MAX_LIFETIME:
         raise InvalidExpiry("expires_at may be at most 100 years ahead.")
