@@ -22,7 +22,6 @@ _COLUMNS = (
 )
 
 
-# What PATCH may change; the names double as column names.
 class Outcome(StrEnum):
     """What a declaration by reference did."""
 
@@ -31,6 +30,7 @@ class Outcome(StrEnum):
     UNCHANGED = "unchanged"
 
 
+# What PATCH may change; the names double as column names.
 UPDATABLE = frozenset(
     {
         "target",
