@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -18,11 +18,20 @@ def _rfc3339_text(value: object) -> object:
     return value
 
 
+# A link's fields as the API takes them: one set of limits for create, PATCH and declare.
+TargetText = Annotated[str, Field(max_length=8192)]
+AliasText = Annotated[str, Field(max_length=256)]
+TitleText = Annotated[str, Field(max_length=500)]
+TagList = Annotated[list[str], Field(max_length=100)]
+ClickLimit = Annotated[int, Field(ge=1, le=2_000_000_000)]
+RedirectType = Literal[301, 302, 307, 308]
+
+
 class ShortenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    target: str = Field(max_length=8192, description="The http(s) URL to shorten.")
-    alias: str | None = Field(None, max_length=256, description="A custom code (3-64 chars).")
+    target: TargetText = Field(description="The http(s) URL to shorten.")
+    alias: AliasText | None = Field(None, description="A custom code (3-64 chars).")
     expires_at: AwareDatetime | None = Field(
         None, description="When the link stops redirecting (RFC 3339 with a time zone)."
     )
@@ -78,12 +87,12 @@ class UpdateRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    target: str | None = Field(None, max_length=8192)
-    title: str | None = Field(None, max_length=500)
-    tags: list[str] | None = Field(None, max_length=100)
+    target: TargetText | None = None
+    title: TitleText | None = None
+    tags: TagList | None = None
     expires_at: AwareDatetime | None = None
-    max_clicks: int | None = Field(None, ge=1, le=2_000_000_000)
-    redirect_type: Literal[301, 302, 307, 308] | None = None
+    max_clicks: ClickLimit | None = None
+    redirect_type: RedirectType | None = None
     disabled: bool | None = None
     forward_query: bool | None = None
 
@@ -106,17 +115,17 @@ class DeclareRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    target: str = Field(max_length=8192, description="The http(s) URL to redirect to.")
-    alias: str | None = Field(
-        None, max_length=256, description="The code (3-64 chars); it never changes once set."
+    target: TargetText = Field(description="The http(s) URL to redirect to.")
+    alias: AliasText | None = Field(
+        None, description="The code (3-64 chars); it never changes once set."
     )
-    title: str | None = Field(None, max_length=500)
-    tags: list[str] = Field(default_factory=list, max_length=100)
+    title: TitleText | None = None
+    tags: TagList = Field(default_factory=list)
     expires_at: AwareDatetime | None = Field(
         None, description="May lie in the past: the link is then declared expired (410)."
     )
-    max_clicks: int | None = Field(None, ge=1, le=2_000_000_000)
-    redirect_type: Literal[301, 302, 307, 308] = 302
+    max_clicks: ClickLimit | None = None
+    redirect_type: RedirectType = 302
     disabled: bool = False
     forward_query: bool = False
 
