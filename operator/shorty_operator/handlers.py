@@ -15,8 +15,6 @@ backoff from ``Config.backoff`` up to ``BACKOFF_MAX``).
 from __future__ import annotations
 
 import asyncio
-import copy
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +29,7 @@ from shorty_operator.model import (
     drift,
     external_ref,
     ready,
+    ready_condition,
     status,
 )
 
@@ -132,18 +131,16 @@ def build_registry(config: Config) -> kopf.OperatorRegistry:
     ) -> None:
         client: ShortyClient = memo["shorty"]
         ref = _ref(body)
-        started = time.perf_counter()
         try:
             async with _lock(memo):
-                existed = await client.delete(ref)
+                with DURATION.labels("delete").time():
+                    existed = await client.delete(ref)
         except ApiError as exc:
             RECONCILES.labels("delete", Reason.API_UNAVAILABLE.value).inc()
             generation = body.metadata.get("generation")
             message = f"Deleting the link: {exc.message}"
             _show(body, patch, memo, Reason.API_UNAVAILABLE, message, generation)
             raise kopf.TemporaryError(exc.message, delay=_backoff(config, retry)) from None
-        finally:
-            DURATION.labels("delete").observe(time.perf_counter() - started)
         RECONCILES.labels("delete", "Deleted").inc()
         logger.info("link %s %s", ref, "deleted" if existed else "was already gone")
 
@@ -161,12 +158,13 @@ async def _upsert(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, repair: bool = False
 ) -> Reason:
     """Make the link match the spec and show the outcome in the status. With ``repair``
-    (the timer) the link is read first, and only written back when it drifted. The
-    spec and its generation are taken together at the start (the body is live)."""
+    (the timer) the link is read first, and only written back when it drifted. What the
+    spec asks for and its generation are read together, before any wait (the body is
+    live: a newer spec may arrive meanwhile, and is the next call's)."""
     client: ShortyClient = memo["shorty"]
-    spec, generation = copy.deepcopy(dict(body.spec)), body.metadata.get("generation")
+    generation = body.metadata.get("generation")
     try:
-        want = desired(spec)
+        want = desired(body.spec)
     except InvalidSpec as exc:
         return _show(body, patch, memo, Reason.INVALID_SPEC, str(exc), generation)
     ref = _ref(body)
@@ -234,8 +232,7 @@ def _shown(body: kopf.Body, memo: kopf.Memo) -> tuple[Reason | None, int | None]
     if "shown" in memo:
         shown: tuple[Reason, int | None] = memo["shown"]
         return shown
-    conditions: list[dict[str, Any]] = body.status.get("conditions") or []
-    before: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+    before = ready_condition(body.status) or {}
     try:
         reason = Reason(str(before.get("reason")))
     except ValueError:

@@ -113,9 +113,7 @@ def status(
 ) -> dict[str, Any]:
     """The status block to patch. ``previous``: the status as it is (a condition that
     did not change keeps its transition time); ``link``: the API's link when known."""
-    before = next(
-        (c for c in (previous or {}).get("conditions", []) if c.get("type") == "Ready"), None
-    )
+    before = ready_condition(previous)
     if before and (before.get("status"), before.get("reason")) == (
         condition["status"],
         condition["reason"],
@@ -133,6 +131,12 @@ def status(
             "clicks": link["click_count"],
         }
     return block
+
+
+def ready_condition(block: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The ``Ready`` condition of a status block, if it has one."""
+    conditions = (block or {}).get("conditions") or []
+    return next((dict(c) for c in conditions if c.get("type") == "Ready"), None)
 
 
 def _instant(value: str | None) -> datetime | None:

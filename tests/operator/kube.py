@@ -42,6 +42,7 @@ import kmock
 import yaml
 from kmock import action
 
+from shorty_operator.model import ready_condition
 from tests.operator.crd import ROOT, admit
 
 API = "/apis/shorty.dev/v1alpha1"
@@ -259,8 +260,7 @@ class FakeKube:
 
 def ready(obj: dict[str, Any] | None) -> dict[str, Any]:
     """The Ready condition of a ShortLink (empty when there is none yet)."""
-    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c.get("type") == "Ready"), {})
+    return ready_condition((obj or {}).get("status")) or {}
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "the condition") -> Any:
