@@ -6,6 +6,8 @@ It logs in as kopf does: in a pod with its service account, elsewhere with
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 import kopf
@@ -15,6 +17,16 @@ from shorty.obs.logging import configure_logging
 from shorty_operator.handlers import Config, build_registry
 
 KEY_ENV = "SHORTY_OPERATOR_API_KEY"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def seconds(name: str, default: float, text: str) -> Callable[[F], F]:
+    """An option in seconds (at least 0.1), also read from SHORTY_OPERATOR_<NAME>."""
+    env = "SHORTY_OPERATOR_" + name.removeprefix("--").replace("-", "_").upper()
+    option: Callable[[F], F] = click.option(
+        name, type=click.FloatRange(min=0.1), default=default, envvar=env, help=text
+    )
+    return option
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -35,26 +47,12 @@ KEY_ENV = "SHORTY_OPERATOR_API_KEY"
     "space-separated]. Exact names need no cluster-wide rights; a glob such as 'team-*' "
     "needs the right to list and watch namespaces. Without it: all namespaces.",
 )
-@click.option(
-    "--interval",
-    type=click.FloatRange(min=0.1),
-    default=60.0,
-    envvar="SHORTY_OPERATOR_INTERVAL",
-    help="Seconds between checks of each link: drift put back, status.clicks refreshed.",
+@seconds(
+    "--interval", 60.0, "Seconds between checks of each link: drift put back, clicks refreshed."
 )
-@click.option(
-    "--conflict-retry",
-    type=click.FloatRange(min=0.1),
-    default=30.0,
-    envvar="SHORTY_OPERATOR_CONFLICT_RETRY",
-    help="Seconds between tries of a ShortLink whose code another link holds.",
-)
-@click.option(
-    "--backoff",
-    type=click.FloatRange(min=0.1),
-    default=5.0,
-    envvar="SHORTY_OPERATOR_BACKOFF",
-    help="First retry after the API was unavailable; doubles each time, up to 300 s.",
+@seconds("--conflict-retry", 30.0, "Seconds between tries of a ShortLink whose code is taken.")
+@seconds(
+    "--backoff", 5.0, "First retry after the API was unavailable; doubles each time, to 300 s."
 )
 @click.option(
     "--liveness",
