@@ -1,8 +1,11 @@
-"""Small synchronous helpers over the real database, for arranging and checking tests."""
+"""Small synchronous helpers over the real database, for arranging and checking tests,
+and a bounded wait for what happens in the background."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -80,3 +83,18 @@ def another_key(database_url: str, user_id: int) -> str:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def wait_for(
+    check: Callable[[], Any], timeout: float = 30.0, what: str = "the condition", every: float = 0.1
+) -> Any:
+    """Poll ``check`` every ``every`` seconds until it returns something truthy, and
+    return that; AssertionError (naming ``what`` and the last answer) after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+        time.sleep(every)

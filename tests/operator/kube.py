@@ -28,10 +28,8 @@ import asyncio
 import itertools
 import json
 import threading
-import time
 import traceback
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -255,15 +253,3 @@ class FakeKube:
 def ready(obj: dict[str, Any] | None) -> dict[str, Any]:
     """The Ready condition of a ShortLink (empty when there is none yet)."""
     return ready_condition((obj or {}).get("status")) or {}
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "the condition") -> Any:
-    """Poll ``check`` until it returns something truthy; bounded."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")

@@ -25,9 +25,9 @@ from shorty.store import migrate
 from shorty_operator.client import ApiError, Refused, ShortyClient, Unavailable
 from tests.e2e.processes import Child, RedisServer, Service, call_json, get, service_env
 from tests.e2e.test_dev import free_port
-from tests.helpers import bearer, scalar, user_with_key
+from tests.helpers import bearer, scalar, user_with_key, wait_for
 from tests.operator.crd import ROOT
-from tests.operator.kube import FakeKube, ready, wait_for
+from tests.operator.kube import FakeKube, ready
 
 MANIFESTS = ROOT / "manifests"
 

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from shorty.api.app import create_app as create_api
 from shorty.cache.links import KEY, CachedLink
 from shorty.redirect.app import create_app
-from tests.helpers import bearer, query, user_with_key
+from tests.helpers import bearer, query, user_with_key, wait_for
 from tests.redirect.test_follow import add_link
 
 
@@ -90,15 +90,6 @@ def test_negative_entry_expires(settings, clean):
     assert lookups("postgres", "absent") - before == 2
 
 
-def wait_for(predicate, seconds=1.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 def test_api_changes_reach_every_replica_within_a_second(settings, clean):
     _, key = user_with_key(clean.database_url, "ada@example.com")
     with (
@@ -117,7 +108,7 @@ def test_api_changes_reach_every_replica_within_a_second(settings, clean):
             assert replica.get("/moving").status_code == 302  # now in each LRU
         assert api.delete("/api/v1/urls/moving", headers=bearer(key)).status_code == 204
         for replica in (first, second):
-            assert wait_for(lambda r=replica: r.get("/moving").status_code == 404)
+            assert wait_for(lambda r=replica: r.get("/moving").status_code == 404, 1.0, every=0.02)
 
 
 def test_creating_a_code_clears_its_cached_miss(settings, clean):
@@ -132,7 +123,7 @@ def test_creating_a_code_clears_its_cached_miss(settings, clean):
             json={"target": "https://late.example", "alias": "latecomer"},
             headers=bearer(key),
         )
-        assert wait_for(lambda: replica.get("/latecomer").status_code == 302)
+        assert wait_for(lambda: replica.get("/latecomer").status_code == 302, 1.0, every=0.02)
 
 
 def test_lookup_overlapping_an_invalidation_is_not_remembered(settings, clean):
