@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from shorty.core.errors import LinkNotFound
+
 
 class ApiError(Exception):
     def __init__(self, message: str, status: int | None = None, kind: str | None = None) -> None:
@@ -80,7 +82,7 @@ class ShortyClient:
         if status < 300:
             return status, payload
         detail, kind = _problem(payload)
-        if status == 404 and missing_ok and kind == NOT_FOUND:
+        if status == 404 and missing_ok and kind == LinkNotFound.slug:
             return status, payload
         message = f"Shorty answered {status}: {detail}"
         if status == 409:
@@ -101,9 +103,6 @@ class ShortyClient:
         if status >= 500 or status == 429:
             raise Unavailable(message, status, kind)
         raise Refused(message, status, kind)
-
-
-NOT_FOUND = "link-not-found"  # the API's problem type for "no link declared so"
 
 
 def _without_credentials(url: str) -> str:

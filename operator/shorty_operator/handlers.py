@@ -21,6 +21,7 @@ from typing import Any
 import kopf
 from prometheus_client import Counter, Histogram
 
+from shorty.core.errors import CodeImmutable
 from shorty_operator.client import ApiError, Conflict, Refused, ShortyClient, Unavailable
 from shorty_operator.model import (
     InvalidSpec,
@@ -180,7 +181,7 @@ async def _upsert(
                 what = "was missing" if created else f"had drifted ({', '.join(changed)})"
                 kopf.info(body, reason="Restored", message=f"The link {what}; put back.")
     except Conflict as exc:
-        if exc.kind == "code-immutable":
+        if exc.kind == CodeImmutable.slug:
             return _show(body, patch, memo, Reason.INVALID_SPEC, exc.message, generation)
         return _show(body, patch, memo, Reason.CONFLICT, exc.message, generation)
     except Refused as exc:
