@@ -280,22 +280,28 @@ def apikey() -> None:
 @data_dir_option
 @domain_errors
 def apikey_create(email: str, name: str, scopes: tuple[str, ...], data_dir: Path) -> None:
-    """Create a key and print it. It is shown only this once."""
+    """Create a key and print it. It is shown only this once.
+
+    A key holds only scopes its owner's role grants: 'admin' only for an admin
+    (`shorty user create --admin`). Each user holds at most SHORTY_MAX_KEYS_PER_USER
+    live keys."""
     from shorty.core.errors import InvalidAccount
     from shorty.store.keys import KeyStore
     from shorty.store.users import UserStore
+
+    config = settings()
 
     async def create(url: str) -> str:
         async with small_pool(url) as pool:
             owner = await UserStore(pool).by_email(email)
             if owner is None:
                 raise InvalidAccount(f"No user has the email '{email}'.")
-            _, raw = await KeyStore(pool).create(
+            _, raw = await KeyStore(pool, max_live=config.max_keys_per_user).create(
                 owner.id, name=name, scopes=scopes or DEFAULT_SCOPES
             )
             return raw
 
-    with database_url(settings(), data_dir) as url:
+    with database_url(config, data_dir) as url:
         raw = asyncio.run(create(url))
     click.echo(raw)
 
@@ -353,7 +359,8 @@ def apikey_list(email: str | None, data_dir: Path) -> None:
 @data_dir_option
 @domain_errors
 def apikey_revoke(key: str, data_dir: Path) -> None:
-    """Revoke the key with this id or visible prefix (as `apikey list` shows it)."""
+    """Revoke the key with this id or visible prefix (as `apikey list` shows it), and
+    every key it minted."""
     from shorty.store.keys import KeyStore
 
     async def revoke(url: str) -> str:

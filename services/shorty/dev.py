@@ -87,7 +87,7 @@ async def bootstrap(settings: Settings, database_url: str, path: Path) -> Creden
             await ensure_initial_api_key(
                 pool, settings.initial_api_key.get_secret_value(), settings.initial_admin_email
             )
-        users, keys = UserStore(pool), KeyStore(pool)
+        users, keys = UserStore(pool), KeyStore(pool, max_live=settings.max_keys_per_user)
         saved = _read_credentials(path)
         if saved and await keys.authenticate(saved.api_key) is not None:
             return saved

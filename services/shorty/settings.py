@@ -121,6 +121,9 @@ class Settings(BaseSettings):
         30 * 86_400, ge=3600, le=365 * 86_400, description="Refresh token lifetime (s)."
     )
     registration_open: bool = Field(True, description="Anyone may register an account.")
+    max_keys_per_user: int = Field(
+        50, ge=1, le=100_000, description="Live (unrevoked, unexpired) API keys a user may hold."
+    )
     login_limit_per_ip: str = Field("20/minute", description="Login attempts per client IP.")
     login_limit_per_email: str = Field("5/minute", description="Login attempts per account.")
     access_log: bool = Field(True, description="One JSON line per HTTP request.")

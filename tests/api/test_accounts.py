@@ -7,6 +7,14 @@ from tests.api.test_shorten import problem
 from tests.helpers import bearer, scalar, user_with_key
 
 
+@pytest.fixture
+def ada(clean):
+    """Ada's id and a key that may also mint and revoke keys (keys:write)."""
+    return user_with_key(
+        clean.database_url, "ada@example.com", scopes=(*DEFAULT_SCOPES, "keys:write")
+    )
+
+
 def test_create_list_use_and_revoke_a_key(api, ada, clean):
     created = api.post(
         "/api/v1/keys", json={"name": "ci", "scopes": ["urls:read"]}, headers=bearer(ada[1])
@@ -45,10 +53,14 @@ def test_default_scopes_match_the_core(api, ada):
 
 
 def test_a_key_cannot_grant_more_than_it_has(api, clean):
-    _, reader = user_with_key(clean.database_url, "reader@example.com", scopes=("urls:read",))
+    _, reader = user_with_key(
+        clean.database_url, "reader@example.com", scopes=("urls:read", "keys:write")
+    )
     response = api.post("/api/v1/keys", json={"scopes": ["urls:write"]}, headers=bearer(reader))
     assert "urls:write" in problem(response, 403, "insufficient-scope")["detail"]
-    _, user = user_with_key(clean.database_url, "user@example.com", scopes=("urls:read", "admin"))
+    _, user = user_with_key(
+        clean.database_url, "user@example.com", scopes=("urls:read", "keys:write")
+    )
     problem(
         api.post("/api/v1/keys", json={"scopes": ["admin"]}, headers=bearer(user)),
         403,

@@ -12,27 +12,32 @@ from starlette.responses import JSONResponse, Response
 from shorty.api.auth import authenticate
 from shorty.api.body import read_json
 from shorty.api.schemas import _rfc3339_text
+from shorty.core.accounts import DEFAULT_SCOPES
 from shorty.core.errors import DomainError
 from shorty.core.limits import parse_limit
 from shorty.core.links import check_expiry
 from shorty.settings import Settings
-from shorty.store.keys import KeyStore
+from shorty.store.keys import SESSION_KEY_ID, KeyStore
 from shorty.store.users import UserStore
 from shorty.web.problems import Problem
 
-Scope = Literal["urls:read", "urls:write", "stats:read", "admin"]
-
-
-def _default_scopes() -> list[Scope]:
-    return ["urls:read", "urls:write", "stats:read"]
+Scope = Literal["urls:read", "urls:write", "stats:read", "keys:write", "admin"]
 
 
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field("", max_length=100)
-    scopes: list[Scope] = Field(default_factory=lambda: _default_scopes(), max_length=4)
-    expires_at: AwareDatetime | None = None
+    scopes: list[Scope] | None = Field(
+        None,
+        max_length=5,
+        description="Default: urls:read, urls:write and stats:read (those the minting key"
+        " holds), plus keys:write when minted by a login session.",
+    )
+    expires_at: AwareDatetime | None = Field(
+        None,
+        description="A key minted by a key expires no later than it (default: when it does).",
+    )
 
     _text_datetime = field_validator("expires_at", mode="before")(_rfc3339_text)
 
@@ -49,6 +54,7 @@ class KeyOut(BaseModel):
     last_used_at: datetime | None
     revoked_at: datetime | None
     rate_limit: str | None
+    parent_id: int | None = Field(description="The key that minted this one, if a key did.")
 
 
 class KeyList(BaseModel):
@@ -103,11 +109,18 @@ class KeyPatch(BaseModel):
 
 
 async def create_key(request: Request) -> Response:
-    """A new key for the caller's own user, with at most the caller's scopes."""
-    principal = await authenticate(request, "urls:read")
+    """A new key for the caller's own user, with at most the caller's scopes; a key
+    minted by a key never outlives it and takes its rate limit."""
+    principal = await authenticate(request, "keys:write")
     settings: Settings = request.app.state.settings
     body = await read_json(request, KeyCreate, settings.max_body_bytes)
-    wanted = set(body.scopes)
+    by_session = principal.key_id == SESSION_KEY_ID
+    if body.scopes is not None:
+        wanted: set[str] = set(body.scopes)
+    elif by_session:
+        wanted = {*DEFAULT_SCOPES, "keys:write"}
+    else:
+        wanted = set(DEFAULT_SCOPES) & principal.scopes
     if not wanted <= principal.scopes and not principal.is_admin:
         extra = ", ".join(sorted(wanted - principal.scopes))
         raise Problem(
@@ -116,12 +129,18 @@ async def create_key(request: Request) -> Response:
             "Insufficient scope",
             f"A key cannot grant what it does not have: {extra}.",
         )
-    if "admin" in wanted and principal.role != "admin":
+    if "admin" in wanted and not principal.is_admin:
         raise Problem(403, "insufficient-scope", "Insufficient scope", "Only admins hold 'admin'.")
+    if not wanted:
+        raise Problem(422, "validation-failed", "The request is not valid", "A key needs a scope.")
     expires_at = check_expiry(body.expires_at, datetime.now(UTC))
     keys: KeyStore = request.app.state.keys
     key, raw = await keys.create(
-        principal.user_id, name=body.name, scopes=tuple(wanted), expires_at=expires_at
+        principal.user_id,
+        name=body.name,
+        scopes=tuple(wanted),
+        expires_at=expires_at,
+        parent_id=None if by_session else principal.key_id,
     )
     created = KeyCreated(**KeyOut.model_validate(key).model_dump(), key=raw)
     return JSONResponse(
@@ -141,7 +160,8 @@ async def list_keys(request: Request) -> Response:
 
 
 async def revoke_key(request: Request) -> Response:
-    principal = await authenticate(request, "urls:read")
+    """Revoke one of the caller's keys (any key for an admin) and the keys it minted."""
+    principal = await authenticate(request, "keys:write")
     keys: KeyStore = request.app.state.keys
     key_id = _int_param(request, "key_id")
     revoked = await keys.revoke_owned(

@@ -91,7 +91,7 @@ def create_app(settings: Settings) -> Starlette:
             app.state.pool = resources.pool
             app.state.redis = resources.redis
             app.state.links = LinkStore(resources.pool, settings.code_length)
-            app.state.keys = KeyStore(resources.pool)
+            app.state.keys = KeyStore(resources.pool, max_live=settings.max_keys_per_user)
             app.state.users = UserStore(resources.pool)
             app.state.stats = StatsStore(resources.pool)
             app.state.idempotency = IdempotencyStore(resources.pool)

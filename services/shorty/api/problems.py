@@ -11,6 +11,7 @@ from shorty.core.errors import (
     InvalidTag,
     InvalidTarget,
     LinkNotFound,
+    QuotaExceeded,
     ReferenceTaken,
 )
 from shorty.core.limits import InvalidLimit
@@ -20,6 +21,7 @@ from shorty.web.problems import Problem
 
 _STATUS: dict[type[DomainError], tuple[int, str]] = {
     InvalidAccount: (422, "Invalid account data"),
+    QuotaExceeded: (403, "Quota reached"),
     LinkNotFound: (404, "Link not found"),
     AliasTaken: (409, "Alias already taken"),
     ReferenceTaken: (409, "Reference held by another user's link"),
@@ -40,4 +42,6 @@ def domain_problem(exc: DomainError) -> Problem:
     problem = Problem(status, exc.slug, title, exc.message)
     if isinstance(exc, InvalidTarget):
         problem.extensions["reason"] = exc.reason
+    if isinstance(exc, QuotaExceeded):
+        problem.extensions.update(quota=exc.quota, limit=exc.limit)
     return problem

@@ -10,8 +10,17 @@ from shorty.core.codes import BASE62
 from shorty.core.errors import InvalidAccount
 
 ROLES = frozenset({"user", "admin"})
-SCOPES = frozenset({"urls:read", "urls:write", "stats:read", "admin"})
+SCOPES = frozenset({"urls:read", "urls:write", "stats:read", "keys:write", "admin"})
+# A key made without naming scopes: it works with links and statistics, but cannot
+# mint or revoke keys (``keys:write``) — a narrow key stays narrow.
 DEFAULT_SCOPES = ("urls:read", "urls:write", "stats:read")
+# What each role may hold at most. A key's effective scopes are its own scopes
+# intersected with its owner's role, on every request: a demoted admin's keys lose
+# ``admin`` at once, whatever they were minted with.
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    "user": frozenset({"urls:read", "urls:write", "stats:read", "keys:write"}),
+    "admin": SCOPES,
+}
 PASSWORD_MIN = 10
 KEY_PREFIX = "shk_"
 KEY_PREFIX_SHOWN = 12  # characters kept in clear so people can tell keys apart
@@ -51,6 +60,23 @@ def check_scopes(scopes: tuple[str, ...]) -> tuple[str, ...]:
             f"Unknown scope(s): {', '.join(unknown)}. Known: {', '.join(sorted(SCOPES))}."
         )
     return tuple(sorted(set(scopes)))
+
+
+def effective_scopes(role: str, scopes: frozenset[str] | tuple[str, ...]) -> frozenset[str]:
+    """What a credential of a ``role`` user holding ``scopes`` may do (an unknown role:
+    nothing)."""
+    return frozenset(scopes) & ROLE_SCOPES.get(role, frozenset())
+
+
+def check_scopes_for_role(scopes: tuple[str, ...], role: str) -> tuple[str, ...]:
+    """``scopes`` checked and deduplicated, refused if the ``role`` does not grant them."""
+    scopes = check_scopes(scopes)
+    beyond = sorted(set(scopes) - ROLE_SCOPES.get(role, frozenset()))
+    if beyond:
+        raise InvalidAccount(
+            f"A {role}'s key cannot hold {', '.join(beyond)}; only admins hold 'admin'."
+        )
+    return scopes
 
 
 def new_api_key() -> str:

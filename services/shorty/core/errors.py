@@ -39,6 +39,17 @@ class InvalidAccount(DomainError):
     slug = "invalid-account"
 
 
+class QuotaExceeded(DomainError):
+    """A per-user quota (live API keys, links) is used up; ``quota`` names which."""
+
+    slug = "quota-exceeded"
+
+    def __init__(self, quota: str, limit: int, message: str) -> None:
+        super().__init__(message)
+        self.quota = quota
+        self.limit = limit
+
+
 class AliasTaken(DomainError):
     slug = "alias-taken"
 

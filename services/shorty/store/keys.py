@@ -10,12 +10,15 @@ import asyncpg
 from shorty.core.accounts import (
     DEFAULT_SCOPES,
     check_key_name,
-    check_scopes,
+    check_scopes_for_role,
+    effective_scopes,
     hash_api_key,
     new_api_key,
     shown_prefix,
 )
-from shorty.core.errors import InvalidAccount
+from shorty.core.errors import InvalidAccount, InvalidExpiry, QuotaExceeded
+
+DEFAULT_MAX_LIVE_KEYS = 50  # SHORTY_MAX_KEYS_PER_USER
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,7 @@ class ApiKey:
     last_used_at: datetime | None
     revoked_at: datetime | None
     rate_limit: str | None = None
+    parent_id: int | None = None  # the key that minted this one (None: a login or the CLI)
 
 
 SESSION_KEY_ID = 0  # the key_id of a principal that logged in (an access token, no key)
@@ -38,7 +42,11 @@ SESSION_KEY_ID = 0  # the key_id of a principal that logged in (an access token,
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who a request acts as: a user, through one of their keys."""
+    """Who a request acts as: a user, through one of their keys.
+
+    ``scopes`` are always the effective ones: whatever a credential holds is cut
+    down to what its owner's role grants when the principal is made, so no code
+    path can act on a scope the role lost."""
 
     user_id: int
     role: str
@@ -47,9 +55,12 @@ class Principal:
     key_limit: str | None = None  # overrides SHORTY_LIMIT_PER_KEY for this key
     user_limit: str | None = None  # overrides SHORTY_LIMIT_PER_USER for this user
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scopes", effective_scopes(self.role, self.scopes))
+
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin" and "admin" in self.scopes
+        return "admin" in self.scopes
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or self.is_admin
@@ -57,7 +68,7 @@ class Principal:
 
 _SELECT = """
 SELECT k.id, k.user_id, u.email, k.name, k.prefix, k.scopes, k.created_at, k.expires_at,
-       k.last_used_at, k.revoked_at, k.rate_limit
+       k.last_used_at, k.revoked_at, k.rate_limit, k.parent_id
 FROM api_keys k JOIN users u ON u.id = k.user_id
 """
 
@@ -68,9 +79,13 @@ def _key(row: asyncpg.Record) -> ApiKey:
     return ApiKey(**fields)
 
 
+_LIVE = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
+
+
 class KeyStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, max_live: int = DEFAULT_MAX_LIVE_KEYS) -> None:
         self._pool = pool
+        self._max_live = max_live
 
     async def create(
         self,
@@ -80,22 +95,62 @@ class KeyStore:
         scopes: tuple[str, ...] = DEFAULT_SCOPES,
         expires_at: datetime | None = None,
         raw: str | None = None,
+        parent_id: int | None = None,
     ) -> tuple[ApiKey, str]:
-        """Store a new key and return it with its raw value (shown once, never stored)."""
+        """Store a new key and return it with its raw value (shown once, never stored).
+
+        The owner's role must grant every scope (InvalidAccount), and the owner may
+        hold at most ``max_live`` live keys (QuotaExceeded). A key minted by another
+        key (``parent_id``) never outlives it: it takes the parent's expiry when it
+        asks for none, is refused one past it (InvalidExpiry), and takes the parent's
+        rate limit. The owner's row is locked meanwhile, so two keys minted at once
+        cannot both take the last place."""
         raw = raw or new_api_key()
-        row = await self._pool.fetchrow(
-            "INSERT INTO api_keys (user_id, name, prefix, key_hash, scopes, expires_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key_hash) DO NOTHING RETURNING id",
-            user_id,
-            check_key_name(name),
-            shown_prefix(raw),
-            hash_api_key(raw),
-            list(check_scopes(scopes)),
-            expires_at,
-        )
-        if row is None:
+        name = check_key_name(name)
+        rate_limit: str | None = None
+        async with self._pool.acquire() as conn, conn.transaction():
+            role = await conn.fetchval("SELECT role FROM users WHERE id = $1 FOR UPDATE", user_id)
+            if role is None:
+                raise InvalidAccount(f"No user has the id {user_id}.")
+            scopes = check_scopes_for_role(scopes, role)
+            if parent_id is not None:
+                parent = await conn.fetchrow(
+                    f"SELECT expires_at, rate_limit FROM api_keys WHERE id = $1 AND user_id = $2"
+                    f" AND {_LIVE} FOR SHARE",
+                    parent_id,
+                    user_id,
+                )
+                if parent is None:
+                    raise InvalidAccount("The key minting this key is revoked or expired.")
+                expires_at = _within(expires_at, parent["expires_at"])
+                rate_limit = parent["rate_limit"]
+            live = await conn.fetchval(
+                f"SELECT count(*) FROM api_keys WHERE user_id = $1 AND {_LIVE}", user_id
+            )
+            if live >= self._max_live:
+                raise QuotaExceeded(
+                    "keys",
+                    self._max_live,
+                    f"A user may hold at most {self._max_live} live API keys;"
+                    " revoke one first (SHORTY_MAX_KEYS_PER_USER).",
+                )
+            key_id = await conn.fetchval(
+                "INSERT INTO api_keys"
+                " (user_id, name, prefix, key_hash, scopes, expires_at, parent_id, rate_limit)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                " ON CONFLICT (key_hash) DO NOTHING RETURNING id",
+                user_id,
+                name,
+                shown_prefix(raw),
+                hash_api_key(raw),
+                list(scopes),
+                expires_at,
+                parent_id,
+                rate_limit,
+            )
+        if key_id is None:
             raise InvalidAccount("This API key value is already in use.")
-        key = await self.by_id(row["id"])
+        key = await self.by_id(key_id)
         assert key is not None
         return key, raw
 
@@ -136,7 +191,8 @@ class KeyStore:
         return [_key(row) for row in rows]
 
     async def revoke(self, prefix_or_id: str) -> ApiKey:
-        """Revoke the one live key with this id or visible prefix."""
+        """Revoke the one live key with this id or visible prefix, and every key it
+        minted (and they minted)."""
         candidates = await self._pool.fetch(
             "SELECT id FROM api_keys WHERE revoked_at IS NULL AND (prefix = $1 OR id::text = $1)",
             prefix_or_id,
@@ -146,7 +202,7 @@ class KeyStore:
         if len(candidates) > 1:
             raise InvalidAccount(f"'{prefix_or_id}' matches several keys; revoke by id instead.")
         key_id = candidates[0]["id"]
-        await self._pool.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", key_id)
+        await self._pool.execute(_REVOKE_TREE, key_id, None)
         key = await self.by_id(key_id)
         assert key is not None
         return key
@@ -156,13 +212,9 @@ class KeyStore:
         return int(value)
 
     async def revoke_owned(self, key_id: int, *, owner_id: int | None) -> ApiKey | None:
-        """Revoke key ``key_id`` if ``owner_id`` owns it (None: any owner)."""
-        revoked = await self._pool.fetchval(
-            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
-            " WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2) RETURNING id",
-            key_id,
-            owner_id,
-        )
+        """Revoke key ``key_id`` and the keys it minted, if ``owner_id`` owns it (None:
+        any owner)."""
+        revoked = await self._pool.fetchval(_REVOKE_TREE, key_id, owner_id)
         return await self.by_id(revoked) if revoked is not None else None
 
     async def set_limit(self, key_id: int, limit: str | None) -> ApiKey | None:
@@ -170,3 +222,29 @@ class KeyStore:
             "UPDATE api_keys SET rate_limit = $2 WHERE id = $1 RETURNING id", key_id, limit
         )
         return await self.by_id(updated) if updated is not None else None
+
+
+def _within(asked: datetime | None, parent_expires: datetime | None) -> datetime | None:
+    """The expiry of a key minted by a key that expires at ``parent_expires``."""
+    if parent_expires is None:
+        return asked
+    if asked is None:
+        return parent_expires
+    if asked > parent_expires:
+        raise InvalidExpiry(
+            "A key cannot outlive the key that mints it: expires_at may be at most"
+            f" {parent_expires.isoformat()}."
+        )
+    return asked
+
+
+# The key (if ``$2`` owns it, or anyone when NULL) and every key minted under it.
+_REVOKE_TREE = """
+WITH RECURSIVE tree AS (
+    SELECT id FROM api_keys WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)
+    UNION
+    SELECT k.id FROM api_keys k JOIN tree ON k.parent_id = tree.id
+)
+UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+WHERE id IN (SELECT id FROM tree) RETURNING $1::bigint
+"""

@@ -11,7 +11,7 @@ import argon2
 import asyncpg
 from argon2 import PasswordHasher
 
-from shorty.core.accounts import DEFAULT_SCOPES, ROLES, check_password, normalize_email
+from shorty.core.accounts import ROLE_SCOPES, ROLES, check_password, normalize_email
 from shorty.core.errors import InvalidAccount
 from shorty.store.keys import SESSION_KEY_ID, Principal
 
@@ -92,7 +92,9 @@ class UserStore:
         return [User(**dict(row)) for row in rows]
 
     async def update(self, user_id: int, changes: dict[str, object]) -> User | None:
-        """Change ``disabled``, ``role`` or ``rate_limit`` of a user."""
+        """Change ``disabled``, ``role`` or ``rate_limit`` of a user. A role that grants
+        less takes the scopes it lost from the user's keys too, in the same
+        transaction (the request path cuts them anyway; this keeps the rows true)."""
         allowed = {"disabled", "role", "rate_limit"}
         if set(changes) - allowed:
             raise ValueError(f"not updatable: {sorted(set(changes) - allowed)}")
@@ -100,11 +102,19 @@ class UserStore:
             raise InvalidAccount(f"Unknown role; use one of {', '.join(sorted(ROLES))}.")
         names = sorted(changes)
         assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=2))
-        row = await self._pool.fetchrow(
-            f"UPDATE users SET {assignments} WHERE id = $1 RETURNING {_USER}",
-            user_id,
-            *(changes[name] for name in names),
-        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"UPDATE users SET {assignments} WHERE id = $1 RETURNING {_USER}",
+                user_id,
+                *(changes[name] for name in names),
+            )
+            if row is not None and "role" in changes:
+                await conn.execute(
+                    "UPDATE api_keys SET scopes = ARRAY(SELECT unnest(scopes)"
+                    " INTERSECT SELECT unnest($2::text[]) ORDER BY 1) WHERE user_id = $1",
+                    user_id,
+                    sorted(ROLE_SCOPES[row["role"]]),
+                )
         return User(**dict(row)) if row else None
 
     async def principal(self, user_id: int) -> Principal | None:
@@ -114,7 +124,5 @@ class UserStore:
         )
         if row is None:
             return None
-        scopes = set(DEFAULT_SCOPES) | ({"admin"} if row["role"] == "admin" else set())
-        return Principal(
-            user_id, row["role"], SESSION_KEY_ID, frozenset(scopes), None, row["rate_limit"]
-        )
+        role = row["role"]
+        return Principal(user_id, role, SESSION_KEY_ID, ROLE_SCOPES[role], None, row["rate_limit"])
