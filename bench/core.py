@@ -20,13 +20,13 @@ from lru import LRU
 
 from shorty.cache.links import CachedLink
 from shorty.core.codes import generate_code, is_well_formed, validate_alias
-from shorty.core.targets import Origin, normalize_target
+from shorty.core.targets import Origin, TargetRules, normalize_target
 from shorty.obs.accesslog import AccessLog
 from shorty.obs.metrics import LOOKUPS, REQUEST_SECONDS
 from shorty.redirect.clicks import click_fields
 from shorty.web.clientip import client_ip
 
-OWN = (Origin("sho.rt"),)
+OWN = TargetRules(own=(Origin("sho.rt"),))
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
 HEADERS = [
     (b"host", b"sho.rt"),

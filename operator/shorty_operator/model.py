@@ -21,7 +21,7 @@ from typing import Any
 from shorty.core.codes import validate_alias
 from shorty.core.errors import InvalidAlias, InvalidTag, InvalidTarget
 from shorty.core.links import check_tags
-from shorty.core.targets import normalize_target
+from shorty.core.targets import FORM_ONLY, normalize_target
 
 DEFAULT_REDIRECT = 302
 
@@ -49,9 +49,10 @@ def desired(spec: Mapping[str, Any]) -> dict[str, Any]:
     Fields the spec leaves out take the API's defaults (no expiry, no click limit).
     The target and tags are in the form Shorty keeps them (so a link never looks
     drifted for a spelling). InvalidSpec for what Shorty's own rules refuse (the same
-    rules, checked here; the API adds its block-list)."""
+    rules of form, checked here; where links may point — the block-list, private
+    addresses, look-alike names — is the API's to say: its 422 is InvalidSpec too)."""
     try:
-        target = normalize_target(spec["target"])
+        target = normalize_target(spec["target"], FORM_ONLY)
         tags = list(check_tags(list(spec.get("tags", []))))
         alias = validate_alias(spec["code"]) if spec.get("code") else None
     except (InvalidAlias, InvalidTag, InvalidTarget) as exc:

@@ -22,8 +22,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shorty.core.accounts import normalize_email
 from shorty.core.errors import DomainError
+from shorty.core.hosts import canonical_host
 from shorty.core.limits import Limit, parse_limit
-from shorty.core.targets import Origin, ascii_host
+from shorty.core.targets import Origin, TargetRules
 
 ENV_PREFIX = "SHORTY_"
 
@@ -57,6 +58,13 @@ class Settings(BaseSettings):
     blocked_domains: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Domains (comma-separated) no link may point to, with their subdomains.",
+    )
+    allow_private_targets: bool = Field(
+        False,
+        description="Allow links to loopback, private and link-local addresses and names.",
+    )
+    allow_confusable_hosts: bool = Field(
+        False, description="Allow links to host names that mix look-alike scripts (UTS 39)."
     )
     initial_api_key: SecretStr | None = Field(
         None,
@@ -213,9 +221,9 @@ class Settings(BaseSettings):
 
     @field_validator("own_hosts", "blocked_domains")
     @classmethod
-    def _ascii_hosts(cls, value: list[str]) -> list[str]:
+    def _canonical_hosts(cls, value: list[str]) -> list[str]:
         try:
-            return [ascii_host(host) for host in value]
+            return [canonical_host(host).key for host in value]
         except DomainError as exc:
             raise ValueError(exc.message) from None
 
@@ -265,7 +273,7 @@ class Settings(BaseSettings):
         url = self.public_url
         default_port = {"http": 80, "https": 443}[url.scheme]
         port = url.port if url.port != default_port else None
-        return (Origin(ascii_host(url.host or ""), port), *(Origin(h) for h in self.own_hosts))
+        return (Origin(url.host or "", port), *(Origin(h) for h in self.own_hosts))
 
     @property
     def limits(self) -> dict[str, Limit | None]:
@@ -279,8 +287,15 @@ class Settings(BaseSettings):
         }
 
     @property
-    def blocked(self) -> frozenset[str]:
-        return frozenset(self.blocked_domains)
+    def target_rules(self) -> TargetRules:
+        """Where links may point: not Shorty itself, not a blocked domain, and (unless
+        allowed) not a private address or a mixed-script host name."""
+        return TargetRules(
+            own=self.own_origins,
+            blocked=frozenset(self.blocked_domains),
+            allow_private=self.allow_private_targets,
+            allow_confusable=self.allow_confusable_hosts,
+        )
 
     def require_servers(self) -> tuple[str, str]:
         """Both server URLs, or a SettingsError naming what is missing."""

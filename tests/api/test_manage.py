@@ -209,7 +209,14 @@ def test_qr_codes(api, ada, bob):
 def test_blocked_domains_on_create_and_update(settings, ada):
     blocking = settings.model_copy(update={"blocked_domains": ["evil.example", "xn--bcher-kva.de"]})
     with TestClient(create_app(blocking)) as api:
-        for target in ("https://evil.example/x", "https://sub.EVIL.example/", "https://bücher.de/"):
+        for target in (
+            "https://evil.example/x",
+            "https://sub.EVIL.example/",
+            "https://bücher.de/",
+            "https://evil.example\u3002/x",
+            "https://evil\uff0eexample/x",
+            "https://sub.evil.example\uff61/x",
+        ):
             response = api.post("/api/v1/shorten", json={"target": target}, headers=bearer(ada[1]))
             assert problem(response, 422, "invalid-target")["reason"] == "blocked-domain"
         code = shorten(api, ada[1], "https://notevil.example/")

@@ -1,9 +1,10 @@
 import pytest
 
 from shorty.core.errors import InvalidTarget
-from shorty.core.targets import MAX_LENGTH, Origin, normalize_target
+from shorty.core.targets import MAX_LENGTH, Origin, TargetRules, normalize_target
 
-OWN = (Origin("sho.rt", None), Origin("localhost", 8080))
+# The form of URLs, tested with private addresses allowed (their refusal is tested below).
+OWN = TargetRules(own=(Origin("sho.rt", None), Origin("localhost", 8080)), allow_private=True)
 
 
 @pytest.mark.parametrize(
@@ -78,6 +79,142 @@ def test_own_host_on_another_port_is_allowed_when_port_pinned():
 
 def test_no_own_origins_means_any_host():
     assert normalize_target("https://sho.rt/x") == "https://sho.rt/x"
+
+
+# Issue #12 item 2: every spelling of a host is the host.
+
+LOCAL = TargetRules(own=(Origin("127.0.0.1", 8080),), allow_private=True)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "http://127.0.0.1:8080/x",
+        "http://127.1:8080/x",
+        "http://2130706433:8080/x",
+        "http://0x7f.1:8080/x",
+        "http://0177.0.0.1:8080/x",
+        "http://0x7f000001:8080/x",
+        "http://[::ffff:127.0.0.1]:8080/x",
+        "http://[::ffff:7f00:1]:8080/x",
+        "http://localhost:8080/x",
+        "http://LOCALHOST.:8080/x",
+        "http://app.localhost:8080/x",
+        "http://127.0.0.2:8080/x",
+        "http://[::1]:8080/x",
+        "http://0.0.0.0:8080/x",
+        "http://%31%32%37.0.0.1:8080/x",
+        "http://127\u3002\u0030.0.1:8080/x",
+    ],
+)
+def test_every_spelling_of_this_machine_is_the_own_host(raw):
+    with pytest.raises(InvalidTarget) as caught:
+        normalize_target(raw, LOCAL)
+    assert caught.value.reason == "own-host"
+
+
+def test_this_machine_on_another_port_is_another_service():
+    assert normalize_target("http://127.1:9000/x", LOCAL) == "http://127.0.0.1:9000/x"
+
+
+@pytest.mark.parametrize("dot", ["\u3002", "\uff0e", "\uff61", "."])
+def test_a_trailing_dot_of_any_kind_is_the_same_host(dot):
+    rules = TargetRules(own=(Origin("sho.rt"),), blocked=frozenset({"evil.com"}))
+    for raw, reason in [
+        (f"https://evil.com{dot}/x", "blocked-domain"),
+        (f"https://www.evil{dot}com{dot}/x", "blocked-domain"),
+        (f"https://sho{dot}rt{dot}/x", "own-host"),
+    ]:
+        with pytest.raises(InvalidTarget) as caught:
+            normalize_target(raw, rules)
+        assert caught.value.reason == reason, raw
+
+
+@pytest.mark.parametrize("raw", ["https://evil.com../x", "https://evil..com/x", "https://./x"])
+def test_empty_labels_are_refused(raw):
+    with pytest.raises(InvalidTarget) as caught:
+        normalize_target(raw)
+    assert caught.value.reason == "bad-host"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "http://localhost/",
+        "http://foo.localhost/",
+        "http://127.0.0.1/",
+        "http://127.1/",
+        "http://2130706433/",
+        "http://[::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://0.0.0.0/",
+        "http://10.0.0.1/",
+        "http://172.16.5.4/",
+        "http://192.168.1.10:3000/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://0xa9fea9fe/latest/meta-data/",
+        "http://[fe80::1]/",
+        "http://[fd12:3456::1]/",
+        "http://100.64.0.1/",
+        "http://[2002:c0a8:101::]/",  # 6to4 around 192.168.1.1
+        "http://[64:ff9b::a00:1]/",  # NAT64 around 10.0.0.1
+        "http://224.0.0.1/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://printer.local/",
+        "http://router.home.arpa/",
+    ],
+)
+def test_private_targets_are_refused_by_default(raw):
+    with pytest.raises(InvalidTarget) as caught:
+        normalize_target(raw)
+    assert caught.value.reason == "private-address"
+    assert normalize_target(raw, TargetRules(allow_private=True))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["http://8.8.8.8/", "http://[2606:4700:4700::1111]/", "https://local.example.com/"],
+)
+def test_public_addresses_and_names_are_fine(raw):
+    assert normalize_target(raw) == raw
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "\u0430pple.com",  # Cyrillic a + Latin pple
+        "xn--pple-43d.com",  # the same, as sent in A-labels
+        "p\u0430yp\u0430l.com",
+        "\u03c0aypal.com",  # Greek pi + Latin
+        "g\u043e\u043egle.com",
+    ],
+)
+def test_mixed_script_labels_are_confusable(host):
+    with pytest.raises(InvalidTarget) as caught:
+        normalize_target(f"https://{host}/")
+    assert caught.value.reason == "confusable-host"
+    assert normalize_target(f"https://{host}/", TargetRules(allow_confusable=True))
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("https://bücher.de/", "https://xn--bcher-kva.de/"),
+        ("https://例え.jp/", "https://xn--r8jz45g.jp/"),
+        ("https://テストabc.jp/", "https://xn--abc-4k4bocn.jp/"),  # Latin + Japanese
+        ("https://ευρωπη.eu/", "https://xn--qxae0adtz.eu/"),  # all Greek
+        ("https://москва.рф/", "https://xn--80adxhks.xn--p1ai/"),  # all Cyrillic
+        ("https://한국abc.kr/", "https://xn--abc-lt8lk11n.kr/"),  # Latin + Korean
+    ],
+)
+def test_single_script_and_cjk_with_latin_are_fine(raw, expected):
+    assert normalize_target(raw) == expected
+
+
+def test_parsers_that_disagree_on_the_host_are_refused():
+    with pytest.raises(InvalidTarget) as caught:
+        normalize_target("https://evil.com\\.good.com/")
+    assert caught.value.reason in {"ambiguous", "bad-host"}
 
 
 def test_merge_query_keeps_pieces_as_sent():

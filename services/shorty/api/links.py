@@ -63,7 +63,7 @@ async def shorten(request: Request) -> Response:
 
 async def _create(request: Request, owner_id: int, body: ShortenRequest) -> Link:
     settings: Settings = request.app.state.settings
-    target = normalize_target(body.target, settings.own_origins, settings.blocked)
+    target = normalize_target(body.target, settings.target_rules)
     alias = validate_alias(body.alias) if body.alias is not None else None
     expires_at = check_expiry(body.expires_at, datetime.now(UTC))
     store: LinkStore = request.app.state.links
@@ -190,9 +190,7 @@ def _checked(
     refused if blocked or Shorty's own), tags in their kept form, the expiry checked."""
     checked = dict(fields)
     if "target" in checked:
-        checked["target"] = normalize_target(
-            checked["target"], settings.own_origins, settings.blocked
-        )
+        checked["target"] = normalize_target(checked["target"], settings.target_rules)
     if "tags" in checked:
         checked["tags"] = check_tags(checked["tags"])
     if checked.get("expires_at") is not None:

@@ -1,20 +1,23 @@
 """Rules for target URLs: what Shorty agrees to redirect to.
 
 ``normalize_target`` either returns the URL in canonical form (lower-case
-scheme, IDNA host) or raises InvalidTarget with a reason slug and a sentence a
-person understands.
+scheme, canonical host, non-ASCII percent-encoded) or raises InvalidTarget with
+a reason slug and a sentence a person understands. The host is read the way a
+browser reads it (``core/hosts.py``), and every rule compares only that
+canonical host; a URL that Python's parser and a browser's would send to
+different hosts is refused outright (``ambiguous``).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import SplitResult, quote, unquote_plus, urlsplit, urlunsplit
 
-import idna
+from ada_url import URL
 
 from shorty.core.errors import InvalidTarget
+from shorty.core.hosts import Host, canonical_host, confusable_labels, from_url_host
 
 MAX_LENGTH = 2048
 SCHEMES = frozenset({"http", "https"})
@@ -23,17 +26,63 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """A host Shorty answers on; ``port`` None means any port."""
+    """A host Shorty answers on; ``port`` None means any port. ``host`` is kept in
+    its canonical form (``Origin("LocalHost.")`` is ``Origin("localhost")``)."""
 
     host: str
     port: int | None = None
+    canonical: Host = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        canonical = canonical_host(self.host)
+        object.__setattr__(self, "canonical", canonical)
+        object.__setattr__(self, "host", canonical.name)
+
+    def serves(self, host: Host, port: int) -> bool:
+        """A link to ``host``:``port`` would reach this origin: the same host (every
+        spelling of this machine counts as one), on its port."""
+        same = self.canonical.key == host.key or (self.canonical.is_loopback and host.is_loopback)
+        return same and self.port in (None, port)
 
 
-def normalize_target(
-    raw: str, own: tuple[Origin, ...] = (), blocked: frozenset[str] = frozenset()
-) -> str:
-    """Validate ``raw`` and return its canonical form. ``blocked`` holds ASCII domain
-    names refused with all their subdomains (``example.com`` blocks ``a.example.com``)."""
+@dataclass(frozen=True, slots=True)
+class TargetRules:
+    """Where links may point. The defaults refuse private addresses and
+    mixed-script host names; ``FORM_ONLY`` checks only that a URL is well formed."""
+
+    own: tuple[Origin, ...] = ()
+    blocked: frozenset[str] = frozenset()  # canonical hosts refused with their subdomains
+    allow_private: bool = False
+    allow_confusable: bool = False
+
+    def check(self, host: Host, port: int) -> None:
+        if any(origin.serves(host, port) for origin in self.own):
+            raise InvalidTarget(
+                "own-host", "Links to this shortener itself are not allowed (they would loop)."
+            )
+        if self.blocked and is_blocked(host, self.blocked):
+            raise InvalidTarget("blocked-domain", f"Links to {host.name} are not allowed here.")
+        if not self.allow_private and host.is_private:
+            raise InvalidTarget(
+                "private-address",
+                f"Links to {host.name} are not allowed: it is a loopback, private or"
+                " link-local address or name, not a host of the public internet.",
+            )
+        if not self.allow_confusable:
+            mixed = confusable_labels(host)
+            if mixed:
+                raise InvalidTarget(
+                    "confusable-host",
+                    f"The host name mixes scripts that look alike ({', '.join(mixed)});"
+                    " such names are used to imitate other sites.",
+                )
+
+
+FORM_ONLY = TargetRules(allow_private=True, allow_confusable=True)
+
+
+def normalize_target(raw: str, rules: TargetRules = TargetRules()) -> str:
+    """Validate ``raw`` against ``rules`` and return its canonical form."""
     url = raw.strip()
     if not url:
         raise InvalidTarget("empty", "The target URL is empty.")
@@ -59,11 +108,11 @@ def normalize_target(
         )
     if parts.username is not None or parts.password is not None:
         raise InvalidTarget("credentials", "The target URL must not carry a user name or password.")
-    host = ascii_host(parts.hostname or "")
-    _refuse_own(host, port if port is not None else _DEFAULT_PORTS[scheme], own)
-    if blocked and is_blocked(host, blocked):
-        raise InvalidTarget("blocked-domain", f"Links to {host} are not allowed here.")
-    netloc = _netloc(host, port, scheme)
+    if not parts.hostname:
+        raise InvalidTarget("no-host", "The target URL has no host name.")
+    host, port = _browser_host(url, parts.hostname, port, scheme)
+    rules.check(host, port)
+    netloc = _netloc(host.name, port, scheme)
     path, query, fragment = (_ascii(part) for part in (parts.path, parts.query, parts.fragment))
     canonical = urlunsplit(SplitResult(scheme, netloc, path, query, fragment))
     if len(canonical) > MAX_LENGTH:
@@ -71,6 +120,27 @@ def normalize_target(
             "too-long", f"The target URL is longer than {MAX_LENGTH} characters once encoded."
         )
     return canonical
+
+
+def _browser_host(
+    url: str, split_host: str, split_port: int | None, scheme: str
+) -> tuple[Host, int]:
+    """The host and port a browser would connect to for ``url``, checked against what
+    Python's parser read (``split_host``, ``split_port``): they must agree."""
+    try:
+        browser = URL(url)
+    except ValueError:
+        raise InvalidTarget("malformed", "The target URL cannot be parsed.") from None
+    if browser.username or browser.password:
+        raise InvalidTarget("credentials", "The target URL must not carry a user name or password.")
+    host = from_url_host(browser.hostname)
+    port = int(browser.port) if browser.port else _DEFAULT_PORTS[scheme]
+    shown = f"[{split_host}]" if ":" in split_host else split_host
+    if canonical_host(shown).key != host.key or (split_port or _DEFAULT_PORTS[scheme]) != port:
+        raise InvalidTarget(
+            "ambiguous", "The target URL's host reads differently to different parsers."
+        )
+    return host, port
 
 
 _NON_ASCII = re.compile(r"[^\x21-\x7e]+")
@@ -105,39 +175,16 @@ def _name(piece: str) -> str:
     return unquote_plus(piece.split("=", 1)[0])
 
 
-def ascii_host(host: str) -> str:
-    """``host`` as DNS sends it: an IP address in canonical form, or a lower-case
-    IDNA (punycode) name without a trailing dot. Raises InvalidTarget."""
-    host = host.strip("[]")
-    if not host:
-        raise InvalidTarget("no-host", "The target URL has no host name.")
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    try:
-        ascii_host = idna.encode(host.rstrip("."), uts46=True).decode("ascii")
-    except idna.IDNAError as exc:
-        raise InvalidTarget("bad-host", f"'{host}' is not a valid host name ({exc}).") from None
-    return ascii_host.lower()
-
-
-def is_blocked(host: str, blocked: frozenset[str]) -> bool:
-    """``host`` or any domain above it is in ``blocked``."""
-    labels = host.split(".")
+def is_blocked(host: Host, blocked: frozenset[str]) -> bool:
+    """``host`` or any domain above it is in ``blocked`` (an address: only itself)."""
+    if host.address is not None:
+        return host.key in blocked
+    labels = host.name.split(".")
     return any(".".join(labels[i:]) in blocked for i in range(len(labels)))
 
 
-def _refuse_own(host: str, port: int, own: tuple[Origin, ...]) -> None:
-    for origin in own:
-        if host == origin.host and origin.port in (None, port):
-            raise InvalidTarget(
-                "own-host", "Links to this shortener itself are not allowed (they would loop)."
-            )
-
-
-def _netloc(host: str, port: int | None, scheme: str) -> str:
+def _netloc(host: str, port: int, scheme: str) -> str:
     shown = f"[{host}]" if ":" in host else host
-    if port is None or port == _DEFAULT_PORTS[scheme]:
+    if port == _DEFAULT_PORTS[scheme]:
         return shown
     return f"{shown}:{port}"
