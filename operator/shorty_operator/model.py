@@ -24,6 +24,8 @@ from shorty.core.links import check_tags
 from shorty.core.targets import FORM_ONLY, normalize_target
 
 DEFAULT_REDIRECT = 302
+# spec.forwardQuery -> the API's forward_query ("off" would read as false in YAML 1.1).
+FORWARD_QUERY = {"None": "off", "Append": "append", "Override": "override"}
 
 
 class InvalidSpec(ValueError):
@@ -64,7 +66,7 @@ def desired(spec: Mapping[str, Any]) -> dict[str, Any]:
         "max_clicks": spec.get("maxClicks"),
         "tags": tags,
         "disabled": bool(spec.get("disabled", False)),
-        "forward_query": bool(spec.get("forwardQuery", False)),
+        "forward_query": FORWARD_QUERY[spec.get("forwardQuery", "None")],
         "title": spec.get("title") or None,
     }
     if alias is not None:

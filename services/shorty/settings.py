@@ -88,6 +88,12 @@ class Settings(BaseSettings):
         100_000, ge=0, le=10_000_000, description="Links kept in each redirect process (0: off)."
     )
     lru_ttl: float = Field(60.0, gt=0, le=3600, description="Seconds a link stays in that memory.")
+    permanent_max_age: int = Field(
+        300,
+        ge=0,
+        le=31_536_000,
+        description="Seconds browsers and CDNs may cache a 301/308 (a takedown waits this long).",
+    )
     negative_ttl: float = Field(
         5.0, ge=0, le=3600, description="Seconds an unknown code is remembered as unknown."
     )

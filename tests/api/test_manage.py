@@ -28,10 +28,10 @@ def test_patch_changes_only_what_is_sent(api, ada, clean):
         json={
             "title": "Launch",
             "tags": ["Docs", "launch", "docs"],
-            "redirect_type": 301,
+            "redirect_type": 307,
             "max_clicks": 5,
             "expires_at": expires.isoformat(),
-            "forward_query": True,
+            "forward_query": "append",
         },
         headers=bearer(ada[1]),
     )
@@ -39,13 +39,13 @@ def test_patch_changes_only_what_is_sent(api, ada, clean):
     body = response.json()
     assert body["title"] == "Launch"
     assert body["tags"] == ["docs", "launch"]
-    assert (body["redirect_type"], body["max_clicks"], body["forward_query"]) == (301, 5, True)
+    assert (body["redirect_type"], body["max_clicks"], body["forward_query"]) == (307, 5, "append")
     assert datetime.fromisoformat(body["expires_at"]) == expires
     assert body["target"] == "https://example.com/"
     cleared = api.patch(
         f"/api/v1/urls/{code}", json={"title": None, "max_clicks": None}, headers=bearer(ada[1])
     ).json()
-    assert (cleared["title"], cleared["max_clicks"], cleared["redirect_type"]) == (None, None, 301)
+    assert (cleared["title"], cleared["max_clicks"], cleared["redirect_type"]) == (None, None, 307)
     events = query(clean.database_url, "SELECT event_type FROM outbox ORDER BY id")
     assert [e[0] for e in events] == ["link.created", "link.updated", "link.updated"]
 

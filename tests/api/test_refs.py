@@ -16,7 +16,7 @@ WHOLE = {
     "max_clicks": 100,
     "redirect_type": 307,
     "disabled": False,
-    "forward_query": True,
+    "forward_query": "override",
 }
 
 
@@ -32,7 +32,11 @@ def test_put_creates_then_answers_200_without_writing_again(api, ada, clean):
     assert body["code"] == "spring-sale"
     assert body["short_url"] == "https://sho.rt/spring-sale"
     assert body["tags"] == ["campaign", "spring"]
-    assert (body["redirect_type"], body["max_clicks"], body["forward_query"]) == (307, 100, True)
+    assert (body["redirect_type"], body["max_clicks"], body["forward_query"]) == (
+        307,
+        100,
+        "override",
+    )
     assert body["expires_at"].startswith("2031-03-01T00:00:00")
 
     again = put(api, ada[1], WHOLE)
@@ -47,7 +51,7 @@ def test_a_field_left_out_takes_its_default(api, ada):
     body = put(api, ada[1], {"target": "https://shop.example.com/sale"}).json()
     assert body["code"] == "spring-sale"  # the code stays
     assert (body["tags"], body["expires_at"], body["max_clicks"]) == ([], None, None)
-    assert (body["redirect_type"], body["forward_query"]) == (302, False)
+    assert (body["redirect_type"], body["forward_query"]) == (302, "off")
 
 
 def test_get_and_delete_by_reference_drop_the_cache(api, ada, clean):

@@ -221,8 +221,12 @@ def test_merge_query_keeps_pieces_as_sent():
     from shorty.core.targets import merge_query
 
     assert (
-        merge_query("https://a.example/?x=1&y=2", "y=3&q=%ff&a")
+        merge_query("https://a.example/?x=1&y=2", "y=3&q=%ff&a", override=True)
         == "https://a.example/?x=1&y=3&q=%ff&a"
+    )
+    assert (
+        merge_query("https://a.example/?x=1&y=2", "y=3&q=%ff&a")
+        == "https://a.example/?x=1&y=2&q=%ff&a"
     )
     assert (
         merge_query("https://a.example/p", "utm_source=mail")

@@ -44,7 +44,7 @@ def test_defaults_are_applied():
         "target": "https://example.com/",
         "redirectType": 302,
         "disabled": False,
-        "forwardQuery": False,
+        "forwardQuery": "None",
     }
 
 

@@ -35,7 +35,7 @@ def api_link(**fields):
         "max_clicks": 100000,
         "title": "Spring sale 2027",
         "tags": ["campaign", "spring", "newsletter"],
-        "forward_query": True,
+        "forward_query": "append",
         **fields,
     }
 
@@ -57,7 +57,7 @@ def test_desired_maps_every_field_with_the_apis_names():
         "max_clicks": 100000,
         "tags": ["campaign", "spring", "newsletter"],
         "disabled": False,
-        "forward_query": True,
+        "forward_query": "append",
         "title": "Spring sale 2027",
     }
 
@@ -70,7 +70,7 @@ def test_left_out_fields_take_the_defaults_and_no_alias_is_sent():
         "max_clicks": None,
         "tags": [],
         "disabled": False,
-        "forward_query": False,
+        "forward_query": "off",
         "title": None,
     }
 

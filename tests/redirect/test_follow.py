@@ -47,13 +47,21 @@ def test_head_redirects_too(client, clean):
 
 @pytest.mark.parametrize(
     ("status", "cache_control"),
-    [(301, "public, max-age=3600"), (307, "no-store"), (308, "public, max-age=3600")],
+    [(301, "public, max-age=300"), (307, "no-store"), (308, "public, max-age=300")],
 )
 def test_per_link_redirect_type(client, clean, status, cache_control):
     add_link(clean.database_url, "typed", redirect_type=status)
     response = client.get("/typed")
     assert response.status_code == status
     assert response.headers["cache-control"] == cache_control
+
+
+def test_permanent_redirects_are_cached_only_as_long_as_configured(settings, clean):
+    """Item 5: a takedown must reach browsers and CDNs soon (SHORTY_PERMANENT_MAX_AGE)."""
+    add_link(clean.database_url, "perm", redirect_type=308)
+    short = settings.model_copy(update={"permanent_max_age": 60})
+    with TestClient(create_app(short), follow_redirects=False) as client:
+        assert client.get("/perm").headers["cache-control"] == "public, max-age=60"
 
 
 def test_unknown_code_is_404_html_page(client):
@@ -166,7 +174,7 @@ def test_query_is_forwarded_when_the_link_asks(client, clean):
         clean.database_url,
         "fwd",
         "https://shop.example/p?ref=link&utm_source=x",
-        forward_query=True,
+        forward_query="append",
     )
     add_link(clean.database_url, "nofwd", "https://shop.example/p?ref=link")
     forwarded = client.get("/fwd?utm_source=mail&lang=de")
@@ -178,6 +186,44 @@ def test_query_is_forwarded_when_the_link_asks(client, clean):
         client.get("/nofwd?utm_source=mail").headers["location"]
         == "https://shop.example/p?ref=link"
     )
+
+
+def test_a_visitor_cannot_replace_the_targets_parameters_unless_the_link_opts_in(client, clean):
+    """Item 13: with forward_query "append" the target's own parameters stand (utm_*
+    excepted); "override" lets the visitor's win."""
+    target = "https://pay.example/checkout?amount=10&to=shop&utm_medium=x"
+    add_link(clean.database_url, "pay", target, forward_query="append")
+    add_link(clean.database_url, "free", target, forward_query="override")
+    visit = "?amount=0&to=thief&utm_medium=mail&lang=de"
+    assert client.get("/pay" + visit).headers["location"] == (
+        "https://pay.example/checkout?amount=10&to=shop&utm_medium=mail&lang=de"
+    )
+    assert client.get("/free" + visit).headers["location"] == (
+        "https://pay.example/checkout?amount=0&to=thief&utm_medium=mail&lang=de"
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "status", "slug"),
+    [("abuse", 410, "link-blocked"), ("legal", 451, "unavailable-for-legal-reasons")],
+)
+def test_a_blocked_link_answers_410_or_451(client, clean, reason, status, slug):
+    """Item 5: an admin's block, whatever the link's other fields say."""
+    add_link(
+        clean.database_url,
+        "taken",
+        blocked_reason=reason,
+        blocked_at=datetime.now(UTC),
+    )
+    page = client.get("/taken")
+    assert page.status_code == status
+    assert "blocked" in page.text
+    problem = client.get("/taken", headers={"Accept": "application/json"}).json()
+    assert problem["type"] == PROBLEM_BASE + slug
+    if status == 451:
+        assert page.headers["link"] == '<https://sho.rt>; rel="blocked-by"'
+    else:
+        assert "link" not in page.headers
 
 
 def test_click_limit_counts_gets_not_heads(client, clean):

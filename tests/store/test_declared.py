@@ -16,7 +16,7 @@ SPEC = {
     "max_clicks": 100,
     "tags": ("campaign", "spring"),
     "disabled": True,
-    "forward_query": True,
+    "forward_query": "append",
     "expires_at": None,
 }
 
@@ -39,7 +39,7 @@ def test_first_put_creates_with_every_field_then_repeats_write_nothing(clean):
     assert created.code == "spring-sale"
     assert created.external_ref == REF
     assert (created.redirect_type, created.max_clicks, created.tags) == (307, 100, SPEC["tags"])
-    assert (created.disabled, created.forward_query) == (True, True)
+    assert (created.disabled, created.forward_query) == (True, "append")
     assert same == created == fetched
     assert events(clean.database_url) == ["link.created"]  # one event: created whole
 

@@ -54,7 +54,7 @@ async def shorten(request: Request) -> Response:
     async def produce() -> tuple[int, Any, dict[str, str]]:
         link = await _create(request, principal.user_id, body)
         # The code may be remembered as unknown (a negative cache entry): forget that.
-        await _invalidate(request, link.code)
+        await invalidate(request, link.code)
         out = LinkOut.of(link, settings.public_base).model_dump(mode="json")
         return 201, out, {"Location": f"/api/v1/urls/{link.code}"}
 
@@ -104,7 +104,7 @@ async def bulk(request: Request) -> Response:
     return await idempotent(request, principal, data, produce)
 
 
-def _code(request: Request) -> str:
+def link_code(request: Request) -> str:
     """The path's code, or LinkNotFound for anything that cannot be one (never queried)."""
     code: str = request.path_params["code"]
     if not is_well_formed(code):
@@ -112,29 +112,29 @@ def _code(request: Request) -> str:
     return code
 
 
-def _not_found(code: str) -> LinkNotFound:
+def not_found(code: str) -> LinkNotFound:
     return LinkNotFound(f"No link has the code '{code}'.")
 
 
 async def get_url(request: Request) -> Response:
     principal = await authenticate(request, "urls:read")
-    code = _code(request)
+    code = link_code(request)
     store: LinkStore = request.app.state.links
     link = await store.get(code, owner_id=None if principal.is_admin else principal.user_id)
     if link is None:
-        raise _not_found(code)
+        raise not_found(code)
     detail = LinkDetail.of(link, request.app.state.settings.public_base)
     return JSONResponse(detail.model_dump(mode="json"))
 
 
 async def delete_url(request: Request) -> Response:
     principal = await authenticate(request, "urls:write")
-    code = _code(request)
+    code = link_code(request)
     store: LinkStore = request.app.state.links
     link = await store.delete(code, owner_id=None if principal.is_admin else principal.user_id)
     if link is None:
-        raise _not_found(code)
-    await _invalidate(request, code)
+        raise not_found(code)
+    await invalidate(request, code)
     return Response(status_code=204)
 
 
@@ -146,7 +146,7 @@ async def _invalidate_many(request: Request, codes: list[str]) -> None:
         log.warning("could not invalidate %d codes: %s", len(codes), type(exc).__name__)
 
 
-async def _invalidate(request: Request, code: str) -> None:
+async def invalidate(request: Request, code: str) -> None:
     cache: LinkCache = request.app.state.cache
     try:
         await cache.invalidate(code)
@@ -157,7 +157,7 @@ async def _invalidate(request: Request, code: str) -> None:
 
 async def update_url(request: Request) -> Response:
     principal = await authenticate(request, "urls:write")
-    code = _code(request)
+    code = link_code(request)
     settings: Settings = request.app.state.settings
     body = await read_json(request, UpdateRequest, settings.max_body_bytes)
     changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
@@ -178,8 +178,8 @@ async def update_url(request: Request) -> Response:
         code, changes, owner_id=None if principal.is_admin else principal.user_id
     )
     if link is None:
-        raise _not_found(code)
-    await _invalidate(request, code)
+        raise not_found(code)
+    await invalidate(request, code)
     return JSONResponse(LinkDetail.of(link, settings.public_base).model_dump(mode="json"))
 
 
@@ -224,7 +224,7 @@ async def put_declared(request: Request) -> Response:
     store: LinkStore = request.app.state.links
     link, outcome = await store.put_by_ref(ref, fields, owner_id=principal.user_id, alias=alias)
     if outcome is not Outcome.UNCHANGED:  # a repeated declaration leaves the caches be
-        await _invalidate(request, link.code)
+        await invalidate(request, link.code)
     out = DeclaredLink.of(link, settings.public_base).model_dump(mode="json")
     return JSONResponse(out, status_code=201 if outcome is Outcome.CREATED else 200)
 
@@ -247,7 +247,7 @@ async def delete_declared(request: Request) -> Response:
     link = await store.delete_by_ref(ref, owner_id=principal.user_id)
     if link is None:
         raise _ref_not_found(ref)
-    await _invalidate(request, link.code)
+    await invalidate(request, link.code)
     return Response(status_code=204)
 
 
@@ -299,7 +299,7 @@ async def export_csv(request: Request) -> Response:
 async def qr_code(request: Request) -> Response:
     """The short URL as a QR code: ?format=svg (default) or png, ?size=1..40 (module size)."""
     principal = await authenticate(request, "urls:read")
-    code = _code(request)
+    code = link_code(request)
     kind = request.query_params.get("format", "svg")
     size_text = request.query_params.get("size", "8")
     if kind not in QR_TYPES or not size_text.isdigit() or not 1 <= int(size_text) <= 40:
@@ -312,7 +312,7 @@ async def qr_code(request: Request) -> Response:
     store: LinkStore = request.app.state.links
     link = await store.get(code, owner_id=None if principal.is_admin else principal.user_id)
     if link is None:
-        raise _not_found(code)
+        raise not_found(code)
     image = io.BytesIO()
     short_url = f"{request.app.state.settings.public_base}/{link.code}"
     segno.make(short_url, error="m").save(image, kind=kind, scale=int(size_text), border=2)

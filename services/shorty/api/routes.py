@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from shorty.api import accounts, links, sessions, stats
+from shorty.api import accounts, blocks, links, sessions, stats
 from shorty.api.openapi import Operation
 from shorty.api.schemas import (
+    BlockRequest,
     BulkRequest,
     BulkResult,
     DeclaredLink,
@@ -225,6 +226,25 @@ OPERATIONS: list[tuple[Route, Operation]] = [
             body=accounts.UserPatch,
             responses={200: accounts.UserOut},
             errors={**_SCOPE, 404: "No such user"},
+        ),
+    ),
+    (
+        Route("/api/v1/admin/urls/{code}/block", blocks.block, methods=["PUT"]),
+        Operation(
+            "Block a link (410; 451 for a legal reason) — its owner cannot lift it",
+            "admin",
+            body=BlockRequest,
+            responses={200: LinkDetail},
+            errors={**_SCOPE, **_LINK},
+        ),
+    ),
+    (
+        Route("/api/v1/admin/urls/{code}/block", blocks.unblock, methods=["DELETE"]),
+        Operation(
+            "Lift a link's block",
+            "admin",
+            responses={200: LinkDetail},
+            errors={**_SCOPE, **_LINK},
         ),
     ),
     (

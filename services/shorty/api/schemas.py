@@ -25,6 +25,14 @@ TitleText = Annotated[str, Field(max_length=500)]
 TagList = Annotated[list[str], Field(max_length=100)]
 ClickLimit = Annotated[int, Field(ge=1, le=2_000_000_000)]
 RedirectType = Literal[301, 302, 307, 308]
+ForwardQuery = Annotated[
+    Literal["off", "append", "override"],
+    Field(
+        description="The visitor's query string: not forwarded; added where the target"
+        " lacks a parameter (utm_* always the visitor's); or the visitor's values win."
+    ),
+]
+BlockReason = Literal["legal", "abuse", "malware", "phishing", "spam", "other"]
 
 
 class ShortenRequest(BaseModel):
@@ -57,6 +65,15 @@ class LinkOut(BaseModel):
         )
 
 
+class Block(BaseModel):
+    """An admin's takedown: the link answers 410 (451 for ``legal``); only an admin
+    lifts it."""
+
+    reason: BlockReason
+    note: str | None
+    at: datetime
+
+
 class LinkDetail(LinkOut):
     updated_at: datetime
     click_count: int
@@ -65,10 +82,18 @@ class LinkDetail(LinkOut):
     max_clicks: int | None
     title: str | None
     tags: list[str]
-    forward_query: bool
+    forward_query: ForwardQuery
+    blocked: Block | None = Field(description="Set by an admin; the owner cannot clear it.")
 
     @classmethod
     def of(cls, link: Link, base: str) -> LinkDetail:
+        blocked = None
+        if link.blocked_reason is not None and link.blocked_at is not None:
+            blocked = Block(
+                reason=link.blocked_reason,
+                note=link.blocked_note,
+                at=link.blocked_at,
+            )
         return cls(
             **LinkOut.of(link, base).model_dump(),
             updated_at=link.updated_at,
@@ -79,7 +104,17 @@ class LinkDetail(LinkOut):
             title=link.title,
             tags=list(link.tags),
             forward_query=link.forward_query,
+            blocked=blocked,
         )
+
+
+class BlockRequest(BaseModel):
+    """Block a link (again: the reason and note are replaced)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: BlockReason = Field(description="legal answers 451, every other reason 410.")
+    note: str | None = Field(None, max_length=500, description="Shown to the link's owner.")
 
 
 class UpdateRequest(BaseModel):
@@ -94,7 +129,7 @@ class UpdateRequest(BaseModel):
     max_clicks: ClickLimit | None = None
     redirect_type: RedirectType | None = None
     disabled: bool | None = None
-    forward_query: bool | None = None
+    forward_query: ForwardQuery | None = None
 
     _text_datetime = field_validator("expires_at", mode="before")(_rfc3339_text)
 
@@ -127,7 +162,7 @@ class DeclareRequest(BaseModel):
     max_clicks: ClickLimit | None = None
     redirect_type: RedirectType = 302
     disabled: bool = False
-    forward_query: bool = False
+    forward_query: ForwardQuery = "off"
 
     _text_datetime = field_validator("expires_at", mode="before")(_rfc3339_text)
 
@@ -158,7 +193,7 @@ class ListQuery(BaseModel):
     q: str | None = Field(None, max_length=200, description="Text in the target or title.")
     created_after: AwareDatetime | None = None
     created_before: AwareDatetime | None = None
-    state: Literal["active", "expired"] | None = None
+    state: Literal["active", "expired", "blocked"] | None = None
 
 
 class BulkRequest(BaseModel):

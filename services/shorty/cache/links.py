@@ -20,7 +20,7 @@ import redis.asyncio as aredis
 
 from shorty.core.links import LinkState, state_of
 
-KEY = "shorty:link:v2:{}"  # the version changes with the value's layout
+KEY = "shorty:link:v3:{}"  # the version changes with the value's layout
 GENERATION = "shorty:gen:{}"  # bumped by every change to the code's link
 GENERATION_TTL = 86_400
 USES = "shorty:uses:{}"  # uses of a click-limited link (see redirect/limits.py)
@@ -57,14 +57,15 @@ class CachedLink(NamedTuple):
     expires_at: float | None = None  # POSIX seconds
     disabled: bool = False
     max_clicks: int | None = None
-    forward_query: bool = False
+    forward_query: str = "off"
+    blocked: int = 0  # 0, or the status a blocked link answers (410, 451)
 
     def state_at_timestamp(self, now: float) -> LinkState:
-        """DISABLED, EXPIRED or ACTIVE at POSIX time ``now`` (click limits are checked
-        separately: the count is not cached)."""
-        return state_of(self.disabled, self.expires_at, now)
+        """BLOCKED, DISABLED, EXPIRED or ACTIVE at POSIX time ``now`` (click limits are
+        checked separately: the count is not cached)."""
+        return state_of(self.disabled, self.expires_at, now, self.blocked != 0)
 
-    def fields(self) -> tuple[int, str, int, float | None, bool, int | None, bool]:
+    def fields(self) -> tuple[int, str, int, float | None, bool, int | None, str, int]:
         """The fields as a plain tuple of atoms: what the process LRU keeps, because
         the garbage collector stops tracking plain tuples of atoms (100,000 tracked
         objects made each full collection pause the service for ~30 ms)."""

@@ -31,6 +31,13 @@ class InvalidExpiry(DomainError):
     slug = "invalid-expiry"
 
 
+class InvalidRedirect(DomainError):
+    """A redirect type that cannot honour the link's other fields (301/308 with an
+    expiry or a click limit)."""
+
+    slug = "invalid-redirect-type"
+
+
 class InvalidTag(DomainError):
     slug = "invalid-tag"
 

@@ -7,10 +7,16 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shorty.core.errors import InvalidExpiry, InvalidTag
+from shorty.core.errors import InvalidExpiry, InvalidRedirect, InvalidTag
 
 REDIRECT_TYPES = frozenset({301, 302, 307, 308})
+PERMANENT = frozenset({301, 308})  # cached by browsers: no expiry or click limit with them
 MAX_LIFETIME = timedelta(days=36_525)  # an expiry at most ~100 years ahead
+# What a link does with the visitor's query string: nothing; add the parameters the
+# target lacks (and utm_*, which the visitor's replace); or let the visitor's win.
+FORWARD_MODES = ("off", "append", "override")
+# Why an admin blocked a link. ``legal`` answers 451 (RFC 7725), the others 410.
+BLOCK_REASONS = ("legal", "abuse", "malware", "phishing", "spam", "other")
 
 
 class LinkState(enum.Enum):
@@ -18,6 +24,15 @@ class LinkState(enum.Enum):
     EXPIRED = "expired"
     DISABLED = "disabled"
     EXHAUSTED = "exhausted"
+    BLOCKED = "blocked"
+
+
+def blocked_status(reason: str | None) -> int:
+    """The status a blocked link answers: 451 for a legal reason, else 410; 0 when
+    the link is not blocked."""
+    if reason is None:
+        return 0
+    return 451 if reason == "legal" else 410
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,19 +50,28 @@ class Link:
     max_clicks: int | None = None
     title: str | None = None
     tags: tuple[str, ...] = ()
-    forward_query: bool = False
+    forward_query: str = "off"  # one of FORWARD_MODES
     external_ref: str | None = None  # who declared it elsewhere (the operator: k8s:ns/name/uid)
+    blocked_reason: str | None = None  # set by an admin only (BLOCK_REASONS)
+    blocked_note: str | None = None
+    blocked_at: datetime | None = None
 
     def state_at(self, now: datetime) -> LinkState:
         """Whether the link redirects at ``now``, and if not, why."""
         expires = self.expires_at.timestamp() if self.expires_at is not None else None
-        state = state_of(self.disabled, expires, now.timestamp())
+        blocked = self.blocked_reason is not None
+        state = state_of(self.disabled, expires, now.timestamp(), blocked)
         exhausted = self.max_clicks is not None and self.click_count >= self.max_clicks
         return LinkState.EXHAUSTED if state is LinkState.ACTIVE and exhausted else state
 
 
-def state_of(disabled: bool, expires_at: float | None, now: float) -> LinkState:
-    """The rule for disabled and expired links (POSIX seconds), shared by every tier."""
+def state_of(
+    disabled: bool, expires_at: float | None, now: float, blocked: bool = False
+) -> LinkState:
+    """The rule for blocked, disabled and expired links (POSIX seconds), shared by
+    every tier. A block comes first: it is what the visitor must be told."""
+    if blocked:
+        return LinkState.BLOCKED
     if disabled:
         return LinkState.DISABLED
     if expires_at is not None and expires_at <= now:
@@ -90,3 +114,18 @@ def check_tags(tags: list[str]) -> tuple[str, ...]:
     if len(cleaned) > TAGS_MAX:
         raise InvalidTag(f"A link may have at most {TAGS_MAX} tags.")
     return tuple(cleaned)
+
+
+def check_permanence(
+    redirect_type: int, expires_at: datetime | None, max_clicks: int | None
+) -> None:
+    """A permanent redirect is cached by browsers (and CDNs), which would keep
+    following it past an expiry or a click limit: the two do not go together."""
+    if redirect_type in PERMANENT and (expires_at is not None or max_clicks is not None):
+        raise InvalidRedirect(PERMANENT_WITH_LIMITS)
+
+
+PERMANENT_WITH_LIMITS = (
+    "A permanent redirect (301 or 308) is cached by browsers, so expires_at and max_clicks"
+    " could not be enforced: use 302 or 307 for a link with either."
+)

@@ -157,16 +157,28 @@ def ascii_url(url: str) -> str:
     return url if url.isascii() and url.isprintable() else _ascii(url)
 
 
-def merge_query(target: str, query: str) -> str:
-    """``target`` with the parameters of ``query`` added; a parameter present in both
-    takes the value from ``query`` (the visitor's), as for utm_* tags. Pieces are
-    kept byte for byte (names are decoded only to compare them)."""
+def merge_query(target: str, query: str, *, override: bool = False) -> str:
+    """``target`` with the visitor's ``query`` parameters added (``forward_query``).
+
+    A parameter the target already has keeps the target's value — the link's
+    author chose it, and a visitor must not change where it leads — unless
+    ``override`` (the link opted in), or the name starts with ``utm_``: campaign
+    tags are the visitor's to set. Pieces are kept byte for byte (names are
+    decoded only to compare them)."""
     incoming = [piece for piece in query.split("&") if piece]
     if not incoming:
         return target
     parts = urlsplit(target)
+    existing = [piece for piece in parts.query.split("&") if piece]
+    if not override:
+        held = {_name(piece) for piece in existing}
+        incoming = [
+            piece
+            for piece in incoming
+            if _name(piece) not in held or _name(piece).startswith("utm_")
+        ]
     names = {_name(piece) for piece in incoming}
-    kept = [piece for piece in parts.query.split("&") if piece and _name(piece) not in names]
+    kept = [piece for piece in existing if _name(piece) not in names]
     merged = "&".join(kept + [_ascii(piece) for piece in incoming])
     return urlunsplit(parts._replace(query=merged))
 

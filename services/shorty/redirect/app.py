@@ -50,9 +50,15 @@ from shorty.web.clientip import client_ip
 log = logging.getLogger(__name__)
 RETRY_AFTER_UNAVAILABLE = 5
 _OWN_PATHS = frozenset({*health.PROBE_PATHS, "/metrics"})
-# A 301/308 may be cached by browsers; a 302/307 must not be, or its clicks go unseen.
-_CACHE_CONTROL = {301: b"public, max-age=3600", 308: b"public, max-age=3600"}
 _NO_STORE = b"no-store"
+
+
+def cache_control(permanent_max_age: int) -> dict[int, bytes]:
+    """Cache-Control by redirect status. A 302/307 must not be cached, or its clicks
+    go unseen and a change never arrives; a 301/308 may be, but only briefly
+    (SHORTY_PERMANENT_MAX_AGE), so a takedown reaches browsers and CDNs soon."""
+    permanent = f"public, max-age={permanent_max_age}".encode()
+    return {301: permanent, 308: permanent}
 
 
 class RedirectService:
@@ -107,7 +113,10 @@ async def follow(state: Any, scope: Scope, receive: Receive, send: Send) -> None
             await _refuse(scope, receive, send, 404)
             return
         if link.state_at_timestamp(now) is not LinkState.ACTIVE:
-            await _refuse(scope, receive, send, 410)
+            if link.blocked:
+                await _refuse(scope, receive, send, link.blocked, blocked_by=state.blocked_by)
+            else:
+                await _refuse(scope, receive, send, 410)
             return
         if link.max_clicks is not None and not await state.limits.allow(
             code, link.max_clicks, spend=spend
@@ -120,11 +129,12 @@ async def follow(state: Any, scope: Scope, receive: Receive, send: Send) -> None
         return
     query = scope["query_string"]
     location = link.target
-    if query and link.forward_query:
-        location = merge_query(location, query.decode("latin-1"))
+    if query and link.forward_query != "off":
+        override = link.forward_query == "override"
+        location = merge_query(location, query.decode("latin-1"), override=override)
     headers = [
         (b"location", ascii_url(location).encode("ascii")),
-        (b"cache-control", _CACHE_CONTROL.get(link.redirect_type, _NO_STORE)),
+        (b"cache-control", state.cache_control.get(link.redirect_type, _NO_STORE)),
         (b"content-length", b"0"),
     ]
     await send({"type": "http.response.start", "status": link.redirect_type, "headers": headers})
@@ -135,9 +145,17 @@ async def follow(state: Any, scope: Scope, receive: Receive, send: Send) -> None
 
 
 async def _refuse(
-    scope: Scope, receive: Receive, send: Send, status: int, *, retry_after: int | None = None
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    *,
+    retry_after: int | None = None,
+    blocked_by: str | None = None,
 ) -> None:
-    response = not_redirecting(Request(scope), status, retry_after=retry_after)
+    response = not_redirecting(
+        Request(scope), status, retry_after=retry_after, blocked_by=blocked_by
+    )
     await response(scope, receive, send)
 
 
@@ -179,6 +197,9 @@ def create_app(settings: Settings) -> RedirectService:
                 else None
             )
             app.state.secret = _secret(settings)
+            app.state.cache_control = cache_control(settings.permanent_max_age)
+            # RFC 7725: a 451 names who blocks the resource.
+            app.state.blocked_by = settings.public_base
             clicks.start()
             subscribed = asyncio.Event()
             listener = asyncio.create_task(

@@ -27,8 +27,18 @@ _KINDS = {
         "This link has expired, was disabled or reached its click limit.",
     ),
     429: ("rate-limited", "Too many requests", "Slow down, then try again."),
+    451: (
+        "unavailable-for-legal-reasons",
+        "Unavailable for legal reasons",
+        "This link was blocked by the operators of this service for legal reasons.",
+    ),
     503: ("unavailable", "Temporarily unavailable", "Please try again in a few seconds."),
 }
+_BLOCKED = (
+    "link-blocked",
+    "Link blocked",
+    "This link was blocked by the operators of this service.",
+)
 
 
 def wants_json(request: Request) -> bool:
@@ -36,11 +46,21 @@ def wants_json(request: Request) -> bool:
     return "json" in accept and "text/html" not in accept
 
 
-def not_redirecting(request: Request, status: int, *, retry_after: int | None = None) -> Response:
-    slug, title, detail = _KINDS[status]
+def not_redirecting(
+    request: Request,
+    status: int,
+    *,
+    retry_after: int | None = None,
+    blocked_by: str | None = None,
+) -> Response:
+    """The answer for a code that does not redirect; ``blocked_by`` (the service's
+    public URL) marks a link an admin blocked (410, or 451 for a legal reason)."""
+    slug, title, detail = _BLOCKED if blocked_by and status == 410 else _KINDS[status]
     headers = {"Cache-Control": "no-store"}
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
+    if blocked_by and status == 451:
+        headers["Link"] = f'<{blocked_by}>; rel="blocked-by"'
     if wants_json(request):
         return Problem(status, slug, title, detail, headers=headers).response(request.url.path)
     page = _PAGE.format(title=escape(title), detail=escape(detail))

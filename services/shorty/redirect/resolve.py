@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from shorty.cache.guard import RedisGuard
 from shorty.cache.links import ABSENT, Absent, CachedLink, LinkCache
+from shorty.core.links import blocked_status
 from shorty.obs.metrics import LOOKUPS
 
 # Bound once: looking a labelled child up costs more than the lookup it counts.
@@ -30,8 +31,8 @@ _PG_HIT = LOOKUPS.labels("postgres", "hit")
 _PG_ABSENT = LOOKUPS.labels("postgres", "absent")
 
 _SELECT = (
-    "SELECT id, target, redirect_type, expires_at, disabled, max_clicks, forward_query"
-    " FROM urls WHERE code = $1"
+    "SELECT id, target, redirect_type, expires_at, disabled, max_clicks, forward_query,"
+    " blocked_reason FROM urls WHERE code = $1"
 )
 
 
@@ -171,4 +172,5 @@ class Resolver:
             row["disabled"],
             row["max_clicks"],
             row["forward_query"],
+            blocked_status(row["blocked_reason"]),
         )

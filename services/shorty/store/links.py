@@ -12,13 +12,20 @@ from typing import Any
 import asyncpg
 
 from shorty.core import codes
-from shorty.core.errors import AliasTaken, CodeImmutable, CodeSpaceExhausted, ReferenceTaken
-from shorty.core.links import Link
+from shorty.core.errors import (
+    AliasTaken,
+    CodeImmutable,
+    CodeSpaceExhausted,
+    InvalidRedirect,
+    ReferenceTaken,
+)
+from shorty.core.links import PERMANENT_WITH_LIMITS, Link
 from shorty.obs import tracecontext
 
 _COLUMNS = (
     "id, code, target, owner_id, created_at, updated_at, expires_at, click_count,"
-    " redirect_type, disabled, max_clicks, title, tags, forward_query, external_ref"
+    " redirect_type, disabled, max_clicks, title, tags, forward_query, external_ref,"
+    " blocked_reason, blocked_note, blocked_at"
 )
 
 
@@ -56,7 +63,7 @@ _INSERT_DECLARED = f"""
 INSERT INTO urls (code, external_ref, owner_id, target, expires_at, max_clicks, redirect_type,
                   disabled, title, tags, forward_query)
 VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, 302), coalesce($8, false), $9,
-        coalesce($10, '{{}}'::text[]), coalesce($11, false))
+        coalesce($10, '{{}}'::text[]), coalesce($11, 'off'))
 ON CONFLICT (code) DO NOTHING
 RETURNING {_COLUMNS}
 """
@@ -83,6 +90,7 @@ def _event(link: Link) -> dict[str, Any]:
         "disabled": link.disabled,
         "max_clicks": link.max_clicks,
         "forward_query": link.forward_query,
+        "blocked_reason": link.blocked_reason,
     }
 
 
@@ -128,13 +136,53 @@ class LinkStore:
         return _link(row) if row else None
 
     async def delete(self, code: str, *, owner_id: int | None = None) -> Link | None:
-        """Delete and return the link, or None if there was none (for this owner)."""
+        """Delete and return the link, or None if there was none (for this owner).
+
+        An owner deleting a link an admin blocked only lets go of it: the link
+        leaves their account but stays, blocked, under its code, so deleting it
+        and declaring the code again cannot undo a takedown. An admin
+        (``owner_id`` None) deletes it for good."""
+        return await self._delete("code", code, owner_id)
+
+    async def _delete(self, column: str, value: str, owner_id: int | None) -> Link | None:
+        if owner_id is not None:
+            released = await self._change(
+                "link.updated",
+                f"UPDATE urls SET owner_id = NULL, external_ref = NULL, updated_at = now()"
+                f" WHERE {column} = $1 AND owner_id = $2 AND blocked_reason IS NOT NULL"
+                f" RETURNING {_COLUMNS}",
+                value,
+                owner_id,
+            )
+            if released is not None:
+                return released
         return await self._change(
             "link.deleted",
-            f"DELETE FROM urls WHERE code = $1 AND ($2::bigint IS NULL OR owner_id = $2)"
+            f"DELETE FROM urls WHERE {column} = $1 AND ($2::bigint IS NULL OR owner_id = $2)"
             f" RETURNING {_COLUMNS}",
-            code,
+            value,
             owner_id,
+        )
+
+    async def block(self, code: str, reason: str, note: str | None) -> Link | None:
+        """An admin's takedown: the link answers 410 (451 for ``legal``) until
+        ``unblock``, whatever its owner changes. Blocking again updates the reason."""
+        return await self._change(
+            "link.updated",
+            "UPDATE urls SET blocked_reason = $2, blocked_note = $3,"
+            " blocked_at = coalesce(blocked_at, now()), updated_at = now()"
+            f" WHERE code = $1 RETURNING {_COLUMNS}",
+            code,
+            reason,
+            note,
+        )
+
+    async def unblock(self, code: str) -> Link | None:
+        return await self._change(
+            "link.updated",
+            "UPDATE urls SET blocked_reason = NULL, blocked_note = NULL, blocked_at = NULL,"
+            f" updated_at = now() WHERE code = $1 RETURNING {_COLUMNS}",
+            code,
         )
 
     async def update(
@@ -176,14 +224,9 @@ class LinkStore:
         return _link(row) if row else None
 
     async def delete_by_ref(self, ref: str, *, owner_id: int | None = None) -> Link | None:
-        """Delete and return the link declared under ``ref`` (None if there was none)."""
-        return await self._change(
-            "link.deleted",
-            "DELETE FROM urls WHERE external_ref = $1"
-            f" AND ($2::bigint IS NULL OR owner_id = $2) RETURNING {_COLUMNS}",
-            ref,
-            owner_id,
-        )
+        """Delete and return the link declared under ``ref`` (None if there was none);
+        a blocked link is only let go of, as by ``delete``."""
+        return await self._delete("external_ref", ref, owner_id)
 
     async def put_by_ref(
         self,
@@ -277,7 +320,12 @@ class LinkStore:
         """Run ``sql`` (returning the link's row) and write its outbox event in the same
         transaction; None if no row came back."""
         async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(sql, *args)
+            try:
+                row = await conn.fetchrow(sql, *args)
+            except asyncpg.CheckViolationError as exc:
+                if exc.constraint_name != "urls_permanent_unlimited":
+                    raise
+                raise InvalidRedirect(PERMANENT_WITH_LIMITS) from None
             if row is None:
                 return None
             link = _link(row)
@@ -300,7 +348,8 @@ class LinkStore:
             " AND ($5::timestamptz IS NULL OR created_at < $5)"
             " AND ($6::text IS NULL"
             "      OR ($6 = 'expired' AND expires_at <= now())"
-            "      OR ($6 = 'active' AND NOT disabled"
+            "      OR ($6 = 'blocked' AND blocked_reason IS NOT NULL)"
+            "      OR ($6 = 'active' AND NOT disabled AND blocked_reason IS NULL"
             "          AND (expires_at IS NULL OR expires_at > now())))"
             " AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8::bigint))"
             " ORDER BY created_at DESC, id DESC LIMIT $9",
@@ -332,7 +381,7 @@ class LinkQuery:
     search: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
-    state: str | None = None  # "active" or "expired"
+    state: str | None = None  # "active", "expired" or "blocked"
     after: tuple[datetime, int] | None = None
 
 
