@@ -177,6 +177,57 @@ def test_export_csv(api, ada, bob):
     assert rows[0]["target"] == "https://example.com/2"
 
 
+# Cells a spreadsheet would run as a formula, each as the export must write it.
+FORMULAS = {
+    '=HYPERLINK("https://evil.example","x")': '\'=HYPERLINK("https://evil.example","x")',
+    "+1+cmd|' /C calc'!A0": "'+1+cmd|' /C calc'!A0",
+    "-2+3": "'-2+3",
+    "@SUM(1,2)": "'@SUM(1,2)",
+    "\t=1+1": "'\t=1+1",
+    "\r=1+1": "'\r=1+1",
+}
+
+
+def test_export_escapes_formulas_in_every_users_links(api, ada, bob, admin, clean):
+    """Issue #12 item 6: a cell starting with = + - @ tab or CR gets a leading '."""
+    expected = {}  # code -> (owner's key, title as exported)
+    for i, (title, escaped) in enumerate(FORMULAS.items()):
+        owner = (ada, bob)[i % 2][1]
+        code = shorten(api, owner, alias=f"formula-{i}")
+        if title[0] in "\t\r":
+            # The API strips leading whitespace from a title; a stored one is escaped too.
+            query(clean.database_url, "UPDATE urls SET title = $1 WHERE code = $2", title, code)
+        else:
+            patched = api.patch(
+                f"/api/v1/urls/{code}", json={"title": title}, headers=bearer(owner)
+            )
+            assert patched.json()["title"] == title
+        expected[code] = (owner, escaped)
+    # A tag cannot start with one of them; text that only holds one is left alone.
+    problem(
+        api.patch("/api/v1/urls/formula-0", json={"tags": ["=x"]}, headers=bearer(ada[1])),
+        422,
+        "invalid-tag",
+    )
+    plain = shorten(api, ada[1], alias="plain")
+    api.patch(
+        f"/api/v1/urls/{plain}", json={"title": "a=b", "tags": ["c+d"]}, headers=bearer(ada[1])
+    )
+
+    def exported(key):
+        response = api.get("/api/v1/urls/export.csv", headers=bearer(key))
+        assert response.status_code == 200
+        rows = csv.DictReader(io.StringIO(response.text, newline=""))
+        return {row["code"]: (row["title"], row["tags"]) for row in rows}
+
+    everyone = exported(admin[1])
+    assert everyone.pop(plain) == ("a=b", "c+d")
+    assert everyone == {code: (title, "") for code, (_, title) in expected.items()}
+    adas = exported(ada[1])
+    del adas[plain]
+    assert adas == {code: (title, "") for code, (key, title) in expected.items() if key == ada[1]}
+
+
 def test_qr_codes(api, ada, bob):
     code = shorten(api, ada[1])
     svg = api.get(f"/api/v1/urls/{code}/qr", headers=bearer(ada[1]))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import csv
 import io
 import json
 import logging
@@ -16,6 +15,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from shorty.api import csvsafe
 from shorty.api.auth import authenticate
 from shorty.api.body import parse_json, read_body, read_json, validate
 from shorty.api.idempotency import idempotent
@@ -275,7 +275,7 @@ async def export_csv(request: Request) -> Response:
 
     async def rows() -> AsyncIterator[str]:
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        writer = csvsafe.Writer(buffer)
         writer.writerow(EXPORT_COLUMNS)
         query = LinkQuery(limit=500)
         while True:
