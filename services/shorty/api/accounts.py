@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from shorty.api.auth import authenticate
-from shorty.api.body import read_json
+from shorty.api.body import read_json, validate
+from shorty.api.params import ID_MAX, QueryInt, path_id
 from shorty.api.schemas import _rfc3339_text
 from shorty.core.accounts import DEFAULT_SCOPES
 from shorty.core.errors import DomainError
@@ -79,6 +80,11 @@ class UserOut(BaseModel):
 class UserPage(BaseModel):
     items: list[UserOut]
     next_after_id: int | None = Field(None, description="Pass as ?after_id= for the next page.")
+
+
+class UserPageQuery(BaseModel):
+    after_id: QueryInt = Field(0, ge=0, le=ID_MAX, description="Users with a larger id.")
+    limit: QueryInt = Field(100, ge=1, le=500)
 
 
 def _check_limit(value: str | None) -> str | None:
@@ -163,7 +169,7 @@ async def revoke_key(request: Request) -> Response:
     """Revoke one of the caller's keys (any key for an admin) and the keys it minted."""
     principal = await authenticate(request, "keys:write")
     keys: KeyStore = request.app.state.keys
-    key_id = _int_param(request, "key_id")
+    key_id = path_id(request, "key_id")
     revoked = await keys.revoke_owned(
         key_id, owner_id=None if principal.is_admin else principal.user_id
     )
@@ -174,13 +180,12 @@ async def revoke_key(request: Request) -> Response:
 
 async def admin_list_users(request: Request) -> Response:
     await authenticate(request, "admin")
-    after = _int_query(request, "after_id", 0)
-    limit = min(max(_int_query(request, "limit", 100), 1), 500)
+    query = validate(dict(request.query_params), UserPageQuery)
     users: UserStore = request.app.state.users
-    page = await users.page(after_id=after, limit=limit)
+    page = await users.page(after_id=query.after_id, limit=query.limit)
     users_page = UserPage(
         items=[UserOut.model_validate(u) for u in page],
-        next_after_id=page[-1].id if len(page) == limit else None,
+        next_after_id=page[-1].id if len(page) == query.limit else None,
     )
     return JSONResponse(users_page.model_dump(mode="json"))
 
@@ -189,7 +194,7 @@ async def admin_update_user(request: Request) -> Response:
     principal = await authenticate(request, "admin")
     settings: Settings = request.app.state.settings
     body = await read_json(request, UserPatch, settings.max_body_bytes)
-    user_id = _int_param(request, "user_id")
+    user_id = path_id(request, "user_id")
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     if changes.get("disabled") is None:
         changes.pop("disabled", None)
@@ -215,7 +220,7 @@ async def admin_update_key(request: Request) -> Response:
     await authenticate(request, "admin")
     settings: Settings = request.app.state.settings
     body = await read_json(request, KeyPatch, settings.max_body_bytes)
-    key_id = _int_param(request, "key_id")
+    key_id = path_id(request, "key_id")
     if "rate_limit" not in body.model_fields_set:
         raise Problem(422, "validation-failed", "Nothing to change", "Send rate_limit.")
     keys: KeyStore = request.app.state.keys
@@ -223,21 +228,3 @@ async def admin_update_key(request: Request) -> Response:
     if key is None:
         raise Problem(404, "key-not-found", "API key not found", f"No key has the id {key_id}.")
     return JSONResponse(KeyOut.model_validate(key).model_dump(mode="json"))
-
-
-def _int_param(request: Request, name: str) -> int:
-    value: str = request.path_params[name]
-    if not value.isdigit() or len(value) > 18:
-        raise Problem(404, "not-found", "Not found", f"'{value}' is not an id.")
-    return int(value)
-
-
-def _int_query(request: Request, name: str, default: int) -> int:
-    value = request.query_params.get(name)
-    if value is None:
-        return default
-    if not value.isdigit() or len(value) > 18:
-        raise Problem(
-            422, "validation-failed", "The request is not valid", f"{name} must be a whole number."
-        )
-    return int(value)

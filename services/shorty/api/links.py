@@ -29,6 +29,7 @@ from shorty.api.schemas import (
     LinkOut,
     LinkPage,
     ListQuery,
+    QrQuery,
     RefQuery,
     ShortenRequest,
     UpdateRequest,
@@ -300,25 +301,17 @@ async def qr_code(request: Request) -> Response:
     """The short URL as a QR code: ?format=svg (default) or png, ?size=1..40 (module size)."""
     principal = await authenticate(request, "urls:read")
     code = link_code(request)
-    kind = request.query_params.get("format", "svg")
-    size_text = request.query_params.get("size", "8")
-    if kind not in QR_TYPES or not size_text.isdigit() or not 1 <= int(size_text) <= 40:
-        raise Problem(
-            422,
-            "validation-failed",
-            "The request is not valid",
-            "format must be svg or png, and size a whole number from 1 to 40.",
-        )
+    query = validate(dict(request.query_params), QrQuery)
     store: LinkStore = request.app.state.links
     link = await store.get(code, owner_id=None if principal.is_admin else principal.user_id)
     if link is None:
         raise not_found(code)
     image = io.BytesIO()
     short_url = f"{request.app.state.settings.public_base}/{link.code}"
-    segno.make(short_url, error="m").save(image, kind=kind, scale=int(size_text), border=2)
+    segno.make(short_url, error="m").save(image, kind=query.format, scale=query.size, border=2)
     return Response(
         image.getvalue(),
-        media_type=QR_TYPES[kind],
+        media_type=QR_TYPES[query.format],
         headers={"Cache-Control": "private, max-age=3600"},
     )
 

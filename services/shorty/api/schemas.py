@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from shorty.api.params import QueryInt
 from shorty.core.links import Link
 
 
@@ -187,13 +188,18 @@ class LinkPage(BaseModel):
 class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    limit: int = Field(50, ge=1, le=200)
+    limit: QueryInt = Field(50, ge=1, le=200)
     cursor: str | None = Field(None, max_length=200)
     tag: str | None = Field(None, max_length=40)
     q: str | None = Field(None, max_length=200, description="Text in the target or title.")
     created_after: AwareDatetime | None = None
     created_before: AwareDatetime | None = None
     state: Literal["active", "expired", "blocked"] | None = None
+
+
+class QrQuery(BaseModel):
+    format: Literal["svg", "png"] = "svg"
+    size: QueryInt = Field(8, ge=1, le=40, description="Size of one module (square) of the code.")
 
 
 class BulkRequest(BaseModel):
@@ -259,7 +265,7 @@ class StatsQuery(BaseModel):
     bots: Literal["include", "exclude", "only"] = Field(
         "include", description="Which clicks count: every one, people's only, or bots' only."
     )
-    top: int = Field(10, ge=1, le=100, description="Entries in each top list.")
+    top: QueryInt = Field(10, ge=1, le=100, description="Entries in each top list.")
 
     _text_datetime = field_validator("start", "end", mode="before")(_rfc3339_param)
     _in_range = field_validator("start", "end")(_plausible)
