@@ -52,6 +52,8 @@ class Operation:
     tag: str
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
+    # path parameter -> its JSON schema; one left out is a string
+    path: dict[str, dict[str, Any]] = field(default_factory=dict)
     # status -> model, None (no body), or a media type for raw content
     responses: dict[int, type[BaseModel] | str | None] = field(default_factory=dict)
     errors: dict[int, str] = field(default_factory=dict)
@@ -98,7 +100,12 @@ def document(routes: list[tuple[Route, Operation]]) -> dict[str, Any]:
 
 def _operation(route: Route, op: Operation, keys: dict[Any, Any]) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": op.path.get(name, {"type": "string"}),
+        }
         for name in route.param_convertors
     ]
     if op.query is not None:

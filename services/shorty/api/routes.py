@@ -7,6 +7,7 @@ from starlette.routing import Route
 
 from shorty.api import accounts, blocks, links, sessions, stats
 from shorty.api.openapi import Operation
+from shorty.api.params import ID_SCHEMA
 from shorty.api.schemas import (
     BlockRequest,
     BulkRequest,
@@ -18,6 +19,7 @@ from shorty.api.schemas import (
     LinkPage,
     LinkStats,
     ListQuery,
+    QrQuery,
     RefQuery,
     ShortenRequest,
     StatsQuery,
@@ -159,6 +161,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
         Operation(
             "The short URL as a QR code (?format=svg|png, ?size=1..40)",
             "links",
+            query=QrQuery,
             responses={200: "image/svg+xml"},
             errors=_LINK,
         ),
@@ -205,6 +208,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
         Operation(
             "Revoke one of your API keys",
             "keys",
+            path={"key_id": ID_SCHEMA},
             responses={204: None},
             errors={404: "No such key (or not yours)"},
         ),
@@ -214,6 +218,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
         Operation(
             "Users, by id (?after_id=, ?limit=)",
             "admin",
+            query=accounts.UserPageQuery,
             responses={200: accounts.UserPage},
             errors=_SCOPE,
         ),
@@ -223,6 +228,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
         Operation(
             "Disable a user, change their role or rate limit",
             "admin",
+            path={"user_id": ID_SCHEMA},
             body=accounts.UserPatch,
             responses={200: accounts.UserOut},
             errors={**_SCOPE, 404: "No such user"},
@@ -252,6 +258,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
         Operation(
             "Change a key's rate limit",
             "admin",
+            path={"key_id": ID_SCHEMA},
             body=accounts.KeyPatch,
             responses={200: accounts.KeyOut},
             errors={**_SCOPE, 404: "No such key"},
