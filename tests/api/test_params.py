@@ -10,9 +10,18 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from shorty.api.app import create_app
+from shorty.core.accounts import DEFAULT_SCOPES
 from tests.api.test_manage import shorten
 from tests.api.test_shorten import problem
-from tests.helpers import bearer, query
+from tests.helpers import bearer, query, user_with_key
+
+
+@pytest.fixture
+def ada(clean):
+    """A plain user whose key may also revoke keys (DELETE /keys/{key_id} needs it)."""
+    return user_with_key(
+        clean.database_url, "ada@example.com", scopes=(*DEFAULT_SCOPES, "keys:write")
+    )
 
 
 def test_unicode_digits_are_refused_not_a_500(api, ada, admin):
