@@ -219,3 +219,39 @@ def test_unicode_target_is_stored_ascii_and_redirects(api, ada, settings):
         followed = redirect.get("/" + body["code"])
     assert followed.status_code == 302
     assert followed.headers["location"] == body["target"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("GET", "/api/v1/refs?ref=a%00b", None, "ref"),
+        ("GET", "/api/v1/urls?q=a%00b", None, "q"),
+        ("GET", "/api/v1/urls?tag=a%00b", None, "tag"),
+        ("POST", "/api/v1/shorten", {"target": "https://example.com/", "alias": "a\x00b"}, "alias"),
+        ("POST", "/api/v1/auth/register", {"email": "a\x00@b.c", "password": "x" * 12}, "email"),
+        ("POST", "/api/v1/auth/login", {"email": "a@b.c", "password": "\x00" * 12}, "password"),
+    ],
+)
+def test_a_nul_character_is_422_not_a_500(api, ada, method, path, body, field):
+    """PostgreSQL cannot store NUL: every text is checked for it where it is parsed."""
+    response = api.request(method, path, json=body, headers=bearer(ada[1]))
+    errors = problem(response, 422, "validation-failed")["errors"]
+    assert [error["field"] for error in errors] == [field]
+
+
+def test_a_nul_character_in_a_patch_is_422(api, ada):
+    code = api.post(
+        "/api/v1/shorten", json={"target": "https://example.com/"}, headers=bearer(ada[1])
+    ).json()["code"]
+    response = api.patch(f"/api/v1/urls/{code}", json={"title": "a\x00b"}, headers=bearer(ada[1]))
+    assert [e["field"] for e in problem(response, 422, "validation-failed")["errors"]] == ["title"]
+
+
+def test_a_nul_character_fails_only_its_bulk_item(api, ada):
+    items = [{"target": "https://example.com/"}, {"target": "https://e.com/", "alias": "a\x00b"}]
+    response = api.post("/api/v1/urls/bulk", json={"items": items}, headers=bearer(ada[1]))
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["created"], body["failed"]) == (1, 1)
+    failed = body["results"][1]["problem"]
+    assert [error["field"] for error in failed["errors"]] == ["items.1.alias"]

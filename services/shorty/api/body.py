@@ -55,8 +55,21 @@ def parse_json(body: bytes) -> object:
         ) from None
 
 
-def validate(data: object, model: type[M], field_prefix: str = "") -> M:
-    """``data`` as ``model``, or a 422 Problem listing every field that is wrong."""
+def validate(data: object, model: type[M], field_prefix: str = "", *, nul_check: bool = True) -> M:
+    """``data`` as ``model``, or a 422 Problem listing every field that is wrong.
+    A NUL character is refused in any text (PostgreSQL cannot store it), unless the
+    caller checks the parts on their own (``nul_check=False``)."""
+    nul = [field_prefix + where for where in _nul_fields(data, "")] if nul_check else []
+    if nul:
+        raise Problem(
+            422,
+            "validation-failed",
+            "The request is not valid",
+            f"{', '.join(nul)}: must not contain NUL characters",
+            errors=[
+                {"field": where, "message": "must not contain NUL characters"} for where in nul
+            ],
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -71,3 +84,25 @@ def validate(data: object, model: type[M], field_prefix: str = "") -> M:
         raise Problem(
             422, "validation-failed", "The request is not valid", summary, errors=errors
         ) from None
+
+
+def _nul_fields(data: object, where: str) -> list[str]:
+    """The dotted paths of strings (keys included) in ``data`` that hold a NUL. A
+    loop, not recursion: a body nested as deep as the JSON parser allows must not
+    overflow the stack here."""
+    found: list[str] = []
+    pending: list[tuple[object, str]] = [(data, where)]
+    while pending:
+        item, path = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                found.append(path or "(body)")
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                inner = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and "\x00" in key:
+                    found.append(inner)
+                pending.append((value, inner))
+        elif isinstance(item, list):
+            pending += [(v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(item)]
+    return sorted(found)

@@ -79,7 +79,7 @@ async def bulk(request: Request) -> Response:
     principal = await authenticate(request, "urls:write")
     settings: Settings = request.app.state.settings
     data = parse_json(await read_body(request, settings.max_body_bytes * 64))
-    items = validate(data, BulkRequest).items
+    items = validate(data, BulkRequest, nul_check=False).items  # each item checked below
 
     async def produce() -> tuple[int, Any, dict[str, str]]:
         results: list[dict[str, Any]] = []
