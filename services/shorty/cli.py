@@ -115,6 +115,7 @@ def main() -> None:
 @click.option("--api-port", default=8000, show_default=True, help="Port of the API service.")
 @click.option("--redirect-port", default=8080, show_default=True, help="Port of the redirects.")
 @data_dir_option
+@domain_errors
 def dev(host: str, api_port: int, redirect_port: int, data_dir: Path) -> None:
     """Run everything locally: embedded PostgreSQL and Redis, migrations, API,
     redirect service and worker. Prints the URLs, an admin login and an API key."""
@@ -147,6 +148,18 @@ def server_settings() -> Settings:
     return config
 
 
+async def provision(config: Settings) -> None:
+    """SHORTY_INITIAL_API_KEY, if set, becomes an admin key (store/bootstrap.py)."""
+    from shorty.store.bootstrap import ensure_initial_api_key
+
+    assert config.initial_api_key is not None
+    database, _ = config.require_servers()
+    async with small_pool(database) as pool:
+        await ensure_initial_api_key(
+            pool, config.initial_api_key.get_secret_value(), config.initial_admin_email
+        )
+
+
 def _serve_http(service: str, host: str, port: int) -> None:
     import uvicorn
 
@@ -157,6 +170,11 @@ def _serve_http(service: str, host: str, port: int) -> None:
     app: ASGIApp
     if service == "api":
         from shorty.api.app import create_app as create_api
+
+        if config.initial_api_key is not None:
+            # Before the server starts, so a refusal stops it with one clear line (the
+            # lifespan makes the same call: a no-op once the key exists).
+            domain_errors(asyncio.run)(provision(config))
 
         app = create_api(config)
     else:

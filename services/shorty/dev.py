@@ -29,7 +29,7 @@ import click
 from pydantic import SecretStr
 
 from shorty import embedded
-from shorty.core.accounts import SCOPES
+from shorty.core.accounts import DEV_ADMIN_EMAIL, SCOPES
 from shorty.settings import Settings
 from shorty.store import migrate
 from shorty.store.bootstrap import ensure_initial_api_key
@@ -37,7 +37,6 @@ from shorty.store.db import small_pool
 from shorty.store.keys import KeyStore
 from shorty.store.users import UserStore
 
-DEV_EMAIL = "admin@shorty.localhost"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 
@@ -91,11 +90,17 @@ async def bootstrap(settings: Settings, database_url: str, path: Path) -> Creden
         saved = _read_credentials(path)
         if saved and await keys.authenticate(saved.api_key) is not None:
             return saved
-        user = await users.by_email(DEV_EMAIL)
+        user = await users.by_email(DEV_ADMIN_EMAIL)
         password: str | None = None
         if user is None:
             password = secrets.token_urlsafe(12)
-            user = await users.create(DEV_EMAIL, password, role="admin")
+            user = await users.create(DEV_ADMIN_EMAIL, password, role="admin")
+        elif user.role != "admin":
+            raise click.ClickException(
+                f"{DEV_ADMIN_EMAIL} exists and is not an admin (registered by someone else?);"
+                " `shorty dev` will not give it an admin key. Remove that account, or use"
+                " another --data-dir."
+            )
         elif saved and saved.email == user.email:
             password = saved.password
         _, raw = await keys.create(user.id, name="shorty dev", scopes=tuple(sorted(SCOPES)))

@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shorty.core.accounts import normalize_email
+from shorty.core.accounts import DEV_ADMIN_EMAIL, normalize_email
 from shorty.core.errors import DomainError
 from shorty.core.hosts import canonical_host
 from shorty.core.limits import Limit, parse_limit
@@ -71,7 +71,8 @@ class Settings(BaseSettings):
         description="If set and no API key exists, an admin key with this value is made at start.",
     )
     initial_admin_email: str = Field(
-        "admin@shorty.localhost", description="Owner of the key made from SHORTY_INITIAL_API_KEY."
+        DEV_ADMIN_EMAIL,
+        description="Owner of the key made from SHORTY_INITIAL_API_KEY; closed to registration.",
     )
     code_length: int = Field(7, ge=5, le=32, description="Length of generated short codes.")
     cache_ttl: int = Field(300, ge=0, le=86_400, description="Seconds a link stays in Redis.")
@@ -139,7 +140,12 @@ class Settings(BaseSettings):
         50, ge=1, le=100_000, description="Live (unrevoked, unexpired) API keys a user may hold."
     )
     login_limit_per_ip: str = Field("20/minute", description="Login attempts per client IP.")
-    login_limit_per_email: str = Field("5/minute", description="Login attempts per account.")
+    login_limit_per_email: str = Field(
+        "5/minute", description="Login attempts per account from one client IP."
+    )
+    login_limit_per_account: str = Field(
+        "30/minute", description="Login attempts per account from everywhere together."
+    )
     access_log: bool = Field(True, description="One JSON line per HTTP request.")
     worker_metrics_port: int = Field(
         9102, ge=0, le=65_535, description="Port of the worker's /metrics (0: not served)."
@@ -239,6 +245,7 @@ class Settings(BaseSettings):
         "limit_per_ip",
         "login_limit_per_ip",
         "login_limit_per_email",
+        "login_limit_per_account",
     )
     @classmethod
     def _limit(cls, value: str) -> str:
@@ -290,7 +297,13 @@ class Settings(BaseSettings):
             "ip": parse_limit(self.limit_per_ip),
             "login-ip": parse_limit(self.login_limit_per_ip),
             "login-email": parse_limit(self.login_limit_per_email),
+            "login-account": parse_limit(self.login_limit_per_account),
         }
+
+    @property
+    def reserved_emails(self) -> frozenset[str]:
+        """Addresses nobody may register: the start-up admin's and `shorty dev`'s."""
+        return frozenset({self.initial_admin_email, DEV_ADMIN_EMAIL})
 
     @property
     def target_rules(self) -> TargetRules:

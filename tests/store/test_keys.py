@@ -1,13 +1,17 @@
 import asyncio
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
 from shorty.core.errors import InvalidAccount
-from shorty.store.bootstrap import ensure_initial_api_key
+from shorty.store.bootstrap import BootstrapRefused, ensure_initial_api_key
 from shorty.store.keys import KeyStore
 from shorty.store.users import UserStore
+from tests.e2e.processes import service_env
+from tests.e2e.test_dev import free_port
 from tests.helpers import query
 
 INITIAL = "bootstrap-key-0123456789"
@@ -124,3 +128,38 @@ def test_initial_key_is_ignored_when_a_key_exists(clean):
         return created, await KeyStore(pool).authenticate(INITIAL)
 
     assert on_pool(clean.database_url, scenario) == (False, None)
+
+
+def test_start_up_refuses_to_crown_an_account_with_a_password(clean):
+    """Issue #12 item 4: someone registered the start-up admin's address first."""
+
+    async def scenario(pool):
+        await UserStore(pool).create("admin@example.com", "the attacker's password")
+        with pytest.raises(BootstrapRefused, match="belongs to an account with a password"):
+            await ensure_initial_api_key(pool, INITIAL, "admin@example.com")
+        return await KeyStore(pool).authenticate(INITIAL)
+
+    assert on_pool(clean.database_url, scenario) is None
+    assert query(clean.database_url, "SELECT role FROM users")[0][0] == "user"
+
+
+def test_serve_api_stops_with_one_line_when_start_up_is_refused(clean):
+    on_pool(clean.database_url, lambda pool: UserStore(pool).create("admin@example.com", "x" * 12))
+    env = service_env(
+        clean.database_url,
+        clean.redis_url,
+        SHORTY_INITIAL_API_KEY=INITIAL,
+        SHORTY_INITIAL_ADMIN_EMAIL="admin@example.com",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "shorty", "serve", "api", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("Error: SHORTY_INITIAL_ADMIN_EMAIL (admin@example.com) belongs to")

@@ -96,7 +96,7 @@ async def _principal(request: Request, raw: str) -> Principal | None:
         if claims is None:
             return None
         users: UserStore = request.app.state.users
-        return await users.principal(claims.user_id)
+        return await users.principal(claims.user_id, claims.session)
     keys: KeyStore = request.app.state.keys
     return await keys.authenticate(raw)
 

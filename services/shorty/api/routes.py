@@ -36,10 +36,10 @@ OPERATIONS: list[tuple[Route, Operation]] = [
     (
         Route("/api/v1/auth/register", sessions.register, methods=["POST"]),
         Operation(
-            "Create an account",
+            "Create an account (the same answer whether the address was free or taken)",
             "auth",
             body=sessions.Credentials,
-            responses={201: sessions.Registered},
+            responses={202: sessions.Registered},
             errors={403: "Registration is closed", 429: "Too many attempts"},
             public=True,
         ),

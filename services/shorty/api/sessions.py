@@ -1,7 +1,11 @@
 """People's accounts: register, log in, refresh, log out.
 
-Login answers the same way for an unknown email and a wrong password, spends
-the same time on both, and is rate limited per client IP and per account.
+Neither registration nor login tells whether an account exists: registration
+answers 202 with the same body for a new and a taken address, login the same
+401 for an unknown email and a wrong password, and each spends the same work
+(one argon2 hash or check) either way. Login is limited per client IP, per
+(account, client IP) — so nobody can lock another person out from one place —
+and per account from everywhere, a higher cap against distributed guessing.
 """
 
 from __future__ import annotations
@@ -38,11 +42,13 @@ class RefreshRequest(BaseModel):
 
 
 class Registered(BaseModel):
-    """The new account."""
+    """The same answer whether the address was free or taken."""
 
-    id: int
     email: str
-    role: str
+    detail: str = Field(
+        "If this address was free, its account exists now: log in with it."
+        " If it was taken, nothing changed."
+    )
 
 
 class TokenPair(BaseModel):
@@ -65,9 +71,9 @@ async def register(request: Request) -> Response:
     await within_limits(request, [("register-ip:" + ip, settings.limits["login-ip"])])
     body = await read_json(request, Credentials, settings.max_body_bytes)
     users: UserStore = request.app.state.users
-    user = await users.create(body.email, body.password)
-    registered = Registered(id=user.id, email=user.email, role=user.role)
-    return JSONResponse(registered.model_dump(), status_code=201, headers=_NO_STORE)
+    email = await users.register(body.email, body.password, reserved=settings.reserved_emails)
+    registered = Registered(email=email)
+    return JSONResponse(registered.model_dump(), status_code=202, headers=_NO_STORE)
 
 
 async def login(request: Request) -> Response:
@@ -83,7 +89,8 @@ async def login(request: Request) -> Response:
         request,
         [
             ("login-ip:" + ip, settings.limits["login-ip"]),
-            ("login-email:" + account, settings.limits["login-email"]),
+            (f"login-email:{account}:{ip}", settings.limits["login-email"]),
+            ("login-account:" + account, settings.limits["login-account"]),
         ],
     )
     users: UserStore = request.app.state.users
@@ -118,7 +125,7 @@ async def logout(request: Request) -> Response:
 async def _pair(request: Request, session: Session) -> Response:
     tokens: AccessTokens = request.app.state.tokens
     pair = TokenPair(
-        access_token=tokens.issue(session.user_id),
+        access_token=tokens.issue(session.user_id, session.family),
         expires_in=tokens.ttl,
         refresh_token=session.refresh_token,
     )

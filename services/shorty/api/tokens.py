@@ -15,6 +15,7 @@ ISSUER = "shorty"
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
     user_id: int
+    session: uuid.UUID  # the refresh-token family (``sid``): ended sessions end the token
 
 
 class AccessTokens:
@@ -22,10 +23,11 @@ class AccessTokens:
         self._secret = secret
         self.ttl = ttl_seconds
 
-    def issue(self, user_id: int) -> str:
+    def issue(self, user_id: int, session: uuid.UUID) -> str:
         now = int(time.time())
         claims = {
             "sub": str(user_id),
+            "sid": str(session),
             "iss": ISSUER,
             "iat": now,
             "exp": now + self.ttl,
@@ -41,9 +43,9 @@ class AccessTokens:
                 self._secret,
                 algorithms=[ALGORITHM],
                 issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "iss"]},
+                options={"require": ["exp", "iat", "sub", "iss", "sid"]},
             )
-            return AccessClaims(int(claims["sub"]))
+            return AccessClaims(int(claims["sub"]), uuid.UUID(claims["sid"]))
         except (jwt.PyJWTError, ValueError, TypeError):
             return None
 

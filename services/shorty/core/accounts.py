@@ -22,6 +22,9 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     "admin": SCOPES,
 }
 PASSWORD_MIN = 10
+# The admin `shorty dev` makes, and the default SHORTY_INITIAL_ADMIN_EMAIL: never
+# open to registration.
+DEV_ADMIN_EMAIL = "admin@shorty.localhost"
 KEY_PREFIX = "shk_"
 KEY_PREFIX_SHOWN = 12  # characters kept in clear so people can tell keys apart
 

@@ -7,8 +7,17 @@ import logging
 import asyncpg
 
 from shorty.core.accounts import SCOPES, hash_api_key, normalize_email, shown_prefix
+from shorty.core.errors import DomainError
 
 log = logging.getLogger(__name__)
+
+
+class BootstrapRefused(DomainError):
+    """The first-start provisioning would make an admin of an account it did not make."""
+
+    slug = "bootstrap-refused"
+
+
 BOOTSTRAP_LOCK = 0x5_1107_7002  # serialises replicas that start together
 
 
@@ -16,14 +25,30 @@ async def ensure_initial_api_key(pool: asyncpg.Pool, raw: str, admin_email: str)
     """Create an admin key with value ``raw`` if no API key exists yet.
 
     Returns True if the key was created. Safe when several replicas start at
-    once: the work runs under a transaction-scoped advisory lock.
+    once: the work runs under a transaction-scoped advisory lock. Raises
+    BootstrapRefused when ``admin_email`` belongs to an account with a password
+    (registration reserves the address, but it may have been taken before).
     """
     email = normalize_email(admin_email)
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", BOOTSTRAP_LOCK)
         if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM api_keys)"):
             return False
-        existing = await conn.fetchrow("SELECT id, role FROM users WHERE email = $1", email)
+        existing = await conn.fetchrow(
+            "SELECT id, role, password_hash IS NOT NULL AS has_password FROM users"
+            " WHERE email = $1",
+            email,
+        )
+        if existing is not None and existing["has_password"]:
+            # Someone chose a password for this address (registration is open to
+            # anyone): crowning that account would hand admin to whoever did.
+            raise BootstrapRefused(
+                f"SHORTY_INITIAL_ADMIN_EMAIL ({email}) belongs to an account with a password,"
+                " which start-up will not make an admin: set SHORTY_INITIAL_ADMIN_EMAIL to an"
+                " unused address, or make a key for a known admin with"
+                " `shorty apikey create --email ... --scope admin` and unset"
+                " SHORTY_INITIAL_API_KEY."
+            )
         if existing is not None and existing["role"] != "admin":
             log.warning(
                 "SHORTY_INITIAL_ADMIN_EMAIL names an existing user; making them an admin",

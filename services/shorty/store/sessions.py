@@ -31,6 +31,7 @@ class RefreshTokenReused(DomainError):
 class Session:
     user_id: int
     refresh_token: str
+    family: uuid.UUID  # the login it belongs to; access tokens name it (``sid``)
 
 
 def _hash(token: str) -> str:
@@ -95,4 +96,4 @@ class SessionStore:
             _hash(token),
             self._ttl,
         )
-        return Session(user_id, token)
+        return Session(user_id, token, family)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -57,6 +58,21 @@ class UserStore:
         if row is None:
             raise InvalidAccount(f"A user with the email '{email}' already exists.")
         return User(**dict(row))
+
+    async def register(self, email: str, password: str, *, reserved: frozenset[str]) -> str:
+        """Open an account for ``email`` unless it is taken or ``reserved``; return the
+        normalized address either way. The password is hashed (the slow part) and the
+        insert tried in every case, so the time spent does not tell which it was."""
+        email = normalize_email(email)
+        password_hash = _hasher.hash(check_password(password))
+        await self._pool.execute(
+            "INSERT INTO users (email, password_hash) SELECT $1, $2 WHERE NOT $3"
+            " ON CONFLICT (email) DO NOTHING",
+            email,
+            password_hash,
+            email in reserved,
+        )
+        return email
 
     async def by_email(self, email: str) -> User | None:
         row = await self._pool.fetchrow(
@@ -117,10 +133,17 @@ class UserStore:
                 )
         return User(**dict(row)) if row else None
 
-    async def principal(self, user_id: int) -> Principal | None:
-        """Who a logged-in (access token) request acts as: every scope of the role."""
+    async def principal(self, user_id: int, session: uuid.UUID | None = None) -> Principal | None:
+        """Who a logged-in (access token) request acts as: every scope of the role.
+        None for a disabled user, and for a ``session`` (refresh-token family) that
+        was ended — by logout, or by the reuse of a spent refresh token — so an
+        access token stops working with its session, not at its ``exp``."""
         row = await self._pool.fetchrow(
-            "SELECT role, rate_limit FROM users WHERE id = $1 AND NOT disabled", user_id
+            "SELECT role, rate_limit FROM users WHERE id = $1 AND NOT disabled"
+            " AND ($2::uuid IS NULL OR NOT EXISTS (SELECT 1 FROM refresh_tokens"
+            " WHERE family = $2 AND revoked_at IS NOT NULL))",
+            user_id,
+            session,
         )
         if row is None:
             return None
