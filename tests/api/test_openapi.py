@@ -1,5 +1,7 @@
 """The OpenAPI document is valid, covers every route, and tells the truth about answers."""
 
+import re
+
 import jsonschema
 from openapi_spec_validator import validate
 from starlette.routing import Route
@@ -81,3 +83,27 @@ def test_docs_page_lists_every_operation(api):
     for path in doc["paths"]:
         assert f"<code>{path}</code>" in page.text
     assert "<script" not in page.text
+
+
+def test_a_method_a_path_does_not_take_is_405_with_allow(api, ada):
+    """Issue #12 item 14 (RFC 9110 section 15.5.6): Allow names every method of the path,
+    not only those of the first route that matched it."""
+    doc = api.get("/api/v1/openapi.json").json()
+    for path, operations in doc["paths"].items():
+        documented = {method.upper() for method in operations}
+        if "GET" in documented:
+            documented.add("HEAD")
+        url = path.replace("{code}", "abc1234").replace("{key_id}", "1").replace("{user_id}", "1")
+        # /urls/bulk is also /urls/{code} with the code "bulk": those methods are taken.
+        elsewhere = {
+            method.upper()
+            for other, methods in doc["paths"].items()
+            if other != path and re.fullmatch(re.sub(r"\{\w+\}", "[^/]+", other), url)
+            for method in methods
+        }
+        for method in {"OPTIONS", "PUT", "PATCH", "DELETE", "POST", "GET"} - documented - elsewhere:
+            response = api.request(method, url, headers=bearer(ada[1]))
+            assert response.status_code == 405, (method, path, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            allowed = {m.strip() for m in response.headers["allow"].split(",")}
+            assert allowed == documented, (method, path)

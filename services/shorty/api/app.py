@@ -18,7 +18,7 @@ from starlette.routing import Route
 from shorty.api import docs
 from shorty.api.openapi import document
 from shorty.api.problems import domain_problem
-from shorty.api.routes import OPERATIONS
+from shorty.api.routes import OPERATIONS, routing_table
 from shorty.api.tokens import AccessTokens
 from shorty.cache.links import LinkCache
 from shorty.core.errors import DomainError
@@ -112,7 +112,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/metrics", metrics),
         Route("/api/v1/openapi.json", docs.openapi_json, methods=["GET"]),
         Route("/api/docs", docs.docs_page, methods=["GET"]),
-        *(route for route, _ in OPERATIONS),
+        *routing_table(OPERATIONS),
     ]
     middleware = [
         Middleware(

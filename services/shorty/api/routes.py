@@ -3,6 +3,10 @@ OpenAPI document are both built from this list."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from shorty.api import accounts, blocks, links, sessions, stats
@@ -265,3 +269,27 @@ OPERATIONS: list[tuple[Route, Operation]] = [
         ),
     ),
 ]
+
+
+def routing_table(operations: list[tuple[Route, Operation]]) -> list[Route]:
+    """One Route per path, dispatching on the method: a method the path does not take
+    is then 405 with an ``Allow`` header naming every method it does take (RFC 9110
+    section 15.5.6), not only those of the first route that matched the path."""
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for route, _ in operations:
+        for method in route.methods or ():
+            by_path.setdefault(route.path, {})[method] = route.endpoint
+    return [
+        Route(path, _dispatcher(endpoints), methods=sorted(endpoints), name=path)
+        for path, endpoints in by_path.items()
+    ]
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _dispatcher(endpoints: dict[str, Endpoint]) -> Endpoint:
+    async def dispatch(request: Request) -> Response:
+        return await endpoints[request.method](request)
+
+    return dispatch
