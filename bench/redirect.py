@@ -125,9 +125,17 @@ def seed_redis(redis_url: str, database_url: str, codes: list[str]) -> None:
 
 
 class Server:
-    def __init__(self, name: str, command: list[str], env: dict[str, str], port: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str],
+        port: int,
+        metrics_port: int | None = None,
+    ) -> None:
         self.name = name
         self.port = port
+        self.metrics_port = metrics_port
         self.process = subprocess.Popen(  # noqa: S603 - our interpreter, our modules
             command,
             env={**os.environ, **env},
@@ -155,7 +163,8 @@ class Server:
         return int(match.group(1)) / 1024 if match else float("nan")
 
     def metrics(self) -> dict[str, float]:
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as reply:  # noqa: S310
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as reply:
             text = reply.read().decode()
         found = {}
         for labels, value in re.findall(r"shorty_redirect_lookups_total\{([^}]*)\} (\S+)", text):
@@ -175,9 +184,10 @@ class Server:
 
 
 def shorty_server(env: dict[str, str]) -> Server:
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     command = [sys.executable, "-m", "shorty", "serve", "redirect", "--host", "127.0.0.1"]
-    return Server("shorty", [*command, "--port", str(port)], env, port)
+    command += ["--port", str(port), "--metrics-port", str(metrics_port)]
+    return Server("shorty", command, env, port, metrics_port)
 
 
 def baseline_server(app: str, env: dict[str, str]) -> Server:

@@ -101,5 +101,4 @@ def settings(clean: Stack) -> Settings:
         database_url=clean.database_url,
         redis_url=clean.redis_url,
         public_url=PUBLIC_URL,
-        worker_metrics_port=0,
     )

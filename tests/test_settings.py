@@ -114,6 +114,15 @@ def test_hosts_and_emails_are_normalized(monkeypatch):
     assert settings.initial_admin_email == "root@example.com"
 
 
+def test_each_service_has_its_own_metrics_port_unless_one_is_set(monkeypatch):
+    services = ("api", "redirect", "worker")
+    assert [load_settings().metrics_port_of(s) for s in services] == [9100, 9101, 9102]
+    monkeypatch.setenv("SHORTY_METRICS_PORT", "9200")
+    assert [load_settings().metrics_port_of(s) for s in services] == [9200] * 3
+    monkeypatch.setenv("SHORTY_METRICS_PORT", "0")  # none
+    assert [load_settings().metrics_port_of(s) for s in services] == [0] * 3
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
@@ -123,6 +132,7 @@ def test_hosts_and_emails_are_normalized(monkeypatch):
         ("SHORTY_OWN_HOSTS", "ok.example, -bad-.example", "not a valid host name"),
         ("SHORTY_SECRET_KEY", "", "at least 16 characters"),
         ("SHORTY_JWT_SECRET", "short", "at least 32 bytes"),
+        ("SHORTY_METRICS_PORT", "65536", "less than or equal to 65535"),
     ],
 )
 def test_more_bad_values(monkeypatch, name, value, message):

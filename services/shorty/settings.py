@@ -27,6 +27,9 @@ from shorty.core.limits import Limit, parse_limit
 from shorty.core.targets import Origin, TargetRules
 
 ENV_PREFIX = "SHORTY_"
+# Each service's metrics port while SHORTY_METRICS_PORT is unset: apart, so that all
+# three can run on one machine (`shorty dev`).
+METRICS_PORTS = {"api": 9100, "redirect": 9101, "worker": 9102}
 
 
 class SettingsError(Exception):
@@ -147,8 +150,12 @@ class Settings(BaseSettings):
         "30/minute", description="Login attempts per account from everywhere together."
     )
     access_log: bool = Field(True, description="One JSON line per HTTP request.")
-    worker_metrics_port: int = Field(
-        9102, ge=0, le=65_535, description="Port of the worker's /metrics (0: not served)."
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65_535,
+        description="Port of a service's metrics, never its public port (0: not served;"
+        " unset: each service its own, METRICS_PORTS).",
     )
     ingest_consumers: int = Field(
         2, ge=1, le=16, description="Click batches a worker stores at once."
@@ -299,6 +306,10 @@ class Settings(BaseSettings):
             "login-email": parse_limit(self.login_limit_per_email),
             "login-account": parse_limit(self.login_limit_per_account),
         }
+
+    def metrics_port_of(self, service: str) -> int:
+        """SHORTY_METRICS_PORT, else the service's own metrics port."""
+        return METRICS_PORTS[service] if self.metrics_port is None else self.metrics_port
 
     @property
     def reserved_emails(self) -> frozenset[str]:

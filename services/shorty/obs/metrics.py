@@ -1,10 +1,8 @@
-"""Prometheus metrics of the services, exposed on ``/metrics``."""
+"""Prometheus metrics of the services, served on a port of their own (exposition.py)."""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
-from starlette.requests import Request
-from starlette.responses import Response
+from prometheus_client import Counter, Gauge, Histogram
 
 REQUEST_SECONDS = Histogram(
     "shorty_http_request_duration_seconds",
@@ -37,7 +35,7 @@ RATE_LIMIT_FALLBACK = Counter(
     "Rate-limit checks decided in process because Redis could not answer.",
 )
 
-# The worker's pipeline (served by the worker on SHORTY_WORKER_METRICS_PORT).
+# The worker's pipeline.
 STREAM_BATCH = Histogram(
     "shorty_stream_batch_size",
     "Entries a consumer handled in one batch.",
@@ -78,7 +76,3 @@ CLICKS_ROLLED_UP = Counter(
 ROLLUP_WAITING = Gauge(
     "shorty_rollup_waiting_clicks", "Clicks stored but not yet in the rollups (the stats lag)."
 )
-
-
-async def metrics(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -2,9 +2,10 @@
 
 A redirect is answered by ``Redirects``, a pure ASGI app: Starlette's
 routing, request objects and exception layers cost more than the whole lookup,
-so the hot path does without them. Everything else — probes, ``/metrics``,
-error pages — is a plain Starlette app (``Redirects.fallback``), which also
-owns the lifespan. The whole life of a redirect is here and in ``resolve.py``.
+so the hot path does without them. Everything else — probes, error pages — is a
+plain Starlette app (``Redirects.fallback``), which also owns the lifespan. The
+whole life of a redirect is here and in ``resolve.py``. The metrics have a port
+of their own (``shorty.obs.exposition``): here ``/metrics`` is an unknown code.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from shorty.cache.guard import RedisGuard
@@ -33,7 +33,7 @@ from shorty.cache.links import LinkCache
 from shorty.core.codes import is_well_formed
 from shorty.core.links import LinkState
 from shorty.core.targets import ascii_url, merge_query
-from shorty.obs.metrics import RATE_LIMITED, metrics
+from shorty.obs.metrics import RATE_LIMITED
 from shorty.obs.requestlog import RequestLogMiddleware
 from shorty.ratelimit.local import TokenBuckets
 from shorty.redirect.clickbuffer import ClickBuffer
@@ -49,7 +49,7 @@ from shorty.web.clientip import client_ip
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_UNAVAILABLE = 5
-_OWN_PATHS = frozenset({*health.PROBE_PATHS, "/metrics"})
+_OWN_PATHS = health.PROBE_PATHS
 _NO_STORE = b"no-store"
 
 
@@ -220,8 +220,9 @@ def create_app(settings: Settings) -> RedirectService:
                     await listener
                 await clicks.close()
 
-    routes = [*health.routes, Route("/metrics", metrics)]
-    fallback = Starlette(routes=routes, exception_handlers={404: not_found}, lifespan=lifespan)
+    fallback = Starlette(
+        routes=health.routes, exception_handlers={404: not_found}, lifespan=lifespan
+    )
     return RedirectService(fallback, access_log=settings.access_log)
 
 

@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
 from shorty.cache.links import LinkCache
@@ -52,10 +51,6 @@ LAG_COUNT_CAP = 1000  # Redis < 7 has no lag counter: counted up to this many
 _TRANSIENT = (RedisError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
-class MetricsPortBusy(RuntimeError):
-    pass
-
-
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -63,15 +58,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     name = f"{socket.gethostname()}-{os.getpid()}"
-    metrics_server = None
-    if settings.worker_metrics_port:
-        try:
-            metrics_server, _ = start_http_server(settings.worker_metrics_port)
-        except OSError as exc:
-            raise MetricsPortBusy(
-                f"cannot serve /metrics on port {settings.worker_metrics_port}: {exc.strerror};"
-                " choose another with SHORTY_WORKER_METRICS_PORT (0: none)"
-            ) from None
     geoip = GeoIP(settings.geoip_database)
     try:
         async with open_resources(settings, redis_block_seconds=BLOCK_MS / 1000) as res:
@@ -130,9 +116,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                     await consumer.leave()
     finally:
         geoip.close()
-        if metrics_server is not None:
-            metrics_server.shutdown()
-            metrics_server.server_close()
     log.info("worker stopped")
 
 
