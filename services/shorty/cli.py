@@ -111,14 +111,22 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface of every service and of their metrics.",
+)
 @click.option("--api-port", default=8000, show_default=True, help="Port of the API service.")
 @click.option("--redirect-port", default=8080, show_default=True, help="Port of the redirects.")
 @data_dir_option
 @domain_errors
 def dev(host: str, api_port: int, redirect_port: int, data_dir: Path) -> None:
     """Run everything locally: embedded PostgreSQL and Redis, migrations, API,
-    redirect service and worker. Prints the URLs, an admin login and an API key."""
+    redirect service and worker. Prints the URLs, an admin login and an API key.
+
+    Each service's metrics get a port of their own: 9100, 9101, 9102, or free
+    ones when those are taken (none with SHORTY_METRICS_PORT=0)."""
     from shorty.dev import run_dev
 
     try:

@@ -30,7 +30,7 @@ from pydantic import SecretStr
 
 from shorty import embedded
 from shorty.core.accounts import DEV_ADMIN_EMAIL, SCOPES
-from shorty.settings import Settings
+from shorty.settings import METRICS_PORTS, Settings
 from shorty.store import migrate
 from shorty.store.bootstrap import ensure_initial_api_key
 from shorty.store.db import small_pool
@@ -59,9 +59,6 @@ class Stop(Exception):
     """Raised by the signal handler to leave the wait loop."""
 
 
-WORKER_METRICS_PORT = 9102  # the worker's /metrics, unless SHORTY_WORKER_METRICS_PORT says
-
-
 def any_free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -76,6 +73,25 @@ def port_is_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def metrics_ports(settings: Settings, host: str, taken: set[int]) -> dict[str, int]:
+    """Each service's metrics port: its usual one (METRICS_PORTS), or any free one when
+    that is taken; none with SHORTY_METRICS_PORT=0. One port for all three cannot be."""
+    if settings.metrics_port == 0:
+        return dict.fromkeys(METRICS_PORTS, 0)
+    if settings.metrics_port is not None:
+        raise click.ClickException(
+            "SHORTY_METRICS_PORT names one port, and shorty dev runs three services;"
+            " unset it (each gets its own) or set it to 0 (no metrics)"
+        )
+    ports = {}
+    for service, port in METRICS_PORTS.items():
+        while port in taken or not port_is_free(host, port):
+            port = any_free_port(host)
+        taken.add(port)
+        ports[service] = port
+    return ports
 
 
 async def bootstrap(settings: Settings, database_url: str, path: Path) -> Credentials:
@@ -142,6 +158,12 @@ def dev_secret(path: Path) -> str:
     return secret
 
 
+def _serve(service: str, host: str, port: int | None, metrics_port: int) -> list[str]:
+    """`shorty serve <service>` on ``host``, its metrics on a port of their own there."""
+    public = ["--host", host, "--port", str(port)] if port else []
+    return ["serve", service, *public, "--metrics-host", host, "--metrics-port", str(metrics_port)]
+
+
 def _spawn(name: str, args: list[str], env: dict[str, str], ready_url: str | None) -> Child:
     # A new session: Ctrl-C reaches only us, and we stop the children in order.
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
@@ -186,14 +208,15 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise Stop
 
 
-def banner(settings: Settings, api: str, credentials: Credentials, worker_metrics: str) -> str:
+def banner(settings: Settings, api: str, credentials: Credentials, metrics: dict[str, str]) -> str:
     password = credentials.password or "(unchanged: set when this admin was created)"
+    scraped = "\n             ".join(f"{url}   ({name})" for name, url in metrics.items())
     return f"""
   Shorty is running.
 
   API        {api}   (health: {api}/readyz)
   Redirects  {settings.public_base}/<code>
-  Worker     {worker_metrics}
+  Metrics    {scraped or "(none: SHORTY_METRICS_PORT=0)"}
 
   Admin login  {credentials.email} / {password}
   API key      {credentials.api_key}
@@ -216,6 +239,7 @@ def run_dev(
             raise click.ClickException(
                 f"port {port} on {host} is in use; choose another with {label}"
             )
+    ports = metrics_ports(settings, host, {api_port, redirect_port})
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     servers: embedded.EmbeddedServers | None = None
@@ -241,10 +265,6 @@ def run_dev(
         env["SHORTY_REDIS_URL"] = redis_url
         env.setdefault("SHORTY_SECRET_KEY", dev_secret(data_dir / "secret_key"))
         env.setdefault("SHORTY_JWT_SECRET", dev_secret(data_dir / "jwt_secret"))
-        if "SHORTY_WORKER_METRICS_PORT" not in os.environ:
-            # The usual port, or any free one when another worker holds it.
-            free = WORKER_METRICS_PORT if port_is_free(host, WORKER_METRICS_PORT) else 0
-            env["SHORTY_WORKER_METRICS_PORT"] = str(free or any_free_port(host))
         if "SHORTY_PUBLIC_URL" not in os.environ:
             env["SHORTY_PUBLIC_URL"] = f"http://{_shown(host)}:{redirect_port}"
         click.echo("Migrating the database ...")
@@ -252,26 +272,25 @@ def run_dev(
         credentials = asyncio.run(bootstrap(settings, database_url, data_dir / "credentials.json"))
         api = f"http://{_shown(host)}:{api_port}"
         redirect = f"http://{_shown(host)}:{redirect_port}"
+        metrics = {
+            name: f"http://{_shown(host)}:{port}/metrics" for name, port in ports.items() if port
+        }
         children = [
-            _spawn(
-                "api",
-                ["serve", "api", "--host", host, "--port", str(api_port)],
-                env,
-                f"{api}/readyz",
-            ),
+            _spawn("api", _serve("api", host, api_port, ports["api"]), env, f"{api}/readyz"),
             _spawn(
                 "redirect",
-                ["serve", "redirect", "--host", host, "--port", str(redirect_port)],
+                _serve("redirect", host, redirect_port, ports["redirect"]),
                 env,
                 f"{redirect}/readyz",
             ),
-            _spawn("worker", ["serve", "worker"], env, None),
+            # Its metrics listener is what there is to wait for (it answers any path).
+            _spawn(
+                "worker", _serve("worker", host, None, ports["worker"]), env, metrics.get("worker")
+            ),
         ]
         _wait_ready(children)
         shown = Settings(public_url=env["SHORTY_PUBLIC_URL"])
-        metrics_port = int(env["SHORTY_WORKER_METRICS_PORT"])
-        worker = f"http://{_shown(host)}:{metrics_port}/metrics" if metrics_port else "(no metrics)"
-        click.echo(banner(shown, api, credentials, worker), nl=False)
+        click.echo(banner(shown, api, credentials, metrics), nl=False)
         while True:
             for child in children:
                 code = child.process.poll()

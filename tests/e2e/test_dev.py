@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -14,11 +15,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from shorty.dev import any_free_port
+from shorty.settings import METRICS_PORTS
 from tests.conftest import ROOT
 from tests.helpers import scalar
 
@@ -27,6 +31,19 @@ pytestmark = pytest.mark.e2e
 
 def free_port() -> int:
     return any_free_port("127.0.0.1")
+
+
+@pytest.fixture(autouse=True)
+def _usual_metrics_ports_taken() -> Iterator[None]:
+    """Hold 9100-9102, as another run on this machine may at any moment: `shorty dev`
+    then takes free ports the system hands out, which no other run aims at."""
+    with contextlib.ExitStack() as held:
+        for port in METRICS_PORTS.values():
+            sock = held.enter_context(socket.socket())
+            with contextlib.suppress(OSError):  # already held elsewhere: as good
+                sock.bind(("127.0.0.1", port))
+                sock.listen()
+        yield
 
 
 class Dev:
@@ -121,6 +138,7 @@ def test_dev_serves_the_printed_curl_and_reuses_data_on_rerun():
                     break
                 time.sleep(0.1)
             assert json.loads(meta)["click_count"] == 1
+            metrics_of_each_service(dev, api_port, redirect_port)
         finally:
             code = dev.stop()
         assert code == 0, dev.output
@@ -137,6 +155,33 @@ def test_dev_serves_the_printed_curl_and_reuses_data_on_rerun():
             assert again.stop() == 0
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def metrics_of_each_service(dev: Dev, api_port: int, redirect_port: int) -> None:
+    """Each service's metrics on the port the banner printed, bound on --host (127.0.0.1)
+    like everything else `shorty dev` serves; none on the public ports."""
+    from tests.e2e.processes import listening, sample, scrape
+
+    services = [p for p in psutil.Process(dev.process.pid).children() if "serve" in p.cmdline()]
+    assert len(services) == 3
+    addresses = [address for child in services for address in listening(child.pid)]
+    assert addresses == ["127.0.0.1"] * 5  # api, redirect and the three metrics listeners
+    assert request(api_port, "GET", "/metrics")[0] == 404
+    assert request(redirect_port, "GET", "/metrics")[0] == 404
+    printed = re.findall(r"http://127\.0\.0\.1:(\d+)/metrics   \((\w+)\)", dev.output)
+    ports = {service: int(port) for port, service in printed}
+    assert sorted(ports) == ["api", "redirect", "worker"]
+    api = scrape(ports["api"])
+    count = "shorty_http_request_duration_seconds_count"
+    assert sample(api, count, service="api", method="POST", status="201") == 1  # the shorten
+    redirect = scrape(ports["redirect"])
+    hits = [
+        value
+        for (name, labels), value in redirect.items()
+        if name == "shorty_redirect_lookups_total" and ("result", "hit") in labels
+    ]
+    assert sum(hits) == 1  # the redirect followed (/metrics was a miss)
+    assert sample(scrape(ports["worker"]), "shorty_clicks_ingested_total") == 1
 
 
 def test_dev_uses_the_servers_named_by_the_variables(clean):
@@ -187,8 +232,6 @@ def test_dev_refuses_a_busy_port(tmp_path):
 
 
 def test_dev_embeds_only_what_is_missing_honours_the_initial_key_and_stops_on_sigterm(clean):
-    import psutil
-
     data_dir = ROOT / ".shorty-data" / f"e2e-{secrets.token_hex(3)}"
     api_port, redirect_port = free_port(), free_port()
     initial = "initial-key-for-e2e-0123456789"
