@@ -35,10 +35,14 @@ def test_shorten_returns_the_new_link(api, ada, clean):
 
 def test_target_is_normalized(api, ada):
     response = api.post(
-        "/api/v1/shorten", json={"target": "  HTTPS://Bücher.DE/x "}, headers=bearer(ada[1])
+        "/api/v1/shorten", json={"target": "HTTPS://Bücher.DE/x"}, headers=bearer(ada[1])
     )
     assert response.status_code == 201
     assert response.json()["target"] == "https://xn--bcher-kva.de/x"
+    padded = api.post(
+        "/api/v1/shorten", json={"target": " https://example.com/ "}, headers=bearer(ada[1])
+    )
+    assert problem(padded, 422, "invalid-target")["reason"] == "bad-characters"
 
 
 def test_custom_alias_and_expiry(api, ada):
@@ -179,10 +183,16 @@ def test_oversized_body_is_413(api, ada, clean):
 def test_far_future_expiry_is_422(api, ada):
     response = api.post(
         "/api/v1/shorten",
-        json={"target": "https://a.example", "expires_at": "9999-12-31T23:59:59-12:00"},
+        json={"target": "https://a.example", "expires_at": "2999-12-31T23:59:59-12:00"},
         headers=bearer(ada[1]),
     )
     assert "100 years" in problem(response, 422, "invalid-expiry")["detail"]
+    beyond = api.post(
+        "/api/v1/shorten",
+        json={"target": "https://a.example", "expires_at": "9999-12-31T23:59:59-12:00"},
+        headers=bearer(ada[1]),
+    )
+    assert "2999" in problem(beyond, 422, "validation-failed")["detail"]
 
 
 def test_numeric_expiry_is_refused(api, ada):

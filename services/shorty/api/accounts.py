@@ -5,17 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from shorty.api.auth import authenticate
-from shorty.api.body import read_json, validate
+from shorty.api.body import changes_of, read_json, validate
+from shorty.api.fields import Flag, KeyNameText, RateLimitText, Timestamp, optional
 from shorty.api.params import ID_MAX, QueryInt, path_id
-from shorty.api.schemas import _rfc3339_text
 from shorty.core.accounts import DEFAULT_SCOPES
-from shorty.core.errors import DomainError
-from shorty.core.limits import parse_limit
 from shorty.core.links import check_expiry
 from shorty.settings import Settings
 from shorty.store.keys import SESSION_KEY_ID, KeyStore
@@ -26,21 +24,20 @@ Scope = Literal["urls:read", "urls:write", "stats:read", "keys:write", "admin"]
 
 
 class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
-    name: str = Field("", max_length=100)
+    name: KeyNameText = Field("", description="A label to tell keys apart (printable text).")
     scopes: list[Scope] | None = Field(
         None,
+        min_length=1,
         max_length=5,
         description="Default: urls:read, urls:write and stats:read (those the minting key"
         " holds), plus keys:write when minted by a login session.",
     )
-    expires_at: AwareDatetime | None = Field(
+    expires_at: Timestamp | None = Field(
         None,
         description="A key minted by a key expires no later than it (default: when it does).",
     )
-
-    _text_datetime = field_validator("expires_at", mode="before")(_rfc3339_text)
 
 
 class KeyOut(BaseModel):
@@ -87,31 +84,22 @@ class UserPageQuery(BaseModel):
     limit: QueryInt = Field(100, ge=1, le=500)
 
 
-def _check_limit(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            parse_limit(value)
-        except DomainError as exc:
-            raise ValueError(exc.message) from None
-    return value
-
-
 class UserPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    disabled: bool | None = None
-    role: Literal["user", "admin"] | None = None
-    rate_limit: str | None = Field(None, max_length=32, description="e.g. 5000/hour; null: default")
-
-    _limit = field_validator("rate_limit")(_check_limit)
+    disabled: Flag | None = optional()
+    role: Literal["user", "admin"] | None = optional()
+    rate_limit: RateLimitText | None = Field(
+        None, description="e.g. 5000/hour, 300/15m, off; null: the default"
+    )
 
 
 class KeyPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rate_limit: str | None = Field(None, max_length=32, description="e.g. 5000/hour; null: default")
-
-    _limit = field_validator("rate_limit")(_check_limit)
+    rate_limit: RateLimitText | None = Field(
+        description="e.g. 5000/hour, 300/15m, off; null: the default"
+    )
 
 
 async def create_key(request: Request) -> Response:
@@ -195,13 +183,7 @@ async def admin_update_user(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     body = await read_json(request, UserPatch, settings.max_body_bytes)
     user_id = path_id(request, "user_id")
-    changes = {name: getattr(body, name) for name in body.model_fields_set}
-    if changes.get("disabled") is None:
-        changes.pop("disabled", None)
-    if changes.get("role") is None:
-        changes.pop("role", None)
-    if not changes:
-        raise Problem(422, "validation-failed", "Nothing to change", "Send at least one field.")
+    changes = changes_of(body, frozenset({"disabled", "role"}))
     if user_id == principal.user_id and (changes.get("disabled") or changes.get("role") == "user"):
         raise Problem(
             422,
@@ -221,8 +203,6 @@ async def admin_update_key(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     body = await read_json(request, KeyPatch, settings.max_body_bytes)
     key_id = path_id(request, "key_id")
-    if "rate_limit" not in body.model_fields_set:
-        raise Problem(422, "validation-failed", "Nothing to change", "Send rate_limit.")
     keys: KeyStore = request.app.state.keys
     key = await keys.set_limit(key_id, body.rate_limit)
     if key is None:

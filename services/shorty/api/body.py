@@ -106,3 +106,21 @@ def _nul_fields(data: object, where: str) -> list[str]:
         elif isinstance(item, list):
             pending += [(v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(item)]
     return sorted(found)
+
+
+def changes_of(body: BaseModel, not_null: frozenset[str]) -> dict[str, object]:
+    """The fields a PATCH body sent, by name: 422 when none was sent, or when one of
+    ``not_null`` (fields that may be left out, never cleared) was sent as null."""
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    if not changes:
+        raise Problem(422, "validation-failed", "Nothing to change", "Send at least one field.")
+    nulled = sorted(name for name in not_null if name in changes and changes[name] is None)
+    if nulled:
+        raise Problem(
+            422,
+            "validation-failed",
+            "The request is not valid",
+            f"{', '.join(nulled)} cannot be null.",
+            errors=[{"field": name, "message": "cannot be null"} for name in nulled],
+        )
+    return changes

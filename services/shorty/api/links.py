@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from shorty.api import csvsafe
 from shorty.api.auth import authenticate
-from shorty.api.body import parse_json, read_body, read_json, validate
+from shorty.api.body import changes_of, parse_json, read_body, read_json, validate
 from shorty.api.idempotency import idempotent
 from shorty.api.problems import domain_problem
 from shorty.api.schemas import (
@@ -161,19 +161,7 @@ async def update_url(request: Request) -> Response:
     code = link_code(request)
     settings: Settings = request.app.state.settings
     body = await read_json(request, UpdateRequest, settings.max_body_bytes)
-    changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
-    if not changes:
-        raise Problem(422, "validation-failed", "Nothing to change", "Send at least one field.")
-    nulled = sorted(name for name in NOT_NULL if name in changes and changes[name] is None)
-    if nulled:
-        raise Problem(
-            422,
-            "validation-failed",
-            "The request is not valid",
-            f"{', '.join(nulled)} cannot be null.",
-            errors=[{"field": name, "message": "cannot be null"} for name in nulled],
-        )
-    changes = _checked(changes, settings)
+    changes = _checked(changes_of(body, NOT_NULL), settings)
     store: LinkStore = request.app.state.links
     link = await store.update(
         code, changes, owner_id=None if principal.is_admin else principal.user_id

@@ -15,6 +15,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.routing import Route
 
 from shorty import __version__
+from shorty.api.fields import CODE_SCHEMA, NulFreeSchema
 
 REF = "#/components/schemas/{model}"
 PROBLEM_SCHEMA = {
@@ -37,6 +38,8 @@ PROBLEM_SCHEMA = {
     },
     "required": ["type", "title", "status"],
 }
+# Path parameters every route names alike (ids are given per operation).
+PATH_SCHEMAS: dict[str, dict[str, Any]] = {"code": CODE_SCHEMA}
 # What any authenticated route may answer besides its own responses.
 COMMON = {401: "Missing, unknown or expired credentials", 429: "A rate limit was reached"}
 BODY_ERRORS = {
@@ -70,7 +73,9 @@ def document(routes: list[tuple[Route, Operation]]) -> dict[str, Any]:
             for model in op.responses.values()
             if isinstance(model, type) and issubclass(model, BaseModel)
         ]
-    keys, defs = models_json_schema(list(dict.fromkeys(models)), ref_template=REF)
+    keys, defs = models_json_schema(
+        list(dict.fromkeys(models)), ref_template=REF, schema_generator=NulFreeSchema
+    )
     schemas = {**defs.get("$defs", {}), "Problem": PROBLEM_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
     for route, op in routes:
@@ -104,15 +109,15 @@ def _operation(route: Route, op: Operation, keys: dict[Any, Any]) -> dict[str, A
             "name": name,
             "in": "path",
             "required": True,
-            "schema": op.path.get(name, {"type": "string"}),
+            "schema": op.path.get(name, PATH_SCHEMAS.get(name, {"type": "string"})),
         }
         for name in route.param_convertors
     ]
     if op.query is not None:
-        schema = op.query.model_json_schema(ref_template=REF)
+        schema = op.query.model_json_schema(ref_template=REF, schema_generator=NulFreeSchema)
         required = set(schema.get("required", []))
         parameters += [
-            {"name": name, "in": "query", "required": name in required, "schema": prop}
+            {"name": name, "in": "query", "required": name in required, "schema": _present(prop)}
             for name, prop in schema["properties"].items()
         ]
     out: dict[str, Any] = {
@@ -157,3 +162,16 @@ def _operation(route: Route, op: Operation, keys: dict[Any, Any]) -> dict[str, A
             },
         )
     return out
+
+
+def _present(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema without the null of an optional model field: a query
+    string cannot say null, a parameter left out is simply absent."""
+    options = schema.get("anyOf")
+    if not options:
+        return schema
+    present = [option for option in options if option.get("type") != "null"]
+    rest = {key: value for key, value in schema.items() if key not in ("anyOf", "default")}
+    if len(present) == 1:
+        return {**rest, **present[0]}
+    return {**rest, "anyOf": present}

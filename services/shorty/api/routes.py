@@ -42,7 +42,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
         Operation(
             "Create an account (the same answer whether the address was free or taken)",
             "auth",
-            body=sessions.Credentials,
+            body=sessions.Registration,
             responses={202: sessions.Registered},
             errors={403: "Registration is closed", 429: "Too many attempts"},
             public=True,

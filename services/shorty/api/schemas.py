@@ -2,50 +2,38 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from shorty.api.fields import (
+    AliasText,
+    BlockReason,
+    ClickLimit,
+    Flag,
+    ForwardQuery,
+    NoteText,
+    QueryBool,
+    RedirectType,
+    TagList,
+    TargetText,
+    Timestamp,
+    TitleText,
+    optional,
+)
 from shorty.api.params import QueryInt
 from shorty.core.links import Link
 
 
-def _rfc3339_text(value: object) -> object:
-    # Numbers would be taken as epoch seconds; only a date-time string is meant.
-    if value is not None and not isinstance(value, str):
-        raise ValueError("must be an RFC 3339 date-time string, e.g. 2030-01-01T00:00:00Z")
-    return value
-
-
-# A link's fields as the API takes them: one set of limits for create, PATCH and declare.
-TargetText = Annotated[str, Field(max_length=8192)]
-AliasText = Annotated[str, Field(max_length=256)]
-TitleText = Annotated[str, Field(max_length=500)]
-TagList = Annotated[list[str], Field(max_length=100)]
-ClickLimit = Annotated[int, Field(ge=1, le=2_000_000_000)]
-RedirectType = Literal[301, 302, 307, 308]
-ForwardQuery = Annotated[
-    Literal["off", "append", "override"],
-    Field(
-        description="The visitor's query string: not forwarded; added where the target"
-        " lacks a parameter (utm_* always the visitor's); or the visitor's values win."
-    ),
-]
-BlockReason = Literal["legal", "abuse", "malware", "phishing", "spam", "other"]
-
-
 class ShortenRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     target: TargetText = Field(description="The http(s) URL to shorten.")
     alias: AliasText | None = Field(None, description="A custom code (3-64 chars).")
-    expires_at: AwareDatetime | None = Field(
+    expires_at: Timestamp | None = Field(
         None, description="When the link stops redirecting (RFC 3339 with a time zone)."
     )
-
-    _text_datetime = field_validator("expires_at", mode="before")(_rfc3339_text)
 
 
 class LinkOut(BaseModel):
@@ -112,27 +100,25 @@ class LinkDetail(LinkOut):
 class BlockRequest(BaseModel):
     """Block a link (again: the reason and note are replaced)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     reason: BlockReason = Field(description="legal answers 451, every other reason 410.")
-    note: str | None = Field(None, max_length=500, description="Shown to the link's owner.")
+    note: NoteText | None = Field(None, description="Shown to the link's owner.")
 
 
 class UpdateRequest(BaseModel):
     """Only the fields present change; ``null`` clears title, expires_at and max_clicks."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    target: TargetText | None = None
+    target: TargetText | None = optional()
     title: TitleText | None = None
-    tags: TagList | None = None
-    expires_at: AwareDatetime | None = None
+    tags: TagList | None = optional()
+    expires_at: Timestamp | None = None
     max_clicks: ClickLimit | None = None
-    redirect_type: RedirectType | None = None
-    disabled: bool | None = None
-    forward_query: ForwardQuery | None = None
-
-    _text_datetime = field_validator("expires_at", mode="before")(_rfc3339_text)
+    redirect_type: RedirectType | None = optional()
+    disabled: Flag | None = optional()
+    forward_query: ForwardQuery | None = optional()
 
 
 class RefQuery(BaseModel):
@@ -149,7 +135,7 @@ class DeclareRequest(BaseModel):
     """The whole link as declared elsewhere (a ShortLink, say): a field left out takes
     its default, so leaving a field out of a declaration clears it."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     target: TargetText = Field(description="The http(s) URL to redirect to.")
     alias: AliasText | None = Field(
@@ -157,15 +143,13 @@ class DeclareRequest(BaseModel):
     )
     title: TitleText | None = None
     tags: TagList = Field(default_factory=list)
-    expires_at: AwareDatetime | None = Field(
+    expires_at: Timestamp | None = Field(
         None, description="May lie in the past: the link is then declared expired (410)."
     )
     max_clicks: ClickLimit | None = None
     redirect_type: RedirectType = 302
-    disabled: bool = False
+    disabled: Flag = False
     forward_query: ForwardQuery = "off"
-
-    _text_datetime = field_validator("expires_at", mode="before")(_rfc3339_text)
 
 
 class DeclaredLink(LinkDetail):
@@ -177,6 +161,7 @@ class DeclaredLink(LinkDetail):
         return cls(**LinkDetail.of(link, base).model_dump(), external_ref=link.external_ref)
 
 
+# Fields of UpdateRequest that may be left out but not sent as null.
 NOT_NULL = frozenset({"target", "tags", "redirect_type", "disabled", "forward_query"})
 
 
@@ -186,14 +171,14 @@ class LinkPage(BaseModel):
 
 
 class ListQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     limit: QueryInt = Field(50, ge=1, le=200)
     cursor: str | None = Field(None, max_length=200)
     tag: str | None = Field(None, max_length=40)
     q: str | None = Field(None, max_length=200, description="Text in the target or title.")
-    created_after: AwareDatetime | None = None
-    created_before: AwareDatetime | None = None
+    created_after: Timestamp | None = None
+    created_before: Timestamp | None = None
     state: Literal["active", "expired", "blocked"] | None = None
 
 
@@ -227,36 +212,17 @@ class BulkResult(BaseModel):
 
 # Statistics: GET /urls/{code}/stats and GET /stats/summary (api/stats.py).
 
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(3000, 1, 1, tzinfo=UTC)
-_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
-
-
-def _rfc3339_param(value: object) -> object:
-    # A query value is always text, and pydantic would read "1700000000" as epoch seconds.
-    if isinstance(value, str) and not _DATE_TIME.match(value):
-        raise ValueError(
-            "must be an RFC 3339 date-time with a time zone, e.g. 2030-01-01T00:00:00Z"
-        )
-    return value
-
-
-def _plausible(value: datetime | None) -> datetime | None:
-    if value is not None and not EARLIEST <= value < LATEST:
-        raise ValueError("must be from the year 2000 to 2999")
-    return value
-
 
 class StatsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
-    start: AwareDatetime | None = Field(
+    start: Timestamp | None = Field(
         None,
         alias="from",
         description="Start (RFC 3339 with a time zone), rounded down to its bucket;"
         " default: `to` minus 30 days.",
     )
-    end: AwareDatetime | None = Field(
+    end: Timestamp | None = Field(
         None,
         alias="to",
         description="End, exclusive, rounded up to the end of its bucket; default: now.",
@@ -267,12 +233,9 @@ class StatsQuery(BaseModel):
     )
     top: QueryInt = Field(10, ge=1, le=100, description="Entries in each top list.")
 
-    _text_datetime = field_validator("start", "end", mode="before")(_rfc3339_param)
-    _in_range = field_validator("start", "end")(_plausible)
-
 
 class SummaryQuery(StatsQuery):
-    all: bool = Field(False, description="Every user's links, not only yours (admins only).")
+    all: QueryBool = Field(False, description="Every user's links, not only yours (admins only).")
 
 
 class StatsTotals(BaseModel):

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from shorty.api.auth import within_limits
 from shorty.api.body import read_json
+from shorty.api.fields import EmailText, PasswordText
 from shorty.api.tokens import AccessTokens
 from shorty.core.accounts import normalize_email
 from shorty.core.errors import DomainError
@@ -29,10 +30,19 @@ from shorty.web.problems import Problem
 
 
 class Credentials(BaseModel):
+    """Log in: any text is tried (a wrong one is the same 401 as a wrong password)."""
+
     model_config = ConfigDict(extra="forbid")
 
     email: str = Field(max_length=254)
     password: str = Field(max_length=1024)
+
+
+class Registration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailText
+    password: PasswordText
 
 
 class RefreshRequest(BaseModel):
@@ -69,7 +79,7 @@ async def register(request: Request) -> Response:
         )
     ip = client_ip(request.scope, settings.trusted_proxies)
     await within_limits(request, [("register-ip:" + ip, settings.limits["login-ip"])])
-    body = await read_json(request, Credentials, settings.max_body_bytes)
+    body = await read_json(request, Registration, settings.max_body_bytes)
     users: UserStore = request.app.state.users
     email = await users.register(body.email, body.password, reserved=settings.reserved_emails)
     registered = Registered(email=email)

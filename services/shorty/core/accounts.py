@@ -28,7 +28,16 @@ DEV_ADMIN_EMAIL = "admin@shorty.localhost"
 KEY_PREFIX = "shk_"
 KEY_PREFIX_SHOWN = 12  # characters kept in clear so people can tell keys apart
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+# White space as str.strip() and str.isspace() see it, spelt out so that the same
+# pattern means the same in Python and in the OpenAPI document's (ECMA 262) regexes.
+_SPACE = (
+    "\\t\\n\\u000b\\f\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680"
+    "\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+_ADDRESS = f"[^@{_SPACE}]+@[^@{_SPACE}]+"
+_EMAIL = re.compile(_ADDRESS)
+# What the API takes as an email: the address, with white space around it (trimmed).
+EMAIL_PATTERN = f"^[{_SPACE}]*{_ADDRESS}[{_SPACE}]*$"
 
 
 def normalize_email(email: str) -> str:

@@ -82,9 +82,10 @@ FORM_ONLY = TargetRules(allow_private=True, allow_confusable=True)
 
 
 def normalize_target(raw: str, rules: TargetRules = TargetRules()) -> str:
-    """Validate ``raw`` against ``rules`` and return its canonical form."""
-    url = raw.strip()
-    if not url:
+    """Validate ``raw`` against ``rules`` and return its canonical form. White space
+    is refused, around the URL too: what is stored is what was sent, or nothing."""
+    url = raw
+    if not url.strip():
         raise InvalidTarget("empty", "The target URL is empty.")
     if len(url) > MAX_LENGTH:
         raise InvalidTarget(
