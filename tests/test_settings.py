@@ -54,6 +54,17 @@ def test_redirect_settings(monkeypatch):
     assert caught.value.problems[0].startswith("SHORTY_TRUSTED_PROXIES: ")
 
 
+@pytest.mark.parametrize("bad", ["31", "129", "64.5", "/64"])
+def test_the_ipv6_prefix_is_32_to_128(monkeypatch, bad):
+    assert load_settings().ipv6_prefix == 64
+    monkeypatch.setenv("SHORTY_IPV6_PREFIX", "56")
+    assert load_settings().ipv6_prefix == 56
+    monkeypatch.setenv("SHORTY_IPV6_PREFIX", bad)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert [p.split(":")[0] for p in caught.value.problems] == ["SHORTY_IPV6_PREFIX"]
+
+
 def test_every_bad_value_is_named_once(monkeypatch):
     monkeypatch.setenv("SHORTY_CODE_LENGTH", "three")
     monkeypatch.setenv("SHORTY_PUBLIC_URL", "not a url")

@@ -119,6 +119,9 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed.",
     )
+    ipv6_prefix: int = Field(
+        64, ge=32, le=128, description="Per-IP limits count an IPv6 client by its /N network."
+    )
     secret_key: SecretStr | None = Field(
         None, description="Salt of the visitor hash; the same on every replica. Random if unset."
     )

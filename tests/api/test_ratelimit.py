@@ -1,5 +1,6 @@
 """API rate limits end to end: per key, per user, per IP; headers; fallback."""
 
+import ipaddress
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -109,3 +110,54 @@ def test_without_redis_the_api_limits_in_process(clean, tmp_path):
             for _ in range(3)
         ]
     assert statuses == [201, 201, 429]  # 6 across 3 replicas: 2 here
+
+
+PROXY = ("10.1.2.3", 4000)  # a trusted proxy: the client is its X-Forwarded-For
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        (64, [401, 401, 429, 401]),  # one /64 is one client
+        (128, [401, 401, 401, 401]),  # every address its own
+        (48, [401, 401, 429, 429]),  # the whole /48 is one client
+    ],
+)
+def test_ipv6_clients_share_the_ip_limit_by_network(settings, clean, prefix, expected):
+    """Issue #12 item 10: an IPv6 client is its /64 (SHORTY_IPV6_PREFIX), so a host
+    cannot take a fresh address per guess."""
+    limited = settings.model_copy(
+        update={
+            "limit_per_ip": "2/minute",
+            "ipv6_prefix": prefix,
+            "trusted_proxies": [ipaddress.ip_network("10.0.0.0/8")],
+        }
+    )
+    addresses = ["2001:db8:1:2::a", "2001:db8:1:2:ffff::b", "2001:db8:1:2::c", "2001:db8:1:3::a"]
+    with TestClient(create_app(limited), client=PROXY) as api:
+        statuses = [
+            api.get("/api/v1/urls", headers={"X-Forwarded-For": address}).status_code
+            for address in addresses
+        ]
+    assert statuses == expected
+
+
+def test_an_ipv4_mapped_client_is_its_ipv4_address(settings, clean):
+    limited = settings.model_copy(
+        update={"limit_per_ip": "1/minute", "trusted_proxies": [ipaddress.ip_network("10.0.0.0/8")]}
+    )
+    with TestClient(create_app(limited), client=PROXY) as api:
+        first = api.get("/api/v1/urls", headers={"X-Forwarded-For": "198.51.100.7"})
+        mapped = api.get("/api/v1/urls", headers={"X-Forwarded-For": "::ffff:198.51.100.7"})
+    assert (first.status_code, mapped.status_code) == (401, 429)
+
+
+def test_registration_from_one_64_is_limited_as_one_client(settings, clean):
+    """The login and registration limits per IP key IPv6 peers by network too."""
+    limited = settings.model_copy(update={"login_limit_per_ip": "2/minute"})
+    statuses = []
+    for i, peer in enumerate(["2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8:0:1::1"]):
+        with TestClient(create_app(limited), client=(peer, 4000)) as api:
+            body = {"email": f"user{i}@example.com", "password": "a long enough password"}
+            statuses.append(api.post("/api/v1/auth/register", json=body).status_code)
+    assert statuses == [201, 201, 429, 201]

@@ -19,7 +19,7 @@ from shorty.ratelimit.limiter import Limiter, headers
 from shorty.settings import Settings
 from shorty.store.keys import SESSION_KEY_ID, KeyStore, Principal
 from shorty.store.users import UserStore
-from shorty.web.clientip import client_ip
+from shorty.web.clientip import client_ip, rate_limit_key
 from shorty.web.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,8 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="shorty"'}
 async def authenticate(request: Request, scope: str) -> Principal:
     """The caller's principal if its key is valid, within its limits, and carries ``scope``."""
     settings: Settings = request.app.state.settings
-    ip_check = [("ip:" + client_ip(request.scope, settings.trusted_proxies), settings.limits["ip"])]
+    ip = rate_limit_key(client_ip(request.scope, settings.trusted_proxies), settings.ipv6_prefix)
+    ip_check = [("ip:" + ip, settings.limits["ip"])]
     header = request.headers.get("authorization")
     if not header:
         await within_limits(request, ip_check)

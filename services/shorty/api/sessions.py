@@ -25,7 +25,7 @@ from shorty.core.errors import DomainError
 from shorty.settings import Settings
 from shorty.store.sessions import Session, SessionStore
 from shorty.store.users import UserStore
-from shorty.web.clientip import client_ip
+from shorty.web.clientip import client_ip, rate_limit_key
 from shorty.web.problems import Problem
 
 
@@ -77,7 +77,7 @@ async def register(request: Request) -> Response:
         raise Problem(
             403, "registration-closed", "Registration closed", "Ask an admin for an account."
         )
-    ip = client_ip(request.scope, settings.trusted_proxies)
+    ip = rate_limit_key(client_ip(request.scope, settings.trusted_proxies), settings.ipv6_prefix)
     await within_limits(request, [("register-ip:" + ip, settings.limits["login-ip"])])
     body = await read_json(request, Registration, settings.max_body_bytes)
     users: UserStore = request.app.state.users
@@ -94,7 +94,7 @@ async def login(request: Request) -> Response:
     except DomainError:
         email = body.email.strip().lower()
     account = hashlib.sha256(email.encode()).hexdigest()[:32]
-    ip = client_ip(request.scope, settings.trusted_proxies)
+    ip = rate_limit_key(client_ip(request.scope, settings.trusted_proxies), settings.ipv6_prefix)
     await within_limits(
         request,
         [

@@ -45,7 +45,7 @@ from shorty.runtime import open_resources
 from shorty.settings import Settings
 from shorty.store.errors import UNAVAILABLE
 from shorty.web import health
-from shorty.web.clientip import client_ip
+from shorty.web.clientip import client_ip, rate_limit_key
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_UNAVAILABLE = 5
@@ -100,7 +100,7 @@ async def follow(state: Any, scope: Scope, receive: Receive, send: Send) -> None
         return
     ip = client_ip(scope, state.settings.trusted_proxies)
     if state.buckets is not None:
-        wait = state.buckets.take(ip)
+        wait = state.buckets.take(rate_limit_key(ip, state.settings.ipv6_prefix))
         if wait:
             RATE_LIMITED.labels("redirect").inc()
             await _refuse(scope, receive, send, 429, retry_after=math.ceil(wait))
