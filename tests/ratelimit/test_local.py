@@ -47,3 +47,29 @@ def test_memory_is_bounded():
 def test_bad_parameters(rate, burst):
     with pytest.raises(ValueError, match="rate must be positive"):
         TokenBuckets(rate=rate, burst=burst)
+
+
+def test_a_take_can_cost_several_tokens():
+    clock = Clock()
+    buckets = TokenBuckets(rate=1.0, burst=10, clock=clock)
+    assert buckets.take("a", 8) == 0.0
+    assert buckets.take("a", 3) == pytest.approx(1.0)  # 2 left: one more to earn
+    assert buckets.take("a", 2) == 0.0  # the refused take spent nothing
+    assert buckets.take("a") == pytest.approx(1.0)
+
+
+def test_a_cost_above_the_burst_never_fits():
+    clock = Clock()
+    buckets = TokenBuckets(rate=1.0, burst=5, clock=clock)
+    clock.now += 3600
+    assert buckets.take("a", 6) == pytest.approx(1.0)  # a whole bucket is still one short
+    assert buckets.take("a", 5) == 0.0
+
+
+def test_wait_says_when_without_spending():
+    clock = Clock()
+    buckets = TokenBuckets(rate=2.0, burst=4, clock=clock)
+    assert buckets.wait("a", 4) == 0.0
+    assert buckets.wait("a", 5) == pytest.approx(0.5)
+    assert buckets.take("a", 4) == 0.0  # the waits took nothing
+    assert buckets.wait("a") == pytest.approx(0.5)

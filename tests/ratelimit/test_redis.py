@@ -66,6 +66,20 @@ def test_headers_and_retry_after(clean):
     assert last["Retry-After"] == "20"  # one token every 20 s
 
 
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_check_can_cost_several(clean, algorithm):
+    """A bulk of N links spends N (issue #12 item 10)."""
+    limit = Limit(10, 60)
+
+    async def scenario(limiter):
+        return [await limiter.check([("c", limit)], cost) for cost in (8, 3, 2, 1)]
+
+    decisions = run(clean.redis_url, scenario, algorithm)
+    assert [d.allowed for d in decisions] == [True, False, True, False]
+    assert decisions[0].verdicts[0].remaining == 2
+    assert decisions[2].verdicts[0].remaining == 0
+
+
 def test_tokens_come_back_at_the_rate(clean):
     limit = Limit(2, 1)  # two a second
 
@@ -108,3 +122,18 @@ def test_without_redis_each_replica_enforces_its_share(stopped_redis):
 def test_unknown_algorithm():
     with pytest.raises(ValueError, match="unknown algorithm"):
         RedisLimits(None, "leaky")  # type: ignore[arg-type]
+
+
+def test_without_redis_a_check_spends_its_cost_from_all_or_from_none(stopped_redis):
+    tight, loose = Limit(5, 60), Limit(100, 60)
+
+    async def scenario(limiter):
+        both = [("t", tight), ("l", loose)]
+        return [
+            (await limiter.check(both, 4)).allowed,  # t: 1 left, l: 96
+            (await limiter.check(both, 4)).allowed,  # t refuses: l keeps its 96
+            (await limiter.check([("l", loose)], 96)).allowed,
+            (await limiter.check([("l", loose)])).allowed,
+        ]
+
+    assert run(stopped_redis, scenario) == [True, False, True, False]

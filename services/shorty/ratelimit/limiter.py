@@ -30,35 +30,44 @@ class Limiter:
         self._local: dict[Limit, TokenBuckets] = {}
         self._falling_back = False
 
-    async def check(self, checks: Sequence[tuple[str, Limit]]) -> Decision:
+    async def check(self, checks: Sequence[tuple[str, Limit]], cost: int = 1) -> Decision:
+        """Spend ``cost`` from every (key, limit) if all have room, else nothing."""
         if not checks:
             return Decision(True, ())
         try:
-            decision = await self._shared.check(checks)
+            decision = await self._shared.check(checks, cost)
         except (RedisError, OSError) as exc:
             if not self._falling_back:
                 log.warning("rate limits now enforced in process: Redis %s", type(exc).__name__)
                 self._falling_back = True
             RATE_LIMIT_FALLBACK.inc()
-            return self._check_locally(checks)
+            return self._check_locally(checks, cost)
         if self._falling_back:
             log.info("rate limits enforced through Redis again")
             self._falling_back = False
         return decision
 
-    def _check_locally(self, checks: Sequence[tuple[str, Limit]]) -> Decision:
-        verdicts = []
-        for key, limit in checks:
-            buckets = self._local.get(limit)
-            if buckets is None:
-                share = max(1, limit.count // self._replicas)
-                buckets = TokenBuckets(share / limit.period, share)
-                self._local[limit] = buckets
-            wait = buckets.take(key)
-            share = buckets.burst
-            verdicts.append(Verdict(Limit(share, limit.period), 0 if wait else 1, wait, wait))
-        allowed = all(v.retry_after == 0 for v in verdicts)
-        return Decision(allowed, tuple(verdicts))
+    def _check_locally(self, checks: Sequence[tuple[str, Limit]], cost: int) -> Decision:
+        # All or nothing, as in Redis: a request one limit refuses spends from none.
+        held = [(self._buckets(limit), key) for key, limit in checks]
+        waits = [buckets.wait(key, cost) for buckets, key in held]
+        allowed = not any(waits)
+        if allowed:
+            for buckets, key in held:
+                buckets.take(key, cost)
+        verdicts = tuple(
+            Verdict(Limit(buckets.burst, limit.period), 0 if wait else 1, wait, wait)
+            for (buckets, _), (_, limit), wait in zip(held, checks, waits, strict=True)
+        )
+        return Decision(allowed, verdicts)
+
+    def _buckets(self, limit: Limit) -> TokenBuckets:
+        buckets = self._local.get(limit)
+        if buckets is None:
+            share = max(1, limit.count // self._replicas)
+            buckets = TokenBuckets(share / limit.period, share)
+            self._local[limit] = buckets
+        return buckets
 
 
 def headers(decision: Decision) -> dict[str, str]:

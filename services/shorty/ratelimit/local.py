@@ -1,8 +1,8 @@
 """A token bucket per key, in process memory, with a bounded number of keys.
 
 Each key starts with ``burst`` tokens and earns ``rate`` tokens per second;
-a request spends one. The least recently seen keys are forgotten first, so
-memory stays bounded whatever the number of clients.
+a request spends one, or its ``cost``. The least recently seen keys are
+forgotten first, so memory stays bounded whatever the number of clients.
 """
 
 from __future__ import annotations
@@ -29,13 +29,21 @@ class TokenBuckets:
         self._clock = clock
         self._buckets: LRU[str, tuple[float, float]] = LRU(max_keys)  # (tokens, last seen)
 
-    def take(self, key: str) -> float:
-        """Spend a token for ``key``: 0.0 if allowed, else seconds until one is earned."""
+    def take(self, key: str, cost: int = 1) -> float:
+        """Spend ``cost`` tokens for ``key``: 0.0 if allowed, else seconds until they
+        are earned (spending nothing). A cost above ``burst`` never fits."""
         now = self._clock()
-        tokens, last = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
+        tokens = self._tokens(key, now)
+        if tokens >= cost:
+            self._buckets[key] = (tokens - cost, now)
             return 0.0
         self._buckets[key] = (tokens, now)
-        return (1.0 - tokens) / self.rate
+        return (cost - tokens) / self.rate
+
+    def wait(self, key: str, cost: int = 1) -> float:
+        """Seconds until ``key`` holds ``cost`` tokens (0.0: now), spending nothing."""
+        return max(0.0, (cost - self._tokens(key, self._clock())) / self.rate)
+
+    def _tokens(self, key: str, now: float) -> float:
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - last) * self.rate)
