@@ -161,3 +161,62 @@ def test_registration_from_one_64_is_limited_as_one_client(settings, clean):
             body = {"email": f"user{i}@example.com", "password": "a long enough password"}
             statuses.append(api.post("/api/v1/auth/register", json=body).status_code)
     assert statuses == [201, 201, 429, 201]
+
+
+def bulk_of(n):
+    return {"items": [{"target": f"https://example.com/{i}"} for i in range(n)]}
+
+
+LOOSE = {"limit_per_key": "off", "limit_per_user": "off", "limit_per_ip": "off"}
+
+
+@pytest.mark.parametrize("tight", ["limit_per_key", "limit_per_user", "limit_per_ip"])
+def test_a_bulk_spends_one_per_item(limited, ada, clean, tight):
+    """Issue #12 item 10: a bulk of 8 against 10/minute leaves 2, whichever limit it is."""
+    with limited(**{**LOOSE, tight: "10/minute"}) as api:
+        eight = api.post("/api/v1/urls/bulk", json=bulk_of(8), headers=bearer(ada[1]))
+        three = api.post("/api/v1/urls/bulk", json=bulk_of(3), headers=bearer(ada[1]))
+        one = api.post("/api/v1/shorten", json=BODY, headers=bearer(ada[1]))
+    assert eight.json()["created"] == 8
+    assert (eight.headers["ratelimit-limit"], eight.headers["ratelimit-remaining"]) == ("10", "2")
+    problem(three, 429, "rate-limited")  # 3 do not fit in 2, and spend nothing
+    assert int(three.headers["retry-after"]) == 6  # one more token every 6 s
+    assert one.status_code == 201
+    assert one.headers["ratelimit-remaining"] == "1"
+    assert scalar(clean.database_url, "SELECT count(*) FROM urls") == 9
+
+
+def test_a_bulk_larger_than_the_limit_is_413_and_counted_once(limited, ada, clean):
+    with limited(limit_per_key="10/minute", limit_per_user="50/minute") as api:
+        eleven = api.post("/api/v1/urls/bulk", json=bulk_of(11), headers=bearer(ada[1]))
+        ten = api.post("/api/v1/urls/bulk", json=bulk_of(10), headers=bearer(ada[1]))
+    body = problem(eleven, 413, "bulk-too-large")
+    assert body["limit"] == 10
+    assert "parts of at most 10" in body["detail"]
+    assert eleven.headers["ratelimit-remaining"] == "9"  # one request, not eleven
+    assert ten.status_code == 429  # ten no longer fit in the 9 left
+    assert scalar(clean.database_url, "SELECT count(*) FROM urls") == 0
+
+
+def test_a_bulk_that_is_refused_before_its_items_is_one_request(limited, clean):
+    """Every request makes exactly one rate-limit check, a bulk whose body is bad too."""
+    _, reader = user_with_key(clean.database_url, "reader@example.com", scopes=("urls:read",))
+    _, writer = user_with_key(clean.database_url, "writer@example.com")
+    with limited(limit_per_key="3/minute") as api:
+        broken = api.post(
+            "/api/v1/urls/bulk",
+            content=b"{not json",
+            headers={**bearer(writer), "Content-Type": "application/json"},
+        )
+        empty = api.post("/api/v1/urls/bulk", json={"items": []}, headers=bearer(writer))
+        unscoped = api.post("/api/v1/urls/bulk", json=bulk_of(2), headers=bearer(reader))
+        anonymous = api.post(  # the body of an unknown caller is never read
+            "/api/v1/urls/bulk", content=b"{not json", headers={"Content-Type": "application/json"}
+        )
+    problem(broken, 400, "malformed-json")
+    assert broken.headers["ratelimit-remaining"] == "2"
+    problem(empty, 422, "validation-failed")
+    assert empty.headers["ratelimit-remaining"] == "1"
+    problem(unscoped, 403, "insufficient-scope")  # refused for its scope, counted once
+    assert unscoped.headers["ratelimit-remaining"] == "2"
+    problem(anonymous, 401, "unauthenticated")

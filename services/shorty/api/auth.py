@@ -2,7 +2,8 @@
 
 Every request makes exactly one rate-limit check: against its client IP alone
 when it carries no valid key (so guessing keys is throttled too), or against
-its key, its user and its client IP together once the key is known.
+its key, its user and its client IP together once the key is known. A bulk
+request spends one per item from each (``admit``'s ``cost``).
 """
 
 from __future__ import annotations
@@ -28,9 +29,19 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="shorty"'}
 
 async def authenticate(request: Request, scope: str) -> Principal:
     """The caller's principal if its key is valid, within its limits, and carries ``scope``."""
+    return await admit(request, await identify(request), scope)
+
+
+def _ip_check(request: Request) -> list[tuple[str, Limit | None]]:
     settings: Settings = request.app.state.settings
     ip = rate_limit_key(client_ip(request.scope, settings.trusted_proxies), settings.ipv6_prefix)
-    ip_check = [("ip:" + ip, settings.limits["ip"])]
+    return [("ip:" + ip, settings.limits["ip"])]
+
+
+async def identify(request: Request) -> Principal:
+    """The caller's principal if its key is valid; else 401, once the request is
+    counted against its client IP. Its limits are ``admit``'s to check."""
+    ip_check = _ip_check(request)
     header = request.headers.get("authorization")
     if not header:
         await within_limits(request, ip_check)
@@ -70,21 +81,43 @@ async def authenticate(request: Request, scope: str) -> Principal:
             "This API key is unknown, revoked or expired.",
             headers=_CHALLENGE,
         )
+    return principal
+
+
+async def admit(request: Request, principal: Principal, scope: str, *, cost: int = 1) -> Principal:
+    """``principal`` once ``cost`` (a bulk: its items) is spent from its key's, user's and
+    client IP's limits, and if it carries ``scope``.
+
+    A request refused for its scope is counted as one. So is a cost no limit could
+    ever hold (more than its count), which would never pass: it is refused with
+    413 ``bulk-too-large``, naming the most the caller may send at once."""
+    settings: Settings = request.app.state.settings
     checks = [
         (f"user:{principal.user_id}", _limit(principal.user_limit, settings.limits["user"])),
-        *ip_check,
+        *_ip_check(request),
     ]
     if principal.key_id != SESSION_KEY_ID:
         checks.append(
             (f"key:{principal.key_id}", _limit(principal.key_limit, settings.limits["key"]))
         )
-    await within_limits(request, checks)
-    if not principal.allows(scope):
+    most = min((limit.count for _, limit in checks if limit is not None), default=cost)
+    allowed = principal.allows(scope)
+    await within_limits(request, checks, cost=cost if allowed and cost <= most else 1)
+    if not allowed:
         raise Problem(
             403,
             "insufficient-scope",
             "Insufficient scope",
             f"This API key lacks the '{scope}' scope.",
+        )
+    if cost > most:
+        raise Problem(
+            413,
+            "bulk-too-large",
+            "More items than your rate limit holds",
+            f"This request holds {cost} items, and your rate limit allows {most} at once;"
+            f" send them in parts of at most {most}.",
+            limit=most,
         )
     return principal
 
@@ -112,10 +145,14 @@ def _limit(override: str | None, default: Limit | None) -> Limit | None:
         return default
 
 
-async def within_limits(request: Request, checks: list[tuple[str, Limit | None]]) -> None:
-    """Count this request against ``checks`` (None: no limit); 429 if one is spent."""
+async def within_limits(
+    request: Request, checks: list[tuple[str, Limit | None]], *, cost: int = 1
+) -> None:
+    """Spend ``cost`` from each of ``checks`` (None: no limit); 429 if one lacks it."""
     limiter: Limiter = request.app.state.limiter
-    decision = await limiter.check([(key, limit) for key, limit in checks if limit is not None])
+    decision = await limiter.check(
+        [(key, limit) for key, limit in checks if limit is not None], cost
+    )
     request.scope.setdefault("state", {})["ratelimit"] = decision
     if not decision.allowed:
         RATE_LIMITED.labels("api").inc()

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from shorty.api import csvsafe
-from shorty.api.auth import authenticate
+from shorty.api.auth import admit, authenticate, identify
 from shorty.api.body import changes_of, parse_json, read_body, read_json, validate
 from shorty.api.idempotency import idempotent
 from shorty.api.problems import domain_problem
@@ -75,11 +75,19 @@ BULK_MAX = 1000
 
 
 async def bulk(request: Request) -> Response:
-    """Up to BULK_MAX links in one request; each item succeeds or fails on its own."""
-    principal = await authenticate(request, "urls:write")
+    """Up to BULK_MAX links in one request; each item succeeds or fails on its own.
+
+    Each item costs one from the rate limits, as a single shorten would (issue #12
+    item 10), so the body is read before the one check; only a known caller's."""
+    principal = await identify(request)
     settings: Settings = request.app.state.settings
-    data = parse_json(await read_body(request, settings.max_body_bytes * 64))
-    items = validate(data, BulkRequest, nul_check=False).items  # each item checked below
+    try:
+        data = parse_json(await read_body(request, settings.max_body_bytes * 64))
+        items = validate(data, BulkRequest, nul_check=False).items  # each item checked below
+    except Problem:
+        await admit(request, principal, "urls:write")  # counted as one; a 429 or 403 first
+        raise
+    await admit(request, principal, "urls:write", cost=len(items))
 
     async def produce() -> tuple[int, Any, dict[str, str]]:
         results: list[dict[str, Any]] = []

@@ -28,6 +28,11 @@ PROBLEM_SCHEMA = {
         "detail": {"type": "string"},
         "instance": {"type": "string"},
         "reason": {"type": "string"},
+        "quota": {"type": "string", "description": "quota-exceeded: which quota"},
+        "limit": {
+            "type": "integer",
+            "description": "quota-exceeded: the quota; bulk-too-large: the most items at once",
+        },
         "errors": {
             "type": "array",
             "items": {
@@ -148,9 +153,12 @@ def _operation(route: Route, op: Operation, keys: dict[Any, Any]) -> dict[str, A
                 "description": model.__doc__.strip().split("\n")[0] if model.__doc__ else "OK",
                 "content": {"application/json": {"schema": keys[(model, "serialization")]}},
             }
-    problems = {**({} if op.public else COMMON), 422: "The request is not valid", **op.errors}
-    if op.body is not None:
-        problems.update(BODY_ERRORS)
+    problems = {
+        **({} if op.public else COMMON),
+        422: "The request is not valid",
+        **(BODY_ERRORS if op.body is not None else {}),
+        **op.errors,
+    }
     for status, description in problems.items():
         out["responses"].setdefault(
             str(status),

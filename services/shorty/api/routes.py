@@ -97,11 +97,14 @@ OPERATIONS: list[tuple[Route, Operation]] = [
     (
         Route("/api/v1/urls/bulk", links.bulk, methods=["POST"]),
         Operation(
-            "Shorten up to 1,000 URLs; each item on its own",
+            "Shorten up to 1,000 URLs; each item on its own and one from the rate limits",
             "links",
             body=BulkRequest,
             responses={200: BulkResult},
-            errors=_SCOPE,
+            errors={
+                **_SCOPE,
+                413: "The body is too large, or holds more items than the rate limits allow",
+            },
         ),
     ),
     (
