@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from shorty.core.errors import AliasTaken, CodeSpaceExhausted
+from shorty.core.errors import AliasTaken, CodeSpaceExhausted, QuotaExceeded
 from shorty.store.links import LinkStore
-from tests.helpers import query, user_with_key
+from tests.helpers import query, scalar, user_with_key
 
 
 def with_store(url, action, **store_args):
@@ -101,3 +101,97 @@ def test_owner_scoping(clean):
     assert bob_delete is None
     assert as_ada is not None
     assert as_ada.code == "adas"
+
+
+def with_pool(url, scenario, size=10):
+    async def go():
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=size)
+        try:
+            return await scenario(LinkStore(pool))
+        finally:
+            await pool.close()
+
+    return asyncio.run(go())
+
+
+def test_concurrent_creates_never_pass_the_link_quota(clean):
+    """Issue #12 item 10: twenty creates at once (shortened and declared) against a
+    quota of 5 make exactly 5 links; the owner's row serializes the last places."""
+    owner, _ = user_with_key(clean.database_url, "ada@example.com")
+
+    async def scenario(store):
+        async def one(i):
+            target = f"https://example.com/{i}"
+            try:
+                if i % 2:
+                    return await store.create(target, owner_id=owner, max_links=5)
+                fields = {"target": target}
+                return (await store.put_by_ref(f"ref-{i}", fields, owner_id=owner, max_links=5))[0]
+            except QuotaExceeded as exc:
+                return exc
+
+        return await asyncio.gather(*(one(i) for i in range(20)))
+
+    results = with_pool(clean.database_url, scenario)
+    refused = [r for r in results if isinstance(r, QuotaExceeded)]
+    assert len(refused) == 15
+    assert {(r.slug, r.quota, r.limit) for r in refused} == {("quota-exceeded", "links", 5)}
+    assert scalar(clean.database_url, "SELECT count(*) FROM urls WHERE owner_id = $1", owner) == 5
+
+
+def test_the_link_quota_counts_only_links_the_owner_holds(clean):
+    ada, _ = user_with_key(clean.database_url, "ada@example.com")
+    bob, _ = user_with_key(clean.database_url, "bob@example.com")
+
+    async def scenario(store):
+        first = await store.create("https://example.com/1", owner_id=ada, max_links=2)
+        await store.create("https://example.com/b", owner_id=bob)  # another owner's
+        await store.create("https://example.com/2", owner_id=ada, max_links=2)
+        with pytest.raises(QuotaExceeded, match="at most 2 links"):
+            await store.create("https://example.com/3", owner_id=ada, max_links=2)
+        with pytest.raises(QuotaExceeded):
+            await store.put_by_ref("r", {"target": "https://e.com/"}, owner_id=ada, max_links=2)
+        # A blocked link its owner deletes is only let go of: it stays, owned by no one.
+        await store.block(first.code, "abuse", None)
+        await store.delete(first.code, owner_id=ada)
+        assert (await store.get(first.code)).owner_id is None
+        third = await store.create("https://example.com/3", owner_id=ada, max_links=2)
+        unlimited = await store.create("https://example.com/4", owner_id=ada)
+        with pytest.raises(QuotaExceeded, match="at most 0 links"):
+            await store.create("https://example.com/5", owner_id=bob, max_links=0)
+        return third, unlimited
+
+    third, unlimited = with_pool(clean.database_url, scenario)
+    assert third.owner_id == unlimited.owner_id == ada
+
+
+def test_only_a_link_quota_locks_the_owner(clean):
+    """Without a quota (the default) a create takes no lock on its owner's row; with
+    one it waits for it: here, for a transaction holding it as an admin's PATCH would."""
+    owner, _ = user_with_key(clean.database_url, "ada@example.com")
+
+    async def scenario(store):
+        holder = await asyncpg.connect(clean.database_url)
+        held = holder.transaction()
+        await held.start()
+        await holder.execute("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", owner)
+        try:
+            free = await asyncio.wait_for(store.create("https://e.com/1", owner_id=owner), 10)
+            capped = asyncio.create_task(
+                store.create("https://e.com/2", owner_id=owner, max_links=5)
+            )
+            deadline = asyncio.get_running_loop().time() + 10
+            while not await holder.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ):
+                assert asyncio.get_running_loop().time() < deadline, "the create never waited"
+                await asyncio.sleep(0.02)
+            assert not capped.done()
+        finally:
+            await held.rollback()
+            await holder.close()
+        return free, await asyncio.wait_for(capped, 10)
+
+    free, capped = with_pool(clean.database_url, scenario)
+    assert free.owner_id == capped.owner_id == owner

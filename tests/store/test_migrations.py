@@ -113,6 +113,7 @@ def test_lookup_by_code_is_an_index_scan(clean):
             "urls_target_check",
         ),
         ("INSERT INTO users (email) VALUES ('Upper@Case.x')", "users_email_check"),
+        ("INSERT INTO users (email, max_links) VALUES ('a@b.c', -1)", "users_max_links_check"),
     ],
 )
 def test_constraints_guard_the_data(clean, sql, constraint):

@@ -54,6 +54,7 @@ class Principal:
     scopes: frozenset[str]
     key_limit: str | None = None  # overrides SHORTY_LIMIT_PER_KEY for this key
     user_limit: str | None = None  # overrides SHORTY_LIMIT_PER_USER for this user
+    max_links: int | None = None  # overrides SHORTY_MAX_LINKS_PER_USER for this user
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scopes", effective_scopes(self.role, self.scopes))
@@ -64,6 +65,11 @@ class Principal:
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or self.is_admin
+
+    def link_quota(self, default: int | None) -> int | None:
+        """The most links this user may own: their own quota, else ``default``
+        (None: no limit)."""
+        return self.max_links if self.max_links is not None else default
 
 
 _SELECT = """
@@ -162,7 +168,8 @@ class KeyStore:
         """The principal for a live key of an enabled user, else None."""
         row = await self._pool.fetchrow(
             "SELECT k.id, k.user_id, k.scopes, u.role, k.rate_limit AS key_limit,"
-            " u.rate_limit AS user_limit, k.last_used_at < now() - interval '1 minute'"
+            " u.rate_limit AS user_limit, u.max_links,"
+            " k.last_used_at < now() - interval '1 minute'"
             " OR k.last_used_at IS NULL AS stale FROM api_keys k"
             " JOIN users u ON u.id = k.user_id"
             " WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
@@ -182,6 +189,7 @@ class KeyStore:
             frozenset(row["scopes"]),
             row["key_limit"],
             row["user_limit"],
+            row["max_links"],
         )
 
     async def list(self, *, user_id: int | None = None) -> list[ApiKey]:

@@ -17,6 +17,7 @@ from shorty.core.errors import (
     CodeImmutable,
     CodeSpaceExhausted,
     InvalidRedirect,
+    QuotaExceeded,
     ReferenceTaken,
 )
 from shorty.core.links import PERMANENT_WITH_LIMITS, Link
@@ -114,15 +115,20 @@ class LinkStore:
         owner_id: int | None,
         alias: str | None = None,
         expires_at: datetime | None = None,
+        max_links: int | None = None,
     ) -> Link:
         """Insert a link under ``alias`` or under a fresh random code.
 
         A random code that is already taken is drawn again, at most
-        ``codes.MAX_ATTEMPTS`` times; a taken alias is AliasTaken at once.
+        ``codes.MAX_ATTEMPTS`` times; a taken alias is AliasTaken at once. An owner
+        who already owns ``max_links`` links (None: no limit) is QuotaExceeded.
         """
+        quota = _quota(owner_id, max_links)
         return await self._under_a_code(
             alias,
-            lambda code: self._change("link.created", _INSERT, code, target, owner_id, expires_at),
+            lambda code: self._change(
+                "link.created", _INSERT, code, target, owner_id, expires_at, quota=quota
+            ),
         )
 
     async def get(self, code: str, *, owner_id: int | None = None) -> Link | None:
@@ -235,10 +241,12 @@ class LinkStore:
         *,
         owner_id: int | None,
         alias: str | None = None,
+        max_links: int | None = None,
     ) -> tuple[Link, Outcome]:
         """Make the link declared under ``ref`` hold ``fields`` (keys from UPDATABLE,
-        ``target`` among them): created when there is none, changed only where it
-        differs, so a repeated declaration writes nothing and sends no event.
+        ``target`` among them): created when there is none (within ``max_links``, as
+        by ``create``), changed only where it differs, so a repeated declaration
+        writes nothing and sends no event.
 
         Its code never changes: an ``alias`` other than the link's code is
         CodeImmutable. A reference another user's link holds is ReferenceTaken; an
@@ -252,7 +260,8 @@ class LinkStore:
             existing = await self.get_by_ref(ref)
             if existing is None:
                 try:
-                    return await self._declare(ref, fields, owner_id, alias), Outcome.CREATED
+                    created = await self._declare(ref, fields, owner_id, alias, max_links)
+                    return created, Outcome.CREATED
                 except asyncpg.UniqueViolationError:
                     continue  # the same reference, declared at the same moment
                 except AliasTaken:
@@ -277,9 +286,15 @@ class LinkStore:
         raise ReferenceTaken(f"The link declared as '{ref}' keeps changing; try again.")
 
     async def _declare(
-        self, ref: str, fields: dict[str, Any], owner_id: int | None, alias: str | None
+        self,
+        ref: str,
+        fields: dict[str, Any],
+        owner_id: int | None,
+        alias: str | None,
+        max_links: int | None,
     ) -> Link:
         tags = fields.get("tags")
+        quota = _quota(owner_id, max_links)
         return await self._under_a_code(
             alias,
             lambda code: self._change(
@@ -296,6 +311,7 @@ class LinkStore:
                 fields.get("title"),
                 list(tags) if tags is not None else None,
                 fields.get("forward_query"),
+                quota=quota,
             ),
         )
 
@@ -316,10 +332,15 @@ class LinkStore:
             f"No free code found in {attempts} attempts; raise SHORTY_CODE_LENGTH."
         )
 
-    async def _change(self, event_type: str, sql: str, *args: Any) -> Link | None:
+    async def _change(
+        self, event_type: str, sql: str, *args: Any, quota: tuple[int, int] | None = None
+    ) -> Link | None:
         """Run ``sql`` (returning the link's row) and write its outbox event in the same
-        transaction; None if no row came back."""
+        transaction; None if no row came back. With ``quota`` (owner, most links), a
+        place under it is claimed first, in the same transaction."""
         async with self._pool.acquire() as conn, conn.transaction():
+            if quota is not None:
+                await _claim_place(conn, *quota)
             try:
                 row = await conn.fetchrow(sql, *args)
             except asyncpg.CheckViolationError as exc:
@@ -366,6 +387,28 @@ class LinkStore:
         links = [_link(row) for row in rows[: query.limit]]
         more = len(rows) > query.limit
         return links, ((links[-1].created_at, links[-1].id) if more and links else None)
+
+
+def _quota(owner_id: int | None, max_links: int | None) -> tuple[int, int] | None:
+    """What ``_change`` checks: nothing at all for the unlimited default."""
+    return (owner_id, max_links) if owner_id is not None and max_links is not None else None
+
+
+async def _claim_place(conn: asyncpg.Connection, owner_id: int, most: int) -> None:
+    """QuotaExceeded if ``owner_id`` owns ``most`` links already. Their user row stays
+    locked until the transaction ends, so two links created at once cannot both take
+    the last place (FOR NO KEY UPDATE: exclusive among claims, yet no obstacle to the
+    foreign-key checks of rows that merely point at the user). Links the owner let
+    go of (owner NULL) do not count."""
+    await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", owner_id)
+    owned = await conn.fetchval("SELECT count(*) FROM urls WHERE owner_id = $1", owner_id)
+    if owned >= most:
+        raise QuotaExceeded(
+            "links",
+            most,
+            f"This account may own at most {most} links; delete one first, or ask an admin"
+            " for more.",
+        )
 
 
 def _held(link: Link, name: str) -> Any:

@@ -32,9 +32,10 @@ class User:
     disabled: bool
     created_at: datetime
     rate_limit: str | None = None
+    max_links: int | None = None  # None: SHORTY_MAX_LINKS_PER_USER
 
 
-_USER = "id, email, role, disabled, created_at, rate_limit"
+_USER = "id, email, role, disabled, created_at, rate_limit, max_links"
 
 
 class UserStore:
@@ -108,10 +109,10 @@ class UserStore:
         return [User(**dict(row)) for row in rows]
 
     async def update(self, user_id: int, changes: dict[str, object]) -> User | None:
-        """Change ``disabled``, ``role`` or ``rate_limit`` of a user. A role that grants
-        less takes the scopes it lost from the user's keys too, in the same
+        """Change ``disabled``, ``role``, ``rate_limit`` or ``max_links`` of a user. A role
+        that grants less takes the scopes it lost from the user's keys too, in the same
         transaction (the request path cuts them anyway; this keeps the rows true)."""
-        allowed = {"disabled", "role", "rate_limit"}
+        allowed = {"disabled", "role", "rate_limit", "max_links"}
         if set(changes) - allowed:
             raise ValueError(f"not updatable: {sorted(set(changes) - allowed)}")
         if changes.get("role") not in (None, *ROLES):
@@ -139,7 +140,7 @@ class UserStore:
         was ended — by logout, or by the reuse of a spent refresh token — so an
         access token stops working with its session, not at its ``exp``."""
         row = await self._pool.fetchrow(
-            "SELECT role, rate_limit FROM users WHERE id = $1 AND NOT disabled"
+            "SELECT role, rate_limit, max_links FROM users WHERE id = $1 AND NOT disabled"
             " AND ($2::uuid IS NULL OR NOT EXISTS (SELECT 1 FROM refresh_tokens"
             " WHERE family = $2 AND revoked_at IS NOT NULL))",
             user_id,
@@ -148,4 +149,11 @@ class UserStore:
         if row is None:
             return None
         role = row["role"]
-        return Principal(user_id, role, SESSION_KEY_ID, ROLE_SCOPES[role], None, row["rate_limit"])
+        return Principal(
+            user_id,
+            role,
+            SESSION_KEY_ID,
+            ROLE_SCOPES[role],
+            user_limit=row["rate_limit"],
+            max_links=row["max_links"],
+        )
