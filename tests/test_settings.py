@@ -65,6 +65,16 @@ def test_the_ipv6_prefix_is_32_to_128(monkeypatch, bad):
     assert [p.split(":")[0] for p in caught.value.problems] == ["SHORTY_IPV6_PREFIX"]
 
 
+def test_the_link_quota_is_unlimited_unless_set(monkeypatch):
+    assert load_settings().max_links_per_user is None
+    monkeypatch.setenv("SHORTY_MAX_LINKS_PER_USER", "500")
+    assert load_settings().max_links_per_user == 500
+    monkeypatch.setenv("SHORTY_MAX_LINKS_PER_USER", "-1")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert [p.split(":")[0] for p in caught.value.problems] == ["SHORTY_MAX_LINKS_PER_USER"]
+
+
 def test_every_bad_value_is_named_once(monkeypatch):
     monkeypatch.setenv("SHORTY_CODE_LENGTH", "three")
     monkeypatch.setenv("SHORTY_PUBLIC_URL", "not a url")

@@ -145,6 +145,12 @@ class Settings(BaseSettings):
     max_keys_per_user: int = Field(
         50, ge=1, le=100_000, description="Live (unrevoked, unexpired) API keys a user may hold."
     )
+    max_links_per_user: int | None = Field(
+        None,
+        ge=0,
+        le=2_000_000_000,
+        description="Links a user may own (unset: no limit); an admin may set a user's own.",
+    )
     login_limit_per_ip: str = Field("20/minute", description="Login attempts per client IP.")
     login_limit_per_email: str = Field(
         "5/minute", description="Login attempts per account from one client IP."

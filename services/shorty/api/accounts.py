@@ -72,6 +72,7 @@ class UserOut(BaseModel):
     disabled: bool
     created_at: datetime
     rate_limit: str | None
+    max_links: int | None = Field(description="The user's own link quota; null: the default.")
 
 
 class UserPage(BaseModel):
@@ -91,6 +92,14 @@ class UserPatch(BaseModel):
     role: Literal["user", "admin"] | None = optional()
     rate_limit: RateLimitText | None = Field(
         None, description="e.g. 5000/hour, 300/15m, off; null: the default"
+    )
+    max_links: int | None = Field(
+        None,
+        strict=True,  # a number: not true, "7" or 7.0
+        ge=0,
+        le=2_000_000_000,
+        description="Links the user may own, above or below SHORTY_MAX_LINKS_PER_USER;"
+        " null: that default.",
     )
 
 

@@ -40,6 +40,7 @@ from shorty.core.errors import DomainError, LinkNotFound
 from shorty.core.links import Link, check_expiry, check_tags
 from shorty.core.targets import normalize_target
 from shorty.settings import Settings
+from shorty.store.keys import Principal
 from shorty.store.links import LinkQuery, LinkStore, Outcome
 from shorty.web.problems import Problem
 
@@ -53,7 +54,7 @@ async def shorten(request: Request) -> Response:
     body = validate(data, ShortenRequest)
 
     async def produce() -> tuple[int, Any, dict[str, str]]:
-        link = await _create(request, principal.user_id, body)
+        link = await _create(request, principal, body)
         # The code may be remembered as unknown (a negative cache entry): forget that.
         await invalidate(request, link.code)
         out = LinkOut.of(link, settings.public_base).model_dump(mode="json")
@@ -62,13 +63,19 @@ async def shorten(request: Request) -> Response:
     return await idempotent(request, principal, data, produce)
 
 
-async def _create(request: Request, owner_id: int, body: ShortenRequest) -> Link:
+async def _create(request: Request, owner: Principal, body: ShortenRequest) -> Link:
     settings: Settings = request.app.state.settings
     target = normalize_target(body.target, settings.target_rules)
     alias = validate_alias(body.alias) if body.alias is not None else None
     expires_at = check_expiry(body.expires_at, datetime.now(UTC))
     store: LinkStore = request.app.state.links
-    return await store.create(target, owner_id=owner_id, alias=alias, expires_at=expires_at)
+    return await store.create(
+        target,
+        owner_id=owner.user_id,
+        alias=alias,
+        expires_at=expires_at,
+        max_links=owner.link_quota(settings.max_links_per_user),
+    )
 
 
 BULK_MAX = 1000
@@ -95,7 +102,7 @@ async def bulk(request: Request) -> Response:
         for index, item in enumerate(items):
             try:
                 link = await _create(
-                    request, principal.user_id, validate(item, ShortenRequest, f"items.{index}.")
+                    request, principal, validate(item, ShortenRequest, f"items.{index}.")
                 )
             except (Problem, DomainError) as exc:
                 refused = exc if isinstance(exc, Problem) else domain_problem(exc)
@@ -219,7 +226,13 @@ async def put_declared(request: Request) -> Response:
     fields = _checked(body.model_dump(exclude={"alias"}), settings, past_ok=True)
     alias = validate_alias(body.alias) if body.alias is not None else None
     store: LinkStore = request.app.state.links
-    link, outcome = await store.put_by_ref(ref, fields, owner_id=principal.user_id, alias=alias)
+    link, outcome = await store.put_by_ref(
+        ref,
+        fields,
+        owner_id=principal.user_id,
+        alias=alias,
+        max_links=principal.link_quota(settings.max_links_per_user),
+    )
     if outcome is not Outcome.UNCHANGED:  # a repeated declaration leaves the caches be
         await invalidate(request, link.code)
     out = DeclaredLink.of(link, settings.public_base).model_dump(mode="json")

@@ -34,6 +34,7 @@ from shorty.api.schemas import (
 
 _LINK = {404: "No link with this code (or not yours)"}
 _SCOPE = {403: "The credential lacks the scope"}
+_CREATES = {403: "The credential lacks the scope, or the user's link quota is reached"}
 _REF = {404: "No link declared under this reference (or not yours)"}
 
 OPERATIONS: list[tuple[Route, Operation]] = [
@@ -87,7 +88,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
             "links",
             body=ShortenRequest,
             responses={201: LinkOut},
-            errors={**_SCOPE, 409: "Alias taken, or the same Idempotency-Key in progress"},
+            errors={**_CREATES, 409: "Alias taken, or the same Idempotency-Key in progress"},
         ),
     ),
     (
@@ -138,7 +139,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
             query=RefQuery,
             responses={200: DeclaredLink, 201: DeclaredLink},
             errors={
-                **_SCOPE,
+                **_CREATES,
                 409: "Alias taken, the reference another user's, or a code change asked for",
             },
         ),
@@ -233,7 +234,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
     (
         Route("/api/v1/admin/users/{user_id}", accounts.admin_update_user, methods=["PATCH"]),
         Operation(
-            "Disable a user, change their role or rate limit",
+            "Disable a user, change their role, rate limit or link quota",
             "admin",
             path={"user_id": ID_SCHEMA},
             body=accounts.UserPatch,
