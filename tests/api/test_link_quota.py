@@ -140,9 +140,12 @@ def test_deleting_a_link_frees_its_place(capped, ada, admin, clean):
 def test_a_logged_in_user_has_the_same_quota(capped, admin, clean):
     credentials = {"email": "eve@example.com", "password": "a long enough password"}
     with capped(5) as api:
-        user = api.post("/api/v1/auth/register", json=credentials).json()
+        api.post("/api/v1/auth/register", json=credentials)
+        user_id = scalar(
+            clean.database_url, "SELECT id FROM users WHERE email = $1", credentials["email"]
+        )
         token = api.post("/api/v1/auth/login", json=credentials).json()["access_token"]
-        set_quota(api, admin, user["id"], 1)
+        set_quota(api, admin, user_id, 1)
         statuses = [shorten(api, token, i).status_code for i in range(2)]
     assert statuses == [201, 403]
 
