@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint fmt typecheck pytest bench clean distclean help
+.PHONY: run test lint fmt typecheck pytest bench fuzz clean distclean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ fmt: $(STAMP)  ## format and auto-fix
 
 bench: $(STAMP)  ## benchmarks (not part of make test)
 	$(BIN)/python -m bench
+
+fuzz: $(STAMP)  ## schemathesis, every check, 100 examples per operation, as a user and an admin
+	$(BIN)/python scripts/fuzz.py
 
 clean:  ## remove the venv, caches and test data (keeps your dev data)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .shorty-data/test .shorty-data/e2e-*

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "schemathesis.toml"
 HOOKS = "tests.api.fuzz_hooks"
 SEED = 20261204
+LINKS = 20  # links each fuzzing user owns, so operations on a code reach past the 404
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Credential:
     key: str
     user_id: int
     key_id: int
+    codes: tuple[str, ...]  # links the credential's user owns
 
 
 def free_port() -> int:
@@ -84,6 +86,7 @@ async def credentials(database_url: str) -> list[Credential]:
 
     from shorty.core.accounts import ROLE_SCOPES
     from shorty.store.keys import KeyStore
+    from shorty.store.links import LinkStore
     from shorty.store.users import UserStore
 
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
@@ -93,7 +96,15 @@ async def credentials(database_url: str) -> list[Credential]:
             user = await UserStore(pool).create(f"fuzz-{name}@example.com", None, role=role)
             scopes = tuple(sorted(ROLE_SCOPES[role]))
             key, raw = await KeyStore(pool).create(user.id, name="fuzz", scopes=scopes)
-            made.append(Credential(name, raw, user.id, key.id))
+            codes = []
+            for number in range(LINKS):
+                link = await LinkStore(pool).create(
+                    f"https://example.com/{name}/{number}",
+                    owner_id=user.id,
+                    alias=f"fuzz-{name}-{number:02d}",
+                )
+                codes.append(link.code)
+            made.append(Credential(name, raw, user.id, key.id, tuple(codes)))
     finally:
         await pool.close()
     return made
@@ -184,6 +195,7 @@ def schemathesis(url: str, who: Credential, args: argparse.Namespace) -> int:
         # or limiting them would turn the rest of the run into 401s and 429s.
         "SHORTY_FUZZ_OWN_KEY_ID": str(who.key_id),
         "SHORTY_FUZZ_OWN_USER_ID": str(who.user_id),
+        "SHORTY_FUZZ_CODES": ",".join(who.codes),
     }
     print(f"\n== schemathesis as the {who.name} (seed {args.seed}) ==", flush=True)
     return subprocess.run(command, env=env, check=False).returncode

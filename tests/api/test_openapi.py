@@ -1,12 +1,14 @@
 """The OpenAPI document is valid, covers every route, and tells the truth about answers."""
 
 import re
+import tomllib
 
 import jsonschema
 from openapi_spec_validator import validate
 from starlette.routing import Route
 
 from shorty.api.app import create_app
+from tests.conftest import ROOT
 from tests.helpers import bearer
 
 
@@ -20,7 +22,7 @@ def test_every_api_route_is_documented(api, settings):
     doc = api.get("/api/v1/openapi.json").json()
     app = create_app(settings)
     served = {
-        (route.path, method.lower())
+        (route.path.replace("{code:code}", "{code}"), method.lower())
         for route in app.routes
         if isinstance(route, Route) and route.path.startswith("/api/v1/")
         for method in (route.methods or set()) - {"HEAD"}
@@ -107,3 +109,23 @@ def test_a_method_a_path_does_not_take_is_405_with_allow(api, ada):
             assert response.headers["content-type"] == "application/problem+json"
             allowed = {m.strip() for m in response.headers["allow"].split(",")}
             assert allowed == documented, (method, path)
+
+
+def test_schemathesis_config_allows_422_exactly_where_the_document_says_why(api):
+    """schemathesis.toml lets a schema-valid request be 422 only for operations whose
+    description lists the rules a schema cannot say, and for all of them."""
+    doc = api.get("/api/v1/openapi.json").json()
+    described = {
+        (method.upper(), path)
+        for path, operations in doc["paths"].items()
+        for method, operation in operations.items()
+        if "refused (422) when" in operation.get("description", "")
+    }
+    config = tomllib.loads((ROOT / "schemathesis.toml").read_text())
+    allowed = {
+        (entry["include-method"], entry["include-path"])
+        for entry in config["operations"]
+        if "422" in entry["checks"]["positive_data_acceptance"]["expected-statuses"]
+    }
+    assert described
+    assert allowed == described

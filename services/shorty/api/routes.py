@@ -3,8 +3,10 @@ OpenAPI document are both built from this list."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -33,6 +35,18 @@ from shorty.api.schemas import (
 )
 
 _LINK = {404: "No link with this code (or not yours)"}
+# Rules a schema cannot say, shared by the operations that take a link's fields.
+_TARGET = (
+    "the target is not a URL Shorty redirects to: a host that is not a valid name, the"
+    " service itself, on the block-list, a private address or a look-alike name; white"
+    " space or control characters; longer than 2,048 characters once encoded"
+)
+_ALIAS = "the alias is a reserved word"
+_FUTURE = "expires_at is not in the future, or more than 100 years ahead"
+_FAR = "expires_at is more than 100 years ahead"
+_TAGS = "a tag holds other than letters, digits, space and . : / + - _, or there are over 20"
+_PERMANENT = "redirect_type is 301 or 308 and the link has expires_at or max_clicks"
+_WINDOW = ("from is after to", "the series would have more than 2,000 points")
 _SCOPE = {403: "The credential lacks the scope"}
 _CREATES = {403: "The credential lacks the scope, or the user's link quota is reached"}
 _REF = {404: "No link declared under this reference (or not yours)"}
@@ -47,6 +61,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
             responses={202: sessions.Registered},
             errors={403: "Registration is closed", 429: "Too many attempts"},
             public=True,
+            refused=("the address grows past 254 characters when lower-cased",),
         ),
     ),
     (
@@ -89,11 +104,18 @@ OPERATIONS: list[tuple[Route, Operation]] = [
             body=ShortenRequest,
             responses={201: LinkOut},
             errors={**_CREATES, 409: "Alias taken, or the same Idempotency-Key in progress"},
+            refused=(_TARGET, _ALIAS, _FUTURE),
         ),
     ),
     (
         Route("/api/v1/urls", links.list_urls, methods=["GET"]),
-        Operation("List links, newest first", "links", query=ListQuery, responses={200: LinkPage}),
+        Operation(
+            "List links, newest first",
+            "links",
+            query=ListQuery,
+            responses={200: LinkPage},
+            refused=("cursor is not the next_cursor of a page",),
+        ),
     ),
     (
         Route("/api/v1/urls/bulk", links.bulk, methods=["POST"]),
@@ -124,6 +146,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
             body=UpdateRequest,
             responses={200: LinkDetail},
             errors={**_LINK, **_SCOPE},
+            refused=(_TARGET, _TAGS, _FUTURE, _PERMANENT),
         ),
     ),
     (
@@ -142,6 +165,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
                 **_CREATES,
                 409: "Alias taken, the reference another user's, or a code change asked for",
             },
+            refused=(_TARGET, _ALIAS, _TAGS, _FAR, _PERMANENT),
         ),
     ),
     (
@@ -170,7 +194,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
             "The short URL as a QR code (?format=svg|png, ?size=1..40)",
             "links",
             query=QrQuery,
-            responses={200: "image/svg+xml"},
+            responses={200: "image/svg+xml | image/png"},
             errors=_LINK,
         ),
     ),
@@ -182,6 +206,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
             query=StatsQuery,
             responses={200: LinkStats},
             errors={**_LINK, **_SCOPE, 422: "A parameter is not valid, or the range too large"},
+            refused=_WINDOW,
         ),
     ),
     (
@@ -195,6 +220,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
                 403: "The credential lacks the scope, or all=true from a non-admin",
                 422: "A parameter is not valid, or the range too large",
             },
+            refused=_WINDOW,
         ),
     ),
     (
@@ -205,6 +231,11 @@ OPERATIONS: list[tuple[Route, Operation]] = [
             body=accounts.KeyCreate,
             responses={201: accounts.KeyCreated},
             errors=_SCOPE,
+            refused=(
+                "name holds characters that are not printable",
+                _FUTURE,
+                "expires_at is past the minting key's own expiry",
+            ),
         ),
     ),
     (
@@ -240,6 +271,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
             body=accounts.UserPatch,
             responses={200: accounts.UserOut},
             errors={**_SCOPE, 404: "No such user"},
+            refused=("an admin disables or demotes themselves",),
         ),
     ),
     (
@@ -278,15 +310,53 @@ OPERATIONS: list[tuple[Route, Operation]] = [
 def routing_table(operations: list[tuple[Route, Operation]]) -> list[Route]:
     """One Route per path, dispatching on the method: a method the path does not take
     is then 405 with an ``Allow`` header naming every method it does take (RFC 9110
-    section 15.5.6), not only those of the first route that matched the path."""
+    section 15.5.6), not only those of the first route that matched the path.
+
+    ``{code}`` never matches a literal path beside it: ``/urls/bulk`` and
+    ``/urls/export.csv`` are always those routes (a PATCH of them is 405), never a
+    link named ``bulk`` (a reserved word, so no link has that code)."""
     by_path: dict[str, dict[str, Endpoint]] = {}
     for route, _ in operations:
         for method in route.methods or ():
             by_path.setdefault(route.path, {})[method] = route.endpoint
     return [
-        Route(path, _dispatcher(endpoints), methods=sorted(endpoints), name=path)
+        Route(
+            path.replace("{code}", "{code:code}"),
+            _dispatcher(endpoints),
+            methods=sorted(endpoints),
+            name=path,
+        )
         for path, endpoints in by_path.items()
     ]
+
+
+def code_convertor(literals: set[str]) -> Convertor[str]:
+    """A path segment that is not one of ``literals`` (the handler then checks it is
+    a code: anything else is 404 link-not-found, without a lookup)."""
+
+    class CodeConvertor(Convertor[str]):
+        regex = f"(?!(?:{'|'.join(map(re.escape, sorted(literals)))})$)[^/]+"
+
+        def convert(self, value: str) -> str:
+            return value
+
+        def to_string(self, value: str) -> str:
+            return value
+
+    return CodeConvertor()
+
+
+def _literal_siblings(operations: list[tuple[Route, Operation]]) -> set[str]:
+    """The last segments of literal paths that a ``.../{code}`` path would also match."""
+    parents = {r.path.rsplit("/", 1)[0] for r, _ in operations if r.path.endswith("/{code}")}
+    return {
+        r.path.rsplit("/", 1)[1]
+        for r, _ in operations
+        if r.path.rsplit("/", 1)[0] in parents and "{" not in r.path.rsplit("/", 1)[1]
+    }
+
+
+register_url_convertor("code", code_convertor(_literal_siblings(OPERATIONS)))
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -28,6 +28,7 @@ RESERVED = frozenset(
         "app",
         "assets",
         "auth",
+        "bulk",
         "dashboard",
         "docs",
         "favicon",

@@ -83,10 +83,14 @@ class UserStore:
         return User(**dict(row)) if row else None
 
     async def verify_password(self, email: str, password: str) -> User | None:
-        """The user if ``password`` is theirs, else None (never says which part was wrong)."""
+        """The user if ``password`` is theirs, else None (never says which part was wrong:
+        not even that ``email`` is no address at all)."""
+        try:
+            email = normalize_email(email)
+        except InvalidAccount:
+            email = ""  # matches nobody; the dummy check below still runs
         row = await self._pool.fetchrow(
-            f"SELECT {_USER}, password_hash FROM users WHERE email = $1",
-            normalize_email(email),
+            f"SELECT {_USER}, password_hash FROM users WHERE email = $1", email
         )
         if row is None or row["password_hash"] is None:
             # Spend the same time as a real check: the answer must not tell whether
