@@ -68,6 +68,13 @@ def seconds(name: str, default: float, text: str) -> Callable[[F], F]:
     help="Port of the Prometheus /metrics endpoint (0 to turn off).",
 )
 @click.option(
+    "--metrics-host",
+    default="0.0.0.0",  # noqa: S104 - Prometheus scrapes the pod's address
+    envvar="SHORTY_OPERATOR_METRICS_HOST",
+    show_default=True,
+    help="Interface of the /metrics endpoint (127.0.0.1: this machine only).",
+)
+@click.option(
     "--peering",
     envvar="SHORTY_OPERATOR_PEERING",
     help="Name of the ClusterKopfPeering to keep a heartbeat in, so that two operators "
@@ -96,6 +103,7 @@ def main(
     backoff: float,
     liveness: str,
     metrics_port: int,
+    metrics_host: str,
     peering: str | None,
     standalone: bool,
     log_level: str,
@@ -118,7 +126,13 @@ def main(
         scan_cluster=not watched or any(c in name for name in watched for c in "*?[!"),
     )
     if metrics_port:
-        start_http_server(metrics_port)
+        try:
+            start_http_server(metrics_port, addr=metrics_host)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror};"
+                " choose another --metrics-port (0: none)"
+            ) from None
     kopf.run(
         registry=build_registry(config),
         clusterwide=not namespaces,

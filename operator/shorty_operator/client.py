@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from shorty.core.errors import LinkNotFound
+from shorty.core.errors import LinkNotFound, QuotaExceeded
 
 
 class ApiError(Exception):
@@ -25,7 +25,8 @@ class ApiError(Exception):
 
 
 class Conflict(ApiError):
-    """409: the code belongs to another link, or the reference to another user's."""
+    """409: the code belongs to another link, or the reference to another user's; or
+    403 quota-exceeded: the operator's account owns as many links as it may."""
 
 
 class Refused(ApiError):
@@ -85,7 +86,8 @@ class ShortyClient:
         if status == 404 and missing_ok and kind == LinkNotFound.slug:
             return status, payload
         message = f"Shorty answered {status}: {detail}"
-        if status == 409:
+        if status == 409 or kind == QuotaExceeded.slug:
+            # The account's link quota is spent: like a taken code, it may free up.
             raise Conflict(message, status, kind)
         if status in (401, 403):
             raise Unavailable(

@@ -22,10 +22,10 @@ import yaml
 from shorty import embedded
 from shorty.embedded import drop_database
 from shorty.store import migrate
-from shorty_operator.client import ApiError, Refused, ShortyClient, Unavailable
+from shorty_operator.client import ApiError, Conflict, Refused, ShortyClient, Unavailable
 from tests.e2e.processes import Child, RedisServer, Service, call_json, get, service_env
 from tests.e2e.test_dev import free_port
-from tests.helpers import bearer, scalar, user_with_key, wait_for
+from tests.helpers import bearer, query, scalar, user_with_key, wait_for
 from tests.operator.crd import ROOT
 from tests.operator.kube import FakeKube, ready
 
@@ -491,6 +491,10 @@ def test_api_down_shows_unavailable_then_recovers(world):
 def test_the_client_reads_the_apis_answers_as_they_are_meant(world):
     """ShortyClient against the real API: only the API's own "no such link" is a
     missing link; a wrong URL, a refused key, a refused body each say so."""
+    capped_id, capped_key = user_with_key(
+        world.database_url, "capped@example.com", scopes=("urls:read", "urls:write")
+    )
+    query(world.database_url, "UPDATE users SET max_links = 0 WHERE id = $1", capped_id)
 
     async def scenario() -> dict[str, Any]:
         seen: dict[str, Any] = {}
@@ -498,6 +502,7 @@ def test_the_client_reads_the_apis_answers_as_they_are_meant(world):
         wrong_path = ShortyClient(world.api_url + "/nothing-here", world.key)
         wrong_key = ShortyClient(world.api_url, "shk_" + "1" * 40)
         unreachable = ShortyClient(f"http://user:pw@127.0.0.1:{free_port()}", world.key)
+        capped = ShortyClient(world.api_url, capped_key)
         try:
             seen["missing"] = await good.get("k8s:nowhere/none/0")
             seen["deleted nothing"] = await good.delete("k8s:nowhere/none/0")
@@ -506,13 +511,14 @@ def test_the_client_reads_the_apis_answers_as_they_are_meant(world):
                 "wrong key": wrong_key.get("k8s:nowhere/none/0"),
                 "bad body": good.put("k8s:x/y/1", {"target": "ftp://x.example/"}),
                 "unreachable": unreachable.get("k8s:x/y/1"),
+                "over quota": capped.put("k8s:x/y/2", {"target": "https://x.example/"}),
             }.items():
                 try:
                     await call
                 except ApiError as exc:
                     seen[name] = exc
         finally:
-            for client in (good, wrong_path, wrong_key, unreachable):
+            for client in (good, wrong_path, wrong_key, unreachable, capped):
                 await client.close()
         return seen
 
@@ -525,6 +531,8 @@ def test_the_client_reads_the_apis_answers_as_they_are_meant(world):
     assert seen["wrong key"].status == 401
     assert isinstance(seen["bad body"], Refused)
     assert seen["bad body"].kind == "invalid-target"
+    assert isinstance(seen["over quota"], Conflict)  # retried: the quota may free up
+    assert seen["over quota"].kind == "quota-exceeded"
     assert isinstance(seen["unreachable"], Unavailable)
     assert "user" not in seen["unreachable"].message
     assert "pw@" not in seen["unreachable"].message
