@@ -15,6 +15,7 @@ from shorty.api.fields import Flag, KeyNameText, RateLimitText, Timestamp, optio
 from shorty.api.params import ID_MAX, QueryInt, path_id
 from shorty.core.accounts import DEFAULT_SCOPES
 from shorty.core.links import check_expiry
+from shorty.obs.audit import audit
 from shorty.settings import Settings
 from shorty.store.keys import SESSION_KEY_ID, KeyStore
 from shorty.store.users import UserStore
@@ -145,6 +146,14 @@ async def create_key(request: Request) -> Response:
         expires_at=expires_at,
         parent_id=None if by_session else principal.key_id,
     )
+    audit(
+        "iam",
+        "api-key-create",
+        user__id=principal.user_id,
+        shorty__key__id=key.id,
+        shorty__key__parent_id=key.parent_id,
+        shorty__key__scopes=list(key.scopes),
+    )
     created = KeyCreated(**KeyOut.model_validate(key).model_dump(), key=raw)
     return JSONResponse(
         created.model_dump(mode="json"),
@@ -172,6 +181,13 @@ async def revoke_key(request: Request) -> Response:
     )
     if revoked is None:
         raise Problem(404, "key-not-found", "API key not found", f"No key has the id {key_id}.")
+    audit(
+        "iam",
+        "api-key-revoke",
+        user__id=principal.user_id,
+        user__target__id=revoked.user_id,
+        shorty__key__id=key_id,
+    )
     return Response(status_code=204)
 
 
@@ -204,11 +220,18 @@ async def admin_update_user(request: Request) -> Response:
     user = await users.update(user_id, changes)
     if user is None:
         raise Problem(404, "user-not-found", "User not found", f"No user has the id {user_id}.")
+    audit(
+        "iam",
+        "user-change",
+        user__id=principal.user_id,
+        user__target__id=user_id,
+        shorty__changes={name: str(value) for name, value in changes.items()},
+    )
     return JSONResponse(UserOut.model_validate(user).model_dump(mode="json"))
 
 
 async def admin_update_key(request: Request) -> Response:
-    await authenticate(request, "admin")
+    principal = await authenticate(request, "admin")
     settings: Settings = request.app.state.settings
     body = await read_json(request, KeyPatch, settings.max_body_bytes)
     key_id = path_id(request, "key_id")
@@ -216,4 +239,12 @@ async def admin_update_key(request: Request) -> Response:
     key = await keys.set_limit(key_id, body.rate_limit)
     if key is None:
         raise Problem(404, "key-not-found", "API key not found", f"No key has the id {key_id}.")
+    audit(
+        "iam",
+        "api-key-change",
+        user__id=principal.user_id,
+        user__target__id=key.user_id,
+        shorty__key__id=key_id,
+        shorty__changes={"rate_limit": str(body.rate_limit)},
+    )
     return JSONResponse(KeyOut.model_validate(key).model_dump(mode="json"))

@@ -22,8 +22,9 @@ from shorty.api.fields import EmailText, PasswordText
 from shorty.api.tokens import AccessTokens
 from shorty.core.accounts import normalize_email
 from shorty.core.errors import DomainError
+from shorty.obs.audit import audit
 from shorty.settings import Settings
-from shorty.store.sessions import Session, SessionStore
+from shorty.store.sessions import RefreshTokenReused, Session, SessionStore
 from shorty.store.users import UserStore
 from shorty.web.clientip import client_ip, rate_limit_key
 from shorty.web.problems import Problem
@@ -81,8 +82,12 @@ async def register(request: Request) -> Response:
     await within_limits(request, [("register-ip:" + ip, settings.limits["login-ip"])])
     body = await read_json(request, Registration, settings.max_body_bytes)
     users: UserStore = request.app.state.users
-    email = await users.register(body.email, body.password, reserved=settings.reserved_emails)
-    registered = Registered(email=email)
+    email, created = await users.register(
+        body.email, body.password, reserved=settings.reserved_emails
+    )
+    account = hashlib.sha256(email.encode()).hexdigest()[:32]
+    audit("iam", "register", outcome="success" if created else "failure", user__hash=account)
+    registered = Registered(email=email)  # the same either way: see the module's docstring
     return JSONResponse(registered.model_dump(), status_code=202, headers=_NO_STORE)
 
 
@@ -106,9 +111,11 @@ async def login(request: Request) -> Response:
     users: UserStore = request.app.state.users
     user = await users.verify_password(email, body.password)
     if user is None or user.disabled:
+        audit("authentication", "login", outcome="failure", user__hash=account)
         raise Problem(
             401, "invalid-credentials", "Login failed", "The email or the password is wrong."
         )
+    audit("authentication", "login", user__id=user.id, user__hash=account)
     return await _pair(request, await request.app.state.sessions.start(user.id))
 
 
@@ -116,7 +123,12 @@ async def refresh(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     body = await read_json(request, RefreshRequest, settings.max_body_bytes)
     sessions: SessionStore = request.app.state.sessions
-    session = await sessions.rotate(body.refresh_token)
+    try:
+        session = await sessions.rotate(body.refresh_token)
+    except RefreshTokenReused:
+        # A spent token again: copied. Its whole session is ended; worth a look.
+        audit("authentication", "refresh-token-reused", outcome="failure")
+        raise
     users: UserStore = request.app.state.users
     if await users.principal(session.user_id) is None:  # disabled since
         await sessions.end(session.refresh_token)

@@ -60,20 +60,23 @@ class UserStore:
             raise InvalidAccount(f"A user with the email '{email}' already exists.")
         return User(**dict(row))
 
-    async def register(self, email: str, password: str, *, reserved: frozenset[str]) -> str:
+    async def register(
+        self, email: str, password: str, *, reserved: frozenset[str]
+    ) -> tuple[str, bool]:
         """Open an account for ``email`` unless it is taken or ``reserved``; return the
-        normalized address either way. The password is hashed (the slow part) and the
-        insert tried in every case, so the time spent does not tell which it was."""
+        normalized address and whether an account was opened (for the audit log, not
+        the caller's answer). The password is hashed (the slow part) and the insert
+        tried in every case, so the time spent does not tell which it was."""
         email = normalize_email(email)
         password_hash = _hasher.hash(check_password(password))
-        await self._pool.execute(
+        created = await self._pool.fetchval(
             "INSERT INTO users (email, password_hash) SELECT $1, $2 WHERE NOT $3"
-            " ON CONFLICT (email) DO NOTHING",
+            " ON CONFLICT (email) DO NOTHING RETURNING true",
             email,
             password_hash,
             email in reserved,
         )
-        return email
+        return email, bool(created)
 
     async def by_email(self, email: str) -> User | None:
         row = await self._pool.fetchrow(
