@@ -1,6 +1,8 @@
 """Admin takedowns the owner cannot undo, and permanent redirects without limits
 (issue #12, item 5 and "Also decide")."""
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -41,6 +43,8 @@ def test_the_owner_sees_a_block_and_cannot_undo_it(api, ada, admin, redirects):
 
     seen = api.get(f"/api/v1/urls/{code}", headers=bearer(ada[1])).json()
     assert seen["blocked"] == blocked["blocked"]
+    exported = api.get("/api/v1/urls/export.csv", headers=bearer(ada[1])).text
+    assert next(csv.DictReader(io.StringIO(exported)))["blocked"] == "abuse"
     # The owner's switches are theirs, the block is not.
     for change in ({"disabled": False}, {"disabled": True}, {"target": "https://example.org/"}):
         response = api.patch(f"/api/v1/urls/{code}", json=change, headers=bearer(ada[1]))

@@ -175,6 +175,7 @@ def test_export_csv(api, ada, bob):
     assert [row["code"] for row in rows] == ["exp-2", "exp-1", "exp-0"]
     assert rows[0]["short_url"] == "https://sho.rt/exp-2"
     assert rows[0]["target"] == "https://example.com/2"
+    assert (rows[0]["disabled"], rows[0]["blocked"]) == ("no", "")
 
 
 # Cells a spreadsheet would run as a formula, each as the export must write it.
@@ -195,7 +196,7 @@ def test_export_escapes_formulas_in_every_users_links(api, ada, bob, admin, clea
         owner = (ada, bob)[i % 2][1]
         code = shorten(api, owner, alias=f"formula-{i}")
         if title[0] in "\t\r":
-            # The API strips leading whitespace from a title; a stored one is escaped too.
+            # A title is stored as sent (the API no longer trims it); set here directly.
             query(clean.database_url, "UPDATE urls SET title = $1 WHERE code = $2", title, code)
         else:
             patched = api.patch(

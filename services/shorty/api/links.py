@@ -337,6 +337,7 @@ EXPORT_COLUMNS = (
     "click_count",
     "redirect_type",
     "disabled",
+    "blocked",
 )
 
 
@@ -352,6 +353,7 @@ def _export_row(link: Link, base: str) -> list[object]:
         link.click_count,
         link.redirect_type,
         "yes" if link.disabled else "no",
+        link.blocked_reason or "",
     ]
 
 
