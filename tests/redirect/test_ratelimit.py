@@ -1,4 +1,5 @@
 import ipaddress
+from contextlib import contextmanager
 
 import redis
 from starlette.testclient import TestClient
@@ -43,24 +44,26 @@ def test_forwarded_for_from_an_untrusted_peer_is_ignored(settings, clean):
         assert client.get("/popular", headers={"X-Forwarded-For": "2.2.2.2"}).status_code == 429
 
 
+@contextmanager
+def behind_a_proxy(settings, **limits):
+    """``visit(address)``: a redirect of ``popular`` sent for ``address`` by a trusted
+    proxy (X-Forwarded-For), with ``limits`` on the per-IP rate."""
+    proxied = settings.model_copy(
+        update={"trusted_proxies": [ipaddress.ip_network("10.0.0.0/8")], **limits}
+    )
+    with TestClient(
+        create_app(proxied), follow_redirects=False, client=("10.1.2.3", 4000)
+    ) as proxy:
+        yield (
+            lambda address: proxy.get("/popular", headers={"X-Forwarded-For": address}).status_code
+        )
+
+
 def test_ipv6_clients_share_a_bucket_per_64_but_stay_separate_visitors(settings, clean):
     """Issue #12 item 10: a host holding a /64 cannot walk around the per-IP limit by
     taking a fresh address per request; the visitor hash stays per address."""
     add_link(clean.database_url, "popular")
-    limited = settings.model_copy(
-        update={
-            "redirect_rate": 0.5,
-            "redirect_burst": 2,
-            "trusted_proxies": [ipaddress.ip_network("10.0.0.0/8")],
-        }
-    )
-    with TestClient(
-        create_app(limited), follow_redirects=False, client=("10.1.2.3", 4000)
-    ) as proxy:
-
-        def visit(address):
-            return proxy.get("/popular", headers={"X-Forwarded-For": address}).status_code
-
+    with behind_a_proxy(settings, redirect_rate=0.5, redirect_burst=2) as visit:
         assert visit("2001:db8:1:2::a") == 302
         assert visit("2001:db8:1:2:ffff:ffff:ffff:fffe") == 302
         assert visit("2001:db8:1:2::c") == 429  # the same /64: its bucket is spent
@@ -74,21 +77,7 @@ def test_ipv6_clients_share_a_bucket_per_64_but_stay_separate_visitors(settings,
 
 def test_the_ipv6_prefix_is_a_setting(settings, clean):
     add_link(clean.database_url, "popular")
-    limited = settings.model_copy(
-        update={
-            "redirect_rate": 0.5,
-            "redirect_burst": 1,
-            "ipv6_prefix": 48,
-            "trusted_proxies": [ipaddress.ip_network("10.0.0.0/8")],
-        }
-    )
-    with TestClient(
-        create_app(limited), follow_redirects=False, client=("10.1.2.3", 4000)
-    ) as proxy:
-
-        def visit(address):
-            return proxy.get("/popular", headers={"X-Forwarded-For": address}).status_code
-
+    with behind_a_proxy(settings, redirect_rate=0.5, redirect_burst=1, ipv6_prefix=48) as visit:
         assert visit("2001:db8:1:2::a") == 302
         assert visit("2001:db8:1:3::a") == 429  # the same /48
         assert visit("2001:db8:2::a") == 302
