@@ -195,3 +195,47 @@ def test_only_a_link_quota_locks_the_owner(clean):
 
     free, capped = with_pool(clean.database_url, scenario)
     assert free.owner_id == capped.owner_id == owner
+
+
+async def waiting_on_a_lock(pool):
+    """Until some session of this database waits on a row lock (at most 10 s)."""
+    for _ in range(500):
+        waiting = await pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("nobody waited on the lock")
+
+
+def test_a_block_committed_during_an_owners_delete_keeps_the_link_blocked(clean):
+    """The owner's delete decides under the row's lock: a block that commits while it
+    waits is seen, and the link let go of, not deleted with its block (a review
+    raced DELETE and re-create against an admin's block and won on the code before)."""
+    owner, _ = user_with_key(clean.database_url, "ada@example.com")
+
+    async def scenario():
+        pool = await asyncpg.create_pool(clean.database_url, min_size=1, max_size=4)
+        try:
+            store = LinkStore(pool)
+            await store.create("https://example.com/", owner_id=owner, alias="taken")
+            async with pool.acquire() as admin:
+                block = admin.transaction()
+                await block.start()
+                await admin.execute(
+                    "UPDATE urls SET blocked_reason = 'abuse', blocked_at = now()"
+                    " WHERE code = 'taken'"
+                )
+                deleting = asyncio.create_task(store.delete("taken", owner_id=owner))
+                await waiting_on_a_lock(pool)
+                await block.commit()
+            return await deleting
+        finally:
+            await pool.close()
+
+    answered = asyncio.run(scenario())
+    assert answered is not None  # the owner is told it is gone from their account
+    row = query(clean.database_url, "SELECT owner_id, blocked_reason FROM urls")
+    assert [tuple(r) for r in row] == [(None, "abuse")]

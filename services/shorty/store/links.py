@@ -151,24 +151,36 @@ class LinkStore:
         return await self._delete("code", code, owner_id)
 
     async def _delete(self, column: str, value: str, owner_id: int | None) -> Link | None:
-        if owner_id is not None:
-            released = await self._change(
-                "link.updated",
-                f"UPDATE urls SET owner_id = NULL, external_ref = NULL, updated_at = now()"
-                f" WHERE {column} = $1 AND owner_id = $2 AND blocked_reason IS NOT NULL"
+        """Delete, or (an owner, a blocked link) let go of, the link whose ``column`` is
+        ``value``. Decided under a lock of the row, in one transaction: a block that
+        commits meanwhile is seen, and the link released, never deleted with it."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if owner_id is not None:
+                blocked = await conn.fetchval(
+                    f"SELECT blocked_reason IS NOT NULL FROM urls"
+                    f" WHERE {column} = $1 AND owner_id = $2 FOR UPDATE",
+                    value,
+                    owner_id,
+                )
+                if blocked is None:
+                    return None
+                if blocked:
+                    return await _apply(
+                        conn,
+                        "link.updated",
+                        f"UPDATE urls SET owner_id = NULL, external_ref = NULL, updated_at = now()"
+                        f" WHERE {column} = $1 AND owner_id = $2 RETURNING {_COLUMNS}",
+                        value,
+                        owner_id,
+                    )
+            return await _apply(
+                conn,
+                "link.deleted",
+                f"DELETE FROM urls WHERE {column} = $1 AND ($2::bigint IS NULL OR owner_id = $2)"
                 f" RETURNING {_COLUMNS}",
                 value,
                 owner_id,
             )
-            if released is not None:
-                return released
-        return await self._change(
-            "link.deleted",
-            f"DELETE FROM urls WHERE {column} = $1 AND ($2::bigint IS NULL OR owner_id = $2)"
-            f" RETURNING {_COLUMNS}",
-            value,
-            owner_id,
-        )
 
     async def block(self, code: str, reason: str, note: str | None) -> Link | None:
         """An admin's takedown: the link answers 410 (451 for ``legal``) until
@@ -341,19 +353,7 @@ class LinkStore:
         async with self._pool.acquire() as conn, conn.transaction():
             if quota is not None:
                 await _claim_place(conn, *quota)
-            try:
-                row = await conn.fetchrow(sql, *args)
-            except asyncpg.CheckViolationError as exc:
-                if exc.constraint_name != "urls_permanent_unlimited":
-                    raise
-                raise InvalidRedirect(PERMANENT_WITH_LIMITS) from None
-            if row is None:
-                return None
-            link = _link(row)
-            await conn.execute(
-                _OUTBOX, link.code, event_type, json.dumps(_event(link)), tracecontext.current()
-            )
-            return link
+            return await _apply(conn, event_type, sql, *args)
 
     async def page(
         self, query: LinkQuery, *, owner_id: int | None = None
@@ -409,6 +409,24 @@ async def _claim_place(conn: asyncpg.Connection, owner_id: int, most: int) -> No
             f"This account may own at most {most} links; delete one first, or ask an admin"
             " for more.",
         )
+
+
+async def _apply(conn: asyncpg.Connection, event_type: str, sql: str, *args: Any) -> Link | None:
+    """Run ``sql`` (returning the link's row) and write its outbox event, in the
+    caller's transaction; None if no row came back."""
+    try:
+        row = await conn.fetchrow(sql, *args)
+    except asyncpg.CheckViolationError as exc:
+        if exc.constraint_name != "urls_permanent_unlimited":
+            raise
+        raise InvalidRedirect(PERMANENT_WITH_LIMITS) from None
+    if row is None:
+        return None
+    link = _link(row)
+    await conn.execute(
+        _OUTBOX, link.code, event_type, json.dumps(_event(link)), tracecontext.current()
+    )
+    return link
 
 
 def _held(link: Link, name: str) -> Any:
