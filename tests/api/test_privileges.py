@@ -2,8 +2,10 @@
 keys:write for minting and revoking, children bounded by their parent, a cap on
 live keys (issue #12, items 1 and 3)."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
@@ -11,8 +13,10 @@ from starlette.testclient import TestClient
 from shorty.api.app import create_app
 from shorty.api.routes import OPERATIONS
 from shorty.cli import main
+from shorty.store.keys import KeyStore
 from tests.api.test_shorten import problem
 from tests.helpers import bearer, query, scalar, user_with_key
+from tests.store.test_links import waiting_on_a_lock
 
 PASSWORD = "correct horse battery"
 ALL = ["admin", "keys:write", "stats:read", "urls:read", "urls:write"]
@@ -203,4 +207,79 @@ def test_a_users_key_never_holds_admin(api, clean, scopes):
         api.post("/api/v1/keys", json={"scopes": scopes}, headers=bearer(token)),
         403,
         "insufficient-scope",
+    )
+
+
+def test_a_limit_on_a_key_reaches_the_keys_it_minted(api, admin, clean):
+    """A review minted children, then had an admin throttle the parent: the children
+    kept the rate they were minted with. Every request of a key spends from the keys
+    above it too."""
+    register(api, "ada@example.com")
+    token = login(api, "ada@example.com")
+    parent = api.post("/api/v1/keys", json={}, headers=bearer(token)).json()
+    child = api.post(
+        "/api/v1/keys", json={"scopes": ["urls:read", "keys:write"]}, headers=bearer(parent["key"])
+    ).json()
+    grandchild = api.post(
+        "/api/v1/keys", json={"scopes": ["urls:read"]}, headers=bearer(child["key"])
+    ).json()
+    throttled = api.patch(
+        f"/api/v1/admin/keys/{parent['id']}",
+        json={"rate_limit": "3/hour"},
+        headers=bearer(admin[1]),
+    )
+    assert throttled.status_code == 200
+    # The grandchild's own limit is lifted: it still spends from the parent's.
+    api.patch(
+        f"/api/v1/admin/keys/{grandchild['id']}",
+        json={"rate_limit": "off"},
+        headers=bearer(admin[1]),
+    )
+    used = [
+        api.get("/api/v1/urls", headers=bearer(key["key"])).status_code
+        for key in (grandchild, child, grandchild, child)
+    ]
+    assert used == [200, 200, 200, 429]
+    assert api.get("/api/v1/urls", headers=bearer(parent["key"])).status_code == 429
+    assert api.get("/api/v1/urls", headers=bearer(token)).status_code == 200  # not a key's
+
+
+def test_a_key_minted_while_its_parent_is_revoked_is_revoked_too(api, clean):
+    """A review revoked a key while a child was being minted under it, and the child
+    lived on. Revocation takes the owner's lock that minting holds, so it sees the
+    child once the mint commits. (The mint's transaction is replayed here with the
+    locks KeyStore.create takes, held open while the revocation starts.)"""
+    register(api, "ada@example.com")
+    token = login(api, "ada@example.com")
+    parent = api.post("/api/v1/keys", json={}, headers=bearer(token)).json()
+    user_id = scalar(clean.database_url, "SELECT id FROM users")
+
+    async def scenario():
+        pool = await asyncpg.create_pool(clean.database_url, min_size=1, max_size=4)
+        try:
+            async with pool.acquire() as minting:
+                mint = minting.transaction()
+                await mint.start()
+                await minting.execute("SELECT FROM users WHERE id = $1 FOR UPDATE", user_id)
+                await minting.execute("SELECT FROM api_keys WHERE id = $1 FOR SHARE", parent["id"])
+                child = await minting.fetchval(
+                    "INSERT INTO api_keys (user_id, prefix, key_hash, parent_id, ancestor_ids)"
+                    " VALUES ($1, 'shk_racing', 'racing', $2, $3) RETURNING id",
+                    user_id,
+                    parent["id"],
+                    [parent["id"]],
+                )
+                revoking = asyncio.create_task(
+                    KeyStore(pool).revoke_owned(parent["id"], owner_id=user_id)
+                )
+                await waiting_on_a_lock(pool)
+                await mint.commit()
+            await revoking
+            return child
+        finally:
+            await pool.close()
+
+    child = asyncio.run(scenario())
+    assert scalar(
+        clean.database_url, "SELECT revoked_at IS NOT NULL FROM api_keys WHERE id = $1", child
     )

@@ -159,3 +159,20 @@ def test_clicks_move_into_monthly_partitions_with_rollups(empty_db):
     ]
     migrate.downgrade(empty_db, "0004")
     assert scalar(empty_db, "SELECT count(*) FROM clicks") == 3
+
+
+def test_keys_made_before_0010_learn_their_ancestors(empty_db):
+    migrate.upgrade(empty_db, "0009")
+    query(empty_db, "INSERT INTO users (email) VALUES ('ada@example.com')")
+    for key_id, parent in ((1, None), (2, 1), (3, 2), (4, None)):
+        query(
+            empty_db,
+            "INSERT INTO api_keys (id, user_id, prefix, key_hash, parent_id)"
+            " OVERRIDING SYSTEM VALUE VALUES ($1, 1, 'shk_x', $2, $3)",
+            key_id,
+            f"hash-{key_id}",
+            parent,
+        )
+    migrate.upgrade(empty_db)
+    rows = query(empty_db, "SELECT id, ancestor_ids FROM api_keys ORDER BY id")
+    assert [(row[0], list(row[1])) for row in rows] == [(1, []), (2, [1]), (3, [1, 2]), (4, [])]

@@ -100,6 +100,12 @@ async def admit(request: Request, principal: Principal, scope: str, *, cost: int
         checks.append(
             (f"key:{principal.key_id}", _limit(principal.key_limit, settings.limits["key"]))
         )
+        # A key minted by a key spends from every key above it too: it never escapes
+        # a limit an admin puts on the key it came from.
+        checks += [
+            (f"key:{ancestor}", _limit(limit, settings.limits["key"]))
+            for ancestor, limit in principal.ancestors
+        ]
     most = min((limit.count for _, limit in checks if limit is not None), default=cost)
     allowed = principal.allows(scope)
     await within_limits(request, checks, cost=cost if allowed and cost <= most else 1)

@@ -55,6 +55,9 @@ class Principal:
     key_limit: str | None = None  # overrides SHORTY_LIMIT_PER_KEY for this key
     user_limit: str | None = None  # overrides SHORTY_LIMIT_PER_USER for this user
     max_links: int | None = None  # overrides SHORTY_MAX_LINKS_PER_USER for this user
+    # The keys above this one (id, own rate limit), the minting one last: a request
+    # spends from each of their limits too.
+    ancestors: tuple[tuple[int, str | None], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scopes", effective_scopes(self.role, self.scopes))
@@ -108,12 +111,14 @@ class KeyStore:
         The owner's role must grant every scope (InvalidAccount), and the owner may
         hold at most ``max_live`` live keys (QuotaExceeded). A key minted by another
         key (``parent_id``) never outlives it: it takes the parent's expiry when it
-        asks for none, is refused one past it (InvalidExpiry), and takes the parent's
-        rate limit. The owner's row is locked meanwhile, so two keys minted at once
-        cannot both take the last place."""
+        asks for none, is refused one past it (InvalidExpiry), takes the parent's
+        rate limit, and spends from its ancestors' limits on every request. The
+        owner's row is locked meanwhile, so two keys minted at once cannot both take
+        the last place, and a revocation (which takes the same lock) sees the key."""
         raw = raw or new_api_key()
         name = check_key_name(name)
         rate_limit: str | None = None
+        ancestors: list[int] = []
         async with self._pool.acquire() as conn, conn.transaction():
             role = await conn.fetchval("SELECT role FROM users WHERE id = $1 FOR UPDATE", user_id)
             if role is None:
@@ -121,8 +126,8 @@ class KeyStore:
             scopes = check_scopes_for_role(scopes, role)
             if parent_id is not None:
                 parent = await conn.fetchrow(
-                    f"SELECT expires_at, rate_limit FROM api_keys WHERE id = $1 AND user_id = $2"
-                    f" AND {_LIVE} FOR SHARE",
+                    "SELECT expires_at, rate_limit, ancestor_ids FROM api_keys"
+                    f" WHERE id = $1 AND user_id = $2 AND {_LIVE} FOR SHARE",
                     parent_id,
                     user_id,
                 )
@@ -130,6 +135,7 @@ class KeyStore:
                     raise InvalidAccount("The key minting this key is revoked or expired.")
                 expires_at = _within(expires_at, parent["expires_at"])
                 rate_limit = parent["rate_limit"]
+                ancestors = [*parent["ancestor_ids"], parent_id]
             live = await conn.fetchval(
                 f"SELECT count(*) FROM api_keys WHERE user_id = $1 AND {_LIVE}", user_id
             )
@@ -141,9 +147,9 @@ class KeyStore:
                     " revoke one first (SHORTY_MAX_KEYS_PER_USER).",
                 )
             key_id = await conn.fetchval(
-                "INSERT INTO api_keys"
-                " (user_id, name, prefix, key_hash, scopes, expires_at, parent_id, rate_limit)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                "INSERT INTO api_keys (user_id, name, prefix, key_hash, scopes, expires_at,"
+                " parent_id, rate_limit, ancestor_ids)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
                 " ON CONFLICT (key_hash) DO NOTHING RETURNING id",
                 user_id,
                 name,
@@ -153,6 +159,7 @@ class KeyStore:
                 expires_at,
                 parent_id,
                 rate_limit,
+                ancestors,
             )
         if key_id is None:
             raise InvalidAccount("This API key value is already in use.")
@@ -168,7 +175,9 @@ class KeyStore:
         """The principal for a live key of an enabled user, else None."""
         row = await self._pool.fetchrow(
             "SELECT k.id, k.user_id, k.scopes, u.role, k.rate_limit AS key_limit,"
-            " u.rate_limit AS user_limit, u.max_links,"
+            " u.rate_limit AS user_limit, u.max_links, k.ancestor_ids,"
+            " ARRAY(SELECT a.rate_limit FROM unnest(k.ancestor_ids) WITH ORDINALITY"
+            " AS up (id, n) JOIN api_keys a ON a.id = up.id ORDER BY up.n) AS ancestor_limits,"
             " k.last_used_at < now() - interval '1 minute'"
             " OR k.last_used_at IS NULL AS stale FROM api_keys k"
             " JOIN users u ON u.id = k.user_id"
@@ -190,6 +199,7 @@ class KeyStore:
             row["key_limit"],
             row["user_limit"],
             row["max_links"],
+            tuple(zip(row["ancestor_ids"], row["ancestor_limits"], strict=True)),
         )
 
     async def list(self, *, user_id: int | None = None) -> list[ApiKey]:
@@ -210,7 +220,7 @@ class KeyStore:
         if len(candidates) > 1:
             raise InvalidAccount(f"'{prefix_or_id}' matches several keys; revoke by id instead.")
         key_id = candidates[0]["id"]
-        await self._pool.execute(_REVOKE_TREE, key_id, None)
+        await self._revoke_tree(key_id, None)
         key = await self.by_id(key_id)
         assert key is not None
         return key
@@ -222,8 +232,31 @@ class KeyStore:
     async def revoke_owned(self, key_id: int, *, owner_id: int | None) -> ApiKey | None:
         """Revoke key ``key_id`` and the keys it minted, if ``owner_id`` owns it (None:
         any owner)."""
-        revoked = await self._pool.fetchval(_REVOKE_TREE, key_id, owner_id)
-        return await self.by_id(revoked) if revoked is not None else None
+        revoked = await self._revoke_tree(key_id, owner_id)
+        return await self.by_id(key_id) if revoked else None
+
+    async def _revoke_tree(self, key_id: int, owner_id: int | None) -> bool:
+        """Revoke ``key_id`` and every key below it; False if there is no such key (of
+        ``owner_id``). The owner's row is locked first, as ``create`` locks it: a key
+        being minted under this one is committed before the keys below are read, so
+        it is revoked too (a review raced the two, and the child lived on)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            user_id = await conn.fetchval(
+                "SELECT user_id FROM api_keys"
+                " WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)",
+                key_id,
+                owner_id,
+            )
+            if user_id is None:
+                return False
+            await conn.execute("SELECT FROM users WHERE id = $1 FOR UPDATE", user_id)
+            await conn.execute(
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
+                " WHERE user_id = $1 AND (id = $2 OR $2 = ANY (ancestor_ids))",
+                user_id,
+                key_id,
+            )
+        return True
 
     async def set_limit(self, key_id: int, limit: str | None) -> ApiKey | None:
         updated = await self._pool.fetchval(
@@ -244,15 +277,3 @@ def _within(asked: datetime | None, parent_expires: datetime | None) -> datetime
             f" {parent_expires.isoformat()}."
         )
     return asked
-
-
-# The key (if ``$2`` owns it, or anyone when NULL) and every key minted under it.
-_REVOKE_TREE = """
-WITH RECURSIVE tree AS (
-    SELECT id FROM api_keys WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2)
-    UNION
-    SELECT k.id FROM api_keys k JOIN tree ON k.parent_id = tree.id
-)
-UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
-WHERE id IN (SELECT id FROM tree) RETURNING $1::bigint
-"""
