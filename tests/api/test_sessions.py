@@ -2,6 +2,7 @@
 
 import statistics
 import time
+import uuid
 
 import jwt
 import pytest
@@ -270,3 +271,42 @@ def test_a_token_without_a_session_is_refused(api, clean):
     claims = {"sub": str(user_id), "iss": "shorty", "iat": now, "exp": now + 60}
     sessionless = jwt.encode(claims, SECRET, algorithm="HS256")
     problem(api.get("/api/v1/urls", headers=bearer(sessionless)), 401, "invalid-token")
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"sub": "9" * 30},  # a review: 500
+        {"sub": str(2**63)},
+        {"sub": "1"},  # a session nobody started
+        {"sub": 1},
+    ],
+)
+def test_forged_or_odd_claims_are_401(api, clean, claims):
+    """A token signed with our key but naming an odd user or an unknown session is
+    refused (these need the secret; the point is failing closed, not a 500)."""
+    register_and_login(api)
+    now = int(time.time())
+    full = {"iss": "shorty", "iat": now, "exp": now + 60, "sid": str(uuid.uuid4()), **claims}
+    token = jwt.encode(full, SECRET, algorithm="HS256")
+    problem(api.get("/api/v1/urls", headers=bearer(token)), 401, "invalid-token")
+
+
+def test_a_session_of_another_user_is_refused(api, clean):
+    """The session a token names must be its user's."""
+    register_and_login(api)
+    bob = {"email": "bob@example.com", "password": "another long password"}
+    api.post("/api/v1/auth/register", json=bob)
+    api.post("/api/v1/auth/login", json=bob)
+    ada_id, bob_family = (
+        scalar(clean.database_url, "SELECT id FROM users WHERE email = 'ada@example.com'"),
+        scalar(
+            clean.database_url,
+            "SELECT family FROM refresh_tokens t JOIN users u ON u.id = t.user_id"
+            " WHERE u.email = 'bob@example.com'",
+        ),
+    )
+    now = int(time.time())
+    claims = {"sub": str(ada_id), "sid": str(bob_family), "iss": "shorty", "iat": now}
+    token = jwt.encode({**claims, "exp": now + 60}, SECRET, algorithm="HS256")
+    problem(api.get("/api/v1/urls", headers=bearer(token)), 401, "invalid-token")

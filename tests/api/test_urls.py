@@ -1,3 +1,6 @@
+import base64
+import json
+
 import pytest
 import redis
 from starlette.testclient import TestClient
@@ -85,3 +88,48 @@ def test_delete_works_while_redis_is_away(clean, tmp_path):
         shorten(api, key, alias="offline")
         assert api.delete("/api/v1/urls/offline", headers=bearer(key)).status_code == 204
     assert scalar(clean.database_url, "SELECT count(*) FROM urls") == 0
+
+
+@pytest.mark.parametrize(
+    "position",
+    [
+        ["2024-01-01T00:00:00+00:00", 99999999999999999999999],  # a review: 500
+        ["2024-01-01T00:00:00+00:00", -1],
+        ["2024-01-01T00:00:00+00:00", 1e400],
+        ["2024-01-01T00:00:00+00:00", "1"],
+        ["2024-01-01T00:00:00", 1],  # no zone
+        ["9999-99-99", 1],
+        [1, 2, 3],
+        {"a": 1},
+    ],
+)
+def test_a_cursor_that_is_no_position_is_422(api, ada, position):
+    raw = json.dumps(position).replace("Infinity", "1e400").encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    response = api.get(f"/api/v1/urls?cursor={cursor}", headers=bearer(ada[1]))
+    problem(response, 422, "invalid-cursor")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PATCH", "/api/v1/urls/{code}", '{"tags": ["\\ud800"]}'),
+        ("PATCH", "/api/v1/urls/{code}", '{"title": "a\\udfffb"}'),
+        ("PUT", "/api/v1/refs?ref=x", '{"target": "https://example.com/", "tags": ["\\ud800"]}'),
+        ("POST", "/api/v1/shorten", '{"target": "https://example.com/", "\\ud800": 1}'),
+    ],
+)
+def test_a_lone_surrogate_is_422_not_a_500(api, ada, method, path, body):
+    """JSON can spell a lone surrogate (a review sent one in a tag: 500); no UTF-8 text
+    can hold it."""
+    code = api.post(
+        "/api/v1/shorten", json={"target": "https://example.com/"}, headers=bearer(ada[1])
+    ).json()["code"]
+    response = api.request(
+        method,
+        path.format(code=code),
+        content=body.encode(),
+        headers={**bearer(ada[1]), "Content-Type": "application/json"},
+    )
+    body = problem(response, 422, "validation-failed")
+    assert "lone surrogates" in body["detail"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -59,16 +60,14 @@ def validate(data: object, model: type[M], field_prefix: str = "", *, nul_check:
     """``data`` as ``model``, or a 422 Problem listing every field that is wrong.
     A NUL character is refused in any text (PostgreSQL cannot store it), unless the
     caller checks the parts on their own (``nul_check=False``)."""
-    nul = [field_prefix + where for where in _nul_fields(data, "")] if nul_check else []
-    if nul:
+    bad = [field_prefix + where for where in _unstorable(data, "")] if nul_check else []
+    if bad:
         raise Problem(
             422,
             "validation-failed",
             "The request is not valid",
-            f"{', '.join(nul)}: must not contain NUL characters",
-            errors=[
-                {"field": where, "message": "must not contain NUL characters"} for where in nul
-            ],
+            f"{', '.join(bad)}: {_UNSTORABLE_TEXT}",
+            errors=[{"field": where, "message": _UNSTORABLE_TEXT} for where in bad],
         )
     try:
         return model.model_validate(data)
@@ -86,21 +85,28 @@ def validate(data: object, model: type[M], field_prefix: str = "", *, nul_check:
         ) from None
 
 
-def _nul_fields(data: object, where: str) -> list[str]:
-    """The dotted paths of strings (keys included) in ``data`` that hold a NUL. A
-    loop, not recursion: a body nested as deep as the JSON parser allows must not
-    overflow the stack here."""
+# NUL, which PostgreSQL cannot store, and lone surrogates (JSON's "\\ud800"), which
+# no UTF-8 text can carry: refused in every string of a request, keys included.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_UNSTORABLE_TEXT = "must not contain NUL characters or lone surrogates"
+
+
+def _unstorable(data: object, where: str) -> list[str]:
+    """The dotted paths of strings (keys included) in ``data`` that hold a NUL or a
+    lone surrogate; a path shows such characters escaped. A loop, not recursion: a
+    body nested as deep as the JSON parser allows must not overflow the stack."""
     found: list[str] = []
     pending: list[tuple[object, str]] = [(data, where)]
     while pending:
         item, path = pending.pop()
         if isinstance(item, str):
-            if "\x00" in item:
+            if _UNSTORABLE.search(item):
                 found.append(path or "(body)")
         elif isinstance(item, dict):
             for key, value in item.items():
-                inner = f"{path}.{key}" if path else str(key)
-                if isinstance(key, str) and "\x00" in key:
+                name = _UNSTORABLE.sub(lambda m: ascii(m.group())[1:-1], str(key))
+                inner = f"{path}.{name}" if path else name
+                if isinstance(key, str) and _UNSTORABLE.search(key):
                     found.append(inner)
                 pending.append((value, inner))
         elif isinstance(item, list):

@@ -117,7 +117,7 @@ AliasText = Annotated[
     ),
 ]
 TitleText = Annotated[str, Field(max_length=500)]
-TagText = Annotated[str, Field(json_schema_extra={"minLength": 1, "maxLength": TAG_MAX})]
+TagText = Annotated[str, Field(min_length=1, max_length=TAG_MAX)]
 TagList = Annotated[list[TagText], Field(max_length=100)]
 ClickLimit = Annotated[int, Field(ge=1, le=2_000_000_000, strict=True)]
 RedirectType = Literal[301, 302, 307, 308]  # a Literal takes 301.0 as 301: harmless

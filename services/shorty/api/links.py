@@ -19,6 +19,7 @@ from shorty.api import csvsafe
 from shorty.api.auth import admit, authenticate, identify
 from shorty.api.body import changes_of, parse_json, read_body, read_json, validate
 from shorty.api.idempotency import idempotent
+from shorty.api.params import ID_MAX
 from shorty.api.problems import domain_problem
 from shorty.api.schemas import (
     NOT_NULL,
@@ -363,11 +364,16 @@ def encode_cursor(after: tuple[datetime, int]) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The position a ``next_cursor`` names; 422 for anything that is not one (the
+    client holds it, so it is untrusted input like any other)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         when, link_id = json.loads(raw)
-        return datetime.fromisoformat(when), int(link_id)
-    except (ValueError, TypeError) as exc:
+        position = datetime.fromisoformat(when), link_id
+        if type(link_id) is not int or not 1 <= link_id <= ID_MAX or position[0].tzinfo is None:
+            raise ValueError("not a position")
+        return position
+    except (ValueError, TypeError, OverflowError) as exc:
         raise Problem(
             422, "invalid-cursor", "Invalid cursor", "Use the next_cursor of a previous page."
         ) from exc

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import jwt
 
+from shorty.api.params import DIGITS, ID_MAX
+
 ALGORITHM = "HS256"
 ISSUER = "shorty"
 
@@ -45,8 +47,13 @@ class AccessTokens:
                 issuer=ISSUER,
                 options={"require": ["exp", "iat", "sub", "iss", "sid"]},
             )
-            return AccessClaims(int(claims["sub"]), uuid.UUID(claims["sid"]))
-        except (jwt.PyJWTError, ValueError, TypeError):
+            subject = claims["sub"]
+            if not isinstance(subject, str) or not DIGITS.fullmatch(subject):
+                return None
+            if not 1 <= int(subject) <= ID_MAX:  # a user id is a bigint
+                return None
+            return AccessClaims(int(subject), uuid.UUID(claims["sid"]))
+        except (jwt.PyJWTError, ValueError, TypeError, AttributeError):
             return None
 
 

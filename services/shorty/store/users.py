@@ -143,13 +143,15 @@ class UserStore:
 
     async def principal(self, user_id: int, session: uuid.UUID | None = None) -> Principal | None:
         """Who a logged-in (access token) request acts as: every scope of the role.
-        None for a disabled user, and for a ``session`` (refresh-token family) that
-        was ended — by logout, or by the reuse of a spent refresh token — so an
-        access token stops working with its session, not at its ``exp``."""
+        None for a disabled user, and for a ``session`` (refresh-token family) that is
+        not this user's or was ended — by logout, or by the reuse of a spent refresh
+        token — so an access token stops working with its session, not at its
+        ``exp`` (fail closed: a session nobody knows is no session)."""
         row = await self._pool.fetchrow(
             "SELECT role, rate_limit, max_links FROM users WHERE id = $1 AND NOT disabled"
-            " AND ($2::uuid IS NULL OR NOT EXISTS (SELECT 1 FROM refresh_tokens"
-            " WHERE family = $2 AND revoked_at IS NOT NULL))",
+            " AND ($2::uuid IS NULL OR (EXISTS (SELECT 1 FROM refresh_tokens"
+            " WHERE family = $2 AND user_id = $1) AND NOT EXISTS (SELECT 1 FROM refresh_tokens"
+            " WHERE family = $2 AND revoked_at IS NOT NULL)))",
             user_id,
             session,
         )

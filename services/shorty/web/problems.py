@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,13 @@ MEDIA_TYPE = "application/problem+json"
 
 class ProblemResponse(JSONResponse):
     media_type = MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        # ASCII with escapes: a problem may quote what a client sent, and no text a
+        # client sends (a lone surrogate, say) may make the answer fail to encode.
+        return json.dumps(
+            content, ensure_ascii=True, allow_nan=False, separators=(",", ":")
+        ).encode()
 
 
 class Problem(Exception):
