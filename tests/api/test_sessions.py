@@ -310,3 +310,37 @@ def test_a_session_of_another_user_is_refused(api, clean):
     claims = {"sub": str(ada_id), "sid": str(bob_family), "iss": "shorty", "iat": now}
     token = jwt.encode({**claims, "exp": now + 60}, SECRET, algorithm="HS256")
     problem(api.get("/api/v1/urls", headers=bearer(token)), 401, "invalid-token")
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["ad\u200bmin@shorty.localhost", "admin@shorty.localhost.", "admin\u00ad@example.com"],
+)
+def test_addresses_that_read_as_another_are_refused(api, clean, email):
+    """A review registered look-alikes of the reserved admin address: a zero-width
+    space inside, a trailing dot. Neither is an address a person can tell apart."""
+    response = api.post("/api/v1/auth/register", json={"email": email, "password": "x" * 12})
+    assert response.status_code == 422
+    assert scalar(clean.database_url, "SELECT count(*) FROM users") == 0
+
+
+def test_others_guessing_cannot_lock_the_owner_out_where_they_log_in(settings, clean):
+    """A review spent the per-account cap from six addresses and locked the owner out
+    everywhere. A place the account logged in from lately is spared that cap; a new
+    place is not (that is what the cap is for)."""
+    capped = settings.model_copy(update={"login_limit_per_account": "6/minute"})
+
+    def client(address):
+        return TestClient(create_app(capped), client=(address, 5000))
+
+    with client("198.51.100.9") as home:
+        assert home.post("/api/v1/auth/register", json=ADA).status_code == 202
+        assert home.post("/api/v1/auth/login", json=ADA).status_code == 200  # a known place now
+    for i in range(5):  # the cap's other five attempts (the first login spent one)
+        with client(f"203.0.113.{i + 1}") as guesser:
+            wrong = {**ADA, "password": f"guess number {i}!"}
+            assert guesser.post("/api/v1/auth/login", json=wrong).status_code == 401
+    with client("203.0.113.99") as elsewhere:
+        problem(elsewhere.post("/api/v1/auth/login", json=ADA), 429, "rate-limited")
+    with client("198.51.100.9") as home:
+        assert home.post("/api/v1/auth/login", json=ADA).status_code == 200

@@ -1,7 +1,7 @@
 import pytest
 
 from shorty.core.errors import InvalidTarget
-from shorty.core.targets import MAX_LENGTH, Origin, TargetRules, normalize_target
+from shorty.core.targets import MAX_LENGTH, Origin, TargetRules, merge_query, normalize_target
 
 # The form of URLs, tested with private addresses allowed (their refusal is tested below).
 OWN = TargetRules(own=(Origin("sho.rt", None), Origin("localhost", 8080)), allow_private=True)
@@ -163,6 +163,14 @@ def test_empty_labels_are_refused(raw):
         "http://metadata.google.internal/computeMetadata/v1/",
         "http://printer.local/",
         "http://router.home.arpa/",
+        # Found by a review: local-use NAT64, IPv4-translated, newer special blocks,
+        # names of one label (resolved through the visitor's search domains).
+        "http://[64:ff9b:1::7f00:1]/x",
+        "http://[::ffff:0:7f00:1]/",
+        "http://[3fff::1]/",
+        "http://[5f00::1]/",
+        "http://metadata/computeMetadata/v1/",
+        "http://intranet/",
     ],
 )
 def test_private_targets_are_refused_by_default(raw):
@@ -235,3 +243,43 @@ def test_merge_query_keeps_pieces_as_sent():
     )
     assert merge_query("https://a.example/p?keep=%2F", "") == "https://a.example/p?keep=%2F"
     assert merge_query("https://a.example/", "a+b=1") == "https://a.example/?a+b=1"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "http://1.2.3.4/",
+        "http://[64:ff9b::1.2.3.4]/",
+        "http://[::1.2.3.4]/",
+        "http://[2002:102:304::]/",
+        "http://[::ffff:1.2.3.4]/",
+        "http://0x01020304/",
+    ],
+)
+def test_a_blocked_address_is_blocked_inside_ipv6_too(raw):
+    """A review reached a blocked 1.2.3.4 through the IPv6 forms that carry it."""
+    rules = TargetRules(blocked=frozenset({"1.2.3.4"}), allow_private=True)
+    with pytest.raises(InvalidTarget) as caught:
+        normalize_target(raw, rules)
+    assert caught.value.reason == "blocked-domain"
+
+
+@pytest.mark.parametrize(
+    "visitor",
+    [
+        "a.b=evil",
+        "A_B=evil",
+        "a%20b=evil",
+        "a_b[]=evil",
+        "%20a_b=evil",
+        "NEXT=//evil",
+        "x=1;next=evil",
+    ],
+)
+def test_append_knows_a_name_however_it_is_spelt(visitor):
+    """A review passed a.b=evil to a target holding a_b (PHP reads both as a_b, and
+    the visitor's comes last). In append mode such pieces are dropped."""
+    target = "https://example.com/p?next=/safe&a_b=1"
+    assert merge_query(target, visitor) == target
+    assert merge_query(target, visitor + "&lang=de") == target + "&lang=de"
+    assert merge_query(target, "UTM_Source=mail") == target + "&UTM_Source=mail"

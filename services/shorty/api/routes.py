@@ -61,7 +61,10 @@ OPERATIONS: list[tuple[Route, Operation]] = [
             responses={202: sessions.Registered},
             errors={403: "Registration is closed", 429: "Too many attempts"},
             public=True,
-            refused=("the address grows past 254 characters when lower-cased",),
+            refused=(
+                "the address grows past 254 characters when lower-cased",
+                "the address holds invisible or control characters",
+            ),
         ),
     ),
     (

@@ -11,8 +11,11 @@ and per account from everywhere, a higher cap against distributed guessing.
 from __future__ import annotations
 
 import hashlib
+import logging
 
+import redis.asyncio as aredis
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -69,6 +72,7 @@ class TokenPair(BaseModel):
     refresh_token: str = Field(description="Spend it on /auth/refresh; one use.")
 
 
+log = logging.getLogger(__name__)
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -100,14 +104,17 @@ async def login(request: Request) -> Response:
         email = body.email.strip().lower()
     account = hashlib.sha256(email.encode()).hexdigest()[:32]
     ip = rate_limit_key(client_ip(request.scope, settings.trusted_proxies), settings.ipv6_prefix)
-    await within_limits(
-        request,
-        [
-            ("login-ip:" + ip, settings.limits["login-ip"]),
-            (f"login-email:{account}:{ip}", settings.limits["login-email"]),
-            ("login-account:" + account, settings.limits["login-account"]),
-        ],
-    )
+    places = KnownPlaces(request.app.state.redis)
+    checks = [
+        ("login-ip:" + ip, settings.limits["login-ip"]),
+        (f"login-email:{account}:{ip}", settings.limits["login-email"]),
+    ]
+    if not await places.known(account, ip):
+        # The cap from everywhere together, against guessing from many places. A place
+        # the account logged in from lately is spared it: others' wrong passwords
+        # cannot lock the owner out where they usually are.
+        checks.append(("login-account:" + account, settings.limits["login-account"]))
+    await within_limits(request, checks)
     users: UserStore = request.app.state.users
     user = await users.verify_password(email, body.password)
     if user is None or user.disabled:
@@ -116,7 +123,37 @@ async def login(request: Request) -> Response:
             401, "invalid-credentials", "Login failed", "The email or the password is wrong."
         )
     audit("authentication", "login", user__id=user.id, user__hash=account)
+    await places.remember(account, ip)
     return await _pair(request, await request.app.state.sessions.start(user.id))
+
+
+class KnownPlaces:
+    """Where (client IP, or IPv6 /64) each account logged in from in the last
+    ``KNOWN_DAYS`` days, in Redis. Without Redis no place is known: the cap holds."""
+
+    KNOWN_DAYS = 30
+
+    def __init__(self, client: aredis.Redis) -> None:
+        self._redis = client
+
+    async def known(self, account: str, place: str) -> bool:
+        try:
+            return bool(await self._redis.sismember(_PLACES.format(account), place))
+        except (RedisError, OSError):
+            return False
+
+    async def remember(self, account: str, place: str) -> None:
+        key = _PLACES.format(account)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.sadd(key, place)
+                pipe.expire(key, self.KNOWN_DAYS * 86_400)
+                await pipe.execute()
+        except (RedisError, OSError):
+            log.warning("could not remember a login place: Redis unavailable")
+
+
+_PLACES = "shorty:login-places:{}"
 
 
 async def refresh(request: Request) -> Response:

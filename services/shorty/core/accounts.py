@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import unicodedata
 
 from shorty.core.codes import BASE62
 from shorty.core.errors import InvalidAccount
@@ -34,16 +35,23 @@ _SPACE = (
     "\\t\\n\\u000b\\f\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680"
     "\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
 )
-_ADDRESS = f"[^@{_SPACE}]+@[^@{_SPACE}]+"
+# An address: no white space or second @, and a domain that does not end in a dot
+# (admin@example.com. would be another spelling of a reserved address).
+_ADDRESS = f"[^@{_SPACE}]+@[^@{_SPACE}]*[^@{_SPACE}.]"
 _EMAIL = re.compile(_ADDRESS)
 # What the API takes as an email: the address, with white space around it (trimmed).
 EMAIL_PATTERN = f"^[{_SPACE}]*{_ADDRESS}[{_SPACE}]*$"
 
 
 def normalize_email(email: str) -> str:
+    """``email`` trimmed and lower-cased, or InvalidAccount. Control and format
+    characters (a zero-width space in ``ad\u200bmin@...``) are refused: they would
+    make an address that reads as another one."""
     email = email.strip().lower()
     if len(email) > 254 or not _EMAIL.fullmatch(email):
-        raise InvalidAccount(f"'{email}' is not an email address.")
+        raise InvalidAccount(f"{email!r} is not an email address.")
+    if any(unicodedata.category(char) in ("Cc", "Cf") for char in email):
+        raise InvalidAccount(f"{email!r} holds invisible or control characters.")
     return email
 
 

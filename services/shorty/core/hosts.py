@@ -28,8 +28,15 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 # metadata.google.internal lives — and the localdomain convention).
 _LOOPBACK_NAMES = ("localhost",)
 _PRIVATE_SUFFIXES = ("localhost", "local", "internal", "home.arpa", "localdomain")
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_V4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+# IPv6 ranges that carry an IPv4 address in their last 32 bits: NAT64 (RFC 6052),
+# local-use NAT64 (RFC 8215), IPv4-translated (RFC 2765) and IPv4-compatible.
+_EMBEDDING = tuple(
+    ipaddress.IPv6Network(net)
+    for net in ("64:ff9b::/96", "64:ff9b:1::/48", "::ffff:0:0:0/96", "::/96")
+)
+# Special-purpose ranges Python's ipaddress (3.11) still calls global:
+# documentation (RFC 9637) and SRv6 SIDs (RFC 9602).
+_NOT_GLOBAL = tuple(ipaddress.IPv6Network(net) for net in ("3fff::/20", "5f00::/16"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +65,14 @@ class Host:
     def is_private(self) -> bool:
         """Not a host of the public internet: loopback, private, link-local (cloud
         metadata at 169.254.169.254), unique-local, shared, reserved, multicast and
-        documentation addresses (IPv4 embedded in IPv6 included), and the names of
-        ``_PRIVATE_SUFFIXES``."""
+        documentation addresses (IPv4 embedded in IPv6 included), names of one label,
+        and the names of ``_PRIVATE_SUFFIXES``."""
         if self.address is not None:
             return not _public(self.address)
+        if "." not in self.name:
+            # A name of one label is looked up through the visitor's own search
+            # domains (http://intranet/, GCE's http://metadata/): never a public host.
+            return True
         return any(
             self.name == suffix or self.name.endswith("." + suffix) for suffix in _PRIVATE_SUFFIXES
         )
@@ -118,23 +129,23 @@ def from_url_host(hostname: str) -> Host:
 
 
 def _public(address: Address) -> bool:
-    if address.is_multicast or not address.is_global:
-        return False
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(address)
+        embedded = embedded_ipv4(address)
         if embedded is not None:
             return _public(embedded)
-    return True
+        if any(address in network for network in _NOT_GLOBAL):
+            return False
+    return not address.is_multicast and address.is_global
 
 
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """An IPv4 address carried inside an IPv6 one (6to4, Teredo's client, NAT64,
-    the deprecated IPv4-compatible form)."""
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (6to4, Teredo's client, NAT64, local-use
+    NAT64, IPv4-translated, the deprecated IPv4-compatible form), if any."""
     if address.sixtofour is not None:
         return address.sixtofour
     if address.teredo is not None:
         return address.teredo[1]
-    if address in _NAT64 or address in _V4_COMPATIBLE:
+    if any(address in network for network in _EMBEDDING) and int(address) > 0xFFFF:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 

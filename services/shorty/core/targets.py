@@ -10,6 +10,7 @@ different hosts is refused outright (``ambiguous``).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, quote, unquote_plus, urlsplit, urlunsplit
@@ -17,7 +18,13 @@ from urllib.parse import SplitResult, quote, unquote_plus, urlsplit, urlunsplit
 from ada_url import URL
 
 from shorty.core.errors import InvalidTarget
-from shorty.core.hosts import Host, canonical_host, confusable_labels, from_url_host
+from shorty.core.hosts import (
+    Host,
+    canonical_host,
+    confusable_labels,
+    embedded_ipv4,
+    from_url_host,
+)
 
 MAX_LENGTH = 2048
 SCHEMES = frozenset({"http", "https"})
@@ -164,19 +171,22 @@ def merge_query(target: str, query: str, *, override: bool = False) -> str:
     A parameter the target already has keeps the target's value — the link's
     author chose it, and a visitor must not change where it leads — unless
     ``override`` (the link opted in), or the name starts with ``utm_``: campaign
-    tags are the visitor's to set. Pieces are kept byte for byte (names are
-    decoded only to compare them)."""
+    tags are the visitor's to set. "Already has" is judged the way the servers
+    behind links read names (``_same_name``: ``A.B``, ``a b`` and ``a_b[]`` are all
+    ``a_b``), and a visitor's piece holding ``;`` (a separator to some servers) is
+    dropped. Pieces are kept byte for byte (names are decoded only to compare)."""
     incoming = [piece for piece in query.split("&") if piece]
     if not incoming:
         return target
     parts = urlsplit(target)
     existing = [piece for piece in parts.query.split("&") if piece]
     if not override:
-        held = {_name(piece) for piece in existing}
+        held = {_same_name(piece) for piece in existing}
         incoming = [
             piece
             for piece in incoming
-            if _name(piece) not in held or _name(piece).startswith("utm_")
+            if ";" not in piece
+            and (_same_name(piece) not in held or _same_name(piece).startswith("utm_"))
         ]
     names = {_name(piece) for piece in incoming}
     kept = [piece for piece in existing if _name(piece) not in names]
@@ -188,8 +198,24 @@ def _name(piece: str) -> str:
     return unquote_plus(piece.split("=", 1)[0])
 
 
+_SPELLINGS = re.compile(r"[.\s]")
+
+
+def _same_name(piece: str) -> str:
+    """A parameter's name as the most lenient server would read it: PHP turns ``.``
+    and spaces into ``_`` and drops leading spaces and everything from ``[``;
+    ASP.NET ignores case."""
+    name = _name(piece).lstrip().split("[", 1)[0]
+    return _SPELLINGS.sub("_", name).casefold()
+
+
 def is_blocked(host: Host, blocked: frozenset[str]) -> bool:
-    """``host`` or any domain above it is in ``blocked`` (an address: only itself)."""
+    """``host`` or any domain above it is in ``blocked`` (an address: itself, or the
+    IPv4 address it carries: a blocked 1.2.3.4 is blocked as [64:ff9b::1.2.3.4] too)."""
+    if isinstance(host.address, ipaddress.IPv6Address):
+        carried = embedded_ipv4(host.address)
+        if carried is not None and str(carried) in blocked:
+            return True
     if host.address is not None:
         return host.key in blocked
     labels = host.name.split(".")
