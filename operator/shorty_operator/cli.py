@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any, TypeVar
 
 import click
 import kopf
-from prometheus_client import start_http_server
 
+from shorty.obs.exposition import MetricsPortBusy, metrics_listener
 from shorty.obs.logging import configure_logging
 from shorty_operator.handlers import Config, build_registry
 
@@ -125,19 +126,20 @@ def main(
         # Globs ('team-*') and "all namespaces" need the cluster's namespaces listed and watched.
         scan_cluster=not watched or any(c in name for name in watched for c in "*?[!"),
     )
-    if metrics_port:
+    with ExitStack() as stack:
         try:
-            start_http_server(metrics_port, addr=metrics_host)
-        except OSError as exc:
-            raise click.ClickException(
-                f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror};"
-                " choose another --metrics-port (0: none)"
-            ) from None
-    kopf.run(
-        registry=build_registry(config),
-        clusterwide=not namespaces,
-        namespaces=watched,
-        standalone=standalone,
-        peering_name=None if standalone else peering,
-        liveness_endpoint=liveness or None,
-    )
+            stack.enter_context(
+                metrics_listener(
+                    metrics_host, metrics_port, hint="choose another --metrics-port (0: none)"
+                )
+            )
+        except MetricsPortBusy as exc:
+            raise click.ClickException(str(exc)) from None
+        kopf.run(
+            registry=build_registry(config),
+            clusterwide=not namespaces,
+            namespaces=watched,
+            standalone=standalone,
+            peering_name=None if standalone else peering,
+            liveness_endpoint=liveness or None,
+        )

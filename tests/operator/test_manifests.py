@@ -2,6 +2,10 @@
 API's own schemas), one replica replaced with Recreate, a restricted pod, the API key
 from a Secret only, and arguments the ``shorty-operator`` command takes."""
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -123,3 +127,34 @@ def test_the_command_refuses_a_missing_key_or_a_bad_url_before_starting(monkeypa
     assert bad.exit_code == 2
     assert "must be an http(s) URL" in bad.output
     assert "shk_test" not in missing.output + bad.output
+
+
+def test_a_busy_metrics_port_stops_the_operator_with_one_line():
+    """The operator's metrics listener binds --metrics-host only, through the services'
+    one listener (obs/exposition.py); a port in use is one line, before kopf starts.
+    (A process of its own: the command sets up logging for the whole process.)"""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("shorty-operator")),
+                "--api-url",
+                "http://shorty-api:8000",
+                "--metrics-host",
+                "127.0.0.1",
+                "--metrics-port",
+                str(port),
+            ],
+            env={**os.environ, "SHORTY_OPERATOR_API_KEY": "shk_test"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"Error: cannot serve metrics on 127.0.0.1:{port}: Address already in use;"
+        " choose another --metrics-port (0: none)"
+    )

@@ -17,9 +17,15 @@ class MetricsPortBusy(RuntimeError):
 
 
 @contextmanager
-def metrics_listener(host: str, port: int) -> Iterator[None]:
+def metrics_listener(
+    host: str,
+    port: int,
+    *,
+    hint: str = "choose another port with --metrics-port or SHORTY_METRICS_PORT (0: none)",
+) -> Iterator[None]:
     """Serve every metric of this process on ``host:port`` (in a thread) until the
-    block ends; nothing when ``port`` is 0."""
+    block ends; nothing when ``port`` is 0. A port that cannot be bound is
+    MetricsPortBusy, its message ending with ``hint``."""
     if not port:
         yield
         return
@@ -27,8 +33,7 @@ def metrics_listener(host: str, port: int) -> Iterator[None]:
         server, _ = start_http_server(port, addr=host)
     except OSError as exc:
         raise MetricsPortBusy(
-            f"cannot serve metrics on {host}:{port}: {exc.strerror or exc};"
-            " choose another port with --metrics-port or SHORTY_METRICS_PORT (0: none)"
+            f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; {hint}"
         ) from None
     try:
         yield
