@@ -229,11 +229,11 @@ def _serve_http(
         from shorty.api.app import create_app as create_api
 
         if config.initial_api_key is not None:
-            # Before the server starts, so a refusal stops it with one clear line (the
-            # lifespan makes the same call: a no-op once the key exists).
+            # Before the server starts, so a refusal stops it with one clear line (in
+            # the lifespan, uvicorn would print a traceback); the app then skips it.
             domain_errors(asyncio.run)(provision(config))
 
-        app = create_api(config)
+        app = create_api(config, provision=False)
     else:
         from shorty.redirect.app import create_app as create_redirect
 

@@ -6,6 +6,7 @@ never the value itself: it may be a secret).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -299,10 +300,7 @@ class Settings(BaseSettings):
     @property
     def own_origins(self) -> tuple[Origin, ...]:
         """Origins that are Shorty itself: a link to them would loop."""
-        url = self.public_url
-        default_port = {"http": 80, "https": 443}[url.scheme]
-        port = url.port if url.port != default_port else None
-        return (Origin(url.host or "", port), *(Origin(h) for h in self.own_hosts))
+        return _own_origins(self.public_url, tuple(self.own_hosts))
 
     @property
     def limits(self) -> dict[str, Limit | None]:
@@ -329,11 +327,11 @@ class Settings(BaseSettings):
     def target_rules(self) -> TargetRules:
         """Where links may point: not Shorty itself, not a blocked domain, and (unless
         allowed) not a private address or a mixed-script host name."""
-        return TargetRules(
-            own=self.own_origins,
-            blocked=frozenset(self.blocked_domains),
-            allow_private=self.allow_private_targets,
-            allow_confusable=self.allow_confusable_hosts,
+        return _target_rules(
+            self.own_origins,
+            frozenset(self.blocked_domains),
+            self.allow_private_targets,
+            self.allow_confusable_hosts,
         )
 
     def require_servers(self) -> tuple[str, str]:
@@ -348,6 +346,24 @@ class Settings(BaseSettings):
         assert self.database_url is not None
         assert self.redis_url is not None
         return self.database_url.get_secret_value(), self.redis_url.get_secret_value()
+
+
+# Derived values, read on every request that needs them: built once per set of inputs
+# (a cache keyed on the values, so a model_copy with other values gets its own).
+
+
+@functools.lru_cache(maxsize=64)
+def _own_origins(public_url: AnyHttpUrl, own_hosts: tuple[str, ...]) -> tuple[Origin, ...]:
+    default_port = {"http": 80, "https": 443}[public_url.scheme]
+    port = public_url.port if public_url.port != default_port else None
+    return (Origin(public_url.host or "", port), *(Origin(host) for host in own_hosts))
+
+
+@functools.lru_cache(maxsize=64)
+def _target_rules(
+    own: tuple[Origin, ...], blocked: frozenset[str], allow_private: bool, allow_confusable: bool
+) -> TargetRules:
+    return TargetRules(own, blocked, allow_private, allow_confusable)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -76,11 +76,14 @@ async def unavailable(request: Request, exc: Exception) -> Response:
     ).response(request.url.path)
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, *, provision: bool = True) -> Starlette:
+    """The API. With ``provision`` its start makes SHORTY_INITIAL_API_KEY an admin key
+    (`shorty serve api` does that itself first, to stop with one line if refused)."""
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_resources(settings) as resources:
-            if settings.initial_api_key is not None:
+            if provision and settings.initial_api_key is not None:
                 await ensure_initial_api_key(
                     resources.pool,
                     settings.initial_api_key.get_secret_value(),

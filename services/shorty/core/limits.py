@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -41,6 +42,7 @@ class Limit:
         return self.count / self.period
 
 
+@functools.lru_cache(maxsize=1024)  # read on every API request: the defaults and overrides
 def parse_limit(text: str) -> Limit | None:
     """``None`` for ``off``/``0``; else a Limit, or InvalidLimit saying what is accepted."""
     if text.strip().lower() in {"off", "none", "0", ""}:

@@ -144,7 +144,9 @@ def _browser_host(
     host = from_url_host(browser.hostname)
     port = int(browser.port) if browser.port else _DEFAULT_PORTS[scheme]
     shown = f"[{split_host}]" if ":" in split_host else split_host
-    if canonical_host(shown).key != host.key or (split_port or _DEFAULT_PORTS[scheme]) != port:
+    # The usual host reads alike to both already: no second parse for it.
+    same_host = split_host == host.name or canonical_host(shown).key == host.key
+    if not same_host or (split_port or _DEFAULT_PORTS[scheme]) != port:
         raise InvalidTarget(
             "ambiguous", "The target URL's host reads differently to different parsers."
         )
