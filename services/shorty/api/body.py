@@ -9,6 +9,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
+from shorty.api.fields import not_null
 from shorty.web.problems import Problem
 
 M = TypeVar("M", bound=BaseModel)
@@ -114,13 +115,17 @@ def _unstorable(data: object, where: str) -> list[str]:
     return sorted(found)
 
 
-def changes_of(body: BaseModel, not_null: frozenset[str]) -> dict[str, object]:
-    """The fields a PATCH body sent, by name: 422 when none was sent, or when one of
-    ``not_null`` (fields that may be left out, never cleared) was sent as null."""
+def changes_of(body: BaseModel) -> dict[str, object]:
+    """The fields a PATCH body sent, by name: 422 when none was sent, or when a field
+    that may be left out but never cleared (``fields.optional()``) was sent as null."""
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     if not changes:
         raise Problem(422, "validation-failed", "Nothing to change", "Send at least one field.")
-    nulled = sorted(name for name in not_null if name in changes and changes[name] is None)
+    nulled = sorted(
+        name
+        for name, field in type(body).model_fields.items()
+        if field.json_schema_extra is not_null and name in changes and changes[name] is None
+    )
     if nulled:
         raise Problem(
             422,

@@ -22,7 +22,7 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from shorty.core.accounts import EMAIL_PATTERN, KEY_NAME_MAX, PASSWORD_MIN
 from shorty.core.codes import ALIAS_MAX, ALIAS_MIN
-from shorty.core.links import TAG_MAX
+from shorty.core.links import TAG_MAX, ForwardMode
 from shorty.core.targets import MAX_LENGTH
 
 # Text PostgreSQL can store: api/body.py refuses a NUL anywhere, and every string
@@ -42,7 +42,7 @@ class NulFreeSchema(GenerateJsonSchema):
 
 def not_null(schema: dict[str, Any]) -> None:
     """``json_schema_extra`` of an optional field that may be left out but not sent as
-    null: the handler refuses null (api/body.py ``refuse_nulls``)."""
+    null: ``api/body.py`` ``changes_of`` refuses it."""
     alternatives = [option for option in schema.pop("anyOf", []) if option.get("type") != "null"]
     if len(alternatives) == 1:
         schema.update(alternatives[0])
@@ -123,13 +123,12 @@ ClickLimit = Annotated[int, Field(ge=1, le=2_000_000_000, strict=True)]
 RedirectType = Literal[301, 302, 307, 308]  # a Literal takes 301.0 as 301: harmless
 Flag = Annotated[bool, Field(strict=True)]
 ForwardQuery = Annotated[
-    Literal["off", "append", "override"],
+    ForwardMode,
     Field(
         description="The visitor's query string: not forwarded; added where the target"
         " lacks a parameter (utm_* always the visitor's); or the visitor's values win."
     ),
 ]
-BlockReason = Literal["legal", "abuse", "malware", "phishing", "spam", "other"]
 NoteText = Annotated[str, Field(max_length=500)]
 
 # The code of a link in a path (core/codes.py is_well_formed): anything else is 404.

@@ -22,7 +22,6 @@ from shorty.api.idempotency import idempotent
 from shorty.api.params import ID_MAX
 from shorty.api.problems import domain_problem
 from shorty.api.schemas import (
-    NOT_NULL,
     BulkRequest,
     DeclaredLink,
     DeclareRequest,
@@ -177,7 +176,7 @@ async def update_url(request: Request) -> Response:
     code = link_code(request)
     settings: Settings = request.app.state.settings
     body = await read_json(request, UpdateRequest, settings.max_body_bytes)
-    changes = _checked(changes_of(body, NOT_NULL), settings)
+    changes = _checked(changes_of(body), settings)
     store: LinkStore = request.app.state.links
     link = await store.update(
         code, changes, owner_id=None if principal.is_admin else principal.user_id

@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shorty.api.fields import (
     AliasText,
-    BlockReason,
     ClickLimit,
     Flag,
     ForwardQuery,
@@ -23,7 +22,7 @@ from shorty.api.fields import (
     optional,
 )
 from shorty.api.params import QueryInt
-from shorty.core.links import Link
+from shorty.core.links import BlockReason, Link
 
 
 class ShortenRequest(BaseModel):
@@ -159,10 +158,6 @@ class DeclaredLink(LinkDetail):
     def of(cls, link: Link, base: str) -> DeclaredLink:
         assert link.external_ref is not None
         return cls(**LinkDetail.of(link, base).model_dump(), external_ref=link.external_ref)
-
-
-# Fields of UpdateRequest that may be left out but not sent as null.
-NOT_NULL = frozenset({"target", "tags", "redirect_type", "disabled", "forward_query"})
 
 
 class LinkPage(BaseModel):

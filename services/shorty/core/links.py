@@ -6,17 +6,17 @@ import enum
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
-from shorty.core.errors import InvalidExpiry, InvalidRedirect, InvalidTag
+from shorty.core.errors import InvalidExpiry, InvalidTag
 
 REDIRECT_TYPES = frozenset({301, 302, 307, 308})
-PERMANENT = frozenset({301, 308})  # cached by browsers: no expiry or click limit with them
 MAX_LIFETIME = timedelta(days=36_525)  # an expiry at most ~100 years ahead
 # What a link does with the visitor's query string: nothing; add the parameters the
 # target lacks (and utm_*, which the visitor's replace); or let the visitor's win.
-FORWARD_MODES = ("off", "append", "override")
+ForwardMode = Literal["off", "append", "override"]
 # Why an admin blocked a link. ``legal`` answers 451 (RFC 7725), the others 410.
-BLOCK_REASONS = ("legal", "abuse", "malware", "phishing", "spam", "other")
+BlockReason = Literal["legal", "abuse", "malware", "phishing", "spam", "other"]
 
 
 class LinkState(enum.Enum):
@@ -50,9 +50,9 @@ class Link:
     max_clicks: int | None = None
     title: str | None = None
     tags: tuple[str, ...] = ()
-    forward_query: str = "off"  # one of FORWARD_MODES
+    forward_query: ForwardMode = "off"
     external_ref: str | None = None  # who declared it elsewhere (the operator: k8s:ns/name/uid)
-    blocked_reason: str | None = None  # set by an admin only (BLOCK_REASONS)
+    blocked_reason: BlockReason | None = None  # set by an admin only
     blocked_note: str | None = None
     blocked_at: datetime | None = None
 
@@ -116,15 +116,8 @@ def check_tags(tags: list[str]) -> tuple[str, ...]:
     return tuple(cleaned)
 
 
-def check_permanence(
-    redirect_type: int, expires_at: datetime | None, max_clicks: int | None
-) -> None:
-    """A permanent redirect is cached by browsers (and CDNs), which would keep
-    following it past an expiry or a click limit: the two do not go together."""
-    if redirect_type in PERMANENT and (expires_at is not None or max_clicks is not None):
-        raise InvalidRedirect(PERMANENT_WITH_LIMITS)
-
-
+# A permanent redirect is cached by browsers (and CDNs), which would keep following
+# it past an expiry or a click limit: the table refuses the pair (0008), and says so.
 PERMANENT_WITH_LIMITS = (
     "A permanent redirect (301 or 308) is cached by browsers, so expires_at and max_clicks"
     " could not be enforced: use 302 or 307 for a link with either."
