@@ -32,10 +32,16 @@ async def authenticate(request: Request, scope: str) -> Principal:
     return await admit(request, await identify(request), scope)
 
 
+def client_key(request: Request) -> str:
+    """What the caller's per-client limits count it under: its address (believed
+    from trusted proxies only), an IPv6 one by its network."""
+    settings: Settings = request.app.state.settings
+    return rate_limit_key(client_ip(request.scope, settings.trusted_proxies), settings.ipv6_prefix)
+
+
 def _ip_check(request: Request) -> list[tuple[str, Limit | None]]:
     settings: Settings = request.app.state.settings
-    ip = rate_limit_key(client_ip(request.scope, settings.trusted_proxies), settings.ipv6_prefix)
-    return [("ip:" + ip, settings.limits["ip"])]
+    return [("ip:" + client_key(request), settings.limits["ip"])]
 
 
 async def identify(request: Request) -> Principal:

@@ -25,12 +25,20 @@ ID_MAX = 2**63 - 1  # the largest bigint: every id column is one
 ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
 
 
+def as_id(text: object) -> int | None:
+    """``text`` as an id (1 to ID_MAX, ASCII digits only), or None."""
+    if isinstance(text, str) and DIGITS.fullmatch(text) and 1 <= (value := int(text)) <= ID_MAX:
+        return value
+    return None
+
+
 def path_id(request: Request, name: str) -> int:
     """The path parameter ``name`` as an id, or 404: what is no id names nothing."""
     text: str = request.path_params[name]
-    if DIGITS.fullmatch(text) and 1 <= (value := int(text)) <= ID_MAX:
-        return value
-    raise Problem(404, "not-found", "Not found", f"'{text}' is not an id.")
+    value = as_id(text)
+    if value is None:
+        raise Problem(404, "not-found", "Not found", f"'{text}' is not an id.")
+    return value
 
 
 def _ascii_digits(value: object) -> object:

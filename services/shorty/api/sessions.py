@@ -10,7 +10,6 @@ and per account from everywhere, a higher cap against distributed guessing.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 import redis.asyncio as aredis
@@ -19,17 +18,16 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shorty.api.auth import within_limits
+from shorty.api.auth import client_key, within_limits
 from shorty.api.body import read_json
 from shorty.api.fields import EmailText, PasswordText
 from shorty.api.tokens import AccessTokens
-from shorty.core.accounts import normalize_email
+from shorty.core.accounts import account_hash, normalize_email
 from shorty.core.errors import DomainError
 from shorty.obs.audit import audit
 from shorty.settings import Settings
 from shorty.store.sessions import RefreshTokenReused, Session, SessionStore
 from shorty.store.users import UserStore
-from shorty.web.clientip import client_ip, rate_limit_key
 from shorty.web.problems import Problem
 
 
@@ -82,14 +80,14 @@ async def register(request: Request) -> Response:
         raise Problem(
             403, "registration-closed", "Registration closed", "Ask an admin for an account."
         )
-    ip = rate_limit_key(client_ip(request.scope, settings.trusted_proxies), settings.ipv6_prefix)
+    ip = client_key(request)
     await within_limits(request, [("register-ip:" + ip, settings.limits["login-ip"])])
     body = await read_json(request, Registration, settings.max_body_bytes)
     users: UserStore = request.app.state.users
     email, created = await users.register(
         body.email, body.password, reserved=settings.reserved_emails
     )
-    account = hashlib.sha256(email.encode()).hexdigest()[:32]
+    account = account_hash(email)
     audit("iam", "register", outcome="success" if created else "failure", user__hash=account)
     registered = Registered(email=email)  # the same either way: see the module's docstring
     return JSONResponse(registered.model_dump(), status_code=202, headers=_NO_STORE)
@@ -102,18 +100,19 @@ async def login(request: Request) -> Response:
         email = normalize_email(body.email)
     except DomainError:
         email = body.email.strip().lower()
-    account = hashlib.sha256(email.encode()).hexdigest()[:32]
-    ip = rate_limit_key(client_ip(request.scope, settings.trusted_proxies), settings.ipv6_prefix)
+    account = account_hash(email)
+    ip = client_key(request)
     places = KnownPlaces(request.app.state.redis)
     checks = [
         ("login-ip:" + ip, settings.limits["login-ip"]),
         (f"login-email:{account}:{ip}", settings.limits["login-email"]),
     ]
-    if not await places.known(account, ip):
+    cap = settings.limits["login-account"]
+    if cap is not None and not await places.known(account, ip):
         # The cap from everywhere together, against guessing from many places. A place
         # the account logged in from lately is spared it: others' wrong passwords
         # cannot lock the owner out where they usually are.
-        checks.append(("login-account:" + account, settings.limits["login-account"]))
+        checks.append(("login-account:" + account, cap))
     await within_limits(request, checks)
     users: UserStore = request.app.state.users
     user = await users.verify_password(email, body.password)

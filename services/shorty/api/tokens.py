@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from shorty.api.params import DIGITS, ID_MAX
+from shorty.api.params import as_id
 
 ALGORITHM = "HS256"
 ISSUER = "shorty"
@@ -47,12 +47,10 @@ class AccessTokens:
                 issuer=ISSUER,
                 options={"require": ["exp", "iat", "sub", "iss", "sid"]},
             )
-            subject = claims["sub"]
-            if not isinstance(subject, str) or not DIGITS.fullmatch(subject):
+            user_id = as_id(claims["sub"])
+            if user_id is None:
                 return None
-            if not 1 <= int(subject) <= ID_MAX:  # a user id is a bigint
-                return None
-            return AccessClaims(int(subject), uuid.UUID(claims["sid"]))
+            return AccessClaims(user_id, uuid.UUID(claims["sid"]))
         except (jwt.PyJWTError, ValueError, TypeError, AttributeError):
             return None
 

@@ -104,6 +104,12 @@ def new_api_key() -> str:
     return KEY_PREFIX + "".join(secrets.choice(BASE62) for _ in range(40))
 
 
+def account_hash(email: str) -> str:
+    """What login limits and the audit log know an account by: a hash of its
+    (normalized) address, so neither Redis keys nor log lines hold an email."""
+    return hashlib.sha256(email.encode()).hexdigest()[:32]
+
+
 def hash_api_key(raw: str) -> str:
     """Keys are long random strings, so one SHA-256 is enough (no slow KDF needed)."""
     return hashlib.sha256(raw.encode()).hexdigest()
