@@ -33,6 +33,21 @@ def register(api, email):
     assert response.status_code in (201, 202), response.text
 
 
+def lineage(api):
+    """Ada's access token and three keys, each minted by the one before (the first by
+    her login session): token, parent, child, grandchild."""
+    register(api, "ada@example.com")
+    token = login(api, "ada@example.com")
+    parent = api.post("/api/v1/keys", json={}, headers=bearer(token)).json()
+    child = api.post(
+        "/api/v1/keys", json={"scopes": ["urls:read", "keys:write"]}, headers=bearer(parent["key"])
+    ).json()
+    grandchild = api.post(
+        "/api/v1/keys", json={"scopes": ["urls:read"]}, headers=bearer(child["key"])
+    ).json()
+    return token, parent, child, grandchild
+
+
 def user_id(clean, email):
     return scalar(clean.database_url, "SELECT id FROM users WHERE email = $1", email)
 
@@ -165,15 +180,7 @@ def test_a_child_never_outlives_its_parent_and_keeps_its_limit(api, admin, clean
 
 
 def test_revoking_a_key_revokes_what_it_minted(api, clean):
-    register(api, "ada@example.com")
-    token = login(api, "ada@example.com")
-    parent = api.post("/api/v1/keys", json={}, headers=bearer(token)).json()
-    child = api.post(
-        "/api/v1/keys", json={"scopes": ["urls:read", "keys:write"]}, headers=bearer(parent["key"])
-    ).json()
-    grandchild = api.post(
-        "/api/v1/keys", json={"scopes": ["urls:read"]}, headers=bearer(child["key"])
-    ).json()
+    token, parent, child, grandchild = lineage(api)
     assert api.get("/api/v1/urls", headers=bearer(grandchild["key"])).status_code == 200
     assert api.delete(f"/api/v1/keys/{parent['id']}", headers=bearer(token)).status_code == 204
     for key in (parent, child, grandchild):
@@ -214,15 +221,7 @@ def test_a_limit_on_a_key_reaches_the_keys_it_minted(api, admin, clean):
     """A review minted children, then had an admin throttle the parent: the children
     kept the rate they were minted with. Every request of a key spends from the keys
     above it too."""
-    register(api, "ada@example.com")
-    token = login(api, "ada@example.com")
-    parent = api.post("/api/v1/keys", json={}, headers=bearer(token)).json()
-    child = api.post(
-        "/api/v1/keys", json={"scopes": ["urls:read", "keys:write"]}, headers=bearer(parent["key"])
-    ).json()
-    grandchild = api.post(
-        "/api/v1/keys", json={"scopes": ["urls:read"]}, headers=bearer(child["key"])
-    ).json()
+    token, parent, child, grandchild = lineage(api)
     throttled = api.patch(
         f"/api/v1/admin/keys/{parent['id']}",
         json={"rate_limit": "3/hour"},
