@@ -218,9 +218,8 @@ def serving_metrics(
 def _serve_http(
     service: str, host: str, port: int, metrics_host: str | None, metrics_port: int | None
 ) -> None:
-    import uvicorn
-
     from shorty.obs.logging import configure_logging
+    from shorty.web.server import serve
 
     config = server_settings()
     configure_logging(config.log_level, service)
@@ -244,7 +243,7 @@ def _serve_http(
         gc.freeze()
         gc.set_threshold(20_000, 50, 50)
     with serving_metrics(config, service, metrics_host or host, metrics_port, port):
-        uvicorn.run(
+        serve(
             app,
             host=host,
             port=port,

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
 import redis.asyncio as aredis
+from redis.exceptions import RedisError
 
 from shorty.cache.client import create_redis
 from shorty.settings import Settings
 from shorty.store.db import create_pool
+
+log = logging.getLogger(__name__)
+# How long closing each client may take at shutdown before it is dropped.
+CLOSE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +35,8 @@ async def open_resources(
 
     PostgreSQL must answer at start (a service without its source of truth is
     misconfigured); Redis is connected lazily, so a Redis outage only degrades.
+    Closing is bounded: a pool that does not close within CLOSE_SECONDS (a
+    connection never given back, a server that stopped answering) is terminated.
     """
     database_url, redis_url = settings.require_servers()
     pool = await create_pool(settings, database_url)
@@ -35,5 +44,14 @@ async def open_resources(
     try:
         yield Resources(pool, client)
     finally:
-        await client.aclose()
-        await pool.close()
+        try:
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await client.aclose()
+        except (RedisError, OSError) as exc:
+            log.warning("redis client not closed cleanly: %s", type(exc).__name__)
+        try:
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await pool.close()
+        except TimeoutError:
+            log.warning("PostgreSQL pool not closed within %g s: terminated", CLOSE_SECONDS)
+            pool.terminate()

@@ -184,6 +184,7 @@ def create_app(settings: Settings) -> RedirectService:
                 capacity=settings.click_buffer,
                 batch=settings.click_batch,
                 interval=settings.click_flush_interval,
+                write_timeout=settings.redis_timeout * 4,
             )
             app.state.settings = settings
             app.state.pool = resources.pool
@@ -215,9 +216,10 @@ def create_app(settings: Settings) -> RedirectService:
             try:
                 yield
             finally:
+                # Each step of the stop is bounded (the resources' close is, too): a
+                # listener stuck in its client's teardown is left behind, not awaited.
                 listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
+                await asyncio.wait({listener}, timeout=settings.redis_timeout * 4)
                 await clicks.close()
 
     fallback = Starlette(

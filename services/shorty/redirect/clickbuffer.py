@@ -3,7 +3,9 @@
 ``add`` never waits: the redirect answers first. A background task writes a
 batch when ``batch`` clicks are waiting or every ``interval`` seconds. While
 Redis is away the buffer keeps the newest ``capacity`` clicks and counts the
-ones it drops; ``close`` writes what is left before the process exits.
+ones it drops; ``close`` writes what is left before the process exits. Every
+write is bounded (``write_timeout``): the Redis client's own retries could
+otherwise hold one for many times its socket timeout.
 """
 
 from __future__ import annotations
@@ -34,8 +36,17 @@ return 0
 
 
 class ClickBuffer:
-    def __init__(self, client: aredis.Redis, *, capacity: int, batch: int, interval: float) -> None:
+    def __init__(
+        self,
+        client: aredis.Redis,
+        *,
+        capacity: int,
+        batch: int,
+        interval: float,
+        write_timeout: float = 2.0,
+    ) -> None:
         self._redis = client
+        self.write_timeout = write_timeout
         self._clicks: deque[Click] = deque()
         self.capacity = capacity
         self.batch = batch
@@ -96,8 +107,9 @@ class ClickBuffer:
         # appends them, which costs far less client CPU than a pipeline of XADDs.
         payload = json.dumps(taken)
         try:
-            await self._append(keys=[STREAM], args=[STREAM_MAXLEN, payload])
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(self.write_timeout):
+                await self._append(keys=[STREAM], args=[STREAM_MAXLEN, payload])
+        except (RedisError, OSError) as exc:  # OSError includes TimeoutError
             room = self.capacity - len(self._clicks)
             kept = taken[-room:] if room > 0 else []
             lost = len(taken) - len(kept)
@@ -119,7 +131,8 @@ class ClickBuffer:
 
         Nothing is cancelled in the middle of a write (a batch taken off the buffer
         would be lost uncounted): the task finishes its current write and stops,
-        and each write is bounded by the Redis client's own timeout.
+        and each write is bounded by ``write_timeout`` (a batch that times out goes
+        back to the buffer).
         """
         self._closing = True
         self._closed.set()
