@@ -394,7 +394,8 @@ def apikey_create(email: str, name: str, scopes: tuple[str, ...], data_dir: Path
 @domain_errors
 def apikey_list(email: str | None, data_dir: Path) -> None:
     """List keys (prefix only; the full key is never stored)."""
-    from shorty.store.keys import ApiKey, KeyStore
+    from shorty.core.accounts import ApiKey
+    from shorty.store.keys import KeyStore
     from shorty.store.users import UserStore
 
     async def fetch(url: str) -> list[ApiKey]:

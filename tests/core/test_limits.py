@@ -1,6 +1,7 @@
 import pytest
 
-from shorty.core.limits import InvalidLimit, Limit, parse_limit
+from shorty.core.errors import InvalidLimit
+from shorty.core.limits import Limit, parse_limit
 
 
 @pytest.mark.parametrize(

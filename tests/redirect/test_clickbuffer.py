@@ -6,6 +6,7 @@ from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 
 from shorty import embedded
+from shorty.bootstrap import DEPS
 from shorty.core.bots import is_bot
 from shorty.redirect.app import create_app
 from shorty.redirect.clicks import STREAM, visitor_hash
@@ -26,7 +27,7 @@ def test_buffer_is_flushed_on_shutdown(settings, clean):
         for _ in range(237):
             assert client.get("/flushme").status_code == 302
         assert stream.xlen(STREAM) == 0  # nothing written yet: all waiting in memory
-        assert len(client.app.state.clicks) == 237
+        assert len(client.app_state[DEPS].clicks) == 237
     assert stream.xlen(STREAM) == 237
     stream.close()
 
@@ -81,7 +82,7 @@ def test_redis_stopping_mid_test(settings, clean, own_redis):
         assert client.get("/coldone").status_code == 302
         for _ in range(150):
             assert client.get("/warmed").status_code == 302
-        buffer = client.app.state.clicks
+        buffer = client.app_state[DEPS].clicks
         assert len(buffer) <= 100
         # Every click is either still waiting or counted as dropped; none vanished.
         assert (len(buffer), buffer.dropped) == (100, 53)

@@ -1,9 +1,11 @@
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 from starlette.testclient import TestClient
 
+from shorty.bootstrap import DEPS
 from shorty.redirect.app import create_app
 from shorty.redirect.clicks import STREAM
 from shorty.settings import Settings
@@ -117,14 +119,15 @@ def test_link_expiring_later_still_redirects(client, clean):
 )
 def test_malformed_paths_are_404_without_a_lookup(client, clean, path):
     add_link(clean.database_url, "abc1234")
-    resolver = client.app.state.resolver
+    resolver = client.app_state[DEPS].resolver
     looked_up = []
 
     async def spy(code):
         looked_up.append(code)
         return await resolver.resolve(code)
 
-    client.app.state.resolver = type("Spy", (), {"resolve": staticmethod(spy)})()
+    spy_resolver = type("Spy", (), {"resolve": staticmethod(spy)})()
+    client.app_state[DEPS] = replace(client.app_state[DEPS], resolver=spy_resolver)
     assert client.get("/abc1234").status_code == 302  # the spy sees well-formed codes
     response = client.get(path)
     assert response.status_code == 404

@@ -8,6 +8,7 @@ from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 
 from shorty.api.app import create_app as create_api
+from shorty.bootstrap import DEPS
 from shorty.cache.links import KEY, CachedLink
 from shorty.redirect.app import create_app
 from tests.helpers import bearer, query, user_with_key, wait_for
@@ -129,7 +130,7 @@ def test_creating_a_code_clears_its_cached_miss(settings, clean):
 def test_lookup_overlapping_an_invalidation_is_not_remembered(settings, clean):
     add_link(clean.database_url, "overlap")
     with redirect_client(settings, cache_ttl=0) as client:
-        resolver = client.app.state.resolver
+        resolver = client.app_state[DEPS].resolver
         original = resolver._from_postgres
 
         async def read_then_invalidated(code):
@@ -148,7 +149,7 @@ def test_lookup_overlapping_an_invalidation_is_not_remembered(settings, clean):
 def test_concurrent_lookups_of_one_code_share_one_query(settings, clean):
     before = lookups("postgres", "absent")
     with redirect_client(settings, lru_size=0, cache_ttl=0) as client:
-        resolver = client.app.state.resolver
+        resolver = client.app_state[DEPS].resolver
 
         async def fifty():
             import asyncio
@@ -162,7 +163,7 @@ def test_concurrent_lookups_of_one_code_share_one_query(settings, clean):
 def test_invalidating_another_code_does_not_spoil_a_lookup(settings, clean):
     add_link(clean.database_url, "mine")
     with redirect_client(settings, cache_ttl=0) as client:
-        resolver = client.app.state.resolver
+        resolver = client.app_state[DEPS].resolver
         original = resolver._from_postgres
 
         async def read_while_another_changes(code):

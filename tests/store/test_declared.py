@@ -5,7 +5,8 @@ import asyncio
 import pytest
 
 from shorty.core.errors import AliasTaken, CodeImmutable, ReferenceTaken
-from shorty.store.links import Outcome
+from shorty.core.links import Outcome
+from shorty.usecases.links import put_by_ref
 from tests.helpers import query, user_with_key
 from tests.store.test_links import with_store
 
@@ -30,8 +31,8 @@ def test_first_put_creates_with_every_field_then_repeats_write_nothing(clean):
     owner, _ = user_with_key(clean.database_url, "ops@example.com")
 
     async def scenario(store):
-        first = await store.put_by_ref(REF, SPEC, owner_id=owner, alias="spring-sale")
-        again = await store.put_by_ref(REF, SPEC, owner_id=owner, alias="spring-sale")
+        first = await put_by_ref(store, REF, SPEC, owner_id=owner, alias="spring-sale")
+        again = await put_by_ref(store, REF, SPEC, owner_id=owner, alias="spring-sale")
         return first, again, await store.get_by_ref(REF)
 
     (created, was_new), (same, again_new), fetched = with_store(clean.database_url, scenario)
@@ -48,9 +49,9 @@ def test_a_put_changes_only_what_differs_and_keeps_a_generated_code(clean):
     owner, _ = user_with_key(clean.database_url, "ops@example.com")
 
     async def scenario(store):
-        created, _ = await store.put_by_ref(REF, {"target": "https://a.example/"}, owner_id=owner)
-        changed, new = await store.put_by_ref(
-            REF, {"target": "https://b.example/", "disabled": True}, owner_id=owner
+        created, _ = await put_by_ref(store, REF, {"target": "https://a.example/"}, owner_id=owner)
+        changed, new = await put_by_ref(
+            store, REF, {"target": "https://b.example/", "disabled": True}, owner_id=owner
         )
         return created, changed, new
 
@@ -65,8 +66,8 @@ def test_the_code_of_a_declared_link_never_changes(clean):
     owner, _ = user_with_key(clean.database_url, "ops@example.com")
 
     async def scenario(store):
-        await store.put_by_ref(REF, SPEC, owner_id=owner, alias="first")
-        await store.put_by_ref(REF, SPEC, owner_id=owner, alias="second")
+        await put_by_ref(store, REF, SPEC, owner_id=owner, alias="first")
+        await put_by_ref(store, REF, SPEC, owner_id=owner, alias="second")
 
     with pytest.raises(CodeImmutable, match="a code never changes"):
         with_store(clean.database_url, scenario)
@@ -78,14 +79,14 @@ def test_a_taken_alias_and_another_users_reference_are_refused(clean):
 
     async def taken(store):
         await store.create("https://e.com/", owner_id=other, alias="spring-sale")
-        await store.put_by_ref(REF, SPEC, owner_id=owner, alias="spring-sale")
+        await put_by_ref(store, REF, SPEC, owner_id=owner, alias="spring-sale")
 
     with pytest.raises(AliasTaken):
         with_store(clean.database_url, taken)
 
     async def theirs(store):
-        await store.put_by_ref(REF, SPEC, owner_id=other)
-        await store.put_by_ref(REF, SPEC, owner_id=owner)
+        await put_by_ref(store, REF, SPEC, owner_id=other)
+        await put_by_ref(store, REF, SPEC, owner_id=owner)
 
     with pytest.raises(ReferenceTaken):
         with_store(clean.database_url, theirs)
@@ -96,7 +97,7 @@ def test_concurrent_first_puts_make_one_link(clean):
 
     async def scenario(store):
         return await asyncio.gather(
-            *(store.put_by_ref(REF, SPEC, owner_id=owner) for _ in range(4))
+            *(put_by_ref(store, REF, SPEC, owner_id=owner) for _ in range(4))
         )
 
     results = with_store(clean.database_url, scenario)
@@ -110,7 +111,7 @@ def test_concurrent_first_puts_with_one_alias_make_one_link_and_no_conflict(clea
 
     async def scenario(store):
         return await asyncio.gather(
-            *(store.put_by_ref(REF, SPEC, owner_id=owner, alias="spring-sale") for _ in range(4))
+            *(put_by_ref(store, REF, SPEC, owner_id=owner, alias="spring-sale") for _ in range(4))
         )
 
     for _ in range(5):  # the race is in the database: several rounds, each from scratch
@@ -125,7 +126,7 @@ def test_an_update_by_reference_never_touches_a_link_that_took_its_code_meanwhil
     owner, _ = user_with_key(clean.database_url, "ops@example.com")
 
     async def scenario(store):
-        link, _ = await store.put_by_ref(REF, SPEC, owner_id=owner, alias="spring-sale")
+        link, _ = await put_by_ref(store, REF, SPEC, owner_id=owner, alias="spring-sale")
         await store.delete_by_ref(REF)
         await store.create("https://someone.example/", owner_id=owner, alias="spring-sale")
         # What put_by_ref does after reading the (now gone) declared link:
@@ -140,7 +141,7 @@ def test_delete_by_reference(clean):
     other, _ = user_with_key(clean.database_url, "other@example.com")
 
     async def scenario(store):
-        await store.put_by_ref(REF, SPEC, owner_id=owner)
+        await put_by_ref(store, REF, SPEC, owner_id=owner)
         not_theirs = await store.delete_by_ref(REF, owner_id=other)
         deleted = await store.delete_by_ref(REF, owner_id=owner)
         return not_theirs, deleted, await store.delete_by_ref(REF), await store.get_by_ref(REF)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from shorty.core.errors import InvalidAccount
-from shorty.store.bootstrap import BootstrapRefused, ensure_initial_api_key
+from shorty.core.errors import BootstrapRefused, InvalidAccount
+from shorty.store.bootstrap import ensure_initial_api_key
 from shorty.store.keys import KeyStore
 from shorty.store.users import UserStore
 from tests.e2e.processes import service_env

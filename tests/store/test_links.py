@@ -6,6 +6,7 @@ import pytest
 
 from shorty.core.errors import AliasTaken, CodeSpaceExhausted, QuotaExceeded
 from shorty.store.links import LinkStore
+from shorty.usecases.links import put_by_ref
 from tests.helpers import query, scalar, user_with_key
 
 
@@ -126,7 +127,7 @@ def test_concurrent_creates_never_pass_the_link_quota(clean):
                 if i % 2:
                     return await store.create(target, owner_id=owner, max_links=5)
                 fields = {"target": target}
-                return (await store.put_by_ref(f"ref-{i}", fields, owner_id=owner, max_links=5))[0]
+                return (await put_by_ref(store, f"ref-{i}", fields, owner_id=owner, max_links=5))[0]
             except QuotaExceeded as exc:
                 return exc
 
@@ -150,7 +151,7 @@ def test_the_link_quota_counts_only_links_the_owner_holds(clean):
         with pytest.raises(QuotaExceeded, match="at most 2 links"):
             await store.create("https://example.com/3", owner_id=ada, max_links=2)
         with pytest.raises(QuotaExceeded):
-            await store.put_by_ref("r", {"target": "https://e.com/"}, owner_id=ada, max_links=2)
+            await put_by_ref(store, "r", {"target": "https://e.com/"}, owner_id=ada, max_links=2)
         # A blocked link its owner deletes is only let go of: it stays, owned by no one.
         await store.block(first.code, "abuse", None)
         await store.delete(first.code, owner_id=ada)

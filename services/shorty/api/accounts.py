@@ -13,12 +13,10 @@ from shorty.api.auth import authenticate
 from shorty.api.body import changes_of, read_json, validate
 from shorty.api.fields import Flag, KeyNameText, RateLimitText, Timestamp, optional
 from shorty.api.params import ID_MAX, QueryInt, path_id
-from shorty.core.accounts import DEFAULT_SCOPES
+from shorty.bootstrap import api_deps_of
+from shorty.core.accounts import DEFAULT_SCOPES, SESSION_KEY_ID
 from shorty.core.links import check_expiry
 from shorty.obs.audit import audit
-from shorty.settings import Settings
-from shorty.store.keys import SESSION_KEY_ID, KeyStore
-from shorty.store.users import UserStore
 from shorty.web.problems import Problem
 
 Scope = Literal["urls:read", "urls:write", "stats:read", "keys:write", "admin"]
@@ -116,7 +114,7 @@ async def create_key(request: Request) -> Response:
     """A new key for the caller's own user, with at most the caller's scopes; a key
     minted by a key never outlives it and takes its rate limit."""
     principal = await authenticate(request, "keys:write")
-    settings: Settings = request.app.state.settings
+    settings = api_deps_of(request).settings
     body = await read_json(request, KeyCreate, settings.max_body_bytes)
     by_session = principal.key_id == SESSION_KEY_ID
     if body.scopes is not None:
@@ -136,7 +134,7 @@ async def create_key(request: Request) -> Response:
     if not wanted:
         raise Problem(422, "validation-failed", "The request is not valid", "A key needs a scope.")
     expires_at = check_expiry(body.expires_at, datetime.now(UTC))
-    keys: KeyStore = request.app.state.keys
+    keys = api_deps_of(request).keys
     key, raw = await keys.create(
         principal.user_id,
         name=body.name,
@@ -162,7 +160,7 @@ async def create_key(request: Request) -> Response:
 
 async def list_keys(request: Request) -> Response:
     principal = await authenticate(request, "urls:read")
-    keys: KeyStore = request.app.state.keys
+    keys = api_deps_of(request).keys
     mine = await keys.list(user_id=principal.user_id)
     return JSONResponse(
         KeyList(items=[KeyOut.model_validate(k) for k in mine]).model_dump(mode="json")
@@ -172,11 +170,9 @@ async def list_keys(request: Request) -> Response:
 async def revoke_key(request: Request) -> Response:
     """Revoke one of the caller's keys (any key for an admin) and the keys it minted."""
     principal = await authenticate(request, "keys:write")
-    keys: KeyStore = request.app.state.keys
+    keys = api_deps_of(request).keys
     key_id = path_id(request, "key_id")
-    revoked = await keys.revoke_owned(
-        key_id, owner_id=None if principal.is_admin else principal.user_id
-    )
+    revoked = await keys.revoke_owned(key_id, owner_id=principal.owner_scope)
     if revoked is None:
         raise Problem(404, "key-not-found", "API key not found", f"No key has the id {key_id}.")
     audit(
@@ -192,7 +188,7 @@ async def revoke_key(request: Request) -> Response:
 async def admin_list_users(request: Request) -> Response:
     await authenticate(request, "admin")
     query = validate(dict(request.query_params), UserPageQuery)
-    users: UserStore = request.app.state.users
+    users = api_deps_of(request).users
     page = await users.page(after_id=query.after_id, limit=query.limit)
     users_page = UserPage(
         items=[UserOut.model_validate(u) for u in page],
@@ -203,7 +199,7 @@ async def admin_list_users(request: Request) -> Response:
 
 async def admin_update_user(request: Request) -> Response:
     principal = await authenticate(request, "admin")
-    settings: Settings = request.app.state.settings
+    settings = api_deps_of(request).settings
     body = await read_json(request, UserPatch, settings.max_body_bytes)
     user_id = path_id(request, "user_id")
     changes = changes_of(body)
@@ -214,7 +210,7 @@ async def admin_update_user(request: Request) -> Response:
             "Not on yourself",
             "Admins cannot disable or demote themselves.",
         )
-    users: UserStore = request.app.state.users
+    users = api_deps_of(request).users
     user = await users.update(user_id, changes)
     if user is None:
         raise Problem(404, "user-not-found", "User not found", f"No user has the id {user_id}.")
@@ -230,11 +226,10 @@ async def admin_update_user(request: Request) -> Response:
 
 async def admin_update_key(request: Request) -> Response:
     principal = await authenticate(request, "admin")
-    settings: Settings = request.app.state.settings
-    body = await read_json(request, KeyPatch, settings.max_body_bytes)
+    deps = api_deps_of(request)
+    body = await read_json(request, KeyPatch, deps.settings.max_body_bytes)
     key_id = path_id(request, "key_id")
-    keys: KeyStore = request.app.state.keys
-    key = await keys.set_limit(key_id, body.rate_limit)
+    key = await deps.keys.set_limit(key_id, body.rate_limit)
     if key is None:
         raise Problem(404, "key-not-found", "API key not found", f"No key has the id {key_id}.")
     audit(

@@ -1,12 +1,13 @@
-"""The API service: routes, middleware and lifespan in one place."""
+"""The API service: routes, middleware and lifespan in one place.
+
+The lifespan opens the clients and yields the ``ApiDeps`` (``shorty.bootstrap``)
+as lifespan state; handlers read them with ``api_deps_of(request)``."""
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,23 +20,14 @@ from shorty.api import docs
 from shorty.api.openapi import document
 from shorty.api.problems import domain_problem
 from shorty.api.routes import OPERATIONS, routing_table
-from shorty.api.tokens import AccessTokens
-from shorty.cache.links import LinkCache
+from shorty.bootstrap import DEPS, ApiDeps, api_deps
 from shorty.core.errors import DomainError
 from shorty.obs.requestlog import RequestLogMiddleware
 from shorty.ratelimit.asgi import RateLimitHeadersMiddleware
-from shorty.ratelimit.limiter import Limiter
-from shorty.ratelimit.redis import RedisLimits
 from shorty.runtime import open_resources
 from shorty.settings import Settings
 from shorty.store.bootstrap import ensure_initial_api_key
 from shorty.store.errors import UNAVAILABLE
-from shorty.store.idempotency import IdempotencyStore
-from shorty.store.keys import KeyStore
-from shorty.store.links import LinkStore
-from shorty.store.sessions import SessionStore
-from shorty.store.stats import StatsStore
-from shorty.store.users import UserStore
 from shorty.web import health
 from shorty.web.problems import Problem
 
@@ -80,8 +72,10 @@ def create_app(settings: Settings, *, provision: bool = True) -> Starlette:
     """The API. With ``provision`` its start makes SHORTY_INITIAL_API_KEY an admin key
     (`shorty serve api` does that itself first, to stop with one line if refused)."""
 
+    openapi = document(OPERATIONS)
+
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, ApiDeps]]:
         async with open_resources(settings) as resources:
             if provision and settings.initial_api_key is not None:
                 await ensure_initial_api_key(
@@ -89,25 +83,7 @@ def create_app(settings: Settings, *, provision: bool = True) -> Starlette:
                     settings.initial_api_key.get_secret_value(),
                     settings.initial_admin_email,
                 )
-            app.state.settings = settings
-            app.state.pool = resources.pool
-            app.state.redis = resources.redis
-            app.state.links = LinkStore(resources.pool, settings.code_length)
-            app.state.keys = KeyStore(resources.pool, max_live=settings.max_keys_per_user)
-            app.state.users = UserStore(resources.pool)
-            app.state.stats = StatsStore(resources.pool)
-            app.state.idempotency = IdempotencyStore(resources.pool)
-            app.state.sessions = SessionStore(
-                resources.pool, timedelta(seconds=settings.refresh_token_ttl)
-            )
-            app.state.tokens = AccessTokens(_jwt_secret(settings), settings.access_token_ttl)
-            app.state.openapi = document(OPERATIONS)
-            app.state.limiter = Limiter(
-                RedisLimits(resources.redis, settings.ratelimit_algorithm),
-                replicas=settings.api_replicas,
-            )
-            app.state.cache = LinkCache(resources.redis, settings.cache_ttl, settings.negative_ttl)
-            yield
+            yield {DEPS: api_deps(settings, resources, openapi=openapi)}
 
     routes = [
         *health.routes,
@@ -137,10 +113,3 @@ def create_app(settings: Settings, *, provision: bool = True) -> Starlette:
         exception_handlers=handlers,
         lifespan=lifespan,
     )
-
-
-def _jwt_secret(settings: Settings) -> bytes:
-    if settings.jwt_secret is not None:
-        return settings.jwt_secret.get_secret_value().encode()
-    log.warning("SHORTY_JWT_SECRET is not set: access tokens work only on this replica")
-    return os.urandom(32)

@@ -12,14 +12,13 @@ import logging
 
 from starlette.requests import Request
 
-from shorty.api.tokens import AccessTokens, looks_like_jwt
+from shorty.api.tokens import looks_like_jwt
+from shorty.bootstrap import api_deps_of
+from shorty.core.accounts import SESSION_KEY_ID, Principal
 from shorty.core.errors import DomainError
 from shorty.core.limits import Limit, parse_limit
 from shorty.obs.metrics import RATE_LIMITED
-from shorty.ratelimit.limiter import Limiter, headers
-from shorty.settings import Settings
-from shorty.store.keys import SESSION_KEY_ID, KeyStore, Principal
-from shorty.store.users import UserStore
+from shorty.ratelimit.limiter import headers
 from shorty.web.clientip import client_ip, rate_limit_key
 from shorty.web.problems import Problem
 
@@ -35,12 +34,12 @@ async def authenticate(request: Request, scope: str) -> Principal:
 def client_key(request: Request) -> str:
     """What the caller's per-client limits count it under: its address (believed
     from trusted proxies only), an IPv6 one by its network."""
-    settings: Settings = request.app.state.settings
+    settings = api_deps_of(request).settings
     return rate_limit_key(client_ip(request.scope, settings.trusted_proxies), settings.ipv6_prefix)
 
 
 def _ip_check(request: Request) -> list[tuple[str, Limit | None]]:
-    settings: Settings = request.app.state.settings
+    settings = api_deps_of(request).settings
     return [("ip:" + client_key(request), settings.limits["ip"])]
 
 
@@ -97,7 +96,7 @@ async def admit(request: Request, principal: Principal, scope: str, *, cost: int
     A request refused for its scope is counted as one. So is a cost no limit could
     ever hold (more than its count), which would never pass: it is refused with
     413 ``bulk-too-large``, naming the most the caller may send at once."""
-    settings: Settings = request.app.state.settings
+    settings = api_deps_of(request).settings
     checks = [
         (f"user:{principal.user_id}", _limit(principal.user_limit, settings.limits["user"])),
         *_ip_check(request),
@@ -137,13 +136,13 @@ async def admit(request: Request, principal: Principal, scope: str, *, cost: int
 async def _principal(request: Request, raw: str) -> Principal | None:
     """An API key, or an access token from /auth/login for a user still enabled."""
     if looks_like_jwt(raw):
-        tokens: AccessTokens = request.app.state.tokens
+        tokens = api_deps_of(request).tokens
         claims = tokens.verify(raw)
         if claims is None:
             return None
-        users: UserStore = request.app.state.users
+        users = api_deps_of(request).users
         return await users.principal(claims.user_id, claims.session)
-    keys: KeyStore = request.app.state.keys
+    keys = api_deps_of(request).keys
     return await keys.authenticate(raw)
 
 
@@ -161,7 +160,7 @@ async def within_limits(
     request: Request, checks: list[tuple[str, Limit | None]], *, cost: int = 1
 ) -> None:
     """Spend ``cost`` from each of ``checks`` (None: no limit); 429 if one lacks it."""
-    limiter: Limiter = request.app.state.limiter
+    limiter = api_deps_of(request).limiter
     decision = await limiter.check(
         [(key, limit) for key, limit in checks if limit is not None], cost
     )

@@ -12,6 +12,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
+from shorty.bootstrap import api_deps_of
+
 _STYLE = """
 body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
 h2{margin-top:2rem;border-bottom:1px solid #ddd}
@@ -24,11 +26,11 @@ td,th{text-align:left;padding:.1rem .6rem .1rem 0;vertical-align:top}
 
 
 async def openapi_json(request: Request) -> JSONResponse:
-    return JSONResponse(request.app.state.openapi)
+    return JSONResponse(api_deps_of(request).openapi)
 
 
 async def docs_page(request: Request) -> HTMLResponse:
-    return HTMLResponse(render(request.app.state.openapi))
+    return HTMLResponse(render(api_deps_of(request).openapi))
 
 
 def render(doc: dict[str, Any]) -> str:

@@ -10,8 +10,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from shorty.store.idempotency import IdempotencyStore
-from shorty.store.keys import Principal
+from shorty.bootstrap import api_deps_of
+from shorty.core.accounts import Principal
 from shorty.web.problems import Problem
 
 Produce = Callable[[], Awaitable[tuple[int, Any, dict[str, str]]]]
@@ -34,7 +34,7 @@ async def idempotent(
         )
     route = request.url.path
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-    store: IdempotencyStore = request.app.state.idempotency
+    store = api_deps_of(request).idempotency
     replay = await store.claim(principal.user_id, route, key, digest)
     if replay is not None:
         saved = replay.body

@@ -7,16 +7,18 @@ from shorty.core.errors import (
     CodeImmutable,
     CodeSpaceExhausted,
     DomainError,
+    IdempotencyInProgress,
+    IdempotencyMismatch,
     InvalidAccount,
+    InvalidLimit,
+    InvalidRefreshToken,
     InvalidTag,
     InvalidTarget,
     LinkNotFound,
     QuotaExceeded,
     ReferenceTaken,
+    RefreshTokenReused,
 )
-from shorty.core.limits import InvalidLimit
-from shorty.store.idempotency import IdempotencyInProgress, IdempotencyMismatch
-from shorty.store.sessions import InvalidRefreshToken, RefreshTokenReused
 from shorty.web.problems import Problem
 
 _STATUS: dict[type[DomainError], tuple[int, str]] = {

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shorty.api import accounts, blocks, links, sessions, stats
+from shorty.api import accounts, blocks, export, links, qr, refs, sessions, stats
 from shorty.api.openapi import Operation
 from shorty.api.params import ID_SCHEMA
 from shorty.api.schemas import (
@@ -134,7 +134,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
         ),
     ),
     (
-        Route("/api/v1/urls/export.csv", links.export_csv, methods=["GET"]),
+        Route("/api/v1/urls/export.csv", export.export_csv, methods=["GET"]),
         Operation("Every link as CSV", "links", responses={200: "text/csv"}),
     ),
     (
@@ -157,7 +157,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
         Operation("Delete a link", "links", responses={204: None}, errors={**_LINK, **_SCOPE}),
     ),
     (
-        Route("/api/v1/refs", links.put_declared, methods=["PUT"]),
+        Route("/api/v1/refs", refs.put_declared, methods=["PUT"]),
         Operation(
             "Declare a link by reference: created whole, or changed where it differs",
             "links",
@@ -172,7 +172,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
         ),
     ),
     (
-        Route("/api/v1/refs", links.get_declared, methods=["GET"]),
+        Route("/api/v1/refs", refs.get_declared, methods=["GET"]),
         Operation(
             "The link declared under a reference",
             "links",
@@ -182,7 +182,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
         ),
     ),
     (
-        Route("/api/v1/refs", links.delete_declared, methods=["DELETE"]),
+        Route("/api/v1/refs", refs.delete_declared, methods=["DELETE"]),
         Operation(
             "Delete the link declared under a reference",
             "links",
@@ -192,7 +192,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
         ),
     ),
     (
-        Route("/api/v1/urls/{code}/qr", links.qr_code, methods=["GET"]),
+        Route("/api/v1/urls/{code}/qr", qr.qr_code, methods=["GET"]),
         Operation(
             "The short URL as a QR code (?format=svg|png, ?size=1..40)",
             "links",

@@ -21,13 +21,11 @@ from starlette.responses import JSONResponse, Response
 from shorty.api.auth import client_key, within_limits
 from shorty.api.body import read_json
 from shorty.api.fields import EmailText, PasswordText
-from shorty.api.tokens import AccessTokens
+from shorty.bootstrap import api_deps_of
 from shorty.core.accounts import account_hash, normalize_email
-from shorty.core.errors import DomainError
+from shorty.core.errors import DomainError, RefreshTokenReused
 from shorty.obs.audit import audit
-from shorty.settings import Settings
-from shorty.store.sessions import RefreshTokenReused, Session, SessionStore
-from shorty.store.users import UserStore
+from shorty.store.sessions import Session
 from shorty.web.problems import Problem
 
 
@@ -75,7 +73,7 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 
 async def register(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
+    settings = api_deps_of(request).settings
     if not settings.registration_open:
         raise Problem(
             403, "registration-closed", "Registration closed", "Ask an admin for an account."
@@ -83,7 +81,7 @@ async def register(request: Request) -> Response:
     ip = client_key(request)
     await within_limits(request, [("register-ip:" + ip, settings.limits["login-ip"])])
     body = await read_json(request, Registration, settings.max_body_bytes)
-    users: UserStore = request.app.state.users
+    users = api_deps_of(request).users
     email, created = await users.register(
         body.email, body.password, reserved=settings.reserved_emails
     )
@@ -94,7 +92,7 @@ async def register(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
+    settings = api_deps_of(request).settings
     body = await read_json(request, Credentials, settings.max_body_bytes)
     try:
         email = normalize_email(body.email)
@@ -102,7 +100,7 @@ async def login(request: Request) -> Response:
         email = body.email.strip().lower()
     account = account_hash(email)
     ip = client_key(request)
-    places = KnownPlaces(request.app.state.redis)
+    places = KnownPlaces(api_deps_of(request).redis)
     checks = [
         ("login-ip:" + ip, settings.limits["login-ip"]),
         (f"login-email:{account}:{ip}", settings.limits["login-email"]),
@@ -114,7 +112,7 @@ async def login(request: Request) -> Response:
         # cannot lock the owner out where they usually are.
         checks.append(("login-account:" + account, cap))
     await within_limits(request, checks)
-    users: UserStore = request.app.state.users
+    users = api_deps_of(request).users
     user = await users.verify_password(email, body.password)
     if user is None or user.disabled:
         audit("authentication", "login", outcome="failure", user__hash=account)
@@ -123,7 +121,7 @@ async def login(request: Request) -> Response:
         )
     audit("authentication", "login", user__id=user.id, user__hash=account)
     await places.remember(account, ip)
-    return await _pair(request, await request.app.state.sessions.start(user.id))
+    return await _pair(request, await api_deps_of(request).sessions.start(user.id))
 
 
 class KnownPlaces:
@@ -156,32 +154,30 @@ _PLACES = "shorty:login-places:{}"
 
 
 async def refresh(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    body = await read_json(request, RefreshRequest, settings.max_body_bytes)
-    sessions: SessionStore = request.app.state.sessions
+    deps = api_deps_of(request)
+    body = await read_json(request, RefreshRequest, deps.settings.max_body_bytes)
+    sessions = deps.sessions
     try:
         session = await sessions.rotate(body.refresh_token)
     except RefreshTokenReused:
         # A spent token again: copied. Its whole session is ended; worth a look.
         audit("authentication", "refresh-token-reused", outcome="failure")
         raise
-    users: UserStore = request.app.state.users
-    if await users.principal(session.user_id) is None:  # disabled since
+    if await deps.users.principal(session.user_id) is None:  # disabled since
         await sessions.end(session.refresh_token)
         raise Problem(401, "invalid-credentials", "Login failed", "This account is disabled.")
     return await _pair(request, session)
 
 
 async def logout(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    body = await read_json(request, RefreshRequest, settings.max_body_bytes)
-    sessions: SessionStore = request.app.state.sessions
-    await sessions.end(body.refresh_token)
+    deps = api_deps_of(request)
+    body = await read_json(request, RefreshRequest, deps.settings.max_body_bytes)
+    await deps.sessions.end(body.refresh_token)
     return Response(status_code=204)
 
 
 async def _pair(request: Request, session: Session) -> Response:
-    tokens: AccessTokens = request.app.state.tokens
+    tokens = api_deps_of(request).tokens
     pair = TokenPair(
         access_token=tokens.issue(session.user_id, session.family),
         expires_in=tokens.ttl,

@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 
 from shorty.api.auth import authenticate
 from shorty.api.body import validate
+from shorty.api.links import link_code
 from shorty.api.schemas import (
     LinkStats,
     RankedValue,
@@ -20,10 +21,9 @@ from shorty.api.schemas import (
     SummaryTotals,
     TopLink,
 )
-from shorty.core.codes import is_well_formed
-from shorty.core.errors import LinkNotFound
-from shorty.store.links import LinkStore
-from shorty.store.stats import Report, StatsStore, Window
+from shorty.bootstrap import api_deps_of
+from shorty.store.stats import Report, Window
+from shorty.usecases import links
 from shorty.web.problems import Problem
 
 DEFAULT_SPAN = timedelta(days=30)
@@ -33,17 +33,12 @@ MAX_POINTS = 2000
 async def link_stats(request: Request) -> Response:
     """``GET /urls/{code}/stats``: the caller's link (any link for an admin), else 404."""
     principal = await authenticate(request, "stats:read")
-    code: str = request.path_params["code"]
-    if not is_well_formed(code):
-        raise LinkNotFound("No link has this code.")
+    code = link_code(request)
     query = validate(dict(request.query_params), StatsQuery)
     window = window_of(query, datetime.now(UTC))
-    links: LinkStore = request.app.state.links
-    link = await links.get(code, owner_id=None if principal.is_admin else principal.user_id)
-    if link is None:
-        raise LinkNotFound(f"No link has the code '{code}'.")
-    stats: StatsStore = request.app.state.stats
-    report = await stats.link(link.id, window, query.top)
+    deps = api_deps_of(request)
+    link = await links.find(deps, principal, code)
+    report = await deps.stats.link(link.id, window, query.top)
     out = LinkStats(
         code=link.code,
         start=window.start,
@@ -73,9 +68,9 @@ async def summary(request: Request) -> Response:
             "all=true needs an admin user's key with the 'admin' scope.",
         )
     window = window_of(query, datetime.now(UTC))
-    stats: StatsStore = request.app.state.stats
-    report = await stats.summary(None if query.all else principal.user_id, window, query.top)
-    base = request.app.state.settings.public_base
+    deps = api_deps_of(request)
+    report = await deps.stats.summary(None if query.all else principal.user_id, window, query.top)
+    base = deps.settings.public_base
     out = StatsSummary(
         start=window.start,
         end=window.end,

@@ -1,4 +1,6 @@
-"""Rules for user accounts and API keys (no hashing or storage here)."""
+"""User accounts and API keys: who acts (``Principal``), what the stores hand back
+(``User``, ``ApiKey``), and the rules for emails, passwords, key names and scopes.
+Hashing of keys is here (SHA-256); password hashing and storage are not."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import hashlib
 import re
 import secrets
 import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
 
 from shorty.core.codes import BASE62
 from shorty.core.errors import InvalidAccount
@@ -121,3 +125,74 @@ def shown_prefix(raw: str) -> str:
     if raw.startswith(KEY_PREFIX) and len(raw) > KEY_PREFIX_SHOWN * 2:
         return raw[:KEY_PREFIX_SHOWN]
     return raw[:4]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    email: str
+    role: str
+    disabled: bool
+    created_at: datetime
+    rate_limit: str | None = None
+    max_links: int | None = None  # None: SHORTY_MAX_LINKS_PER_USER
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: int
+    user_id: int
+    email: str
+    name: str
+    prefix: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    rate_limit: str | None = None
+    parent_id: int | None = None  # the key that minted this one (None: a login or the CLI)
+
+
+SESSION_KEY_ID = 0  # the key_id of a principal that logged in (an access token, no key)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts as: a user, through one of their keys.
+
+    ``scopes`` are always the effective ones: whatever a credential holds is cut
+    down to what its owner's role grants when the principal is made, so no code
+    path can act on a scope the role lost."""
+
+    user_id: int
+    role: str
+    key_id: int
+    scopes: frozenset[str]
+    key_limit: str | None = None  # overrides SHORTY_LIMIT_PER_KEY for this key
+    user_limit: str | None = None  # overrides SHORTY_LIMIT_PER_USER for this user
+    max_links: int | None = None  # overrides SHORTY_MAX_LINKS_PER_USER for this user
+    # The keys above this one (id, own rate limit), the minting one last: a request
+    # spends from each of their limits too.
+    ancestors: tuple[tuple[int, str | None], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scopes", effective_scopes(self.role, self.scopes))
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.scopes
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes or self.is_admin
+
+    @property
+    def owner_scope(self) -> int | None:
+        """The owner whose links this principal may reach: None (every link) for an
+        admin, else their own user id."""
+        return None if self.is_admin else self.user_id
+
+    def link_quota(self, default: int | None) -> int | None:
+        """The most links this user may own: their own quota, else ``default``
+        (None: no limit)."""
+        return self.max_links if self.max_links is not None else default

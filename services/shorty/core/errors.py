@@ -81,3 +81,37 @@ class CodeSpaceExhausted(DomainError):
     """Several fresh random codes in a row were taken: the code length is too short."""
 
     slug = "code-space-exhausted"
+
+
+class InvalidLimit(DomainError):
+    """A rate limit that does not read as ``<count>/<period>`` or ``off``."""
+
+    slug = "invalid-limit"
+
+
+class InvalidRefreshToken(DomainError):
+    slug = "invalid-refresh-token"
+
+
+class RefreshTokenReused(DomainError):
+    """A refresh token used a second time: its whole family (the login) is revoked."""
+
+    slug = "refresh-token-reused"
+
+
+class IdempotencyMismatch(DomainError):
+    """An Idempotency-Key sent again with another body."""
+
+    slug = "idempotency-key-reused"
+
+
+class IdempotencyInProgress(DomainError):
+    """An Idempotency-Key whose first request has not answered yet."""
+
+    slug = "idempotency-key-in-progress"
+
+
+class BootstrapRefused(DomainError):
+    """The first-start provisioning would make an admin of an account it did not make."""
+
+    slug = "bootstrap-refused"

@@ -6,7 +6,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from shorty.core.errors import DomainError
+from shorty.core.errors import InvalidLimit
 
 _UNITS = {
     "s": 1,
@@ -21,10 +21,6 @@ _UNITS = {
     "day": 86_400,
 }
 _LIMIT = re.compile(r"\s*(\d{1,9})\s*/\s*(\d{0,6})\s*([a-z]+)\s*")
-
-
-class InvalidLimit(DomainError):
-    slug = "invalid-limit"
 
 
 @dataclass(frozen=True, slots=True)

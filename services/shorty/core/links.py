@@ -1,14 +1,16 @@
-"""The link: what a short code stands for, and whether it may redirect now."""
+"""The link: what a short code stands for, whether it may redirect now, and the
+rules a change must pass (expiry, tags, a declaration by reference)."""
 
 from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from shorty.core.errors import InvalidExpiry, InvalidTag
+from shorty.core.errors import CodeImmutable, InvalidExpiry, InvalidTag, ReferenceTaken
 
 REDIRECT_TYPES = frozenset({301, 302, 307, 308})
 MAX_LIFETIME = timedelta(days=36_525)  # an expiry at most ~100 years ahead
@@ -122,3 +124,35 @@ PERMANENT_WITH_LIMITS = (
     "A permanent redirect (301 or 308) is cached by browsers, so expires_at and max_clicks"
     " could not be enforced: use 302 or 307 for a link with either."
 )
+
+
+class Outcome(enum.StrEnum):
+    """What a declaration by reference did."""
+
+    CREATED = "created"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+
+
+def check_redeclaration(link: Link, ref: str, owner_id: int | None, alias: str | None) -> None:
+    """A declaration under ``ref`` may change the ``link`` declared there only if it
+    is its owner's (``owner_id`` None: anyone's), and never its code: ReferenceTaken,
+    CodeImmutable otherwise."""
+    if owner_id is not None and link.owner_id != owner_id:
+        raise ReferenceTaken(f"The reference '{ref}' belongs to another user's link.")
+    if alias is not None and alias != link.code:
+        raise CodeImmutable(
+            f"The link declared as '{ref}' has the code '{link.code}'; a code never changes."
+        )
+
+
+def differences(link: Link, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``fields`` whose value ``link`` does not hold already: what a repeated
+    declaration changes (nothing, so it writes nothing and sends no event)."""
+    return {name: value for name, value in fields.items() if _held(link, name) != value}
+
+
+def _held(link: Link, name: str) -> Any:
+    """What ``link`` holds in the field ``name``, as a change would give it."""
+    value = getattr(link, name)
+    return value if name != "tags" else tuple(value)

@@ -7,15 +7,9 @@ import logging
 import asyncpg
 
 from shorty.core.accounts import SCOPES, hash_api_key, normalize_email, shown_prefix
-from shorty.core.errors import DomainError
+from shorty.core.errors import BootstrapRefused
 
 log = logging.getLogger(__name__)
-
-
-class BootstrapRefused(DomainError):
-    """The first-start provisioning would make an admin of an account it did not make."""
-
-    slug = "bootstrap-refused"
 
 
 BOOTSTRAP_LOCK = 0x5_1107_7002  # serialises replicas that start together

@@ -15,17 +15,9 @@ from typing import Any
 
 import asyncpg
 
-from shorty.core.errors import DomainError
+from shorty.core.errors import IdempotencyInProgress, IdempotencyMismatch
 
 TTL = timedelta(hours=24)
-
-
-class IdempotencyMismatch(DomainError):
-    slug = "idempotency-key-reused"
-
-
-class IdempotencyInProgress(DomainError):
-    slug = "idempotency-key-in-progress"
 
 
 @dataclass(frozen=True, slots=True)

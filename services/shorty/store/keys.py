@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
 from shorty.core.accounts import (
     DEFAULT_SCOPES,
+    ApiKey,
+    Principal,
     check_key_name,
     check_scopes_for_role,
-    effective_scopes,
     hash_api_key,
     new_api_key,
     shown_prefix,
@@ -19,60 +19,6 @@ from shorty.core.accounts import (
 from shorty.core.errors import InvalidAccount, InvalidExpiry, QuotaExceeded
 
 DEFAULT_MAX_LIVE_KEYS = 50  # SHORTY_MAX_KEYS_PER_USER
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    id: int
-    user_id: int
-    email: str
-    name: str
-    prefix: str
-    scopes: tuple[str, ...]
-    created_at: datetime
-    expires_at: datetime | None
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-    rate_limit: str | None = None
-    parent_id: int | None = None  # the key that minted this one (None: a login or the CLI)
-
-
-SESSION_KEY_ID = 0  # the key_id of a principal that logged in (an access token, no key)
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who a request acts as: a user, through one of their keys.
-
-    ``scopes`` are always the effective ones: whatever a credential holds is cut
-    down to what its owner's role grants when the principal is made, so no code
-    path can act on a scope the role lost."""
-
-    user_id: int
-    role: str
-    key_id: int
-    scopes: frozenset[str]
-    key_limit: str | None = None  # overrides SHORTY_LIMIT_PER_KEY for this key
-    user_limit: str | None = None  # overrides SHORTY_LIMIT_PER_USER for this user
-    max_links: int | None = None  # overrides SHORTY_MAX_LINKS_PER_USER for this user
-    # The keys above this one (id, own rate limit), the minting one last: a request
-    # spends from each of their limits too.
-    ancestors: tuple[tuple[int, str | None], ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "scopes", effective_scopes(self.role, self.scopes))
-
-    @property
-    def is_admin(self) -> bool:
-        return "admin" in self.scopes
-
-    def allows(self, scope: str) -> bool:
-        return scope in self.scopes or self.is_admin
-
-    def link_quota(self, default: int | None) -> int | None:
-        """The most links this user may own: their own quota, else ``default``
-        (None: no limit)."""
-        return self.max_links if self.max_links is not None else default
 
 
 _SELECT = """

@@ -1,4 +1,6 @@
-"""The ``urls`` table: create, read and delete links, with their outbox events."""
+"""The ``urls`` table: links created, read, changed, declared by reference and
+deleted, each change with its outbox event in the same transaction. The rules
+for what may change live in ``shorty.core.links`` and ``shorty.usecases.links``."""
 
 from __future__ import annotations
 
@@ -6,20 +8,12 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import asyncpg
 
 from shorty.core import codes
-from shorty.core.errors import (
-    AliasTaken,
-    CodeImmutable,
-    CodeSpaceExhausted,
-    InvalidRedirect,
-    QuotaExceeded,
-    ReferenceTaken,
-)
+from shorty.core.errors import AliasTaken, CodeSpaceExhausted, InvalidRedirect, QuotaExceeded
 from shorty.core.links import PERMANENT_WITH_LIMITS, Link
 from shorty.obs import tracecontext
 
@@ -28,14 +22,6 @@ _COLUMNS = (
     " redirect_type, disabled, max_clicks, title, tags, forward_query, external_ref,"
     " blocked_reason, blocked_note, blocked_at"
 )
-
-
-class Outcome(StrEnum):
-    """What a declaration by reference did."""
-
-    CREATED = "created"
-    CHANGED = "changed"
-    UNCHANGED = "unchanged"
 
 
 # What PATCH may change; the names double as column names.
@@ -246,7 +232,7 @@ class LinkStore:
         a blocked link is only let go of, as by ``delete``."""
         return await self._delete("external_ref", ref, owner_id)
 
-    async def put_by_ref(
+    async def declare(
         self,
         ref: str,
         fields: dict[str, Any],
@@ -254,78 +240,38 @@ class LinkStore:
         owner_id: int | None,
         alias: str | None = None,
         max_links: int | None = None,
-    ) -> tuple[Link, Outcome]:
-        """Make the link declared under ``ref`` hold ``fields`` (keys from UPDATABLE,
-        ``target`` among them): created when there is none (within ``max_links``, as
-        by ``create``), changed only where it differs, so a repeated declaration
-        writes nothing and sends no event.
-
-        Its code never changes: an ``alias`` other than the link's code is
-        CodeImmutable. A reference another user's link holds is ReferenceTaken; an
-        alias another link holds is AliasTaken."""
+    ) -> Link | None:
+        """Insert the link declared under ``ref``, holding ``fields`` (keys from
+        UPDATABLE, ``target`` among them), under ``alias`` or a fresh code, within
+        ``max_links`` as by ``create``. None if a link was declared under ``ref`` at
+        the same moment (the reference is unique)."""
         unknown = set(fields) - UPDATABLE
         if unknown or "target" not in fields:
             raise ValueError(f"not declarable: {sorted(unknown) or 'no target'}")
-        if fields.get("tags") is not None:
-            fields = {**fields, "tags": tuple(fields["tags"])}
-        for _ in range(3):  # a link created or deleted meanwhile under the same reference
-            existing = await self.get_by_ref(ref)
-            if existing is None:
-                try:
-                    created = await self._declare(ref, fields, owner_id, alias, max_links)
-                    return created, Outcome.CREATED
-                except asyncpg.UniqueViolationError:
-                    continue  # the same reference, declared at the same moment
-                except AliasTaken:
-                    if await self.get_by_ref(ref) is None:
-                        raise
-                    continue  # ... with the same alias: that one won
-            if owner_id is not None and existing.owner_id != owner_id:
-                raise ReferenceTaken(f"The reference '{ref}' belongs to another user's link.")
-            if alias is not None and alias != existing.code:
-                raise CodeImmutable(
-                    f"The link declared as '{ref}' has the code '{existing.code}';"
-                    " a code never changes."
-                )
-            changes = {
-                name: value for name, value in fields.items() if _held(existing, name) != value
-            }
-            if not changes:
-                return existing, Outcome.UNCHANGED
-            link = await self.update(existing.code, changes, ref=ref)
-            if link is not None:
-                return link, Outcome.CHANGED
-        raise ReferenceTaken(f"The link declared as '{ref}' keeps changing; try again.")
-
-    async def _declare(
-        self,
-        ref: str,
-        fields: dict[str, Any],
-        owner_id: int | None,
-        alias: str | None,
-        max_links: int | None,
-    ) -> Link:
         tags = fields.get("tags")
         quota = _quota(owner_id, max_links)
-        return await self._under_a_code(
-            alias,
-            lambda code: self._change(
-                "link.created",
-                _INSERT_DECLARED,
-                code,
-                ref,
-                owner_id,
-                fields["target"],
-                fields.get("expires_at"),
-                fields.get("max_clicks"),
-                fields.get("redirect_type"),
-                fields.get("disabled"),
-                fields.get("title"),
-                list(tags) if tags is not None else None,
-                fields.get("forward_query"),
-                quota=quota,
-            ),
-        )
+        try:
+            return await self._under_a_code(
+                alias,
+                lambda code: self._change(
+                    "link.created",
+                    _INSERT_DECLARED,
+                    code,
+                    ref,
+                    owner_id,
+                    fields["target"],
+                    fields.get("expires_at"),
+                    fields.get("max_clicks"),
+                    fields.get("redirect_type"),
+                    fields.get("disabled"),
+                    fields.get("title"),
+                    list(tags) if tags is not None else None,
+                    fields.get("forward_query"),
+                    quota=quota,
+                ),
+            )
+        except asyncpg.UniqueViolationError:
+            return None  # the same reference, declared at the same moment
 
     async def _under_a_code(
         self, alias: str | None, insert: Callable[[str], Awaitable[Link | None]]
@@ -427,12 +373,6 @@ async def _apply(conn: asyncpg.Connection, event_type: str, sql: str, *args: Any
         _OUTBOX, link.code, event_type, json.dumps(_event(link)), tracecontext.current()
     )
     return link
-
-
-def _held(link: Link, name: str) -> Any:
-    """What ``link`` holds in the updatable field ``name``, as a change would give it."""
-    value = getattr(link, name)
-    return value if name != "tags" else tuple(value)
 
 
 @dataclass(frozen=True, slots=True)

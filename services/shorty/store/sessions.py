@@ -16,15 +16,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from shorty.core.errors import DomainError
-
-
-class InvalidRefreshToken(DomainError):
-    slug = "invalid-refresh-token"
-
-
-class RefreshTokenReused(DomainError):
-    slug = "refresh-token-reused"
+from shorty.core.errors import InvalidRefreshToken, RefreshTokenReused
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,16 +5,21 @@ from __future__ import annotations
 import contextlib
 import functools
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 
 import argon2
 import asyncpg
 from argon2 import PasswordHasher
 
-from shorty.core.accounts import ROLE_SCOPES, ROLES, check_password, normalize_email
+from shorty.core.accounts import (
+    ROLE_SCOPES,
+    ROLES,
+    SESSION_KEY_ID,
+    Principal,
+    User,
+    check_password,
+    normalize_email,
+)
 from shorty.core.errors import InvalidAccount
-from shorty.store.keys import SESSION_KEY_ID, Principal
 
 _hasher = PasswordHasher()
 
@@ -22,17 +27,6 @@ _hasher = PasswordHasher()
 @functools.cache
 def _dummy_hash() -> str:
     return _hasher.hash("not a password of anyone's")
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    id: int
-    email: str
-    role: str
-    disabled: bool
-    created_at: datetime
-    rate_limit: str | None = None
-    max_links: int | None = None  # None: SHORTY_MAX_LINKS_PER_USER
 
 
 _USER = "id, email, role, disabled, created_at, rate_limit, max_links"

@@ -1,13 +1,33 @@
-"""``/livez`` (the process answers) and ``/readyz`` (PostgreSQL and Redis answer)."""
+"""``/livez`` (the process answers) and ``/readyz`` (PostgreSQL and Redis answer).
+
+Both services mount these routes; ``readyz`` reads the pool, Redis and settings
+from the service's dependencies (``shorty.bootstrap``), whichever they are."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from typing import Protocol
 
+import asyncpg
+import redis.asyncio as aredis
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from shorty.bootstrap import DEPS
+from shorty.settings import Settings
+
+
+class Probed(Protocol):
+    """What ``readyz`` needs of a service's dependencies."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def pool(self) -> asyncpg.Pool: ...
+    @property
+    def redis(self) -> aredis.Redis: ...
 
 
 async def livez(request: Request) -> JSONResponse:
@@ -15,14 +35,14 @@ async def livez(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    state = request.app.state
-    seconds = state.settings.db_timeout
+    deps: Probed = request.scope["state"][DEPS]
+    seconds = deps.settings.db_timeout
     checks = dict(
         zip(
             ("postgres", "redis"),
             await asyncio.gather(
-                _check(state.pool.fetchval("SELECT 1"), seconds),
-                _check(state.redis.ping(), seconds),
+                _check(deps.pool.fetchval("SELECT 1"), seconds),
+                _check(deps.redis.ping(), seconds),
             ),
             strict=True,
         )

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 from redis.exceptions import RedisError
 
-from shorty.cache.links import LinkCache
+from shorty.bootstrap import worker_deps
 from shorty.obs.metrics import (
     DLQ_LENGTH,
     OUTBOX_WAITING,
@@ -34,12 +34,8 @@ from shorty.obs.metrics import (
 )
 from shorty.runtime import open_resources
 from shorty.settings import Settings
-from shorty.store.idempotency import IdempotencyStore
 from shorty.worker.enrich import GeoIP
-from shorty.worker.events import CacheUpdater, OutboxRelay
-from shorty.worker.ingest import ClickIngester
 from shorty.worker.retention import apply_retention
-from shorty.worker.rollup import Aggregator
 from shorty.worker.streams import DLQ, Consumer, full_jitter
 
 log = logging.getLogger(__name__)
@@ -67,23 +63,20 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                 "retry_base": settings.retry_base,
                 "retry_cap": settings.retry_cap,
             }
-            ingester = ClickIngester(res.pool, geoip, settings.click_retention_days)
+            deps = worker_deps(settings, res, geoip)
+            ingester, relay, aggregator = deps.ingester, deps.relay, deps.aggregator
             # Several consumers in one process: one batch is parsed while another is
             # in PostgreSQL, and PostgreSQL stores two at once.
             clicks = [
                 ingester.consumer(res.redis, f"{name}-{i}", **options)
                 for i in range(settings.ingest_consumers)
             ]
-            cache = LinkCache(res.redis, settings.cache_ttl, settings.negative_ttl)
-            events = CacheUpdater(cache).consumer(res.redis, name, **options)
-            relay = OutboxRelay(res.pool, res.redis)
-            aggregator = Aggregator(res.pool)
-            idempotency = IdempotencyStore(res.pool)
+            events = deps.cache_updater.consumer(res.redis, name, **options)
 
             async def housekeeping() -> bool:
                 if await apply_retention(res.pool, settings.click_retention_days):
                     ingester.forget_partitions()
-                pruned = await idempotency.prune()
+                pruned = await deps.idempotency.prune()
                 pruned += await relay.prune(settings.outbox_retention_days)
                 if pruned:
                     log.info("pruned %d expired idempotency keys and published events", pruned)
