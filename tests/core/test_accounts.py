@@ -48,3 +48,10 @@ def test_shown_prefix_reveals_little():
     generated = accounts.new_api_key()
     assert accounts.shown_prefix(generated) == generated[:12]
     assert accounts.shown_prefix("my-own-bootstrap-key-value") == "my-o"
+
+
+def test_an_admin_reaches_every_owner_a_user_only_themselves():
+    admin = accounts.Principal(user_id=1, role="admin", key_id=3, scopes=frozenset({"admin"}))
+    user = accounts.Principal(user_id=2, role="user", key_id=4, scopes=frozenset({"admin"}))
+    assert admin.owner_scope is None
+    assert user.owner_scope == 2  # a user's key holding "admin" is cut down to the role

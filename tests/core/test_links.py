@@ -2,8 +2,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from shorty.core.errors import InvalidExpiry
-from shorty.core.links import Link, LinkState, check_expiry
+from shorty.core.errors import CodeImmutable, InvalidExpiry, ReferenceTaken
+from shorty.core.links import Link, LinkState, check_expiry, check_redeclaration, differences
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -53,3 +53,23 @@ def test_check_expiry():
     assert check_expiry(earlier, NOW, past_ok=True) == earlier  # a link declared expired
     with pytest.raises(InvalidExpiry, match="100 years"):
         check_expiry(NOW + timedelta(days=40_000), NOW, past_ok=True)
+
+
+def test_a_redeclaration_changes_only_what_differs():
+    held = link(target="https://a.example/", tags=("x", "y"), disabled=False)
+    same = {"target": "https://a.example/", "tags": ("x", "y"), "disabled": False}
+    assert differences(held, same) == {}
+    assert differences(held, {**same, "tags": ("y",), "disabled": True}) == {
+        "tags": ("y",),
+        "disabled": True,
+    }
+
+
+def test_a_redeclaration_keeps_owner_and_code():
+    held = link(code="spring", owner_id=7)
+    check_redeclaration(held, "r", 7, "spring")
+    check_redeclaration(held, "r", None, None)  # no owner to check, no alias asked
+    with pytest.raises(ReferenceTaken, match="'r' belongs to another user's link"):
+        check_redeclaration(held, "r", 8, None)
+    with pytest.raises(CodeImmutable, match="has the code 'spring'; a code never changes"):
+        check_redeclaration(held, "r", 7, "autumn")
