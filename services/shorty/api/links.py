@@ -35,8 +35,6 @@ from shorty.usecases import links
 from shorty.usecases.links import Draft
 from shorty.web.problems import Problem
 
-BULK_MAX = 1000
-
 
 async def shorten(request: Request) -> Response:
     principal = await authenticate(request, "urls:write")
@@ -53,7 +51,7 @@ async def shorten(request: Request) -> Response:
 
 
 async def bulk(request: Request) -> Response:
-    """Up to BULK_MAX links in one request; each item succeeds or fails on its own.
+    """Up to ``schemas.BULK_MAX`` links in one request; each item succeeds or fails on its own.
 
     Each item costs one from the rate limits, as a single shorten would (issue #12
     item 10), so the body is read before the one check; only a known caller's."""

@@ -182,12 +182,15 @@ class QrQuery(BaseModel):
     size: QueryInt = Field(8, ge=1, le=40, description="Size of one module (square) of the code.")
 
 
+BULK_MAX = 1000  # links in one bulk request
+
+
 class BulkRequest(BaseModel):
     """Up to 1,000 links; each item is checked as the body of /shorten, on its own."""
 
     model_config = ConfigDict(extra="forbid")
 
-    items: list[dict[str, object]] = Field(min_length=1, max_length=1000)
+    items: list[dict[str, object]] = Field(min_length=1, max_length=BULK_MAX)
 
 
 class BulkItem(BaseModel):
