@@ -30,6 +30,11 @@ def cli(clean, monkeypatch):
         ["apikey", "create"],
         ["apikey", "list"],
         ["apikey", "revoke"],
+        ["dlq"],
+        ["dlq", "list"],
+        ["dlq", "show"],
+        ["dlq", "replay"],
+        ["dlq", "purge"],
     ],
 )
 def test_every_command_has_help(args):

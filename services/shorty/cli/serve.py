@@ -1,0 +1,163 @@
+"""``shorty serve api|redirect|worker``: one service in the foreground, its metrics on
+a listener of their own."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+
+import click
+from starlette.types import ASGIApp
+
+from shorty.cli.config import F, server_settings
+from shorty.cli.servers import domain_errors, with_pool
+from shorty.settings import METRICS_PORTS, Settings
+
+
+@click.group()
+def serve() -> None:
+    """Run one service in the foreground (needs SHORTY_DATABASE_URL and SHORTY_REDIS_URL)."""
+
+
+def provision(config: Settings) -> None:
+    """SHORTY_INITIAL_API_KEY, if set, becomes an admin key (store/bootstrap.py)."""
+    from shorty.store.bootstrap import ensure_initial_api_key
+
+    assert config.initial_api_key is not None
+    raw = config.initial_api_key.get_secret_value()
+    domain_errors(with_pool)(
+        config, None, lambda pool: ensure_initial_api_key(pool, raw, config.initial_admin_email)
+    )
+
+
+def metrics_options(service: str, host_default: str | None = None) -> Callable[[F], F]:
+    """``--metrics-host`` (by default the service's ``--host``) and ``--metrics-port``
+    of a ``shorty serve`` command."""
+
+    def add(func: F) -> F:
+        port = click.option(
+            "--metrics-port",
+            type=click.IntRange(0, 65_535),
+            default=None,
+            help="Port of the Prometheus metrics, never the public port (0: none). "
+            f"This option, else SHORTY_METRICS_PORT, else {METRICS_PORTS[service]}.",
+        )
+        host = click.option(
+            "--metrics-host",
+            default=host_default,
+            show_default=True if host_default else "same as --host",
+            help="Interface of the metrics listener.",
+        )
+        return host(port(func))
+
+    return add
+
+
+@contextmanager
+def serving_metrics(
+    config: Settings, service: str, host: str, option: int | None, public_port: int = 0
+) -> Iterator[None]:
+    """The service's metrics on a listener of their own while the block runs.
+
+    Opened before the service starts, so that a busy port is one line (raised in the
+    lifespan, uvicorn would log a traceback) and the public port never opens."""
+    from shorty.obs.exposition import MetricsPortBusy, metrics_listener
+
+    port = config.metrics_port_of(service) if option is None else option
+    if port and port == public_port:
+        raise click.ClickException(
+            f"cannot serve metrics on the public port {port}; choose another port with"
+            " --metrics-port or SHORTY_METRICS_PORT (0: none)"
+        )
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(metrics_listener(host, port))
+        except MetricsPortBusy as exc:
+            raise click.ClickException(str(exc)) from None
+        yield
+
+
+def _serve_http(
+    service: str, host: str, port: int, metrics_host: str | None, metrics_port: int | None
+) -> None:
+    from shorty.obs.logging import configure_logging
+    from shorty.web.server import serve
+
+    config = server_settings()
+    configure_logging(config.log_level, service)
+    app: ASGIApp
+    if service == "api":
+        from shorty.api.app import create_app as create_api
+
+        if config.initial_api_key is not None:
+            # Before the server starts, so a refusal stops it with one clear line (in
+            # the lifespan, uvicorn would print a traceback); the app then skips it.
+            provision(config)
+
+        app = create_api(config, provision=False)
+    else:
+        from shorty.redirect.app import create_app as create_redirect
+
+        app = create_redirect(config)
+        # The hot path allocates a few short-lived objects per request. Everything
+        # loaded so far is moved out of the collector's sight, and young collections
+        # run less often: both measured to cut p99 (docs/performance.md).
+        gc.freeze()
+        gc.set_threshold(20_000, 50, 50)
+    with serving_metrics(config, service, metrics_host or host, metrics_port, port):
+        serve(
+            app,
+            host=host,
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            # X-Forwarded-For is read by Shorty itself, from SHORTY_TRUSTED_PROXIES only.
+            proxy_headers=False,
+            timeout_graceful_shutdown=10,
+        )
+
+
+@serve.command("api")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Interface to listen on.")  # noqa: S104
+@click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+@metrics_options("api")
+def serve_api(host: str, port: int, metrics_host: str | None, metrics_port: int | None) -> None:
+    """The JSON API (/api/v1/...), with /livez and /readyz; its metrics on their own port."""
+    _serve_http("api", host, port, metrics_host, metrics_port)
+
+
+@serve.command("redirect")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Interface to listen on.")  # noqa: S104
+@click.option("--port", default=8080, show_default=True, help="Port to listen on.")
+@metrics_options("redirect")
+def serve_redirect(
+    host: str, port: int, metrics_host: str | None, metrics_port: int | None
+) -> None:
+    """The public redirects (GET|HEAD /<code>), with /livez and /readyz; its metrics on
+    their own port."""
+    _serve_http("redirect", host, port, metrics_host, metrics_port)
+
+
+@serve.command("worker")
+# Every interface, like the other services' --host: Prometheus scrapes the pod's address.
+@metrics_options("worker", "0.0.0.0")  # noqa: S104
+def serve_worker(metrics_host: str, metrics_port: int | None) -> None:
+    """Background jobs: outbox relay, click ingestion, rollups, cache updates, retention.
+
+    Serves its metrics (any path: also its liveness probe) on
+    --metrics-host:--metrics-port; like the other services' --host, on every
+    interface by default. Stops on SIGTERM/SIGINT.
+    """
+    from shorty.obs.logging import configure_logging
+    from shorty.worker.main import run_worker
+
+    config = server_settings()
+    configure_logging(config.log_level, "worker")
+    with serving_metrics(config, "worker", metrics_host, metrics_port):
+        asyncio.run(run_worker(config))
