@@ -1,10 +1,12 @@
 """The `shorty` command against the real test database (SHORTY_DATABASE_URL set)."""
 
+import asyncio
+
 import pytest
 from click.testing import CliRunner
 
 from shorty.cli import main
-from tests.helpers import scalar
+from tests.helpers import query, scalar
 
 
 @pytest.fixture
@@ -131,3 +133,87 @@ def test_unreachable_database_is_a_clean_error(monkeypatch, tmp_path):
     result = CliRunner().invoke(main, ["apikey", "list"])
     assert result.exit_code == 1
     assert "Cannot reach PostgreSQL" in result.output
+
+
+async def _as_the_api_sees_it(database_url, email, raw):
+    """What the API would make of this user and key: their password login (any
+    password) and the principal the key stands for."""
+    from shorty.store.db import small_pool
+    from shorty.store.keys import KeyStore
+    from shorty.store.users import UserStore
+
+    async with small_pool(database_url) as pool:
+        login = await UserStore(pool).verify_password(email, "long enough pw")
+        return login, await KeyStore(pool).authenticate(raw)
+
+
+def test_apikey_create_user_makes_a_keys_only_account(cli, clean):
+    created = cli(
+        "apikey",
+        "create",
+        "--email",
+        "Ops@Example.com",
+        "--create-user",
+        "--name",
+        "operator",
+        "--scope",
+        "urls:read",
+        "--scope",
+        "urls:write",
+    )
+    assert created.exit_code == 0, created.output
+    # The key alone on stdout, so that KEY=$(shorty apikey create ...) holds it.
+    raw = created.stdout.strip()
+    assert created.stdout == raw + "\n"
+    assert raw.startswith("shk_")
+    assert len(raw) == 44
+    assert created.stderr.splitlines() == [
+        "Created user ops@example.com (id 1) without a password: it cannot log in, "
+        "it acts only through its API keys."
+    ]
+    rows = query(clean.database_url, "SELECT email, role, password_hash FROM users")
+    assert [tuple(row) for row in rows] == [("ops@example.com", "user", None)]
+    login, principal = asyncio.run(_as_the_api_sees_it(clean.database_url, "ops@example.com", raw))
+    assert login is None
+    assert principal is not None
+    assert principal.user_id == 1
+    assert principal.scopes == frozenset({"urls:read", "urls:write"})
+    listed = cli("apikey", "list", "--email", "ops@example.com").output
+    assert "operator" in listed
+    assert "urls:read,urls:write" in listed
+
+    # Again: the account exists now, so it only gets a second key, and nothing is said.
+    again = cli("apikey", "create", "--email", "ops@example.com", "--create-user")
+    assert again.exit_code == 0, again.output
+    assert again.stderr == ""
+    assert again.stdout.strip().startswith("shk_")
+    assert again.stdout.strip() != raw
+    assert scalar(clean.database_url, "SELECT count(*) FROM users") == 1
+    assert scalar(clean.database_url, "SELECT count(*) FROM api_keys WHERE user_id = 1") == 2
+
+
+def test_apikey_create_user_keeps_an_existing_users_password(cli, clean):
+    cli("user", "create", "--email", "ada@example.com", "--password", "long enough pw")
+    created = cli("apikey", "create", "--email", "ada@example.com", "--create-user")
+    assert created.exit_code == 0, created.output
+    assert created.stderr == ""
+    raw = created.stdout.strip()
+    login, principal = asyncio.run(_as_the_api_sees_it(clean.database_url, "ada@example.com", raw))
+    assert login is not None
+    assert login.email == "ada@example.com"
+    assert principal is not None
+    assert principal.user_id == login.id
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scope", "admin"], "Error: A user's key cannot hold admin; only admins hold 'admin'."),
+        (["--name", "n" * 101], "Error: A key name is at most 100 printable characters."),
+    ],
+)
+def test_apikey_create_user_refused_key_leaves_no_account(cli, clean, args, message):
+    result = cli("apikey", "create", "--email", "ops@example.com", "--create-user", *args)
+    assert result.exit_code == 1
+    assert result.output.strip() == message
+    assert scalar(clean.database_url, "SELECT count(*) FROM users") == 0

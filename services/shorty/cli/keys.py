@@ -33,26 +33,48 @@ def apikey() -> None:
     type=click.Choice(sorted(SCOPES)),
     help=f"Repeat for several (default: {', '.join(DEFAULT_SCOPES)}).",
 )
+@click.option(
+    "--create-user",
+    is_flag=True,
+    help="If no user has this email, create one without a password: it cannot log "
+    "in, it acts only through its keys (for a service such as the operator).",
+)
 @data_dir_option
 @domain_errors
-def apikey_create(email: str, name: str, scopes: tuple[str, ...], data_dir: Path) -> None:
+def apikey_create(
+    email: str, name: str, scopes: tuple[str, ...], create_user: bool, data_dir: Path
+) -> None:
     """Create a key and print it. It is shown only this once.
 
     A key holds only scopes its owner's role grants: 'admin' only for an admin
     (`shorty user create --admin`). Each user holds at most SHORTY_MAX_KEYS_PER_USER
-    live keys."""
+    live keys. Only the key goes to standard output, so
+    KEY=$(shorty apikey create ...) keeps it."""
+    from shorty.core.accounts import check_key_name, check_scopes_for_role
     from shorty.core.errors import InvalidAccount
     from shorty.store.keys import KeyStore
     from shorty.store.users import UserStore
 
     config = settings()
+    wanted = scopes or DEFAULT_SCOPES
 
     async def create(pool: asyncpg.Pool) -> str:
-        owner = await UserStore(pool).by_email(email)
-        if owner is None:
+        users = UserStore(pool)
+        owner = await users.by_email(email)
+        if owner is None and not create_user:
             raise InvalidAccount(f"No user has the email '{email}'.")
+        if owner is None:
+            # Refuse before creating anyone, so a bad name or scope leaves no account.
+            check_key_name(name)
+            check_scopes_for_role(wanted, "user")
+            owner = await users.create(email, None)
+            click.echo(
+                f"Created user {owner.email} (id {owner.id}) without a password: it cannot"
+                " log in, it acts only through its API keys.",
+                err=True,
+            )
         _, raw = await KeyStore(pool, max_live=config.max_keys_per_user).create(
-            owner.id, name=name, scopes=scopes or DEFAULT_SCOPES
+            owner.id, name=name, scopes=wanted
         )
         return raw
 
