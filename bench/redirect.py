@@ -29,12 +29,10 @@ import platform
 import random
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -46,6 +44,7 @@ import redis
 from shorty import embedded
 from shorty.cache.links import KEY, CachedLink
 from shorty.core.codes import BASE62
+from shorty.processes import Child, NotReady, Stuck, port_open
 from shorty.store import migrate
 
 HERE = Path(__file__).resolve().parent
@@ -124,7 +123,10 @@ def seed_redis(redis_url: str, database_url: str, codes: list[str]) -> None:
     client.close()
 
 
-class Server:
+class Server(Child):
+    """A server under test, ready once made; its stderr goes to DATA/<name>.log (its
+    stdout, the access log, nowhere: writing it down would cost as much as serving)."""
+
     def __init__(
         self,
         name: str,
@@ -133,25 +135,15 @@ class Server:
         port: int,
         metrics_port: int | None = None,
     ) -> None:
-        self.name = name
         self.port = port
         self.metrics_port = metrics_port
-        self.process = subprocess.Popen(  # noqa: S603 - our interpreter, our modules
-            command,
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    err = self.process.stderr.read().decode() if self.process.stderr else ""
-                    raise SystemExit(f"{name} did not start:\n{err}") from None
-                time.sleep(0.1)
+        log = DATA / f"{name}.log"
+        super().__init__(name, command, env={**os.environ, **env}, log=log, stdout=False)
+        try:
+            self.wait_ready(port_open(port), 30)
+        except NotReady as error:
+            self.kill()
+            raise SystemExit(str(error)) from None
 
     @property
     def url(self) -> str:
@@ -171,16 +163,6 @@ class Server:
             named = dict(re.findall(r'(\w+)="(\w+)"', labels))
             found[f"{named['tier']}:{named['result']}"] = float(value)
         return found
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stderr:
-            self.process.stderr.close()
 
 
 def shorty_server(env: dict[str, str]) -> Server:
@@ -272,7 +254,10 @@ def compare(
 
 def stop_all(servers: list[Server]) -> None:
     for server in servers:
-        server.stop()
+        try:
+            server.stop(20)
+        except Stuck as stuck:
+            print(stuck, file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:

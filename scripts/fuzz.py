@@ -19,8 +19,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -112,6 +110,8 @@ async def credentials(database_url: str) -> list[Credential]:
 
 @contextmanager
 def live_api(database_url: str, redis_url: str, log: Path) -> Iterator[str]:
+    from shorty.processes import Child, NotReady, http_ok
+
     port = free_port()
     env = {
         **os.environ,
@@ -134,38 +134,17 @@ def live_api(database_url: str, redis_url: str, log: Path) -> Iterator[str]:
             )
         },
     }
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "shorty",
-                "serve",
-                "api",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    command = [sys.executable, "-m", "shorty", "serve", "api", "--host", "127.0.0.1"]
+    api = Child("api", [*command, "--port", str(port)], env=env, log=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/livez", timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the API did not start; see {log}") from None
-                time.sleep(0.1)
+        try:
+            api.wait_ready(http_ok(url + "/livez"), 30)
+        except NotReady as error:
+            raise SystemExit(f"the API did not start: {error}") from None
         yield url
     finally:
-        process.terminate()
-        process.wait(30)
+        api.stop(30)
 
 
 def schemathesis(url: str, who: Credential, args: argparse.Namespace) -> int:

@@ -1,19 +1,26 @@
-"""Small synchronous helpers over the real database, for arranging and checking tests,
-and a bounded wait for what happens in the background."""
+"""Helpers every test folder uses: small synchronous helpers over the real database
+for arranging and checking tests, a free port for a server a test starts, and a
+bounded wait for what happens in the background."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 
 from shorty.core.accounts import DEFAULT_SCOPES
+from shorty.dev import any_free_port
 from shorty.store.keys import KeyStore
 from shorty.store.users import UserStore
 from shorty.worker.rollup import Aggregator
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now, for a server a test starts."""
+    return any_free_port("127.0.0.1")
 
 
 def query(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
@@ -44,6 +51,32 @@ def roll_up(database_url: str) -> int:
             await pool.close()
 
     return asyncio.run(go())
+
+
+def on_pool(url: str, action: Callable[[asyncpg.Pool], Awaitable[Any]]) -> Any:
+    """Run ``action(pool)`` on a small pool of the database at ``url``; its result."""
+
+    async def go() -> Any:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
+        try:
+            return await action(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(go())
+
+
+async def waiting_on_a_lock(pool: asyncpg.Pool) -> None:
+    """Until some session of this database waits on a row lock (at most 10 s)."""
+    for _ in range(500):
+        waiting = await pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("nobody waited on the lock")
 
 
 def user_with_key(

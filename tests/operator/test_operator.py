@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import secrets
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -21,11 +20,11 @@ import yaml
 
 from shorty import embedded
 from shorty.embedded import drop_database
+from shorty.processes import Child, NotReady
 from shorty.store import migrate
 from shorty_operator.client import ApiError, Conflict, Refused, ShortyClient, Unavailable
-from tests.e2e.processes import Child, RedisServer, Service, call_json, get, service_env
-from tests.e2e.test_dev import free_port
-from tests.helpers import bearer, query, scalar, user_with_key, wait_for
+from tests.e2e.processes import RedisServer, Service, call_json, get, service_env
+from tests.helpers import bearer, free_port, query, scalar, user_with_key, wait_for
 from tests.operator.crd import ROOT
 from tests.operator.kube import FakeKube, ready
 
@@ -35,7 +34,9 @@ TIMER = 1.0  # seconds between the operator's checks of each link, here
 
 
 class Operator(Child):
-    """``shorty-operator`` in a child process, logged in to the emulated cluster."""
+    """``shorty-operator`` in a child process, logged in to the emulated cluster; its
+    output goes to ``folder/operator.log`` (``log``). Ready (or ``NotReady`` with the
+    log's last lines, and killed) once made."""
 
     def __init__(
         self,
@@ -74,24 +75,12 @@ class Operator(Child):
             *(["--peering", peering] if peering else ["--standalone"]),
             *args,
         ]
-        self.log = folder / "operator.log"
-        self._log = self.log.open("ab")
-        self.process = subprocess.Popen(
-            command, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
+        super().__init__("shorty-operator", command, env=env, log=folder / "operator.log")
         try:
-            wait_for(self._alive, 30, "the operator's liveness endpoint")
-        except AssertionError:
+            self.wait_ready(lambda: get(self.liveness_port, "/healthz")[0] == 200, 30)
+        except NotReady:
             self.kill()
             raise
-
-    def _alive(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"the operator exited:\n{self.log.read_text()[-3000:]}")
-        try:
-            return get(self.liveness_port, "/healthz")[0] == 200
-        except OSError:
-            return False
 
     def metrics(self) -> str:
         return get(self.metrics_port, "/metrics")[2].decode()
