@@ -102,3 +102,15 @@ def settings(clean: Stack) -> Settings:
         redis_url=clean.redis_url,
         public_url=PUBLIC_URL,
     )
+
+
+@pytest.fixture
+def settings_without_redis(clean: Stack, tmp_path: Path) -> Settings:
+    """``settings`` with a Redis that is not there (a socket nothing serves) and a short
+    Redis timeout: what the services fall back to."""
+    return Settings(
+        database_url=clean.database_url,
+        redis_url=f"unix://{tmp_path}/gone.sock",
+        redis_timeout=0.2,
+        public_url=PUBLIC_URL,
+    )

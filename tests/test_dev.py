@@ -9,8 +9,7 @@ import pytest
 from shorty.dev import bootstrap, metrics_ports, port_is_free
 from shorty.settings import METRICS_PORTS, Settings
 from shorty.store.users import UserStore
-from tests.helpers import scalar
-from tests.store.test_keys import on_pool
+from tests.helpers import on_pool, scalar
 
 
 def test_each_service_gets_a_metrics_port_of_its_own_and_free():

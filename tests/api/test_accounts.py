@@ -3,7 +3,7 @@
 import pytest
 
 from shorty.core.accounts import DEFAULT_SCOPES
-from tests.api.test_shorten import problem
+from tests.api.helpers import problem
 from tests.helpers import bearer, scalar, user_with_key
 
 

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from tests.api.test_manage import shorten
+from tests.api.helpers import shorten
 from tests.helpers import bearer, scalar
 
 PASSWORD = "correct horse battery"

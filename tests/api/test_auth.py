@@ -7,7 +7,7 @@ from starlette.testclient import TestClient
 from shorty.api.app import create_app
 from shorty.settings import Settings
 from shorty.store.keys import KeyStore
-from tests.api.test_shorten import problem
+from tests.api.helpers import problem
 from tests.helpers import bearer, user_with_key
 
 BODY = {"target": "https://example.com"}

@@ -9,8 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from shorty.redirect.app import create_app as create_redirect
-from tests.api.test_manage import shorten
-from tests.api.test_shorten import problem
+from tests.api.helpers import problem, shorten
 from tests.helpers import bearer, query, scalar, wait_for
 
 

@@ -4,7 +4,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from shorty.api.app import create_app
-from tests.api.test_shorten import problem
+from tests.api.helpers import problem
 from tests.helpers import bearer, query, scalar
 
 BODY = {"target": "https://example.com/once"}

@@ -3,7 +3,6 @@ from starlette.testclient import TestClient
 
 from shorty.api.app import create_app as create_api
 from shorty.redirect.app import create_app as create_redirect
-from shorty.settings import Settings
 
 
 @pytest.mark.parametrize("create_app", [create_api, create_redirect])
@@ -16,13 +15,8 @@ def test_live_and_ready(settings, create_app):
 
 
 @pytest.mark.parametrize("create_app", [create_api, create_redirect])
-def test_not_ready_without_redis(clean, create_app, tmp_path):
-    settings = Settings(
-        database_url=clean.database_url,
-        redis_url=f"unix://{tmp_path}/no-redis.sock",
-        redis_timeout=0.2,
-    )
-    with TestClient(create_app(settings)) as client:
+def test_not_ready_without_redis(create_app, settings_without_redis):
+    with TestClient(create_app(settings_without_redis)) as client:
         assert client.get("/livez").status_code == 200
         ready = client.get("/readyz")
         assert ready.status_code == 503

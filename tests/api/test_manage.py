@@ -10,14 +10,8 @@ from starlette.testclient import TestClient
 
 from shorty.api.app import create_app
 from shorty.redirect.app import create_app as create_redirect
-from tests.api.test_shorten import problem
+from tests.api.helpers import problem, shorten
 from tests.helpers import bearer, query, scalar
-
-
-def shorten(api, key, target="https://example.com/", **fields):
-    response = api.post("/api/v1/shorten", json={"target": target, **fields}, headers=bearer(key))
-    assert response.status_code == 201, response.text
-    return response.json()["code"]
 
 
 def test_patch_changes_only_what_is_sent(api, ada, clean):

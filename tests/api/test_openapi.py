@@ -3,11 +3,11 @@
 import re
 import tomllib
 
-import jsonschema
 from openapi_spec_validator import validate
 from starlette.routing import Route
 
 from shorty.api.app import create_app
+from tests.api.helpers import conforms
 from tests.conftest import ROOT
 from tests.helpers import bearer
 
@@ -30,13 +30,6 @@ def test_every_api_route_is_documented(api, settings):
     }
     documented = {(path, method) for path, methods in doc["paths"].items() for method in methods}
     assert served == documented
-
-
-def conforms(doc, path, method, response):
-    documented = doc["paths"][path][method]["responses"][str(response.status_code)]
-    media = response.headers["content-type"].split(";")[0]
-    schema = documented["content"][media]["schema"]
-    jsonschema.validate(response.json(), {**schema, "components": doc["components"]})
 
 
 def test_answers_match_their_documented_schemas(api, ada):

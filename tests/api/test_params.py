@@ -11,8 +11,7 @@ from starlette.testclient import TestClient
 
 from shorty.api.app import create_app
 from shorty.core.accounts import DEFAULT_SCOPES
-from tests.api.test_manage import shorten
-from tests.api.test_shorten import problem
+from tests.api.helpers import problem, shorten
 from tests.helpers import bearer, query, user_with_key
 
 

@@ -14,9 +14,8 @@ from shorty.api.app import create_app
 from shorty.api.routes import OPERATIONS
 from shorty.cli import main
 from shorty.store.keys import KeyStore
-from tests.api.test_shorten import problem
-from tests.helpers import bearer, query, scalar, user_with_key
-from tests.store.test_links import waiting_on_a_lock
+from tests.api.helpers import problem
+from tests.helpers import bearer, query, scalar, user_with_key, waiting_on_a_lock
 
 PASSWORD = "correct horse battery"
 ALL = ["admin", "keys:write", "stats:read", "urls:read", "urls:write"]

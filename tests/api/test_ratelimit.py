@@ -7,8 +7,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from shorty.api.app import create_app
-from shorty.settings import Settings
-from tests.api.test_shorten import problem
+from tests.api.helpers import problem
 from tests.helpers import another_key, bearer, query, scalar, user_with_key
 
 BODY = {"target": "https://example.com"}
@@ -94,15 +93,10 @@ def test_limits_can_be_switched_off(limited, ada):
     assert "ratelimit-limit" not in response.headers
 
 
-def test_without_redis_the_api_limits_in_process(clean, tmp_path):
+def test_without_redis_the_api_limits_in_process(clean, settings_without_redis):
     _, key = user_with_key(clean.database_url, "ada@example.com")
-    settings = Settings(
-        database_url=clean.database_url,
-        redis_url=f"unix://{tmp_path}/gone.sock",
-        redis_timeout=0.2,
-        public_url="https://sho.rt",
-        limit_per_key="6/minute",
-        api_replicas=3,
+    settings = settings_without_redis.model_copy(
+        update={"limit_per_key": "6/minute", "api_replicas": 3}
     )
     with TestClient(create_app(settings)) as api:
         statuses = [

@@ -4,7 +4,7 @@ upsert), with the API's own checks and problems."""
 import redis
 
 from shorty.cache.links import KEY, CachedLink
-from tests.api.test_shorten import problem
+from tests.api.helpers import problem
 from tests.helpers import bearer, query, scalar, user_with_key
 
 REF = "k8s:marketing/spring-sale/0a1b-2c3d"

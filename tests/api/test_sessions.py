@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from shorty.api.app import create_app
-from tests.api.test_shorten import problem
+from tests.api.helpers import problem
 from tests.helpers import bearer, query, scalar
 
 SECRET = "test-jwt-secret-0123456789-abcdefghij"

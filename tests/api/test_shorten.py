@@ -2,18 +2,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shorty.web.problems import PROBLEM_BASE
+from tests.api.helpers import problem
 from tests.helpers import bearer, scalar
-
-
-def problem(response, status, slug):
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["type"] == PROBLEM_BASE + slug
-    assert body["status"] == status
-    assert body["title"]
-    return body
 
 
 def test_shorten_returns_the_new_link(api, ada, clean):

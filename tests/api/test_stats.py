@@ -10,9 +10,7 @@ import pytest
 
 from shorty.worker.ingest import Click, ClickIngester
 from shorty.worker.rollup import Aggregator
-from tests.api.test_openapi import conforms
-from tests.api.test_shorten import problem
-from tests.api.test_urls import shorten
+from tests.api.helpers import conforms, new_link, problem
 from tests.helpers import bearer, query, user_with_key
 
 CHROME = (
@@ -84,7 +82,7 @@ MARCH = {"from": "2025-03-01T00:00:00Z", "to": "2025-03-06T00:00:00Z"}
 def promo(api, ada, clean):
     """ada's link 'promo' with six clicks from 1 to 5 March 2025 (one a bot's), and two
     just outside that window."""
-    shorten(api, ada[1], alias="promo")
+    new_link(api, ada[1], alias="promo")
     ingest(
         clean.database_url,
         click("promo", "2025-02-28T23:59:59Z", ref="news.example", visitor="v0"),
@@ -179,7 +177,7 @@ def test_top_limits_each_list(api, ada, promo):
 
 
 def test_visitors_are_summed_daily_uniques(api, ada, clean):
-    shorten(api, ada[1], alias="daily")
+    new_link(api, ada[1], alias="daily")
     ingest(
         clean.database_url,
         click("daily", "2025-04-01T08:00:00Z", visitor="early"),
@@ -210,7 +208,7 @@ def test_visitors_are_summed_daily_uniques(api, ada, clean):
 
 
 def test_defaults_are_the_last_30_days_by_day(api, ada, clean):
-    shorten(api, ada[1], alias="recent")
+    new_link(api, ada[1], alias="recent")
     now = datetime.now(UTC)
     ingest(
         clean.database_url,
@@ -241,7 +239,7 @@ def test_stats_read_only_the_rollups(api, ada, promo, clean):
 
 
 def test_a_link_without_clicks_has_zeros(api, ada):
-    shorten(api, ada[1], alias="quiet")
+    new_link(api, ada[1], alias="quiet")
     body = stats(api, ada[1], "quiet", interval="hour", **MARCH)
     assert len(body["series"]) == 5 * 24
     assert all(p["clicks"] == p["visitors"] == 0 for p in body["series"])
@@ -324,8 +322,8 @@ def test_a_series_has_at_most_2000_points(api, ada, promo, params, served):
 
 def test_summary_over_the_callers_links(api, ada, bob, clean):
     for alias in ("a-one", "a-two", "a-idle"):
-        shorten(api, ada[1], alias=alias)
-    shorten(api, bob[1], alias="b-one")
+        new_link(api, ada[1], alias=alias)
+    new_link(api, bob[1], alias="b-one")
     ingest(
         clean.database_url,
         click("a-one", "2025-05-01T10:00:00Z", ref="news.example", visitor="x"),

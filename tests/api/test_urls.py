@@ -7,21 +7,12 @@ from starlette.testclient import TestClient
 
 from shorty.api.app import create_app
 from shorty.cache.links import KEY, CachedLink
-from shorty.settings import Settings
-from tests.api.test_shorten import problem
+from tests.api.helpers import new_link, problem
 from tests.helpers import bearer, query, scalar, user_with_key
 
 
-def shorten(api, key, **fields):
-    response = api.post(
-        "/api/v1/shorten", json={"target": "https://example.com", **fields}, headers=bearer(key)
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
 def test_metadata_includes_click_count(api, ada, clean):
-    created = shorten(api, ada[1], alias="meta")
+    created = new_link(api, ada[1], alias="meta")
     query(clean.database_url, "UPDATE urls SET click_count = 41 WHERE code = 'meta'")
     response = api.get("/api/v1/urls/meta", headers=bearer(ada[1]))
     assert response.status_code == 200
@@ -40,20 +31,20 @@ def test_unknown_code_is_404(api, ada):
 
 
 def test_other_users_link_is_404_not_403(api, ada, bob, clean):
-    shorten(api, ada[1], alias="adas-link")
+    new_link(api, ada[1], alias="adas-link")
     problem(api.get("/api/v1/urls/adas-link", headers=bearer(bob[1])), 404, "link-not-found")
     problem(api.delete("/api/v1/urls/adas-link", headers=bearer(bob[1])), 404, "link-not-found")
     assert scalar(clean.database_url, "SELECT count(*) FROM urls") == 1
 
 
 def test_admin_sees_and_deletes_any_link(api, ada, admin):
-    shorten(api, ada[1], alias="adas-link")
+    new_link(api, ada[1], alias="adas-link")
     assert api.get("/api/v1/urls/adas-link", headers=bearer(admin[1])).status_code == 200
     assert api.delete("/api/v1/urls/adas-link", headers=bearer(admin[1])).status_code == 204
 
 
 def test_delete_is_204_then_404_and_drops_the_cache(api, ada, clean):
-    shorten(api, ada[1], alias="bye")
+    new_link(api, ada[1], alias="bye")
     cache = redis.Redis.from_url(clean.redis_url)
     cache.set(KEY.format("bye"), CachedLink(1, "https://example.com").dumps())
     response = api.delete("/api/v1/urls/bye", headers=bearer(ada[1]))
@@ -76,16 +67,10 @@ def test_impossible_codes_are_404_for_get_and_delete(api, ada, path):
     problem(api.delete(f"/api/v1/urls/{path}", headers=bearer(ada[1])), 404, "link-not-found")
 
 
-def test_delete_works_while_redis_is_away(clean, tmp_path):
+def test_delete_works_while_redis_is_away(clean, settings_without_redis):
     _, key = user_with_key(clean.database_url, "ada@example.com")
-    settings = Settings(
-        database_url=clean.database_url,
-        redis_url=f"unix://{tmp_path}/gone.sock",
-        redis_timeout=0.2,
-        public_url="https://sho.rt",
-    )
-    with TestClient(create_app(settings)) as api:
-        shorten(api, key, alias="offline")
+    with TestClient(create_app(settings_without_redis)) as api:
+        new_link(api, key, alias="offline")
         assert api.delete("/api/v1/urls/offline", headers=bearer(key)).status_code == 204
     assert scalar(clean.database_url, "SELECT count(*) FROM urls") == 0
 

@@ -8,8 +8,7 @@ import redis
 
 from shorty.redirect.clicks import STREAM
 from tests.e2e.processes import Service, get, sample, scrape, service_env
-from tests.e2e.test_dev import free_port
-from tests.helpers import query
+from tests.helpers import free_port, query
 
 
 def test_sigterm_flushes_every_buffered_click(clean, tmp_path):

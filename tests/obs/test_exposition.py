@@ -14,8 +14,7 @@ import pytest
 
 from tests.conftest import Stack
 from tests.e2e.processes import Samples, Service, get, listening, sample, scrape, service_env
-from tests.e2e.test_dev import free_port
-from tests.helpers import query, wait_for
+from tests.helpers import free_port, query, wait_for
 
 
 @contextmanager

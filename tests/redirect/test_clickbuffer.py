@@ -11,8 +11,7 @@ from shorty.core.bots import is_bot
 from shorty.redirect.app import create_app
 from shorty.redirect.clicks import STREAM, visitor_hash
 from tests.conftest import ROOT
-from tests.redirect.test_follow import add_link
-from tests.redirect.test_tiers import lookups
+from tests.redirect.helpers import add_link, lookups
 
 
 def dropped():

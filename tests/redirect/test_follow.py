@@ -2,34 +2,19 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import redis
 from starlette.testclient import TestClient
 
 from shorty.bootstrap import DEPS
 from shorty.redirect.app import create_app
 from shorty.redirect.clicks import STREAM
-from shorty.settings import Settings
 from shorty.web.problems import PROBLEM_BASE
-from tests.helpers import query
-
-
-def add_link(url, code, target="https://example.com/landing", **columns):
-    names = ", ".join(["code", "target", *columns])
-    params = ", ".join(f"${i}" for i in range(1, len(columns) + 3))
-    query(url, f"INSERT INTO urls ({names}) VALUES ({params})", code, target, *columns.values())
+from tests.redirect.helpers import add_link
 
 
 @pytest.fixture
 def client(settings):
     with TestClient(create_app(settings), follow_redirects=False) as client:
         yield client
-
-
-@pytest.fixture
-def cache(clean):
-    client = redis.Redis.from_url(clean.redis_url)
-    yield client
-    client.close()
 
 
 def test_get_redirects_with_302_and_no_store(client, clean):
@@ -158,14 +143,9 @@ def test_get_records_a_click_without_ip_head_does_not(settings, clean, cache):
     assert b"203.0.113.7" not in b"".join(human.values())
 
 
-def test_redirects_survive_redis_being_unreachable(clean, tmp_path):
+def test_redirects_survive_redis_being_unreachable(clean, settings_without_redis):
     add_link(clean.database_url, "sturdy")
-    settings = Settings(
-        database_url=clean.database_url,
-        redis_url=f"unix://{tmp_path}/gone.sock",
-        redis_timeout=0.2,
-    )
-    with TestClient(create_app(settings), follow_redirects=False) as client:
+    with TestClient(create_app(settings_without_redis), follow_redirects=False) as client:
         response = client.get("/sturdy")
         assert response.status_code == 302
         assert response.headers["location"] == "https://example.com/landing"
@@ -245,13 +225,10 @@ def test_click_limit_starts_from_the_stored_count(client, clean):
     assert client.get("/almost").status_code == 410
 
 
-def test_click_limit_without_redis_uses_the_stored_count(clean, tmp_path):
+def test_click_limit_without_redis_uses_the_stored_count(clean, settings_without_redis):
     add_link(clean.database_url, "limited", max_clicks=3, click_count=2)
     add_link(clean.database_url, "spent", max_clicks=3, click_count=3)
-    settings = Settings(
-        database_url=clean.database_url, redis_url=f"unix://{tmp_path}/gone.sock", redis_timeout=0.2
-    )
-    with TestClient(create_app(settings), follow_redirects=False) as client:
+    with TestClient(create_app(settings_without_redis), follow_redirects=False) as client:
         assert client.get("/limited").status_code == 302
         assert client.get("/spent").status_code == 410
 

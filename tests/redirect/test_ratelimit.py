@@ -6,7 +6,7 @@ from starlette.testclient import TestClient
 
 from shorty.redirect.app import create_app
 from shorty.redirect.clicks import STREAM
-from tests.redirect.test_follow import add_link
+from tests.redirect.helpers import add_link
 
 
 def test_rate_limit_per_client_ip_behind_a_trusted_proxy(settings, clean):

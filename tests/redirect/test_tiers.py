@@ -2,9 +2,6 @@
 
 import time
 
-import pytest
-import redis
-from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 
 from shorty.api.app import create_app as create_api
@@ -12,21 +9,7 @@ from shorty.bootstrap import DEPS
 from shorty.cache.links import KEY, CachedLink
 from shorty.redirect.app import create_app
 from tests.helpers import bearer, query, user_with_key, wait_for
-from tests.redirect.test_follow import add_link
-
-
-def lookups(tier, result):
-    return (
-        REGISTRY.get_sample_value("shorty_redirect_lookups_total", {"tier": tier, "result": result})
-        or 0
-    )
-
-
-@pytest.fixture
-def cache(clean):
-    client = redis.Redis.from_url(clean.redis_url)
-    yield client
-    client.close()
+from tests.redirect.helpers import add_link, lookups
 
 
 def redirect_client(settings, **changes):

@@ -8,7 +8,7 @@ from shorty.core.errors import AliasTaken, CodeImmutable, ReferenceTaken
 from shorty.core.links import Outcome
 from shorty.usecases.links import put_by_ref
 from tests.helpers import query, user_with_key
-from tests.store.test_links import with_store
+from tests.store.helpers import with_store
 
 REF = "k8s:marketing/spring-sale/0a1b"
 SPEC = {

@@ -3,7 +3,6 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 
 from shorty.core.errors import BootstrapRefused, InvalidAccount
@@ -11,21 +10,9 @@ from shorty.store.bootstrap import ensure_initial_api_key
 from shorty.store.keys import KeyStore
 from shorty.store.users import UserStore
 from tests.e2e.processes import service_env
-from tests.e2e.test_dev import free_port
-from tests.helpers import query
+from tests.helpers import free_port, on_pool, query
 
 INITIAL = "bootstrap-key-0123456789"
-
-
-def on_pool(url, action):
-    async def go():
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
-        try:
-            return await action(pool)
-        finally:
-            await pool.close()
-
-    return asyncio.run(go())
 
 
 def test_key_is_stored_hashed_and_authenticates(clean):

@@ -7,18 +7,8 @@ import pytest
 from shorty.core.errors import AliasTaken, CodeSpaceExhausted, QuotaExceeded
 from shorty.store.links import LinkStore
 from shorty.usecases.links import put_by_ref
-from tests.helpers import query, scalar, user_with_key
-
-
-def with_store(url, action, **store_args):
-    async def go():
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
-        try:
-            return await action(LinkStore(pool, **store_args))
-        finally:
-            await pool.close()
-
-    return asyncio.run(go())
+from tests.helpers import query, scalar, user_with_key, waiting_on_a_lock
+from tests.store.helpers import with_store
 
 
 def scripted(*codes):
@@ -196,19 +186,6 @@ def test_only_a_link_quota_locks_the_owner(clean):
 
     free, capped = with_pool(clean.database_url, scenario)
     assert free.owner_id == capped.owner_id == owner
-
-
-async def waiting_on_a_lock(pool):
-    """Until some session of this database waits on a row lock (at most 10 s)."""
-    for _ in range(500):
-        waiting = await pool.fetchval(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        if waiting:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("nobody waited on the lock")
 
 
 def test_a_block_committed_during_an_owners_delete_keeps_the_link_blocked(clean):

@@ -8,7 +8,7 @@ import textwrap
 import time
 
 from tests.e2e.processes import get
-from tests.e2e.test_dev import free_port
+from tests.helpers import free_port
 
 HANGING = textwrap.dedent(
     """

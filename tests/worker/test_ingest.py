@@ -3,52 +3,22 @@
 import asyncio
 from datetime import UTC, datetime
 
-import asyncpg
 import pytest
 import redis
 import redis.asyncio as aredis
 
 from shorty.redirect.clicks import STREAM
 from shorty.worker.enrich import GeoIP
-from shorty.worker.ingest import GROUP, ClickIngester, NotAClick, parse_entry
+from shorty.worker.ingest import GROUP, NotAClick, parse_entry
 from shorty.worker.main import run_worker
 from shorty.worker.streams import DLQ
 from tests.helpers import query, roll_up, scalar
+from tests.worker.helpers import FIREFOX, add_clicks, add_link, count_of, with_consumer
 
-FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15"
     " (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
 )
-
-
-def add_link(url, code):
-    query(url, "INSERT INTO urls (code, target) VALUES ($1, 'https://example.com')", code)
-
-
-def add_clicks(redis_url, code, n, **extra):
-    client = redis.Redis.from_url(redis_url)
-    fields = {"code": code, "ts": "1767225600000", "ref": "ref.example", "ua": FIREFOX}
-    fields |= {"vh": "0123abcd", **extra}
-    ids = [client.xadd(STREAM, fields) for _ in range(n)]
-    client.close()
-    return ids
-
-
-def with_consumer(stack, action, name="test-1", geoip=None, **options):
-    async def go():
-        pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=2)
-        client = aredis.Redis.from_url(stack.redis_url)
-        try:
-            ingester = ClickIngester(pool, geoip)
-            consumer = ingester.consumer(client, name, **options)
-            await consumer.ensure_group()
-            return await action(consumer, client, ingester)
-        finally:
-            await client.aclose()
-            await pool.close()
-
-    return asyncio.run(go())
 
 
 async def one_step(consumer, client, ingester):
@@ -57,10 +27,6 @@ async def one_step(consumer, client, ingester):
 
 def create_group(stack):
     with_consumer(stack, lambda c, r, i: asyncio.sleep(0))
-
-
-def count_of(url, code):
-    return scalar(url, "SELECT click_count FROM urls WHERE code = $1", code)
 
 
 def test_batch_is_stored_enriched_counted_and_acknowledged(clean):

@@ -16,7 +16,17 @@ from shorty.redirect.clicks import STREAM
 from shorty.worker.ingest import GROUP
 from shorty.worker.streams import DLQ, Consumer, Failure, full_jitter
 from tests.helpers import query
-from tests.worker.test_ingest import add_clicks, add_link, count_of, with_consumer
+from tests.worker.helpers import add_clicks, add_link, count_of, with_consumer
+
+
+@pytest.fixture
+def client(clean):
+    """A Redis client, and the stream ``t:stream`` with the group ``g`` reading it from
+    the start: what a Consumer under test is given."""
+    client = redis.Redis.from_url(clean.redis_url)
+    client.xgroup_create("t:stream", "g", id="0", mkstream=True)
+    yield client
+    client.close()
 
 
 def test_full_jitter_stays_within_the_doubling_bound():
@@ -160,9 +170,7 @@ class Flaky:
         return {}
 
 
-def test_an_outage_hands_the_same_batch_over_without_counting_deliveries(clean):
-    client = redis.Redis.from_url(clean.redis_url)
-    client.xgroup_create("t:stream", "g", id="0", mkstream=True)
+def test_an_outage_hands_the_same_batch_over_without_counting_deliveries(clean, client):
     ids = [client.xadd("t:stream", {"n": str(i)}) for i in range(3)]
     handler = Flaky(outages=7)
 
@@ -179,14 +187,11 @@ def test_an_outage_hands_the_same_batch_over_without_counting_deliveries(clean):
     assert handler.seen == [ids] * 8
     assert client.xpending("t:stream", "g")["pending"] == 0
     assert client.xlen(DLQ) == 0  # eight tries, yet only one delivery
-    client.close()
 
 
-def test_worn_out_entries_of_dead_consumers_go_to_the_dead_letters(clean):
+def test_worn_out_entries_of_dead_consumers_go_to_the_dead_letters(clean, client):
     """An entry whose consumers keep dying (it may be what kills them) is not retried
     forever: once delivered more than max_deliveries times it is buried on claim."""
-    client = redis.Redis.from_url(clean.redis_url)
-    client.xgroup_create("t:stream", "g", id="0", mkstream=True)
     killer = client.xadd("t:stream", {"n": "killer"})
     fine = client.xadd("t:stream", {"n": "fine"})
     client.xreadgroup("g", "dead", {"t:stream": ">"})
@@ -214,12 +219,9 @@ def test_worn_out_entries_of_dead_consumers_go_to_the_dead_letters(clean):
     assert letter[1][b"dlq:deliveries"] == b"5"
     assert b"without being acknowledged" in letter[1][b"dlq:error"]
     assert client.xpending("t:stream", "g")["pending"] == 0
-    client.close()
 
 
-def test_permanent_failures_skip_the_retries_and_trimmed_entries_are_let_go(clean):
-    client = redis.Redis.from_url(clean.redis_url)
-    client.xgroup_create("t:stream", "g", id="0", mkstream=True)
+def test_permanent_failures_skip_the_retries_and_trimmed_entries_are_let_go(clean, client):
     bad = client.xadd("t:stream", {"n": "bad"})
     flaky = client.xadd("t:stream", {"n": "flaky"})
     calls = []
@@ -244,12 +246,9 @@ def test_permanent_failures_skip_the_retries_and_trimmed_entries_are_let_go(clea
     assert calls == [[bad, flaky]]
     assert [f[b"dlq:id"] for _, f in client.xrange(DLQ)] == [bad]
     assert client.xpending("t:stream", "g")["pending"] == 0
-    client.close()
 
 
-def test_entries_deleted_while_a_dead_consumer_held_them_are_let_go(clean):
-    client = redis.Redis.from_url(clean.redis_url)
-    client.xgroup_create("t:stream", "g", id="0", mkstream=True)
+def test_entries_deleted_while_a_dead_consumer_held_them_are_let_go(clean, client):
     gone = client.xadd("t:stream", {"n": "gone"})
     kept = client.xadd("t:stream", {"n": "kept"})
     client.xreadgroup("g", "dead", {"t:stream": ">"})
@@ -269,14 +268,11 @@ def test_entries_deleted_while_a_dead_consumer_held_them_are_let_go(clean):
     asyncio.run(go())
     assert accepted == [kept]
     assert client.xpending("t:stream", "g")["pending"] == 0
-    client.close()
 
 
-def test_after_a_restart_held_entries_are_read_once_then_wait_their_backoff(clean):
+def test_after_a_restart_held_entries_are_read_once_then_wait_their_backoff(clean, client):
     """A consumer restarted under its old name reads what it held once; one that fails
     again waits for its retry instead of being re-read (each read counts a delivery)."""
-    client = redis.Redis.from_url(clean.redis_url)
-    client.xgroup_create("t:stream", "g", id="0", mkstream=True)
     held = client.xadd("t:stream", {"n": "held"})
     client.xreadgroup("g", "same-name", {"t:stream": ">"})  # then the process died
     calls = []
@@ -299,7 +295,6 @@ def test_after_a_restart_held_entries_are_read_once_then_wait_their_backoff(clea
     (pending,) = client.xpending_range("t:stream", "g", "-", "+", 10)
     assert pending["times_delivered"] == 2  # the first read and the recovery, nothing more
     assert client.xlen(DLQ) == 0
-    client.close()
 
 
 @pytest.mark.parametrize(
@@ -329,11 +324,9 @@ def test_replay_all_stops_at_the_letters_present_when_it_started(clean):
     client.close()
 
 
-def test_a_command_redis_refuses_fails_the_entries_instead_of_stalling(clean):
+def test_a_command_redis_refuses_fails_the_entries_instead_of_stalling(clean, client):
     """WRONGTYPE and the like will not pass with time: the entries are retried and
     buried like any failure, not handed over forever as if Redis were away."""
-    client = redis.Redis.from_url(clean.redis_url)
-    client.xgroup_create("t:stream", "g", id="0", mkstream=True)
     (entry,) = [client.xadd("t:stream", {"n": "1"})]
     calls = []
 
@@ -357,15 +350,12 @@ def test_a_command_redis_refuses_fails_the_entries_instead_of_stalling(clean):
     (letter,) = client.xrange(DLQ)
     assert letter[1][b"dlq:id"] == entry
     assert letter[1][b"dlq:error"].startswith(b"ResponseError: WRONGTYPE")
-    client.close()
 
 
-def test_claims_go_on_where_the_last_scan_stopped(clean):
+def test_claims_go_on_where_the_last_scan_stopped(clean, client):
     """Redis looks at count x 10 pending entries per claim: with a live consumer's
     entries in front, a scan that began at the start each time would never reach
     the dead consumer's entries behind them."""
-    client = redis.Redis.from_url(clean.redis_url)
-    client.xgroup_create("t:stream", "g", id="0", mkstream=True)
     live = [client.xadd("t:stream", {"n": str(i)}) for i in range(25)]
     client.xreadgroup("g", "busy", {"t:stream": ">"})  # fresh: not claimable
     dead = [client.xadd("t:stream", {"n": str(i)}) for i in range(3)]
@@ -389,4 +379,3 @@ def test_claims_go_on_where_the_last_scan_stopped(clean):
     asyncio.run(go())
     assert seen == dead
     assert client.xpending("t:stream", "g")["pending"] == len(live)
-    client.close()
