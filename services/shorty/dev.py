@@ -2,9 +2,10 @@
 
 Embedded PostgreSQL and Redis (unless SHORTY_DATABASE_URL / SHORTY_REDIS_URL
 are set), migrations, a dev admin with an API key, then the API, redirect and
-worker as child processes. Ctrl-C or SIGTERM stops the children, then the
-servers. The dev credentials are kept in ``<data-dir>/credentials.json``
-(mode 0600) so a second run prints the same ones.
+worker as child processes (shorty.processes). Ctrl-C or SIGTERM stops the
+children, the last started first, then the servers. The dev credentials are
+kept in ``<data-dir>/credentials.json`` (mode 0600) so a second run prints the
+same ones.
 """
 
 from __future__ import annotations

@@ -246,23 +246,23 @@ class Group:
     """Children that run together: started in order, stopped in reverse order."""
 
     def __init__(self) -> None:
-        self.children: list[Child] = []
-        self._ready: dict[int, Callable[[], bool]] = {}
+        self._members: list[tuple[Child, Callable[[], bool] | None]] = []
+
+    @property
+    def children(self) -> list[Child]:
+        return [child for child, _ in self._members]
 
     def add(self, child: Child, ready: Callable[[], bool] | None = None) -> Child:
         """Hold ``child`` (already started); ``ready``: what ``wait_ready`` waits for."""
-        self.children.append(child)
-        if ready is not None:
-            self._ready[id(child)] = ready
+        self._members.append((child, ready))
         return child
 
     def wait_ready(self, timeout: float) -> None:
         """Until each child's check passes, all within ``timeout`` seconds (``NotReady``)."""
         deadline = time.monotonic() + timeout
-        for child in self.children:
-            check = self._ready.get(id(child))
-            if check is not None:
-                child._wait_ready(check, deadline, timeout)
+        for child, ready in self._members:
+            if ready is not None:
+                child._wait_ready(ready, deadline, timeout)
 
     def check(self) -> None:
         """``Died`` for the first child that has exited."""
