@@ -6,6 +6,8 @@ It logs in as kopf does: in a pod with its service account, elsewhere with
 from __future__ import annotations
 
 import os
+import socket
+import urllib.parse
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any, TypeVar
@@ -18,6 +20,9 @@ from shorty.obs.logging import configure_logging
 from shorty_operator.handlers import Config, build_registry
 
 KEY_ENV = "SHORTY_OPERATOR_API_KEY"
+# A port none of Shorty's own uses (the API's 8000, the redirects' 8080, the metrics'
+# 9100-9102, the operator's metrics' 9090), so the operator runs beside `shorty dev`.
+LIVENESS = "http://0.0.0.0:8081/healthz"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -57,9 +62,9 @@ def seconds(name: str, default: float, text: str) -> Callable[[F], F]:
 )
 @click.option(
     "--liveness",
-    default="http://0.0.0.0:8080/healthz",
+    default=LIVENESS,
     envvar="SHORTY_OPERATOR_LIVENESS",
-    help="Where kopf answers liveness probes ('' to turn off).",
+    help="Where kopf answers liveness probes, an http:// URL ('' to turn off).",
 )
 @click.option(
     "--metrics-port",
@@ -115,6 +120,8 @@ def main(
         raise click.UsageError(f"{KEY_ENV} is not set: the operator needs an API key.")
     if not api_url.startswith(("http://", "https://")):
         raise click.BadParameter("must be an http(s) URL", param_hint="--api-url")
+    if liveness:
+        check_liveness(liveness)
     configure_logging(log_level.upper(), "operator")
     watched = [name for entry in namespaces for name in entry.split()]
     config = Config(
@@ -137,9 +144,35 @@ def main(
             raise click.ClickException(str(exc)) from None
         kopf.run(
             registry=build_registry(config),
+            memo=kopf.Memo(config=config),
             clusterwide=not namespaces,
             namespaces=watched,
             standalone=standalone,
             peering_name=None if standalone else peering,
             liveness_endpoint=liveness or None,
         )
+
+
+def check_liveness(endpoint: str) -> None:
+    """Refuse a liveness endpoint kopf could not serve, in one line: kopf would bind it
+    only once running, and fail there with a traceback."""
+    parts = urllib.parse.urlsplit(endpoint)
+    try:
+        port = parts.port or 80  # as kopf reads it
+    except ValueError:
+        port = -1
+    if parts.scheme != "http" or not 0 <= port <= 65535:
+        raise click.BadParameter(
+            "must be an http:// URL, e.g. " + LIVENESS, param_hint="--liveness"
+        )
+    host = parts.hostname or "localhost"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+            probe.bind((host, port))
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot answer liveness probes on {host}:{port}: {exc.strerror or exc}; "
+            "choose another --liveness ('' to turn off)"
+        ) from None

@@ -1,20 +1,21 @@
 """The kopf handlers: make Shorty's link match each ShortLink, and show how that went.
 
-- resume, create, update → upsert the link by its reference, then the status;
-- a timer (``Config.interval``) → put back a link deleted or edited behind the
-  operator's back, and refresh ``status.clicks``;
-- delete (kopf keeps a finalizer on every ShortLink while it runs) → delete
-  the link; one that is already gone is as good.
+- resume, create, update (id ``upsert``) → upsert the link by its reference;
+- a timer (id ``resync``, every ``Config.interval``) → put back a link deleted or
+  edited behind the operator's back, and refresh ``status.clicks``;
+- delete (id ``delete``; kopf keeps a finalizer on every ShortLink while it runs)
+  → delete the link; one that is already gone is as good.
 
-Failures become the Ready condition: Conflict (retried every
-``Config.conflict_retry`` seconds until the code frees up), InvalidSpec (not
-retried until the spec changes) and ApiUnavailable (retried with exponential
-backoff from ``Config.backoff`` up to ``BACKOFF_MAX``).
+Each reconciliation comes to one ``Outcome``, shown once in the status; what
+follows each reason (a warning, a retry, the timer's skip) is ``model.POLICY``.
+``build_registry`` lists every handler with its id; the ``Config`` reaches them
+through kopf's memo (``memo["config"]``, given to ``kopf.run``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,19 +25,24 @@ from prometheus_client import Counter, Histogram
 from shorty.core.errors import CodeImmutable
 from shorty_operator.client import ApiError, Conflict, Refused, ShortyClient, Unavailable
 from shorty_operator.model import (
+    POLICY,
     InvalidSpec,
+    Outcome,
     Reason,
     desired,
     drift,
     external_ref,
     ready,
     ready_condition,
+    retry_delay,
     status,
 )
+from shorty_operator.progress import ProgressStorage
 
 GROUP, VERSION, PLURAL = "shorty.dev", "v1alpha1", "shortlinks"
+RESOURCE = (GROUP, VERSION, PLURAL)
 FINALIZER = "shorty.dev/link"  # held while the ShortLink's link may still exist in Shorty
-BACKOFF_MAX = 300.0
+RESYNC = "resync"  # the timer's id, as kopf's log lines name it
 
 RECONCILES = Counter(
     "shorty_operator_reconciles_total",
@@ -57,7 +63,7 @@ class Config:
     api_key: str = field(repr=False)
     interval: float = 60.0  # the timer: drift repair and status.clicks
     conflict_retry: float = 30.0  # how often a ShortLink whose code is taken tries again
-    backoff: float = 5.0  # the first retry after ApiUnavailable; doubles up to BACKOFF_MAX
+    backoff: float = 5.0  # the first retry after ApiUnavailable; doubles to model.BACKOFF_MAX
     timeout: float = 10.0  # one call to the API
     # Watch the cluster's namespaces and CRDs for changes. Off when the operator is given
     # exact namespace names: it then needs no cluster-wide rights at all.
@@ -65,87 +71,115 @@ class Config:
 
 
 def build_registry(config: Config) -> kopf.OperatorRegistry:
-    """A registry holding the operator's handlers for ``config``."""
+    """A registry holding the operator's handlers, each under a stable id (kopf names
+    the progress annotations after it). Only the timer's interval is read here; the
+    handlers read the rest of ``config`` from the memo."""
     registry = kopf.OperatorRegistry()
-    resource = (GROUP, VERSION, PLURAL)
-
-    @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        """In a pod: its service account; elsewhere: KUBECONFIG or ~/.kube/config."""
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
-
-    @kopf.on.startup(registry=registry)
-    async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
-        memo["shorty"] = ShortyClient(config.api_url, config.api_key, timeout=config.timeout)
-        # Our own names on the objects, not kopf's defaults.
-        settings.persistence.finalizer = FINALIZER
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
-        settings.scanning.disabled = not config.scan_cluster
-        # At exit, a check under way (milliseconds, at most one API timeout) may finish
-        # and write its status, rather than be left orphaned mid-call.
-        settings.background.instant_exit_timeout = config.timeout
-
-    @kopf.on.cleanup(registry=registry)
-    async def stop(memo: kopf.Memo, **_: Any) -> None:
-        client: ShortyClient | None = memo.get("shorty")
-        if client is not None:
-            await client.close()
-
-    # One reconciliation of an object at a time (a per-object lock in kopf's per-object
-    # memo): a timer run never undoes an update the handler is making, and never puts
-    # back a link the delete handler has just deleted.
-
-    @kopf.on.resume(*resource, registry=registry)
-    @kopf.on.create(*resource, registry=registry)
-    @kopf.on.update(*resource, field="spec", registry=registry)
-    async def upsert(
-        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any
-    ) -> None:
-        async with _lock(memo):
-            with DURATION.labels("upsert").time():
-                reason = await _upsert(body, patch, memo)
-        RECONCILES.labels("upsert", reason.value).inc()
-        if reason is Reason.CONFLICT:
-            raise kopf.TemporaryError("the code is taken", delay=config.conflict_retry)
-        if reason is Reason.API_UNAVAILABLE:
-            raise kopf.TemporaryError("Shorty is unavailable", delay=_backoff(config, retry))
-
-    @kopf.timer(
-        *resource, interval=config.interval, initial_delay=config.interval, registry=registry
-    )
-    async def resync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-        stopped = kwargs.get("stopped")  # kopf's flag: the object is going, or the operator
-        async with _lock(memo):
-            # The body is live: checked once the lock is held, not before.
-            if stopped or body.metadata.get("deletionTimestamp"):
-                return  # being deleted: the link is the delete handler's now
-            if _shown(body, memo) == (Reason.INVALID_SPEC, body.metadata.get("generation")):
-                return  # refused as it is: nothing to check until the spec changes
-            with DURATION.labels("timer").time():
-                reason = await _upsert(body, patch, memo, repair=True)
-        RECONCILES.labels("timer", reason.value).inc()
-
-    @kopf.on.delete(*resource, registry=registry)
-    async def remove(
-        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, logger: Any, **_: Any
-    ) -> None:
-        client: ShortyClient = memo["shorty"]
-        ref = _ref(body)
-        try:
-            async with _lock(memo):
-                with DURATION.labels("delete").time():
-                    existed = await client.delete(ref)
-        except ApiError as exc:
-            RECONCILES.labels("delete", Reason.API_UNAVAILABLE.value).inc()
-            generation = body.metadata.get("generation")
-            message = f"Deleting the link: {exc.message}"
-            _show(body, patch, memo, Reason.API_UNAVAILABLE, message, generation)
-            raise kopf.TemporaryError(exc.message, delay=_backoff(config, retry)) from None
-        RECONCILES.labels("delete", "Deleted").inc()
-        logger.info("link %s %s", ref, "deleted" if existed else "was already gone")
-
+    kopf.on.login(id="login", registry=registry)(login)
+    kopf.on.startup(id="startup", registry=registry)(startup)
+    kopf.on.cleanup(id="cleanup", registry=registry)(cleanup)
+    kopf.on.resume(*RESOURCE, id="upsert", registry=registry)(upsert)
+    kopf.on.create(*RESOURCE, id="upsert", registry=registry)(upsert)
+    kopf.on.update(*RESOURCE, id="upsert", field="spec", registry=registry)(upsert)
+    kopf.timer(
+        *RESOURCE,
+        id=RESYNC,
+        interval=config.interval,
+        initial_delay=config.interval,
+        registry=registry,
+    )(resync)
+    kopf.on.delete(*RESOURCE, id="delete", registry=registry)(delete)
     return registry
+
+
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a pod: its service account; elsewhere: KUBECONFIG or ~/.kube/config."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
+    config: Config = memo["config"]
+    memo["shorty"] = ShortyClient(config.api_url, config.api_key, timeout=config.timeout)
+    # Our own names on the objects, not kopf's defaults.
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = ProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    settings.scanning.disabled = not config.scan_cluster
+    # At exit, a check under way (milliseconds, at most one API timeout) may finish
+    # and write its status, rather than be left orphaned mid-call.
+    settings.background.instant_exit_timeout = config.timeout
+    # Every timer run that went well would log at INFO, for every ShortLink.
+    logging.getLogger("kopf.objects").addFilter(_routine_ticks_to_debug)
+
+
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    client: ShortyClient | None = memo.get("shorty")
+    if client is not None:
+        await client.close()
+
+
+# One reconciliation of an object at a time (a per-object lock in kopf's per-object
+# memo): a timer run never undoes an update the handler is making, and never puts
+# back a link the delete handler has just deleted.
+
+
+async def upsert(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    """Resume, create, update: make the link match the spec."""
+    async with _lock(memo):
+        generation = body.metadata.get("generation")
+        with DURATION.labels("upsert").time():
+            outcome = await _upsert(body, memo)
+        _show(body, patch, memo, outcome, generation)
+    RECONCILES.labels("upsert", outcome.reason.value).inc()
+    delay = _retry_delay(memo, outcome.reason, retry)
+    if delay is not None:
+        raise kopf.TemporaryError(POLICY[outcome.reason].failure, delay=delay)
+
+
+async def resync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+    """The timer: put back a link that went missing or drifted; refresh the clicks."""
+    stopped = kwargs.get("stopped")  # kopf's flag: the object is going, or the operator
+    async with _lock(memo):
+        # The body is live: checked once the lock is held, not before.
+        if stopped or body.metadata.get("deletionTimestamp"):
+            return  # being deleted: the link is the delete handler's now
+        generation = body.metadata.get("generation")
+        shown, shown_for = _shown(body, memo)
+        if shown is not None and not POLICY[shown].timer_checks and shown_for == generation:
+            return  # refused as it is: nothing to check until the spec changes
+        with DURATION.labels("timer").time():
+            outcome = await _upsert(body, memo, repair=True)
+        _show(body, patch, memo, outcome, generation)
+    RECONCILES.labels("timer", outcome.reason.value).inc()
+
+
+async def delete(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, logger: Any, **_: Any
+) -> None:
+    """Delete the link; one already gone is as good."""
+    client: ShortyClient = memo["shorty"]
+    ref = _ref(body)
+    try:
+        async with _lock(memo):
+            with DURATION.labels("delete").time():
+                existed = await client.delete(ref)
+    except ApiError as exc:
+        RECONCILES.labels("delete", Reason.API_UNAVAILABLE.value).inc()
+        outcome = Outcome(Reason.API_UNAVAILABLE, f"Deleting the link: {exc.message}")
+        _show(body, patch, memo, outcome, body.metadata.get("generation"))
+        delay = _retry_delay(memo, outcome.reason, retry)
+        raise kopf.TemporaryError(exc.message, delay=delay) from None
+    RECONCILES.labels("delete", "Deleted").inc()
+    logger.info("link %s %s", ref, "deleted" if existed else "was already gone")
+
+
+def _routine_ticks_to_debug(record: logging.LogRecord) -> bool:
+    """kopf logs "Timer 'resync' succeeded." at INFO each tick, for each ShortLink: make
+    it DEBUG (so it is neither logged at INFO nor posted as an event)."""
+    if record.levelno == logging.INFO and record.getMessage() == f"Timer {RESYNC!r} succeeded.":
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+    return True
 
 
 def _lock(memo: kopf.Memo) -> asyncio.Lock:
@@ -155,19 +189,22 @@ def _lock(memo: kopf.Memo) -> asyncio.Lock:
     return lock
 
 
-async def _upsert(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, repair: bool = False
-) -> Reason:
-    """Make the link match the spec and show the outcome in the status. With ``repair``
-    (the timer) the link is read first, and only written back when it drifted. What the
-    spec asks for and its generation are read together, before any wait (the body is
-    live: a newer spec may arrive meanwhile, and is the next call's)."""
+def _retry_delay(memo: kopf.Memo, reason: Reason, retry: int) -> float | None:
+    config: Config = memo["config"]
+    return retry_delay(reason, retry, steady=config.conflict_retry, backoff=config.backoff)
+
+
+async def _upsert(body: kopf.Body, memo: kopf.Memo, repair: bool = False) -> Outcome:
+    """Make the link match the spec, and say what that came to. With ``repair`` (the
+    timer) the link is read first, and only written back when it drifted. What the
+    spec asks for is read before any wait (the body is live: a newer spec may arrive
+    meanwhile, and is the next call's): the outcome is for the generation the caller
+    read just before."""
     client: ShortyClient = memo["shorty"]
-    generation = body.metadata.get("generation")
     try:
         want = desired(body.spec)
     except InvalidSpec as exc:
-        return _show(body, patch, memo, Reason.INVALID_SPEC, str(exc), generation)
+        return Outcome(Reason.INVALID_SPEC, str(exc))
     ref = _ref(body)
     # A link Shorty gave a code to keeps it when it has to be made again: its short URL
     # is out there. (Given up if that code went to another link meanwhile.)
@@ -182,14 +219,13 @@ async def _upsert(
                 kopf.info(body, reason="Restored", message=f"The link {what}; put back.")
     except Conflict as exc:
         if exc.kind == CodeImmutable.slug:
-            return _show(body, patch, memo, Reason.INVALID_SPEC, exc.message, generation)
-        return _show(body, patch, memo, Reason.CONFLICT, exc.message, generation)
+            return Outcome(Reason.INVALID_SPEC, exc.message)
+        return Outcome(Reason.CONFLICT, exc.message)
     except Refused as exc:
-        return _show(body, patch, memo, Reason.INVALID_SPEC, exc.message, generation)
+        return Outcome(Reason.INVALID_SPEC, exc.message)
     except Unavailable as exc:
-        return _show(body, patch, memo, Reason.API_UNAVAILABLE, exc.message, generation)
-    message = f"{link['short_url']} redirects to the target."
-    return _show(body, patch, memo, Reason.SYNCED, message, generation, link=link)
+        return Outcome(Reason.API_UNAVAILABLE, exc.message)
+    return Outcome(Reason.SYNCED, f"{link['short_url']} redirects to the target.", link)
 
 
 async def _put(
@@ -206,25 +242,19 @@ async def _put(
 
 
 def _show(
-    body: kopf.Body,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    reason: Reason,
-    message: str,
-    generation: int | None,
-    *,
-    link: dict[str, Any] | None = None,
-) -> Reason:
-    """Patch the status with the outcome for ``generation``; a warning event when a
-    failure is new (whoever finds it first: a handler or the timer; not at every retry)."""
-    condition = ready(reason, message, generation)
-    patch.status.update(status(condition, body.status, link=link))
-    if reason is not Reason.SYNCED and _shown(body, memo) != (reason, generation):
-        kopf.warn(body, reason=reason.value, message=message)
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, outcome: Outcome, generation: int | None
+) -> None:
+    """Patch the status with ``outcome`` for ``generation``; a warning event when the
+    reason warns and is new (whoever finds it first: a handler or the timer; not at
+    every retry)."""
+    reason = outcome.reason
+    condition = ready(reason, outcome.message, generation)
+    patch.status.update(status(condition, body.status, link=outcome.link))
+    if POLICY[reason].warns and _shown(body, memo) != (reason, generation):
+        kopf.warn(body, reason=reason.value, message=outcome.message)
     # Remembered here too: kopf writes the status after the handler, and the lock is
     # free before that, so the body may not show it yet to the next one in.
     memo["shown"] = (reason, generation)
-    return reason
 
 
 def _shown(body: kopf.Body, memo: kopf.Memo) -> tuple[Reason | None, int | None]:
@@ -244,7 +274,3 @@ def _shown(body: kopf.Body, memo: kopf.Memo) -> tuple[Reason | None, int | None]
 def _ref(body: kopf.Body) -> str:
     meta = body.metadata
     return external_ref(meta.namespace or "", meta.name or "", meta.uid or "")
-
-
-def _backoff(config: Config, retry: int) -> float:
-    return float(min(config.backoff * 2 ** min(retry, 16), BACKOFF_MAX))

@@ -8,14 +8,19 @@ and the status to show.
   link (snake_case, as ``PATCH /api/v1/urls/{code}`` takes them);
 - ``drift`` lists the fields where the link in Shorty differs from that (edited
   through the API behind the operator's back);
+- ``Outcome`` is what one reconciliation came to, and ``POLICY`` what follows
+  each ``Reason``: whether it warns, how it is retried, whether the timer
+  checks it again (``retry_delay`` turns that into seconds);
 - ``ready`` and ``status`` build the ``Ready`` condition and the status block.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from shorty.core.codes import validate_alias
@@ -34,10 +39,65 @@ class InvalidSpec(ValueError):
 
 
 class Reason(StrEnum):
+    """The ``Ready`` condition's reason: what the last reconciliation came to."""
+
     SYNCED = "Synced"  # the link matches the spec
-    CONFLICT = "Conflict"  # the code belongs to another link; retried until it frees up
-    INVALID_SPEC = "InvalidSpec"  # Shorty refuses the spec itself; not retried
-    API_UNAVAILABLE = "ApiUnavailable"  # Shorty could not be reached; retried with backoff
+    CONFLICT = "Conflict"  # the code belongs to another link
+    INVALID_SPEC = "InvalidSpec"  # Shorty refuses the spec itself
+    API_UNAVAILABLE = "ApiUnavailable"  # Shorty could not be reached
+
+
+class Retry(StrEnum):
+    """How a handler that came to a reason is tried again."""
+
+    NO = "no"  # the handler is done (the timer may still check the link)
+    STEADY = "steady"  # every --conflict-retry seconds, until the code frees up
+    BACKOFF = "backoff"  # from --backoff, doubling up to BACKOFF_MAX
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What follows a reason."""
+
+    retry: Retry
+    failure: str  # the handler's failure as kopf logs it at each retry ("" when none)
+    warns: bool  # a warning event when the ShortLink comes to it (once per generation)
+    timer_checks: bool  # False: the timer leaves it alone until the spec changes
+
+
+POLICY: Mapping[Reason, Policy] = MappingProxyType(
+    {
+        Reason.SYNCED: Policy(Retry.NO, "", warns=False, timer_checks=True),
+        Reason.CONFLICT: Policy(Retry.STEADY, "the code is taken", warns=True, timer_checks=True),
+        Reason.INVALID_SPEC: Policy(Retry.NO, "", warns=True, timer_checks=False),
+        Reason.API_UNAVAILABLE: Policy(
+            Retry.BACKOFF, "Shorty is unavailable", warns=True, timer_checks=True
+        ),
+    }
+)
+BACKOFF_MAX = 300.0
+
+
+def retry_delay(reason: Reason, retry: int, *, steady: float, backoff: float) -> float | None:
+    """Seconds until the handler is tried again after ``reason`` at try number ``retry``
+    (0 the first): None when it is not retried."""
+    match POLICY[reason].retry:
+        case Retry.STEADY:
+            return steady
+        case Retry.BACKOFF:
+            return float(min(backoff * 2 ** min(retry, 16), BACKOFF_MAX))
+        case Retry.NO:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one reconciliation came to: the reason, the condition's message, and the
+    API's link when it was synced."""
+
+    reason: Reason
+    message: str
+    link: Mapping[str, Any] | None = None
 
 
 def external_ref(namespace: str, name: str, uid: str) -> str:

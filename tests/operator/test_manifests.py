@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 import kubernetes_validate
@@ -65,6 +66,15 @@ def test_the_pod_is_restricted_and_probed():
     }
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert "limits" in container["resources"]
+
+
+def test_the_probe_asks_the_port_kopf_answers_on():
+    (container,) = by_kind("Deployment")["spec"]["template"]["spec"]["containers"]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    context = main.make_context("shorty-operator", [*container["args"], "--api-url", "http://x"])
+    liveness = urlsplit(context.params["liveness"])
+    assert (liveness.port, liveness.path) == (ports["health"], "/healthz")
+    assert ports["health"] == 8081  # not the redirect service's 8080
 
 
 def test_the_api_key_comes_from_a_secret_and_the_arguments_are_the_commands():

@@ -6,12 +6,16 @@ import pytest
 import yaml
 
 from shorty_operator.model import (
+    BACKOFF_MAX,
+    POLICY,
     InvalidSpec,
     Reason,
+    Retry,
     desired,
     drift,
     external_ref,
     ready,
+    retry_delay,
     status,
 )
 from tests.operator.crd import EXAMPLES, admit
@@ -153,3 +157,26 @@ def test_status_carries_the_link_and_keeps_an_unchanged_conditions_time():
     down = status(ready(Reason.API_UNAVAILABLE, "refused", 2, T1), again, now=T1)
     assert down["conditions"][0]["lastTransitionTime"] == "2026-11-22T09:05:00Z"
     assert "code" not in down  # what is known stays as it was: the patch leaves it alone
+
+
+def test_every_reason_has_a_policy_and_only_a_synced_link_is_quiet():
+    assert set(POLICY) == set(Reason)
+    assert [r for r in Reason if not POLICY[r].warns] == [Reason.SYNCED]
+    assert [r for r in Reason if not POLICY[r].timer_checks] == [Reason.INVALID_SPEC]
+    assert {r for r in Reason if POLICY[r].retry is Retry.NO} == {
+        Reason.SYNCED,
+        Reason.INVALID_SPEC,
+    }
+    assert all(bool(POLICY[r].failure) == (POLICY[r].retry is not Retry.NO) for r in Reason)
+
+
+def test_a_taken_code_is_retried_steadily_and_an_unavailable_api_with_backoff():
+    def delay(reason: Reason, retry: int) -> float | None:
+        return retry_delay(reason, retry, steady=30.0, backoff=5.0)
+
+    assert [delay(Reason.CONFLICT, n) for n in (0, 1, 9)] == [30.0, 30.0, 30.0]
+    assert [delay(Reason.API_UNAVAILABLE, n) for n in (0, 1, 2, 5)] == [5.0, 10.0, 20.0, 160.0]
+    assert delay(Reason.API_UNAVAILABLE, 6) == BACKOFF_MAX == 300.0
+    assert delay(Reason.API_UNAVAILABLE, 10_000) == BACKOFF_MAX  # no overflow
+    assert delay(Reason.SYNCED, 3) is None
+    assert delay(Reason.INVALID_SPEC, 0) is None

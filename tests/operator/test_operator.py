@@ -363,6 +363,74 @@ def test_a_spec_shorty_refuses_is_invalid_and_left_alone(world):
     wait_for(lambda: world.kube.get("reserved", ns) is None, 30, "the object to go")
 
 
+def test_timer_ticks_stay_out_of_info_and_handlers_go_by_their_ids(world):
+    ns = namespace()
+    world.kube.apply(shortlink("quiet", ns))
+    world.kube.apply(shortlink("refused", ns, code="api"))  # skipped by every tick
+    synced(world, "quiet", ns)
+    reason_is(world, "refused", ns, "InvalidSpec")
+    checks = counter(world, "timer", "Synced")
+    wait_for(lambda: counter(world, "timer", "Synced") >= checks + 3, 20, "timer runs")
+    log = world.operator.log.read_text()
+    assert "Timer 'resync' succeeded" not in log
+    assert "build_registry" not in log  # kopf names each handler by its id
+    assert "Handler 'upsert' succeeded." in log  # a real change still shows at INFO
+    assert not events_for(world, ns, "quiet", "Logging")  # nor is a tick an event
+
+
+OLD_PROGRESS = "shorty.dev/build_registry._locals_.upsert"  # the closure's name, before ids
+
+
+def test_an_upgrade_goes_on_with_the_progress_the_old_handler_names_hold(world):
+    """A ShortLink retrying under an operator of before, whose handlers kopf named after
+    closures (``build_registry.<locals>.upsert``): the operator of now continues that
+    handling (same start, retries counted on), under its own name, and leaves nothing
+    of the old one behind."""
+    ns = namespace()
+    taken = {"target": "https://example.com/first", "alias": "op-upgraded"}
+    assert world.call("POST", "/api/v1/shorten", taken)[0] == 201
+    started = "2026-12-05T08:09:59.881437+00:00"
+    old = {  # as the operator of before left a ShortLink whose code was taken
+        "started": started,
+        "delayed": "2026-12-05T08:10:03.018224+00:00",
+        "purpose": "create",
+        "retries": 3,
+        "success": False,
+        "failure": False,
+        "message": "the code is taken",
+    }
+    obj = shortlink("upgraded", ns, code="op-upgraded")
+    obj["metadata"]["annotations"] = {
+        OLD_PROGRESS: json.dumps(old, separators=(",", ":")),
+        "shorty.dev/kopf-managed": "yes",
+        "shorty.dev/touch-dummy": "2026-12-05T08:10:03.018820+00:00",
+    }
+    world.kube.apply(obj)
+
+    def progress() -> dict[str, Any] | None:
+        found = world.kube.get("upgraded", ns) or {}
+        annotations = found.get("metadata", {}).get("annotations") or {}
+        record = annotations.get("shorty.dev/upsert")
+        return {**json.loads(record), "old": annotations.get(OLD_PROGRESS)} if record else None
+
+    record = wait_for(progress, 30, "the progress under the handler's id")
+    assert record["started"] == started  # the same handling, not a new one
+    assert record["retries"] >= 4  # counted on from the old record's 3
+    assert record["old"] is None
+    assert ready(reason_is(world, "upgraded", ns, "Conflict"))["status"] == "False"
+
+    assert world.call("DELETE", "/api/v1/urls/op-upgraded")[0] == 204
+    synced(world, "upgraded", ns, code="op-upgraded")  # perhaps by the timer, first
+
+    def handled() -> set[str] | None:
+        annotations = set((world.kube.get("upgraded", ns) or {})["metadata"].get("annotations"))
+        return annotations if "shorty.dev/last-handled-configuration" in annotations else None
+
+    left = wait_for(handled, 30, "the handler to finish")  # kopf purges its progress then
+    assert not left & {OLD_PROGRESS, "shorty.dev/upsert"}, left
+    assert world.follow("op-upgraded") == (302, "https://example.com/docs")
+
+
 def test_a_key_shorty_refuses_shows_unavailable_until_it_is_fixed(world):
     ns = namespace()
     wrong = "shk_" + "0" * 40
