@@ -376,6 +376,9 @@ def test_timer_ticks_stay_out_of_info_and_handlers_go_by_their_ids(world):
     assert "build_registry" not in log  # kopf names each handler by its id
     assert "Handler 'upsert' succeeded." in log  # a real change still shows at INFO
     assert not events_for(world, ns, "quiet", "Logging")  # nor is a tick an event
+    for name in ("quiet", "refused"):  # no more ticks for the tests after this one
+        world.kube.delete(name, ns)
+        wait_for(lambda n=name: world.kube.get(n, ns) is None, 30, "the object to go")
 
 
 OLD_PROGRESS = "shorty.dev/build_registry._locals_.upsert"  # the closure's name, before ids
@@ -429,6 +432,9 @@ def test_an_upgrade_goes_on_with_the_progress_the_old_handler_names_hold(world):
     left = wait_for(handled, 30, "the handler to finish")  # kopf purges its progress then
     assert not left & {OLD_PROGRESS, "shorty.dev/upsert"}, left
     assert world.follow("op-upgraded") == (302, "https://example.com/docs")
+    world.kube.delete("upgraded", ns)
+    wait_for(lambda: world.kube.get("upgraded", ns) is None, 30, "the object to go")
+    assert world.follow("op-upgraded")[0] == 404
 
 
 def test_a_key_shorty_refuses_shows_unavailable_until_it_is_fixed(world):
