@@ -135,9 +135,10 @@ def get(
     method: str = "GET",
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
+    timeout: float = 10,
 ) -> tuple[int, dict[str, str], bytes]:
     """Status, headers (lower-case names) and body of one request to 127.0.0.1."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(method, path, body, headers or {})
         response = conn.getresponse()
@@ -148,12 +149,17 @@ def get(
 
 
 def call_json(
-    port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    port: int,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10,
 ) -> tuple[int, Any]:
     """Status and parsed JSON answer (None when empty) of one JSON request."""
     payload = None if body is None else json.dumps(body).encode()
     sent = {"Content-Type": "application/json", **(headers or {})}
-    status, _, raw = get(port, path, method, payload, sent)
+    status, _, raw = get(port, path, method, payload, sent, timeout)
     return status, json.loads(raw) if raw else None
 
 

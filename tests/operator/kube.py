@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import sys
 import threading
 import traceback
 import uuid
@@ -44,6 +45,9 @@ from tests.e2e.processes import call_json
 from tests.operator.crd import ROOT, admit
 
 API = "/apis/shorty.dev/v1alpha1"
+# The emulator shares two cores with the operator, Shorty's services and the suite;
+# under that load it has been seen to take over 10 s for one answer.
+ANSWER_SECONDS = 30
 CRD_API = "/apis/apiextensions.k8s.io/v1"
 
 
@@ -215,12 +219,30 @@ class FakeKube:
     def request(self, method: str, path: str, body: Any = None, patch: str = "") -> Any:
         """One call to the API server: the JSON answer, None for 404, else an error."""
         headers = {"Content-Type": patch} if patch else None
-        status, answer = call_json(self.port, method, path, body, headers)
+        try:
+            status, answer = call_json(self.port, method, path, body, headers, ANSWER_SECONDS)
+        except TimeoutError:
+            raise AssertionError(
+                f"{method} {path}: no answer in {ANSWER_SECONDS} s; the emulator's thread "
+                f"was at:\n{self._where()}"
+            ) from None
         if status == 404:
             return None
         if status >= 400:
             raise AssertionError(f"{method} {path}: {status} {answer!r:.500}")
         return answer
+
+    def _where(self) -> str:
+        """Where the emulator's thread is, and what each of its tasks awaits."""
+        frame = sys._current_frames().get(self._thread.ident or -1)
+        lines = "".join(traceback.format_stack(frame)) if frame else "(not running)\n"
+        if self._loop is not None:
+            try:  # read from another thread: good enough for a diagnosis
+                tasks = list(asyncio.all_tasks(self._loop))
+            except RuntimeError:
+                tasks = []
+            lines += "".join(f"task {task.get_name()}: {task.get_coro()!r}\n" for task in tasks)
+        return lines
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create ``obj`` (a ShortLink) as a cluster would admit it."""

@@ -16,8 +16,7 @@ import pytest
 from shorty.settings import METRICS_PORTS
 from shorty_operator.cli import LIVENESS, main
 from tests.e2e.processes import get
-from tests.e2e.test_dev import free_port
-from tests.helpers import wait_for
+from tests.helpers import free_port, wait_for
 
 
 def operator_command(*args: str, tmp_path: Path) -> tuple[list[str], dict[str, str]]:
