@@ -6,7 +6,7 @@ Starlette lifespan state under ``DEPS``: a frozen, typed object, so a handler
 reads ``deps.links`` (checked by mypy) instead of an untyped ``app.state.links``.
 
 - ``RedirectDeps``: the redirect hot path (``shorty.redirect.app.follow``).
-- ``ApiDeps``: the API's stores, tokens, limiter and link cache; handlers get
+- ``ApiDeps``: the API's stores, tokens, limiter, link cache and Redis guard; handlers get
   it with ``api_deps_of(request)``.
 - ``WorkerDeps``: the worker's consumers and jobs (``shorty.worker.main``).
 
@@ -73,6 +73,7 @@ class ApiDeps:
     settings: Settings
     pool: asyncpg.Pool
     redis: aredis.Redis
+    redis_guard: RedisGuard  # every Redis caller of the process skips Redis after a failure
     links: LinkStore
     keys: KeyStore
     users: UserStore
@@ -103,7 +104,7 @@ def link_cache(settings: Settings, redis: aredis.Redis) -> LinkCache:
 
 
 def redirect_deps(settings: Settings, resources: Resources) -> RedirectDeps:
-    guard = RedisGuard(settings.redis_backoff)
+    guard = RedisGuard(settings.redis_backoff)  # shared by the lookup tiers and the limits
     resolver = Resolver(
         resources.pool,
         link_cache(settings, resources.redis),
@@ -141,10 +142,12 @@ def redirect_deps(settings: Settings, resources: Resources) -> RedirectDeps:
 def api_deps(settings: Settings, resources: Resources, *, openapi: dict[str, Any]) -> ApiDeps:
     """The API's dependencies; ``openapi`` is the document its routes make."""
     pool = resources.pool
+    guard = RedisGuard(settings.redis_backoff)
     return ApiDeps(
         settings=settings,
         pool=pool,
         redis=resources.redis,
+        redis_guard=guard,
         links=LinkStore(pool, settings.code_length),
         keys=KeyStore(pool, max_live=settings.max_keys_per_user),
         users=UserStore(pool),
@@ -155,6 +158,7 @@ def api_deps(settings: Settings, resources: Resources, *, openapi: dict[str, Any
         limiter=Limiter(
             RedisLimits(resources.redis, settings.ratelimit_algorithm),
             replicas=settings.api_replicas,
+            guard=guard,
         ),
         cache=link_cache(settings, resources.redis),
         openapi=openapi,

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     redis_timeout: float = Field(
         0.5, gt=0, le=30, description="Seconds before a Redis call gives up."
     )
+    ready_timeout: float = Field(
+        1.0, gt=0, le=30, description="Seconds each /readyz check waits for its dependency."
+    )
     max_body_bytes: int = Field(
         65_536, ge=1024, le=10_485_760, description="Largest API request body."
     )
@@ -110,7 +113,7 @@ class Settings(BaseSettings):
         0.25, gt=0, le=60, description="Seconds between click flushes."
     )
     redis_backoff: float = Field(
-        2.0, ge=0, le=300, description="Seconds the redirect path skips Redis after a failure."
+        2.0, ge=0, le=300, description="Seconds a service skips Redis after a Redis call failed."
     )
     redirect_rate: float = Field(
         0.0, ge=0, le=1_000_000, description="Redirects per second per client IP (0: no limit)."

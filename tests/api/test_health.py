@@ -11,16 +11,18 @@ def test_live_and_ready(settings, create_app):
         assert client.get("/livez").json() == {"status": "ok"}
         ready = client.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
+        assert ready.json() == {"status": "ready", "checks": {"postgres": "up", "redis": "up"}}
+        assert ready.headers["cache-control"] == "no-store"
 
 
 @pytest.mark.parametrize("create_app", [create_api, create_redirect])
-def test_not_ready_without_redis(create_app, settings_without_redis):
+def test_ready_without_redis(create_app, settings_without_redis):
+    # Issue #14: both serve without Redis, so both stay ready (this was a 503).
     with TestClient(create_app(settings_without_redis)) as client:
         assert client.get("/livez").status_code == 200
         ready = client.get("/readyz")
-        assert ready.status_code == 503
+        assert ready.status_code == 200
         body = ready.json()
-        assert body["status"] == "unavailable"
-        assert body["checks"]["postgres"] == "ok"
-        assert body["checks"]["redis"].startswith("failed: ")
+        assert body["status"] == "ready"
+        assert body["checks"] == {"postgres": "up", "redis": "down"}
+        assert body["errors"]["redis"] in {"ConnectionError", "TimeoutError"}

@@ -86,7 +86,7 @@ def create_app(settings: Settings, *, provision: bool = True) -> Starlette:
             yield {DEPS: api_deps(settings, resources, openapi=openapi)}
 
     routes = [
-        *health.routes,
+        *health.routes(serves_with=[health.POSTGRES]),  # without Redis it serves too
         Route("/api/v1/openapi.json", docs.openapi_json, methods=["GET"]),
         Route("/api/docs", docs.docs_page, methods=["GET"]),
         *routing_table(OPERATIONS),

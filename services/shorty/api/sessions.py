@@ -14,7 +14,6 @@ import logging
 
 import redis.asyncio as aredis
 from pydantic import BaseModel, ConfigDict, Field
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -22,6 +21,7 @@ from shorty.api.auth import client_key, within_limits
 from shorty.api.body import read_json
 from shorty.api.fields import EmailText, PasswordText
 from shorty.bootstrap import api_deps_of
+from shorty.cache.guard import REDIS_FAILURES, RedisGuard
 from shorty.core.accounts import account_hash, normalize_email
 from shorty.core.errors import DomainError, RefreshTokenReused
 from shorty.obs.audit import audit
@@ -100,7 +100,7 @@ async def login(request: Request) -> Response:
         email = body.email.strip().lower()
     account = account_hash(email)
     ip = client_key(request)
-    places = KnownPlaces(api_deps_of(request).redis)
+    places = KnownPlaces(api_deps_of(request).redis, api_deps_of(request).redis_guard)
     checks = [
         ("login-ip:" + ip, settings.limits["login-ip"]),
         (f"login-email:{account}:{ip}", settings.limits["login-email"]),
@@ -126,27 +126,36 @@ async def login(request: Request) -> Response:
 
 class KnownPlaces:
     """Where (client IP, or IPv6 /64) each account logged in from in the last
-    ``KNOWN_DAYS`` days, in Redis. Without Redis no place is known: the cap holds."""
+    ``KNOWN_DAYS`` days, in Redis. Without Redis (failed, or skipped by the process's
+    ``RedisGuard``) no place is known: the cap holds."""
 
     KNOWN_DAYS = 30
 
-    def __init__(self, client: aredis.Redis) -> None:
+    def __init__(self, client: aredis.Redis, guard: RedisGuard) -> None:
         self._redis = client
+        self._guard = guard
 
     async def known(self, account: str, place: str) -> bool:
+        if not self._guard.usable():
+            return False
         try:
             return bool(await self._redis.sismember(_PLACES.format(account), place))
-        except (RedisError, OSError):
+        except REDIS_FAILURES as exc:
+            self._guard.failed(exc)
             return False
 
     async def remember(self, account: str, place: str) -> None:
+        if not self._guard.usable():
+            log.info("login place not remembered: Redis skipped")
+            return
         key = _PLACES.format(account)
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.sadd(key, place)
                 pipe.expire(key, self.KNOWN_DAYS * 86_400)
                 await pipe.execute()
-        except (RedisError, OSError):
+        except REDIS_FAILURES as exc:
+            self._guard.failed(exc)
             log.warning("could not remember a login place: Redis unavailable")
 
 

@@ -16,11 +16,11 @@ LOOKUPS = Counter(
     ["tier", "result"],  # tier: lru, redis, postgres; result: hit, absent
 )
 REDIS_SKIPPED = Counter(
-    "shorty_redirect_redis_skipped_total",
-    "Redis calls the redirect path skipped because Redis failed moments before.",
+    "shorty_redis_skipped_total",
+    "Redis calls skipped because Redis failed moments before (cache/guard.py).",
 )
 REDIS_ERRORS = Counter(
-    "shorty_redirect_redis_errors_total", "Redis calls on the redirect path that failed."
+    "shorty_redis_errors_total", "Redis calls that failed, which start a skip (cache/guard.py)."
 )
 CLICKS_BUFFERED = Gauge(
     "shorty_click_buffer_size", "Clicks waiting in memory to be written to Redis."

@@ -4,7 +4,9 @@ The fallback neither fails open (no limit at all while Redis is away) nor
 closed (refusing everyone): each replica enforces ``1 / replicas`` of every
 limit on its own, so the cluster as a whole stays within the limit. Each
 fallback decision is counted (``shorty_ratelimit_fallback_total``) and the
-switch is logged.
+switch is logged. While the process's ``RedisGuard`` skips Redis (a Redis call
+failed moments before, here or elsewhere in the process), the limiter falls
+back at once instead of waiting for Redis to time out again.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ import logging
 import math
 from collections.abc import Sequence
 
-from redis.exceptions import RedisError
-
+from shorty.cache.guard import REDIS_FAILURES, RedisGuard
 from shorty.core.limits import Limit
 from shorty.obs.metrics import RATE_LIMIT_FALLBACK
 from shorty.ratelimit.local import TokenBuckets
@@ -24,8 +25,13 @@ log = logging.getLogger(__name__)
 
 
 class Limiter:
-    def __init__(self, shared: RedisLimits, *, replicas: int = 1) -> None:
+    def __init__(
+        self, shared: RedisLimits, *, replicas: int = 1, guard: RedisGuard | None = None
+    ) -> None:
+        """``guard``: the process's Redis guard (by default one of its own that never
+        skips)."""
         self._shared = shared
+        self._guard = guard or RedisGuard(0)
         self._replicas = max(1, replicas)
         self._local: dict[Limit, TokenBuckets] = {}
         self._falling_back = False
@@ -34,18 +40,21 @@ class Limiter:
         """Spend ``cost`` from every (key, limit) if all have room, else nothing."""
         if not checks:
             return Decision(True, ())
-        try:
-            decision = await self._shared.check(checks, cost)
-        except (RedisError, OSError) as exc:
-            if not self._falling_back:
-                log.warning("rate limits now enforced in process: Redis %s", type(exc).__name__)
-                self._falling_back = True
-            RATE_LIMIT_FALLBACK.inc()
-            return self._check_locally(checks, cost)
-        if self._falling_back:
-            log.info("rate limits enforced through Redis again")
-            self._falling_back = False
-        return decision
+        if self._guard.usable():
+            try:
+                decision = await self._shared.check(checks, cost)
+            except REDIS_FAILURES as exc:
+                self._guard.failed(exc)
+            else:
+                if self._falling_back:
+                    log.info("rate limits enforced through Redis again")
+                    self._falling_back = False
+                return decision
+        if not self._falling_back:
+            log.warning("rate limits now enforced in process: Redis unavailable")
+            self._falling_back = True
+        RATE_LIMIT_FALLBACK.inc()
+        return self._check_locally(checks, cost)
 
     def _check_locally(self, checks: Sequence[tuple[str, Limit]], cost: int) -> Decision:
         # All or nothing, as in Redis: a request one limit refuses spends from none.

@@ -172,7 +172,7 @@ def create_app(settings: Settings) -> RedirectService:
                 await asyncio.wait({listener}, timeout=settings.redis_timeout * 4)
                 await deps.clicks.close()
 
-    fallback = Starlette(
-        routes=health.routes, exception_handlers={404: not_found}, lifespan=lifespan
-    )
+    # Ready while either store answers: the LRU, Redis and PostgreSQL are each a tier.
+    probes = health.routes(serves_with=[health.POSTGRES, health.REDIS])
+    fallback = Starlette(routes=probes, exception_handlers={404: not_found}, lifespan=lifespan)
     return RedirectService(fallback, access_log=settings.access_log)

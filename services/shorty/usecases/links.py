@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from shorty.bootstrap import ApiDeps
+from shorty.cache.guard import REDIS_FAILURES
 from shorty.core.accounts import Principal
 from shorty.core.codes import validate_alias
 from shorty.core.errors import AliasTaken, DomainError, LinkNotFound, ReferenceTaken
@@ -273,9 +272,14 @@ def _checked(
 
 async def _invalidate(deps: ApiDeps, codes: list[str]) -> None:
     """Drop ``codes`` from Redis and every replica's LRU. A new code may be remembered
-    as unknown (a negative entry), so creations are invalidated too."""
+    as unknown (a negative entry), so creations are invalidated too. While Redis is
+    skipped, or when it fails, the outbox has the change: the worker applies it once
+    Redis is back."""
+    if not deps.redis_guard.usable():
+        log.debug("invalidation of %d codes left to the outbox: Redis skipped", len(codes))
+        return
     try:
         await deps.cache.invalidate_many(codes)
-    except (RedisError, OSError) as exc:
-        # The change is in the outbox: the worker applies it once Redis is back.
+    except REDIS_FAILURES as exc:
+        deps.redis_guard.failed(exc)
         log.warning("could not invalidate %d codes: %s", len(codes), type(exc).__name__)

@@ -1,12 +1,25 @@
-"""``/livez`` (the process answers) and ``/readyz`` (PostgreSQL and Redis answer).
+"""``/livez`` (the process answers) and ``/readyz`` ("send me traffic").
 
-Both services mount these routes; ``readyz`` reads the pool, Redis and settings
-from the service's dependencies (``shorty.bootstrap``), whichever they are."""
+Readiness is whether the service can serve, not whether everything it uses is up:
+a Kubernetes Service takes an unready pod out of rotation, and a dependency every
+replica shares (Redis) would otherwise take out all of them at once. Each app
+says which dependencies it can serve with (``routes(serves_with=...)``): the
+redirect service with PostgreSQL or Redis, the API only with PostgreSQL.
+``/readyz`` checks PostgreSQL and Redis together, each within
+``SHORTY_READY_TIMEOUT``, so it answers in about that time even while one hangs;
+its body names each one's state:
+
+    {"status": "ready", "checks": {"postgres": "up", "redis": "down"},
+     "errors": {"redis": "ConnectionError"}}
+
+``/livez`` never looks at a dependency: restarting a process does not bring its
+database back.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import asyncpg
@@ -18,9 +31,13 @@ from starlette.routing import Route
 from shorty.bootstrap import DEPS
 from shorty.settings import Settings
 
+POSTGRES, REDIS = "postgres", "redis"
+PROBE_PATHS = frozenset({"/livez", "/readyz"})
+_NO_STORE = {"Cache-Control": "no-store"}
+
 
 class Probed(Protocol):
-    """What ``readyz`` needs of a service's dependencies."""
+    """What ``/readyz`` needs of a service's dependencies (``shorty.bootstrap``)."""
 
     @property
     def settings(self) -> Settings: ...
@@ -30,39 +47,60 @@ class Probed(Protocol):
     def redis(self) -> aredis.Redis: ...
 
 
+def routes(*, serves_with: Sequence[str]) -> list[Route]:
+    """``/livez`` and ``/readyz`` for a service that is ready while any of
+    ``serves_with`` (``POSTGRES``, ``REDIS``) answers."""
+    needed = frozenset(serves_with)
+    if not needed or not needed <= {POSTGRES, REDIS}:
+        raise ValueError(f"serves_with names no known dependency: {sorted(needed)}")
+
+    async def readyz(request: Request) -> JSONResponse:
+        deps: Probed = request.scope["state"][DEPS]
+        errors = await _probe(deps)
+        ready = any(name not in errors for name in needed)
+        body: dict[str, object] = {
+            "status": "ready" if ready else "unavailable",
+            "checks": {name: "down" if name in errors else "up" for name in (POSTGRES, REDIS)},
+        }
+        if errors:
+            body["errors"] = errors
+        return JSONResponse(body, status_code=200 if ready else 503, headers=_NO_STORE)
+
+    return [Route("/livez", livez), Route("/readyz", readyz)]
+
+
 async def livez(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-async def readyz(request: Request) -> JSONResponse:
-    deps: Probed = request.scope["state"][DEPS]
-    seconds = deps.settings.db_timeout
-    checks = dict(
-        zip(
-            ("postgres", "redis"),
-            await asyncio.gather(
-                _check(deps.pool.fetchval("SELECT 1"), seconds),
-                _check(deps.redis.ping(), seconds),
-            ),
-            strict=True,
-        )
+async def _probe(deps: Probed) -> dict[str, str]:
+    """The failed checks, by dependency: the name of what each one raised."""
+    seconds = deps.settings.ready_timeout
+    results = await asyncio.gather(
+        _check(lambda: _select_one(deps.pool), seconds),
+        _check(deps.redis.ping, seconds),
     )
-    ready = all(result == "ok" for result in checks.values())
-    return JSONResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks},
-        status_code=200 if ready else 503,
-        headers={"Cache-Control": "no-store"},
-    )
+    return {name: error for name, error in zip((POSTGRES, REDIS), results, strict=True) if error}
 
 
-async def _check(probe: Awaitable[object], seconds: float) -> str:
+async def _check(probe: Callable[[], Awaitable[object]], seconds: float) -> str | None:
     try:
         async with asyncio.timeout(seconds):
-            await probe
+            await probe()
     except Exception as exc:
-        return f"failed: {type(exc).__name__}"
-    return "ok"
+        return type(exc).__name__
+    return None
 
 
-routes = [Route("/livez", livez), Route("/readyz", readyz)]
-PROBE_PATHS = frozenset({"/livez", "/readyz"})
+async def _select_one(pool: asyncpg.Pool) -> None:
+    """``SELECT 1`` on a pooled connection. One that did not answer is closed at
+    once rather than given back: giving it back waits for PostgreSQL to confirm the
+    cancelled query, which a hung server never does, so the probe would hang."""
+    conn = await pool.acquire()
+    try:
+        await conn.fetchval("SELECT 1")
+    except BaseException:
+        conn.terminate()
+        raise
+    finally:
+        await pool.release(conn)

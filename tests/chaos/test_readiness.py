@@ -1,0 +1,152 @@
+"""Readiness under real faults (issue #14, defect 4): `/readyz` says "send me traffic"
+while the service can serve, answers within its deadline while a dependency hangs,
+and the API stops paying the Redis timeout on every call once Redis failed.
+
+The faults are real: a loopback proxy (``tests.faults.Proxy``) in front of the
+test's PostgreSQL or Redis (both listen on Unix sockets) that the test cuts or
+pauses while the services run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from starlette.testclient import TestClient
+
+from shorty.api.app import create_app as create_api
+from shorty.redirect.app import create_app as create_redirect
+from shorty.settings import Settings
+from tests.conftest import PUBLIC_URL
+from tests.faults import Proxy
+from tests.helpers import bearer, user_with_key
+
+READY_TIMEOUT = 0.5  # each /readyz check's deadline in these tests
+APPS = {"api": create_api, "redirect": create_redirect}
+
+
+def postgres_socket(url: str) -> str:
+    """The Unix socket a ``postgresql://...?host=/dir`` URL connects to."""
+    parts = urlsplit(url)
+    return f"{parse_qs(parts.query)['host'][0]}/.s.PGSQL.{parts.port or 5432}"
+
+
+def through(proxy: Proxy, url: str) -> str:
+    """``url`` (PostgreSQL or Redis on a Unix socket) reached through ``proxy`` instead."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":  # redis: unix:///path?db=N
+        db = parse_qs(parts.query).get("db", ["0"])[0]
+        return f"redis://127.0.0.1:{proxy.port}/{db}"
+    auth = parts.netloc.rpartition("@")[0]
+    return f"postgresql://{auth}@127.0.0.1:{proxy.port}{parts.path}?sslmode=disable"
+
+
+@pytest.fixture
+def redis_proxy(clean) -> Iterator[Proxy]:
+    with Proxy(clean.redis_url.removeprefix("unix://").partition("?")[0]) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def postgres_proxy(clean) -> Iterator[Proxy]:
+    with Proxy(postgres_socket(clean.database_url)) as proxy:
+        yield proxy
+
+
+def settings_for(clean, *, database_url=None, redis_url=None, **extra) -> Settings:
+    return Settings(
+        database_url=database_url or clean.database_url,
+        redis_url=redis_url or clean.redis_url,
+        public_url=PUBLIC_URL,
+        redis_timeout=0.3,
+        ready_timeout=READY_TIMEOUT,
+        **extra,
+    )
+
+
+def timed_readyz(client: TestClient) -> tuple[int, dict, float]:
+    started = time.monotonic()
+    response = client.get("/readyz")
+    return response.status_code, response.json(), time.monotonic() - started
+
+
+@pytest.mark.parametrize("kind", sorted(APPS))
+def test_with_redis_cut_both_services_stay_ready_and_say_redis_is_down(kind, clean, redis_proxy):
+    settings = settings_for(clean, redis_url=through(redis_proxy, clean.redis_url))
+    with TestClient(APPS[kind](settings)) as client:
+        status, body, _ = timed_readyz(client)
+        assert (status, body["checks"]) == (200, {"postgres": "up", "redis": "up"})
+        redis_proxy.cut()
+        status, body, elapsed = timed_readyz(client)
+        assert status == 200, body
+        assert body["status"] == "ready"
+        assert body["checks"] == {"postgres": "up", "redis": "down"}
+        assert elapsed < READY_TIMEOUT + 1.0
+        redis_proxy.restore()
+        status, body, _ = timed_readyz(client)
+        assert (status, body["checks"]) == (200, {"postgres": "up", "redis": "up"})
+
+
+def test_with_postgres_paused_the_api_is_unready_within_its_deadline(clean, postgres_proxy):
+    settings = settings_for(
+        clean, database_url=through(postgres_proxy, clean.database_url), db_pool_max=2
+    )
+    with TestClient(create_api(settings)) as client:
+        assert timed_readyz(client)[0] == 200
+        postgres_proxy.pause()
+        try:
+            # More probes than the pool has connections: a probe that timed out
+            # must not keep one.
+            for _ in range(3):
+                status, body, elapsed = timed_readyz(client)
+                assert status == 503, body
+                assert body["status"] == "unavailable"
+                assert body["checks"] == {"postgres": "down", "redis": "up"}
+                assert elapsed < READY_TIMEOUT + 1.0
+        finally:
+            postgres_proxy.resume()
+        status, body, _ = timed_readyz(client)
+        assert (status, body["checks"]) == (200, {"postgres": "up", "redis": "up"})
+
+
+def test_with_postgres_paused_the_redirect_stays_ready_while_redis_answers(clean, postgres_proxy):
+    settings = settings_for(
+        clean, database_url=through(postgres_proxy, clean.database_url), db_pool_max=2
+    )
+    with TestClient(create_redirect(settings)) as client:
+        assert timed_readyz(client)[0] == 200
+        postgres_proxy.pause()
+        try:
+            for _ in range(3):
+                status, body, elapsed = timed_readyz(client)
+                assert status == 200, body
+                assert body["status"] == "ready"
+                assert body["checks"] == {"postgres": "down", "redis": "up"}
+                assert elapsed < READY_TIMEOUT + 1.0
+        finally:
+            postgres_proxy.resume()
+
+
+def test_with_redis_paused_api_writes_pay_the_redis_timeout_once(clean, redis_proxy):
+    writes = 8
+    settings = settings_for(
+        clean, redis_url=through(redis_proxy, clean.redis_url), redis_backoff=60
+    )
+    _, key = user_with_key(clean.database_url, "ada@example.com")
+    with TestClient(create_api(settings)) as client:
+        body = {"target": "https://example.com/warm"}
+        assert client.post("/api/v1/shorten", json=body, headers=bearer(key)).status_code == 201
+        redis_proxy.pause()
+        try:
+            started = time.monotonic()
+            for n in range(writes):
+                body = {"target": f"https://example.com/{n}"}
+                response = client.post("/api/v1/shorten", json=body, headers=bearer(key))
+                assert response.status_code == 201, response.text
+            elapsed = time.monotonic() - started
+        finally:
+            redis_proxy.resume()
+    # Before: each write waited for the rate limiter and the cache invalidation
+    # (2 x 0.3 s, 4.8 s for 8 writes). Now the first failure skips Redis for the rest.
+    assert elapsed < settings.redis_timeout * 2 + 1.5, elapsed
