@@ -154,6 +154,8 @@ def test_each_service_has_its_own_metrics_port_unless_one_is_set(monkeypatch):
         ("SHORTY_SECRET_KEY", "", "at least 16 characters"),
         ("SHORTY_JWT_SECRET", "short", "at least 32 bytes"),
         ("SHORTY_METRICS_PORT", "65536", "less than or equal to 65535"),
+        ("SHORTY_READY_TIMEOUT", "0", "greater than 0"),
+        ("SHORTY_READY_TIMEOUT", "31", "less than or equal to 30"),
     ],
 )
 def test_more_bad_values(monkeypatch, name, value, message):
