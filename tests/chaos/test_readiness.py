@@ -150,3 +150,24 @@ def test_with_redis_paused_api_writes_pay_the_redis_timeout_once(clean, redis_pr
     # Before: each write waited for the rate limiter and the cache invalidation
     # (2 x 0.3 s, 4.8 s for 8 writes). Now the first failure skips Redis for the rest.
     assert elapsed < settings.redis_timeout * 2 + 1.5, elapsed
+
+
+def test_with_both_stores_away_the_redirect_is_unready(clean, postgres_proxy, redis_proxy):
+    settings = settings_for(
+        clean,
+        database_url=through(postgres_proxy, clean.database_url),
+        redis_url=through(redis_proxy, clean.redis_url),
+    )
+    with TestClient(create_redirect(settings)) as client:
+        assert timed_readyz(client)[0] == 200
+        redis_proxy.cut()
+        postgres_proxy.pause()
+        try:
+            status, body, elapsed = timed_readyz(client)
+        finally:
+            postgres_proxy.resume()
+        assert status == 503, body
+        assert body["status"] == "unavailable"
+        assert body["checks"] == {"postgres": "down", "redis": "down"}
+        assert body["errors"]["postgres"] == "TimeoutError"
+        assert elapsed < READY_TIMEOUT + 1.0
