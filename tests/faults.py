@@ -40,6 +40,7 @@ class Proxy:
         self._flowing: asyncio.Event | None = None  # cleared while paused
         self._refusing = False
         self._writers: set[asyncio.StreamWriter] = set()
+        self._held = 0  # chunks waiting for resume()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -105,6 +106,12 @@ class Proxy:
     def connections(self) -> int:
         return len(self._writers) // 2
 
+    @property
+    def held(self) -> int:
+        """Chunks received while paused and not yet forwarded (a query that reached
+        the "server" and waits for its answer)."""
+        return self._held
+
     # the loop
 
     def _run(self) -> None:
@@ -151,7 +158,12 @@ class Proxy:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(CHUNK):
                 assert self._flowing is not None
-                await self._flowing.wait()  # paused: hold the bytes
+                if not self._flowing.is_set():  # paused: hold the bytes
+                    self._held += 1
+                    try:
+                        await self._flowing.wait()
+                    finally:
+                        self._held -= 1
                 if self._delay:
                     await asyncio.sleep(self._delay)
                 if self._refusing:

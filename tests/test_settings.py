@@ -156,6 +156,9 @@ def test_each_service_has_its_own_metrics_port_unless_one_is_set(monkeypatch):
         ("SHORTY_METRICS_PORT", "65536", "less than or equal to 65535"),
         ("SHORTY_READY_TIMEOUT", "0", "greater than 0"),
         ("SHORTY_READY_TIMEOUT", "31", "less than or equal to 30"),
+        ("SHORTY_DB_TIMEOUT", "0", "greater than 0"),
+        ("SHORTY_DB_ACQUIRE_TIMEOUT", "0", "greater than 0"),
+        ("SHORTY_DB_ACQUIRE_TIMEOUT", "121", "less than or equal to 120"),
     ],
 )
 def test_more_bad_values(monkeypatch, name, value, message):

@@ -82,7 +82,18 @@ class Settings(BaseSettings):
     cache_ttl: int = Field(300, ge=0, le=86_400, description="Seconds a link stays in Redis.")
     db_pool_min: int = Field(1, ge=0, le=100, description="asyncpg pool: minimum connections.")
     db_pool_max: int = Field(10, ge=1, le=200, description="asyncpg pool: maximum connections.")
-    db_timeout: float = Field(5.0, gt=0, le=120, description="Seconds before a query is cancelled.")
+    db_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=120,
+        description="Seconds before a PostgreSQL query, or a new connection's setup, is cancelled.",
+    )
+    db_acquire_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=120,
+        description="Seconds a caller waits for a pooled PostgreSQL connection (then 503).",
+    )
     redis_timeout: float = Field(
         0.5, gt=0, le=30, description="Seconds before a Redis call gives up."
     )

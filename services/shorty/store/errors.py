@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncpg
 
-# Connection refused or lost, the server shutting down or refusing connections,
-# too many clients, a query cancelled by its timeout.
+# Every driver-level failure: connection refused, lost or dropped in the middle of a
+# query (PostgresConnectionError: ConnectionDoesNotExistError, ConnectionFailureError),
+# the client's own state broken by it (InterfaceError, InternalClientError), a wait
+# past its deadline (TimeoutError: store/db.py), the server shutting down or refusing
+# connections, too many clients. A query the server refuses for what it says (a
+# constraint, a syntax error) is a bug or a domain error, not this.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.InternalClientError,
     asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionFailureError,
     asyncpg.InsufficientResourcesError,
     asyncpg.OperatorInterventionError,
     asyncpg.InvalidCatalogNameError,

@@ -34,6 +34,7 @@ from shorty.obs.metrics import (
 )
 from shorty.runtime import open_resources
 from shorty.settings import Settings
+from shorty.store.errors import UNAVAILABLE
 from shorty.worker.enrich import GeoIP
 from shorty.worker.retention import apply_retention
 from shorty.worker.streams import DLQ, Consumer, full_jitter
@@ -44,7 +45,9 @@ OBSERVE_SECONDS = 5.0  # stream metrics
 BLOCK_MS = 1000  # longest wait for new entries; also how soon a stop request is noticed
 OUTAGE_BASE, OUTAGE_CAP = 0.1, 1.0  # backoff while PostgreSQL or Redis is away (s)
 LAG_COUNT_CAP = 1000  # Redis < 7 has no lag counter: counted up to this many
-_TRANSIENT = (RedisError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# What a backoff cures: Redis or PostgreSQL away (store.errors.UNAVAILABLE: every
+# driver-level failure, a wait past its deadline) or refusing for a moment.
+_TRANSIENT = (RedisError, asyncpg.PostgresError, *UNAVAILABLE)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
