@@ -8,6 +8,7 @@ import re
 import time
 
 from prometheus_client import Histogram
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shorty.obs import tracecontext
@@ -21,6 +22,9 @@ _INTERNAL = (
     b'"status":500,"detail":"Something failed on our side; the request id is in X-Request-ID."}'
 )
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# What the access log and the latency histogram record when the caller went away
+# before it was answered (nginx's "client closed request"): not a 5xx, nothing sent.
+CLIENT_CLOSED = 499
 
 
 class RequestLogMiddleware:
@@ -28,7 +32,9 @@ class RequestLogMiddleware:
     and observes the request latency histogram.
 
     An exception that escapes the app is logged with the request id and answered
-    with a 500 problem that carries the id, so a user's report can be traced.
+    with a 500 problem that carries the id, so a user's report can be traced. A
+    caller that disconnected while its body was read (``ClientDisconnect``) is no
+    such error: one INFO line, recorded as 499, and no answer (nobody is there).
     ``log_client`` adds the client address (the redirect service leaves it out:
     the public's addresses are not kept anywhere).
     """
@@ -78,6 +84,15 @@ class RequestLogMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            if not response_started:
+                status = CLIENT_CLOSED
+            log.info(
+                "client went away during %s %s",
+                scope["method"],
+                scope["path"],
+                extra={"http.request.id": request_id},
+            )
         except Exception:
             log.exception(
                 "unhandled error on %s %s",
