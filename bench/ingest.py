@@ -86,6 +86,7 @@ def make_clicks(count: int, seed: int = 7) -> list[dict[str, str]]:
     weights = [1 / rank**ZIPF for rank in range(1, LINKS + 1)]
     links = rng.choices(range(1, LINKS + 1), weights, k=count)
     clicks = []
+    prefix = f"{rng.getrandbits(64):016x}"  # one redirect process's click ids
     for i, link in enumerate(links):
         at = start + SPAN * (i / count)
         clicks.append(
@@ -97,6 +98,7 @@ def make_clicks(count: int, seed: int = 7) -> list[dict[str, str]]:
                 "ua": rng.choice(AGENTS),
                 "vh": f"{rng.randrange(count // 3):016x}",
                 "net": f"203.0.{i % 256}.0",
+                "cid": f"{prefix}{i:x}",
             }
         )
     return clicks

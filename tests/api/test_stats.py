@@ -24,7 +24,7 @@ IPHONE = (
 )
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
-_stream_ids = itertools.count(1)
+_click_ids = itertools.count(1)
 
 
 def at(text):
@@ -34,7 +34,7 @@ def at(text):
 def click(code, when, *, ref="", ua=CHROME, visitor=""):
     occurred_at = at(when) if isinstance(when, str) else when
     return Click(
-        stream_id=f"{next(_stream_ids)}-0",
+        click_id=f"{next(_click_ids)}-0",
         code=code,
         occurred_at=occurred_at,
         referrer_host=ref,

@@ -136,7 +136,7 @@ def test_get_records_a_click_without_ip_head_does_not(settings, clean, cache):
     assert human[b"ref"] == b"news.example.org"
     assert human[b"ua"] == browser.encode()
     assert bot[b"ua"] == b"Slackbot-LinkExpanding 1.0"  # marked as a bot by the worker
-    assert set(human) == {b"code", b"id", b"ts", b"ref", b"ua", b"vh", b"net"}
+    assert set(human) == {b"code", b"id", b"ts", b"ref", b"ua", b"vh", b"net", b"cid"}
     assert len(human[b"vh"]) == 16
     # Only the /24 network travels (for the country); the address itself never does.
     assert human[b"net"] == b"203.0.113.0"

@@ -161,6 +161,24 @@ def test_clicks_move_into_monthly_partitions_with_rollups(empty_db):
     assert scalar(empty_db, "SELECT count(*) FROM clicks") == 3
 
 
+def test_clicks_stored_before_0011_keep_their_entry_id_as_click_id(empty_db):
+    import asyncpg
+
+    migrate.upgrade(empty_db, "0010")
+    query(empty_db, "INSERT INTO urls (code, target) VALUES ('abc', 'https://example.com')")
+    query(empty_db, "SELECT shorty_click_partition('2026-01-02 03:04+00')")
+    insert = "INSERT INTO clicks ({}, url_id, occurred_at) VALUES ($1, 1, '2026-01-02 03:04+00')"
+    query(empty_db, insert.format("stream_id"), "1767225600000-0")
+    migrate.upgrade(empty_db)
+    assert scalar(empty_db, "SELECT click_id FROM clicks") == "1767225600000-0"
+    # Still the key, with the time: the same click at the same time is refused.
+    with pytest.raises(asyncpg.UniqueViolationError):
+        query(empty_db, insert.format("click_id"), "1767225600000-0")
+    query(empty_db, insert.format("click_id"), "a1b2c3d4e5f6a7b80")
+    migrate.downgrade(empty_db, "0010")
+    assert scalar(empty_db, "SELECT count(stream_id) FROM clicks") == 2
+
+
 def test_keys_made_before_0010_learn_their_ancestors(empty_db):
     migrate.upgrade(empty_db, "0009")
     query(empty_db, "INSERT INTO users (email) VALUES ('ada@example.com')")

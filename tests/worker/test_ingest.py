@@ -271,3 +271,62 @@ def test_clicks_land_in_the_partition_of_their_month(clean):
     assert with_consumer(clean, one_step) == 2
     parts = query(clean.database_url, "SELECT tableoid::regclass::text FROM clicks ORDER BY 1")
     assert [r[0] for r in parts] == ["clicks_2027_03", "clicks_2027_04"]
+
+
+def test_a_click_written_twice_is_stored_once(clean):
+    """The same click under two stream entry IDs (a write that timed out but ran, and
+    its retry), in two batches: its own id makes it one click."""
+    add_link(clean.database_url, "twice")  # link id 1
+    create_group(clean)
+    (first,) = add_clicks(clean.redis_url, "twice", 1, id="1", cid="a1b2c3d4e5f6a7b80")
+    assert with_consumer(clean, one_step) == 1
+    (again,) = add_clicks(clean.redis_url, "twice", 1, id="1", cid="a1b2c3d4e5f6a7b80")
+    add_clicks(clean.redis_url, "twice", 1, id="1", cid="a1b2c3d4e5f6a7b81")
+    assert first != again
+    assert with_consumer(clean, one_step) == 2
+    assert count_of(clean.database_url, "twice") == 2
+    assert {r["click_id"] for r in query(clean.database_url, "SELECT click_id FROM clicks")} == {
+        "a1b2c3d4e5f6a7b80",
+        "a1b2c3d4e5f6a7b81",
+    }
+    assert roll_up(clean.database_url) == 2
+    assert redis.Redis.from_url(clean.redis_url).xpending(STREAM, GROUP)["pending"] == 0
+
+
+def test_a_click_written_twice_in_one_batch_is_stored_once(clean):
+    """Both copies in the same batch: the COPY meets its own duplicate and the batch
+    goes the careful way."""
+    add_link(clean.database_url, "samebatch")
+    create_group(clean)
+    for _ in range(2):
+        add_clicks(clean.redis_url, "samebatch", 1, id="1", cid="ffee0")
+    add_clicks(clean.redis_url, "samebatch", 1, id="1", cid="ffee1")
+    assert with_consumer(clean, one_step) == 3
+    assert count_of(clean.database_url, "samebatch") == 2
+
+
+def test_entries_without_a_click_id_are_known_by_their_entry_id(clean):
+    """Entries written before click ids (in the stream during an upgrade) count once
+    each, and once only when delivered again."""
+    add_link(clean.database_url, "legacy")
+    create_group(clean)
+    ids = add_clicks(clean.redis_url, "legacy", 2)
+    add_clicks(clean.redis_url, "legacy", 1, cid="0123456789abcdef0")
+
+    async def twice(consumer, client, ingester):
+        entries = await client.xrange(STREAM)
+        return await ingester.handle(entries), await ingester.handle(entries)
+
+    assert with_consumer(clean, twice) == ({}, {})
+    assert count_of(clean.database_url, "legacy") == 3
+    keys = {r["click_id"] for r in query(clean.database_url, "SELECT click_id FROM clicks")}
+    assert keys == {*(i.decode() for i in ids), "0123456789abcdef0"}
+
+
+@pytest.mark.parametrize(
+    ("cid", "problem"),
+    [(b"", "bad click id"), (b"x" * 65, "bad click id"), (b"\xff", "bad value")],
+)
+def test_a_bad_click_id_is_not_a_click(cid, problem):
+    with pytest.raises(NotAClick, match=problem):
+        parse_entry(b"1-0", {b"code": b"abc", b"ts": b"1767225600000", b"cid": cid})

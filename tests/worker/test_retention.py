@@ -31,7 +31,7 @@ def test_retention_drops_raw_clicks_and_keeps_rollups(clean):
         )
         query(
             clean.database_url,
-            "INSERT INTO clicks (stream_id, url_id, occurred_at) VALUES ($1, $2, $3::date)",
+            "INSERT INTO clicks (click_id, url_id, occurred_at) VALUES ($1, $2, $3::date)",
             month,
             link_id,
             date.fromisoformat(month),

@@ -65,7 +65,7 @@ def test_a_transaction_still_open_holds_the_watermark_back(clean):
             await transaction.start()
             xact = await slow.fetchval("SELECT pg_current_xact_id()::text::bigint")
             await slow.execute(
-                "INSERT INTO clicks (stream_id, url_id, occurred_at, is_bot, ingest_xact)"
+                "INSERT INTO clicks (click_id, url_id, occurred_at, is_bot, ingest_xact)"
                 " VALUES ('slow-0', $1, $2, false, $3)",
                 link,
                 AT,
@@ -206,7 +206,7 @@ def test_a_watermark_ahead_of_the_server_is_rebased(clean):
     query(clean.database_url, "UPDATE click_rollup_progress SET done_before = $1", far)
     query(
         clean.database_url,
-        "INSERT INTO clicks (stream_id, url_id, occurred_at, ingest_xact)"
+        "INSERT INTO clicks (click_id, url_id, occurred_at, ingest_xact)"
         " VALUES ('rolled-0', $1, $2, $3), ('waiting-0', $1, $2, $4)",
         link,
         AT,

@@ -29,7 +29,8 @@ MAX_BACKOFF = 5.0
 _APPEND = """
 for _, c in ipairs(cjson.decode(ARGV[2])) do
     redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
-        'code', c[1], 'id', c[2], 'ts', c[3], 'ref', c[4], 'ua', c[5], 'vh', c[6], 'net', c[7])
+        'code', c[1], 'id', c[2], 'ts', c[3], 'ref', c[4], 'ua', c[5], 'vh', c[6], 'net', c[7],
+        'cid', c[8])
 end
 return 0
 """

@@ -5,9 +5,12 @@ transaction: the raw rows into their month's partition with COPY, each marked
 with the transaction's ID (``ingest_xact``: how the rollup aggregator finds
 them, see ``shorty.worker.rollup``), and ``urls.click_count``. The consumer
 acknowledges the entries only after that commits. The raw row's key is the
-entry's stream ID (its first ID, for a replayed entry), so an entry delivered
-twice counts once: a batch that meets a click stored before is rolled back and
-stored again through a staging table that keeps only the new clicks.
+click's id with its time (``click_id``, ``occurred_at``): the id the redirect gave
+it (``cid``), which every copy of the click carries, whatever its entry ID; an
+entry written before there were click ids is known by its stream ID instead (its
+first ID, for a replayed entry). So a click delivered twice, or written twice,
+counts once: a batch that meets a click stored before is rolled back and stored
+again through a staging table that keeps only the new clicks.
 
 An entry that is not a click is a permanent failure (dead-letter stream at
 once); a click PostgreSQL refuses fails on its own, after the batch is retried
@@ -37,6 +40,7 @@ from shorty.worker.streams import Consumer, Entry, Failure, entry_origin
 log = logging.getLogger(__name__)
 
 GROUP = "ingest"
+CLICK_ID = b"cid"  # the field with the click's own id (see shorty.redirect.clicks)
 
 # Errors a retry of the same batch can cure (nobody's fault, no delivery counted).
 TRANSIENT_SQL = (
@@ -47,7 +51,7 @@ TRANSIENT_SQL = (
 )
 
 CLICK_COLUMNS = (  # the raw table's, in the order of ClickIngester.row (+ ingest_xact)
-    "stream_id",
+    "click_id",
     "url_id",
     "occurred_at",
     "referrer_host",
@@ -75,7 +79,7 @@ WHERE urls.id = c.id
 _STAGE = """
 SET LOCAL client_min_messages = warning;
 CREATE TEMP TABLE IF NOT EXISTS click_staging (
-    code text, stream_id text, url_id bigint, occurred_at timestamptz, referrer_host text,
+    code text, click_id text, url_id bigint, occurred_at timestamptz, referrer_host text,
     user_agent text, visitor_hash text, is_bot boolean, browser text, os text, device text,
     country text
 ) ON COMMIT DELETE ROWS;
@@ -83,9 +87,9 @@ CREATE TEMP TABLE IF NOT EXISTS click_staging (
 STAGING_COLUMNS = ("code", *CLICK_COLUMNS)
 _MERGE = """
 WITH inserted AS (
-    INSERT INTO clicks (stream_id, url_id, occurred_at, referrer_host, user_agent, visitor_hash,
+    INSERT INTO clicks (click_id, url_id, occurred_at, referrer_host, user_agent, visitor_hash,
                         is_bot, browser, os, device, country, ingest_xact)
-    SELECT s.stream_id, u.id, s.occurred_at, s.referrer_host, s.user_agent, s.visitor_hash,
+    SELECT s.click_id, u.id, s.occurred_at, s.referrer_host, s.user_agent, s.visitor_hash,
            s.is_bot, s.browser, s.os, s.device, s.country, pg_current_xact_id()::text::bigint
     FROM click_staging s
     JOIN urls u ON u.code = s.code AND (s.url_id IS NULL OR u.id = s.url_id)
@@ -104,7 +108,7 @@ _COPY_COLUMNS = (*CLICK_COLUMNS, "ingest_xact")
 
 
 class Click(NamedTuple):  # a tuple: made 50,000 times a second, it must be cheap
-    stream_id: str
+    click_id: str  # the redirect's id for it, else its (first) stream entry ID
     code: str
     occurred_at: datetime
     referrer_host: str
@@ -137,19 +141,22 @@ def parse_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Click:
         code = fields[b"code"].decode()
         url_id = int(fields[b"id"]) if b"id" in fields else None
         occurred_at = datetime.fromtimestamp(int(fields[b"ts"]) / 1000, UTC)
-        origin = entry_origin(entry_id, fields)
+        cid = fields.get(CLICK_ID)
+        click_id = cid.decode() if cid is not None else entry_origin(entry_id, fields)[:64]
     except KeyError as exc:
         raise NotAClick(f"field {exc.args[0]!r} missing") from None
     except (ValueError, OverflowError, OSError) as exc:
         raise NotAClick(f"bad value: {exc}") from None
     if not is_well_formed(code):
         raise NotAClick(f"not a short code: {code[:80]!r}")
+    if cid is not None and not 0 < len(click_id) <= 64:
+        raise NotAClick(f"bad click id: {click_id[:80]!r}")
     if url_id is not None and not 0 < url_id < 2**63:
         raise NotAClick(f"link id out of range: {url_id}")
     if not 2000 <= occurred_at.year < 10000:
         raise NotAClick(f"time out of range: {occurred_at.isoformat()}")
     return Click(  # positional: keywords cost as much again
-        origin[:64],
+        click_id,
         code,
         occurred_at,
         _text(fields, b"ref", 255),
@@ -265,7 +272,7 @@ class ClickIngester:
         and codes never change, so a link that exists is the one clicked."""
         agent = describe_agent(click.user_agent)
         return (
-            click.stream_id,
+            click.click_id,
             click.url_id,
             click.occurred_at,
             click.referrer_host or None,
