@@ -185,7 +185,7 @@ class Child:
 
     def stop(self, grace: float = 30.0, sig: int = signal.SIGTERM) -> int:
         """Send ``sig`` (SIGTERM) unless the child has exited, then ``wait(grace)``: the
-        exit code (a process that re-raises SIGTERM, as uvicorn does, gives -15)."""
+        exit code (a process the signal ends without a handler gives ``-sig``)."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
         return self.wait(grace)

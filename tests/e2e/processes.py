@@ -92,8 +92,8 @@ def service_env(database_url: str, redis_url: str, **extra: str) -> dict[str, st
 
 class Service(Child):
     """`shorty serve <kind>` in a child process, its output appended to ``log``; ready
-    (or ``NotReady``, and killed) once made. ``stop()`` gives the exit code (uvicorn
-    re-raises SIGTERM: -15)."""
+    (or ``NotReady``, and killed) once made. ``stop()`` gives the exit code (0 after a
+    clean stop)."""
 
     def __init__(
         self,

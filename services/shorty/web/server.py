@@ -1,96 +1,59 @@
-"""uvicorn as Shorty's HTTP services run it, with a stop that is bounded as a whole.
+"""uvicorn as Shorty's HTTP services run it: a stop bounded as a whole, and exit 0
+after a clean one.
 
 uvicorn bounds the wait for open connections (``timeout_graceful_shutdown``) but
 not the application's own shutdown, nor the cancelling of what is left when the
-loop closes. Each of Shorty's shutdown steps has its own bound; this is the one
-behind them all: ``stop_seconds`` after the first SIGTERM/SIGINT, a process that
-still runs logs what every task and thread is doing and exits with status 1,
-instead of hanging until Kubernetes kills it without a word.
+loop closes: ``shorty.stopdeadline`` bounds the whole stop (exit 1 with what still
+ran). And uvicorn re-raises the SIGTERM it caught once it has stopped, so a clean
+drain would end with -15 (143 in Kubernetes, counted as a failure): here a stop
+that drained and ran the lifespan's shutdown exits 0; one whose shutdown failed, 1.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import faulthandler
-import gc
-import logging
-import os
 import sys
-import threading
 from types import FrameType
 from typing import Any
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-log = logging.getLogger(__name__)
-# Within the 30 s Kubernetes gives a pod by default after SIGTERM.
-STOP_SECONDS = 25.0
-OVERRAN_EXIT = 1
+from shorty.stopdeadline import STOP_SECONDS, StopDeadline
+
+SHUTDOWN_FAILURE = 1
 
 
 class _BoundedServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, stop_seconds: float) -> None:
         super().__init__(config)
-        self._stop_seconds = stop_seconds
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._deadline: threading.Timer | None = None
+        self.deadline = StopDeadline(stop_seconds)
 
     async def serve(self, sockets: Any = None) -> None:
-        self._loop = asyncio.get_running_loop()
+        self.deadline.loop = asyncio.get_running_loop()
         await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self._deadline is None:
-            self._deadline = threading.Timer(self._stop_seconds, self._overran)
-            self._deadline.daemon = True
-            self._deadline.start()
+        self.deadline.arm()
         super().handle_exit(sig, frame)
-
-    def _overran(self) -> None:
-        lines = [f"stop overran {self._stop_seconds:g} s; exiting. Still running:"]
-        try:
-            tasks = asyncio.all_tasks(self._loop) if self._loop is not None else set()
-        except RuntimeError:  # the loop's task set changed while it was read
-            tasks = set()
-        for task in tasks:
-            lines.append(f"{task.get_name()}:")
-            lines.extend(_awaiting(task.get_coro()))
-        log.error("\n".join(lines))
-        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-        sys.stderr.flush()
-        os._exit(OVERRAN_EXIT)
-
-
-def _awaiting(coro: Any) -> list[str]:
-    """Where a suspended coroutine waits, outermost first: the frames along its
-    chain of awaits (a task's own stack shows only the outermost one)."""
-    frames: list[str] = []
-    while coro is not None and len(frames) < 40:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
-        frame = frame or getattr(coro, "gi_frame", None)
-        if frame is not None:
-            code = frame.f_code
-            frames.append(f"  {code.co_filename}:{frame.f_lineno} in {code.co_qualname}")
-            coro = (
-                getattr(coro, "cr_await", None)
-                or getattr(coro, "ag_await", None)
-                or getattr(coro, "gi_yieldfrom", None)
-            )
-        else:  # an awaitable wrapping one, as anext() wraps an async generator
-            inner = [o for o in gc.get_referents(coro) if hasattr(o, "ag_frame")]
-            coro = inner[0] if inner else None
-    return frames
+        # A signal uvicorn keeps is raised again once it has stopped: the default
+        # action of SIGTERM then ends the process with -15 after a clean stop.
+        self._captured_signals.clear()
 
 
 def serve(app: Any, *, stop_seconds: float = STOP_SECONDS, **options: Any) -> None:
     """``uvicorn.run(app, **options)`` for an app object, the stop bounded by
-    ``stop_seconds``. Exits with uvicorn's start-up failure status when the server
-    never started (a lifespan that failed), as ``uvicorn.run`` does."""
+    ``stop_seconds``. Returns (exit 0) after a clean stop; exits with uvicorn's
+    start-up failure status when the server never started (a lifespan that failed),
+    as ``uvicorn.run`` does, and with 1 when the lifespan's shutdown failed (uvicorn
+    logged why) or the stop overran its bound."""
     config = uvicorn.Config(app, **options)
     server = _BoundedServer(config, stop_seconds)
     with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C
         server.run()
     if not server.started:
         sys.exit(STARTUP_FAILURE)
+    lifespan = getattr(server, "lifespan", None)
+    if lifespan is not None and getattr(lifespan, "shutdown_failed", False):
+        sys.exit(SHUTDOWN_FAILURE)

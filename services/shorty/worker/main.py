@@ -3,7 +3,9 @@ aggregator, housekeeping.
 
 Each job is a loop of its own. A job that finds PostgreSQL or Redis away
 pauses with a short jittered backoff and resumes where it was; the others go
-on. SIGTERM/SIGINT stop the loops between batches.
+on. SIGTERM/SIGINT stop the loops between batches, then the clients are closed
+and the process exits 0; a stop that overruns its bound (``shorty.stopdeadline``)
+exits 1 with what still ran.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from shorty.obs.metrics import (
 )
 from shorty.runtime import open_resources
 from shorty.settings import Settings
+from shorty.stopdeadline import STOP_SECONDS, StopDeadline
 from shorty.store.errors import UNAVAILABLE
 from shorty.worker.enrich import GeoIP
 from shorty.worker.retention import apply_retention
@@ -50,12 +53,20 @@ LAG_COUNT_CAP = 1000  # Redis < 7 has no lag counter: counted up to this many
 _TRANSIENT = (RedisError, asyncpg.PostgresError, *UNAVAILABLE)
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def run_worker(
+    settings: Settings, stop: asyncio.Event | None = None, *, stop_seconds: float = STOP_SECONDS
+) -> None:
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
+    deadline = StopDeadline(stop_seconds)
+    deadline.loop = asyncio.get_running_loop()
+
+    def stop_soon() -> None:
+        stop.set()
+        deadline.arm()
+
     with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            deadline.loop.add_signal_handler(sig, stop_soon)
     name = f"{socket.gethostname()}-{os.getpid()}"
     geoip = GeoIP(settings.geoip_database)
     try:

@@ -1,0 +1,63 @@
+"""A service's stop (issue #14 defect 5): SIGTERM or SIGINT drains and exits 0, as
+Kubernetes counts a clean stop; a stop that overruns its bound exits 1 and shows
+what still ran (here: the worker, its PostgreSQL paused behind a proxy)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import textwrap
+
+import pytest
+
+from shorty.processes import Child
+from tests.e2e.processes import Service, get, service_env
+from tests.faults import Proxy
+from tests.helpers import free_port
+
+
+@pytest.mark.parametrize("kind", ["api", "redirect", "worker"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_service_stopped_by_a_signal_exits_0(clean, tmp_path, kind, sig):
+    env = service_env(clean.database_url, clean.redis_url)
+    metrics = free_port() if kind == "worker" else 0  # the worker's liveness is its metrics
+    service = Service(kind, env, tmp_path / f"{kind}.log", metrics_port=metrics)
+    try:
+        assert get(service.port or metrics, "/livez")[0] == 200
+        code = service.stop(20, sig)
+    finally:
+        service.kill()
+    assert code == 0, service.tail()
+
+
+# The worker as `shorty serve worker` runs it, with a 2 s bound on its stop.
+WORKER = textwrap.dedent(
+    """
+    import asyncio
+    from shorty.obs.logging import configure_logging
+    from shorty.settings import Settings
+    from shorty.worker.main import run_worker
+
+    configure_logging("INFO", "worker")
+    asyncio.run(run_worker(Settings(), stop_seconds=2.0))
+    """
+)
+
+
+def test_a_worker_whose_stop_overruns_exits_1_and_shows_what_still_ran(clean, tmp_path):
+    # The embedded server's URL: postgresql://postgres:@/<db>?host=<socket folder>
+    address, _, socket_dir = clean.database_url.partition("?host=")
+    with Proxy(f"{socket_dir}/.s.PGSQL.5432") as proxy:
+        url = address.replace("@/", f"@127.0.0.1:{proxy.port}/", 1)
+        env = service_env(url, clean.redis_url, SHORTY_LOG_LEVEL="INFO")
+        worker = Child("worker", [sys.executable, "-c", WORKER], env=env, capture=True)
+        try:
+            worker.wait_ready(lambda: "worker started" in worker.output, 20)
+            proxy.pause()  # every PostgreSQL call from now on waits, as for a SIGSTOPped server
+            worker.wait_ready(lambda: proxy.connections > 0, 5)
+            code = worker.stop(20)
+        finally:
+            proxy.resume()
+            worker.kill()
+    assert code == 1, worker.output
+    assert "stop overran 2 s; exiting. Still running:" in worker.output
