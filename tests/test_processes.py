@@ -3,6 +3,8 @@ a child that ignores SIGTERM, a child that dies, a group stopped in reverse orde
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import sys
 import time
@@ -10,7 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from shorty.processes import Child, Died, Group, NotReady, Stuck, http_ok, port_open
+from shorty.processes import (
+    Child,
+    Died,
+    GaveUp,
+    Group,
+    NotReady,
+    Restart,
+    Stuck,
+    held_signals,
+    http_ok,
+    port_open,
+)
 from tests.helpers import free_port
 
 # A child that says it is up, then sleeps; on SIGTERM it writes its name to a shared
@@ -187,3 +200,105 @@ def test_a_group_waits_for_all_within_one_timeout(tmp_path):
         assert time.monotonic() - started < 5
     finally:
         group.stop(5)
+
+
+# Exits with code 4 after ``sys.argv[1]`` seconds, having said its pid.
+CRASHING = """
+import os, sys, time
+print("pid", os.getpid(), flush=True)
+time.sleep(float(sys.argv[1]))
+sys.exit(4)
+"""
+
+
+def crashing(after: float) -> Child:
+    return Child("crashing", python(CRASHING, str(after)), capture=True)
+
+
+def test_a_group_restarts_a_child_that_exited_after_a_backoff_and_says_so(tmp_path):
+    said: list[str] = []
+    group = Group(Restart(first=0.2, cap=1.0, quick=30, give_up=5), say=said.append)
+    group.add(polite("steady", tmp_path, capture=True))
+    first = group.add(crashing(0.3), make=lambda: crashing(0.3))
+    started = time.monotonic()
+    try:
+        while len(said) < 2 and time.monotonic() - started < 10:
+            group.check()
+            time.sleep(0.02)
+        assert len(said) == 2
+        assert re.fullmatch(
+            r"crashing exited with code 4 after 0\.\d+s; restarting it in 0.2s"
+            r" \(crash 1 in a row; giving up at 5\)",
+            said[0],
+        )
+        assert said[1].endswith("restarting it in 0.4s (crash 2 in a row; giving up at 5)")
+        # 0.3 s run, 0.2 s wait, 0.3 s run, then the second crash
+        assert 0.8 <= time.monotonic() - started < 5
+        assert group.children[1] is not first
+        assert group.children[1].pid != first.pid
+        assert group.children[0].alive  # the others go on
+    finally:
+        group.stop(5)
+    assert (tmp_path / "stopped.txt").read_text() == "steady\n"
+
+
+def test_a_group_gives_up_on_a_child_that_keeps_crashing_at_once():
+    said: list[str] = []
+    group = Group(Restart(first=0.05, cap=0.1, quick=30, give_up=3), say=said.append)
+    group.add(crashing(0), make=lambda: crashing(0))
+    started = time.monotonic()
+    with pytest.raises(GaveUp) as raised:
+        group.watch(every=0.05)
+    assert time.monotonic() - started < 10
+    assert len(said) == 2  # the first two crashes restarted, the third not
+    assert str(raised.value).startswith(
+        "crashing exited with code 4: 3 crashes in a row, each within 30s of its start;"
+        " giving up on it; its last lines:\npid "
+    )
+    assert isinstance(raised.value, Died)
+    group.stop(1)
+
+
+def test_a_crash_after_a_long_run_starts_the_count_anew():
+    said: list[str] = []
+    group = Group(Restart(first=0.05, cap=0.05, quick=0.2, give_up=2), say=said.append)
+    group.add(crashing(0.3), make=lambda: crashing(0.3))  # runs longer than "quick"
+    started = time.monotonic()
+    try:
+        while len(said) < 3 and time.monotonic() - started < 10:
+            group.check()  # with give_up=2, two quick crashes would raise GaveUp
+            time.sleep(0.02)
+        assert [line.split("(")[1] for line in said] == ["crash 1 in a row; giving up at 2)"] * 3
+    finally:
+        group.stop(1)
+
+
+def test_a_stopped_group_starts_no_child_waiting_for_its_restart():
+    made: list[Child] = []
+
+    def make() -> Child:
+        made.append(crashing(30))
+        return made[-1]
+
+    group = Group(Restart(first=0.2, quick=30))
+    group.add(crashing(0), make=make)
+    group.children[0].process.wait(10)
+    group.check()  # the crash seen: a restart is due in 0.2 s
+    group.stop(1)
+    time.sleep(0.3)
+    group.check()
+    assert made == []
+
+
+def test_held_signals_arrive_after_the_block():
+    got: list[int] = []
+    before = signal.signal(signal.SIGUSR1, lambda signum, frame: got.append(signum))
+    try:
+        with held_signals(signal.SIGUSR1):
+            os.kill(os.getpid(), signal.SIGUSR1)
+            time.sleep(0.05)
+            assert got == []
+        time.sleep(0.05)
+        assert got == [signal.SIGUSR1]
+    finally:
+        signal.signal(signal.SIGUSR1, before)

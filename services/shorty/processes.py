@@ -13,7 +13,10 @@ starting, or was not ready in time), ``Stuck`` (it had to be killed), ``Died``
 (a watched child exited).
 
 A ``Group`` holds children that run together: it waits until each is ready,
-watches for one that exits, and stops them all in reverse order.
+watches for one that exits, and stops them all in reverse order. A child added
+with ``make`` (how to start it again) is restarted when it exits, as the group's
+``Restart`` policy says: after a backoff that doubles, each restart told in one
+line, until it has crashed too often too soon (``GaveUp``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import threading
 import time
 import urllib.parse
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -48,6 +53,23 @@ class Died(Exception):
 
     def __init__(self, child: Child, code: int) -> None:
         super().__init__(_with_tail(f"{child.name} exited with code {code}", child.tail()))
+        self.child = child
+        self.code = code
+
+
+class GaveUp(Died):
+    """A restarted child crashed ``Restart.give_up`` times in a row, each soon after
+    its start: it is not started again."""
+
+    def __init__(self, child: Child, code: int, policy: Restart) -> None:
+        Exception.__init__(
+            self,
+            _with_tail(
+                f"{child.name} exited with code {code}: {policy.give_up} crashes in a row,"
+                f" each within {policy.quick:g}s of its start; giving up on it",
+                child.tail(),
+            ),
+        )
         self.child = child
         self.code = code
 
@@ -242,47 +264,145 @@ def port_open(port: int, host: str = "127.0.0.1") -> Callable[[], bool]:
     return check
 
 
-class Group:
-    """Children that run together: started in order, stopped in reverse order."""
+@contextmanager
+def held_signals(*signals: int) -> Iterator[None]:
+    """SIGTERM and SIGINT (or ``signals``) wait while the block runs, then arrive: for
+    a step that must not be cut in half, as starting a child and recording it."""
+    held = set(signals or (signal.SIGTERM, signal.SIGINT))
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Python's signal handlers run in the main thread only
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
-    def __init__(self) -> None:
-        self._members: list[tuple[Child, Callable[[], bool] | None]] = []
+
+@dataclass(frozen=True)
+class Restart:
+    """How a ``Group`` restarts a child that exited.
+
+    The n-th crash in a row waits ``first * 2**(n-1)`` seconds, at most ``cap``,
+    before the child starts again. A crash counts as "in a row" when the child had
+    run less than ``quick`` seconds; one that ran longer starts the count anew. The
+    ``give_up``-th crash in a row is not restarted: the group's watch raises
+    ``GaveUp`` (a child that cannot start, say a port taken for good, is then told
+    about in seconds, not restarted forever).
+    """
+
+    first: float = 0.5
+    cap: float = 8.0
+    quick: float = 30.0
+    give_up: int = 5
+
+    def delay(self, crashes: int) -> float:
+        return float(min(self.cap, self.first * 2 ** (crashes - 1)))
+
+
+class _Member:
+    """A child of a group, with what it takes to start it again."""
+
+    def __init__(
+        self,
+        child: Child,
+        ready: Callable[[], bool] | None,
+        make: Callable[[], Child] | None,
+    ) -> None:
+        self.child = child
+        self.ready = ready
+        self.make = make
+        self.started = time.monotonic()
+        self.crashes = 0  # in a row, each soon after its start
+        self.due: float | None = None  # when to start it again, once it has exited
+
+
+class Group:
+    """Children that run together: started in order, stopped in reverse order.
+
+    ``restart``: the policy for children added with ``make``; ``say``: where the
+    one line about each restart goes (nowhere by default).
+    """
+
+    def __init__(
+        self, restart: Restart | None = None, say: Callable[[str], None] | None = None
+    ) -> None:
+        self._members: list[_Member] = []
+        self._restart = restart or Restart()
+        self._say = say or (lambda line: None)
 
     @property
     def children(self) -> list[Child]:
-        return [child for child, _ in self._members]
+        """The children as they are now (a restarted one replaces the one that exited)."""
+        return [member.child for member in self._members]
 
-    def add(self, child: Child, ready: Callable[[], bool] | None = None) -> Child:
-        """Hold ``child`` (already started); ``ready``: what ``wait_ready`` waits for."""
-        self._members.append((child, ready))
+    def add(
+        self,
+        child: Child,
+        ready: Callable[[], bool] | None = None,
+        *,
+        make: Callable[[], Child] | None = None,
+    ) -> Child:
+        """Hold ``child`` (already started); ``ready``: what ``wait_ready`` waits for;
+        ``make``: how to start it again when it exits (without: its exit is ``Died``)."""
+        self._members.append(_Member(child, ready, make))
         return child
 
     def wait_ready(self, timeout: float) -> None:
         """Until each child's check passes, all within ``timeout`` seconds (``NotReady``)."""
         deadline = time.monotonic() + timeout
-        for child, ready in self._members:
-            if ready is not None:
-                child._wait_ready(ready, deadline, timeout)
+        for member in self._members:
+            if member.ready is not None:
+                member.child._wait_ready(member.ready, deadline, timeout)
 
     def check(self) -> None:
-        """``Died`` for the first child that has exited."""
-        for child in self.children:
-            if child.process.poll() is not None:
-                raise Died(child, child.wait(_POLL))  # wait: its last lines read
+        """``Died`` for the first child that has exited and is not to be restarted
+        (``GaveUp`` for one that crashed too often); a restartable one that exited is
+        started again once its backoff has passed, and said so in one line."""
+        now = time.monotonic()
+        for member in self._members:
+            child = member.child
+            if member.due is not None:
+                if now >= member.due and member.make is not None:
+                    with held_signals():  # a stop now would lose the new child
+                        member.child = member.make()
+                        member.started, member.due = time.monotonic(), None
+                continue
+            if child.process.poll() is None:
+                continue
+            code = child.wait(_POLL)  # its last lines read
+            if member.make is None:
+                raise Died(child, code)
+            ran = now - member.started
+            member.crashes = member.crashes + 1 if ran < self._restart.quick else 1
+            if member.crashes >= self._restart.give_up:
+                raise GaveUp(child, code, self._restart)
+            delay = self._restart.delay(member.crashes)
+            member.due = now + delay
+            self._say(
+                f"{child.name} exited with code {code} after {ran:.1f}s; restarting it in"
+                f" {delay:g}s (crash {member.crashes} in a row; giving up at"
+                f" {self._restart.give_up})"
+            )
 
     def watch(self, every: float = 0.5) -> NoReturn:
-        """Look at the children every ``every`` seconds until one exits (``Died``)."""
+        """Look at the children every ``every`` seconds (sooner when a restart is due),
+        restarting those that may be, until one exits for good (``Died``, ``GaveUp``)."""
         while True:
             self.check()
-            time.sleep(every)
+            due = [m.due for m in self._members if m.due is not None]
+            pause = min([every, *(when - time.monotonic() for when in due)])
+            time.sleep(max(pause, 0.0))
 
     def stop(self, grace: float = 30.0, sig: int = signal.SIGTERM) -> None:
         """Stop every child, the last added first, each given ``grace`` seconds after
-        ``sig``; then ``Stuck``, naming each that had to be killed."""
+        ``sig``; then ``Stuck``, naming each that had to be killed. A child waiting
+        for its restart is not started again."""
         stuck = []
-        for child in reversed(self.children):
+        for member in reversed(self._members):
+            member.due = None
             try:
-                child.stop(grace, sig)
+                member.child.stop(grace, sig)
             except Stuck as error:
                 stuck.append(str(error))
         if stuck:
