@@ -26,6 +26,10 @@ def dev(host: str, api_port: int, redirect_port: int, data_dir: Path) -> None:
     """Run everything locally: embedded PostgreSQL and Redis, migrations, API,
     redirect service and worker. Prints the URLs, an admin login and an API key.
 
+    A service that exits is started again after a backoff (one line each time);
+    five crashes in a row, each within 30 s of its start, stop everything.
+    Ctrl-C or SIGTERM stops the services, then the servers, and exits 0.
+
     Each service's metrics get a port of their own: 9100, 9101, 9102, or free
     ones when those are taken (none with SHORTY_METRICS_PORT=0)."""
     from shorty.dev import run_dev
