@@ -14,6 +14,7 @@ started is left running. The dev credentials are kept in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -167,7 +168,14 @@ def _spawn(name: str, args: list[str], env: dict[str, str]) -> Child:
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    # Once: a second Ctrl-C must not cut the stop that the first one started.
+    _ignore_stops()
     raise Stop
+
+
+def _ignore_stops() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def banner(settings: Settings, api: str, credentials: Credentials, metrics: dict[str, str]) -> str:
@@ -269,15 +277,14 @@ def run_dev(
     except Stop:
         click.echo("\nStopping ...")
     finally:
-        with held_signals():  # no second Ctrl-C cuts the stop short
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            try:
-                children.stop(STOP_TIMEOUT)
-            except Stuck as stuck:
-                click.echo(str(stuck), err=True)
-            if servers is not None:
-                servers.stop()
+        with contextlib.suppress(Stop):  # the first signal, just now: stopping anyway
+            _ignore_stops()
+        try:
+            children.stop(STOP_TIMEOUT)
+        except Stuck as stuck:
+            click.echo(str(stuck), err=True)
+        if servers is not None:
+            servers.stop()
     click.echo("Stopped.")
 
 
