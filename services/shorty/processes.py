@@ -340,6 +340,7 @@ class Group:
         self._members: list[_Member] = []
         self._restart = restart or Restart()
         self._say = say or (lambda line: None)
+        self._stopped = False
 
     @property
     def children(self) -> list[Child]:
@@ -368,7 +369,10 @@ class Group:
     def check(self) -> None:
         """``Died`` for the first child that has exited and is not to be restarted
         (``GaveUp`` for one that crashed too often); a restartable one that exited is
-        started again once its backoff has passed, and said so in one line."""
+        started again once its backoff has passed, and said so in one line. Once the
+        group is stopped, nothing."""
+        if self._stopped:
+            return
         now = time.monotonic()
         for member in self._members:
             child = member.child
@@ -407,7 +411,8 @@ class Group:
     def stop(self, grace: float = 30.0, sig: int = signal.SIGTERM) -> None:
         """Stop every child, the last added first, each given ``grace`` seconds after
         ``sig``; then ``Stuck``, naming each that had to be killed. A child waiting
-        for its restart is not started again."""
+        for its restart is not started again, nor any child after this."""
+        self._stopped = True
         stuck = []
         for member in reversed(self._members):
             member.due = None
