@@ -1,8 +1,9 @@
-"""`make bench`: `python -m bench [core|ratelimit|ingest|redirect] [options]` (all when no name)."""
+"""`make bench`: `python -m bench [core|ratelimit|ingest|redirect] [options]` (all when no name);
+`python -m bench load ramp|spike|soak [options]` (load runs, never part of the all)."""
 
 import sys
 
-from bench import core, ingest, ratelimit, redirect
+from bench import core, ingest, load, ratelimit, redirect
 
 name = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else None
 if name == "core":
@@ -11,6 +12,8 @@ elif name == "ratelimit":
     ratelimit.main()
 elif name == "ingest":
     ingest.main(sys.argv[2:])
+elif name == "load":
+    load.main(sys.argv[2:])
 elif name == "redirect":
     redirect.main(sys.argv[2:])
 elif name is None:
@@ -19,4 +22,4 @@ elif name is None:
     ingest.main([])
     redirect.main(sys.argv[1:])
 else:
-    raise SystemExit(f"unknown benchmark {name!r}: core, ratelimit, ingest or redirect")
+    raise SystemExit(f"unknown benchmark {name!r}: core, ratelimit, ingest, redirect or load")
