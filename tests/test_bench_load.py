@@ -28,7 +28,9 @@ def test_a_wrk_run_is_read_with_every_error_counted():
 
 def test_a_run_wrk_could_not_measure_is_no_figure():
     read = phase("spike", 256, 10, "unable to connect to 127.0.0.1:8080 Connection refused\n")
-    assert read.requests == 0 and read.requests_per_s == 0 and read.error_rate == 0
+    assert read.requests == 0
+    assert read.requests_per_s == 0
+    assert read.error_rate == 0
 
 
 def samples(rss: list[float], **queues: list[float]) -> list[Sample]:
