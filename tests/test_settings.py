@@ -167,3 +167,14 @@ def test_more_bad_values(monkeypatch, name, value, message):
         load_settings()
     assert caught.value.problems[0].startswith(f"{name}: ")
     assert message in caught.value.problems[0]
+
+
+@pytest.mark.parametrize("bad", ["1", "0", "10001", "lots"])
+def test_the_redis_pool_size_is_bounded(monkeypatch, bad):
+    assert load_settings().redis_max_connections == 100
+    monkeypatch.setenv("SHORTY_REDIS_MAX_CONNECTIONS", "20")
+    assert load_settings().redis_max_connections == 20
+    monkeypatch.setenv("SHORTY_REDIS_MAX_CONNECTIONS", bad)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert [p.split(":")[0] for p in caught.value.problems] == ["SHORTY_REDIS_MAX_CONNECTIONS"]

@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     redis_timeout: float = Field(
         0.5, gt=0, le=30, description="Seconds before a Redis call gives up."
     )
+    redis_max_connections: int = Field(
+        100,
+        ge=2,
+        le=10_000,
+        description="Connections each process may open to Redis; past them a call waits"
+        " (at most SHORTY_REDIS_TIMEOUT) for one to be free.",
+    )
     ready_timeout: float = Field(
         1.0, gt=0, le=30, description="Seconds each /readyz check waits for its dependency."
     )
