@@ -178,3 +178,14 @@ def test_the_redis_pool_size_is_bounded(monkeypatch, bad):
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert [p.split(":")[0] for p in caught.value.problems] == ["SHORTY_REDIS_MAX_CONNECTIONS"]
+
+
+@pytest.mark.parametrize("bad", ["-1", "2592001", "a day"])
+def test_serving_stale_lasts_a_day_unless_set(monkeypatch, bad):
+    assert load_settings().stale_ttl == 86_400
+    monkeypatch.setenv("SHORTY_STALE_TTL", "0")
+    assert load_settings().stale_ttl == 0  # off
+    monkeypatch.setenv("SHORTY_STALE_TTL", bad)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert [p.split(":")[0] for p in caught.value.problems] == ["SHORTY_STALE_TTL"]

@@ -100,7 +100,7 @@ class WorkerDeps:
 
 def link_cache(settings: Settings, redis: aredis.Redis) -> LinkCache:
     """The Redis tier of the link lookup, which the API and the worker invalidate."""
-    return LinkCache(redis, settings.cache_ttl, settings.negative_ttl)
+    return LinkCache(redis, settings.cache_ttl, settings.negative_ttl, settings.stale_ttl)
 
 
 def redirect_deps(settings: Settings, resources: Resources) -> RedirectDeps:
@@ -113,6 +113,7 @@ def redirect_deps(settings: Settings, resources: Resources) -> RedirectDeps:
         lru_ttl=settings.lru_ttl,
         negative_ttl=settings.negative_ttl,
         db_timeout=settings.db_timeout,
+        stale_ttl=settings.stale_ttl,
     )
     clicks = ClickBuffer(
         resources.redis,

@@ -79,7 +79,17 @@ class Settings(BaseSettings):
         description="Owner of the key made from SHORTY_INITIAL_API_KEY; closed to registration.",
     )
     code_length: int = Field(7, ge=5, le=32, description="Length of generated short codes.")
-    cache_ttl: int = Field(300, ge=0, le=86_400, description="Seconds a link stays in Redis.")
+    cache_ttl: int = Field(
+        300, ge=0, le=86_400, description="Seconds a link's copy in Redis is fresh."
+    )
+    stale_ttl: int = Field(
+        86_400,
+        ge=0,
+        le=30 * 86_400,
+        description="Seconds a cached link (LRU, Redis) is kept past its freshness, to keep"
+        " redirecting while PostgreSQL cannot be reached (serve stale on error; 0: off)."
+        " An invalidated link is never served stale.",
+    )
     db_pool_min: int = Field(1, ge=0, le=100, description="asyncpg pool: minimum connections.")
     db_pool_max: int = Field(10, ge=1, le=200, description="asyncpg pool: maximum connections.")
     db_timeout: float = Field(
@@ -113,7 +123,9 @@ class Settings(BaseSettings):
     lru_size: int = Field(
         100_000, ge=0, le=10_000_000, description="Links kept in each redirect process (0: off)."
     )
-    lru_ttl: float = Field(60.0, gt=0, le=3600, description="Seconds a link stays in that memory.")
+    lru_ttl: float = Field(
+        60.0, gt=0, le=3600, description="Seconds a link in that memory is fresh."
+    )
     permanent_max_age: int = Field(
         300,
         ge=0,

@@ -1,9 +1,11 @@
 """Links declared by reference over HTTP: PUT/GET/DELETE /api/v1/refs?ref= (the operator's
 upsert), with the API's own checks and problems."""
 
+import time
+
 import redis
 
-from shorty.cache.links import KEY, CachedLink
+from shorty.cache.links import KEY, CachedLink, encode
 from tests.api.helpers import problem
 from tests.helpers import bearer, query, scalar, user_with_key
 
@@ -60,7 +62,10 @@ def test_get_and_delete_by_reference_drop_the_cache(api, ada, clean):
     assert fetched.status_code == 200
     assert fetched.json()["code"] == "spring-sale"
     cache = redis.Redis.from_url(clean.redis_url)
-    cache.set(KEY.format("spring-sale"), CachedLink(1, "https://shop.example.com/").dumps())
+    cache.set(
+        KEY.format("spring-sale"),
+        encode(CachedLink(1, "https://shop.example.com/"), time.time() + 300),
+    )
     gone = api.delete("/api/v1/refs", params={"ref": REF}, headers=bearer(ada[1]))
     assert gone.status_code == 204
     assert cache.exists(KEY.format("spring-sale")) == 0
@@ -75,7 +80,10 @@ def test_get_and_delete_by_reference_drop_the_cache(api, ada, clean):
 def test_a_changed_target_is_applied_and_the_cache_forgets_the_old_one(api, ada, clean):
     put(api, ada[1], WHOLE)
     cache = redis.Redis.from_url(clean.redis_url)
-    cache.set(KEY.format("spring-sale"), CachedLink(1, "https://shop.example.com/").dumps())
+    cache.set(
+        KEY.format("spring-sale"),
+        encode(CachedLink(1, "https://shop.example.com/"), time.time() + 300),
+    )
     changed = put(api, ada[1], {**WHOLE, "target": "https://shop.example.com/summer"})
     assert changed.status_code == 200
     assert changed.json()["target"] == "https://shop.example.com/summer"
@@ -126,7 +134,10 @@ def test_an_expiry_in_the_past_declares_an_expired_link(api, ada):
 def test_a_repeated_declaration_leaves_the_cache_alone(api, ada, clean):
     put(api, ada[1], WHOLE)
     cache = redis.Redis.from_url(clean.redis_url)
-    cache.set(KEY.format("spring-sale"), CachedLink(1, "https://shop.example.com/sale").dumps())
+    cache.set(
+        KEY.format("spring-sale"),
+        encode(CachedLink(1, "https://shop.example.com/sale"), time.time() + 300),
+    )
     assert put(api, ada[1], WHOLE).status_code == 200
     assert cache.exists(KEY.format("spring-sale")) == 1  # nothing changed: nothing dropped
     put(api, ada[1], {**WHOLE, "disabled": True})

@@ -1,17 +1,28 @@
 """The Redis link cache: generation checks keep a racing reader from restoring old data."""
 
 import asyncio
+import time
 
 import redis.asyncio as aredis
 
-from shorty.cache.links import ABSENT, KEY, USES, CachedLink, LinkCache
+from shorty.cache.links import (
+    ABSENT,
+    KEY,
+    PREVIOUS_KEY,
+    USES,
+    CachedLink,
+    LinkCache,
+    Stale,
+    decode,
+    encode,
+)
 
 
-def run(clean, scenario, ttl=300, negative_ttl=5):
+def run(clean, scenario, ttl=300, negative_ttl=5, stale_ttl=0):
     async def go():
         client = aredis.Redis.from_url(clean.redis_url)
         try:
-            return await scenario(LinkCache(client, ttl, negative_ttl), client)
+            return await scenario(LinkCache(client, ttl, negative_ttl, stale_ttl), client)
         finally:
             await client.aclose()
 
@@ -81,3 +92,35 @@ def test_a_value_that_is_not_ours_is_a_miss(clean):
         return await cache.get("old"), await cache.get("junk")
 
     assert run(clean, scenario) == (None, None)
+
+
+def test_an_entry_past_its_freshness_is_read_as_stale(clean):
+    async def scenario(cache, client):
+        await client.set(KEY.format("fresh"), encode(LINK, time.time() + 60))
+        await client.set(KEY.format("stale"), encode(LINK, time.time() - 1))
+        return await cache.get("fresh"), await cache.get("stale")
+
+    assert run(clean, scenario, stale_ttl=3600) == (LINK, Stale(LINK))
+    assert run(clean, scenario, stale_ttl=0) == (LINK, None)  # 0: no stale copies
+
+
+def test_a_link_entry_lives_its_ttl_plus_stale_ttl_and_says_until_when_it_is_fresh(clean):
+    async def scenario(cache, client):
+        before = time.time()
+        assert await cache.put("abc", LINK, await cache.generation("abc"))
+        raw = await client.get(KEY.format("abc"))
+        return before, decode(raw), await client.pttl(KEY.format("abc"))
+
+    before, (fresh_until, link), life_ms = run(clean, scenario, ttl=300, stale_ttl=3600)
+    assert link == LINK
+    assert before + 300 <= fresh_until + 0.001 <= time.time() + 300 + 0.001
+    assert 3_600_000 < life_ms <= 3_900_000
+
+
+def test_invalidate_drops_the_previous_layouts_entry_too(clean):
+    async def scenario(cache, client):
+        await client.set(PREVIOUS_KEY.format("moved"), b'[1, "https://old.example"]')
+        await cache.invalidate("moved")
+        return await client.exists(PREVIOUS_KEY.format("moved"))
+
+    assert run(clean, scenario) == 0

@@ -6,7 +6,7 @@ from starlette.testclient import TestClient
 
 from shorty.api.app import create_app as create_api
 from shorty.bootstrap import DEPS
-from shorty.cache.links import KEY, CachedLink
+from shorty.cache.links import KEY, decode
 from shorty.redirect.app import create_app
 from tests.helpers import bearer, query, user_with_key, wait_for
 from tests.redirect.helpers import add_link, lookups
@@ -31,10 +31,7 @@ def test_redis_tier_serves_until_invalidated(settings, clean, cache):
     add_link(clean.database_url, "cached1")
     with redirect_client(settings, lru_size=0) as client:
         assert client.get("/cached1").status_code == 302
-        assert (
-            CachedLink.loads(cache.get(KEY.format("cached1"))).target
-            == "https://example.com/landing"
-        )
+        assert decode(cache.get(KEY.format("cached1")))[1].target == "https://example.com/landing"
         query(
             clean.database_url,
             "UPDATE urls SET target = 'https://changed.example' WHERE code = 'cached1'",

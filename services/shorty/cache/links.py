@@ -1,7 +1,10 @@
 """Links cached in Redis, so a redirect rarely reaches PostgreSQL.
 
-An entry holds only what the redirect needs; an unknown code is cached as a
-short-lived "absent" marker so a flood of random codes stays off PostgreSQL.
+An entry holds only what the redirect needs and until when it is fresh; an
+unknown code is cached as a short-lived "absent" marker so a flood of random
+codes stays off PostgreSQL. A link's entry outlives its freshness by
+``stale_ttl`` seconds: past ``ttl`` it is read as ``Stale``, which the redirect
+serves only when PostgreSQL cannot be reached (serve stale on error).
 Every change made through the API calls ``invalidate``: the Redis entry is
 dropped, the code's generation counter is bumped, and every redirect replica
 is told (pub/sub) to drop its own copy. A reader writes what it found in
@@ -13,6 +16,7 @@ Any Redis failure is the caller's cue to go to PostgreSQL.
 from __future__ import annotations
 
 import json
+import time
 from enum import Enum
 from typing import NamedTuple
 
@@ -20,7 +24,10 @@ import redis.asyncio as aredis
 
 from shorty.core.links import LinkState, state_of
 
-KEY = "shorty:link:v3:{}"  # the version changes with the value's layout
+KEY = "shorty:link:v4:{}"  # the version changes with the value's layout
+# The previous layout's key, still deleted by invalidation: replicas of the last
+# release read it during a rolling upgrade.
+PREVIOUS_KEY = "shorty:link:v3:{}"
 GENERATION = "shorty:gen:{}"  # bumped by every change to the code's link
 GENERATION_TTL = 86_400
 USES = "shorty:uses:{}"  # uses of a click-limited link (see redirect/limits.py)
@@ -71,45 +78,65 @@ class CachedLink(NamedTuple):
         objects made each full collection pause the service for ~30 ms)."""
         return tuple(self)  # type: ignore[return-value]
 
-    def dumps(self) -> bytes:
-        return json.dumps(self.fields()).encode()
 
-    @classmethod
-    def loads(cls, raw: bytes) -> CachedLink:
-        """Raises ValueError for anything but what ``dumps`` wrote."""
-        fields = json.loads(raw)
-        if (
-            not isinstance(fields, list)
-            or len(fields) != len(cls._fields)
-            or not isinstance(fields[0], int)
-            or not isinstance(fields[1], str)
-        ):
-            raise ValueError("not a cached link")
-        return cls(*fields)
+class Stale(NamedTuple):
+    """A link whose Redis entry is past its freshness: for when PostgreSQL cannot answer."""
+
+    link: CachedLink
+
+
+def encode(link: CachedLink, fresh_until: float) -> bytes:
+    """A Redis entry: ``[fresh_until, *link.fields()]``, ``fresh_until`` in POSIX seconds."""
+    return json.dumps([round(fresh_until, 3), *link.fields()]).encode()
+
+
+def decode(raw: bytes) -> tuple[float, CachedLink]:
+    """``(fresh_until, link)`` of what ``encode`` wrote; ValueError for anything else."""
+    entry = json.loads(raw)
+    if (
+        not isinstance(entry, list)
+        or len(entry) != 1 + len(CachedLink._fields)
+        or not isinstance(entry[0], int | float)
+        or not isinstance(entry[1], int)
+        or not isinstance(entry[2], str)
+    ):
+        raise ValueError("not a cached link")
+    return float(entry[0]), CachedLink(*entry[1:])
 
 
 class LinkCache:
-    def __init__(self, client: aredis.Redis, ttl: int, negative_ttl: float = 0) -> None:
+    def __init__(
+        self, client: aredis.Redis, ttl: int, negative_ttl: float = 0, stale_ttl: int = 0
+    ) -> None:
+        """``ttl``: seconds a link's entry is fresh (0: no entries); ``stale_ttl``:
+        seconds it is kept past that, read as ``Stale``; ``negative_ttl``: seconds a
+        miss is remembered."""
         self._redis = client
-        self._ttl_ms = ttl * 1000
+        self._ttl = ttl
+        self._stale_ttl = stale_ttl
+        self._life_ms = (ttl + stale_ttl) * 1000
         self._negative_ms = int(negative_ttl * 1000)
         self._put_if_current = client.register_script(_PUT_IF_CURRENT)
 
     @property
     def enabled(self) -> bool:
-        return self._ttl_ms > 0
+        return self._ttl > 0
 
-    async def get(self, code: str) -> CachedLink | Absent | None:
-        """The cached link, ABSENT for a cached miss, None when Redis knows nothing."""
+    async def get(self, code: str) -> CachedLink | Absent | Stale | None:
+        """The cached link while fresh, then ``Stale(link)``; ABSENT for a cached
+        miss; None when Redis knows nothing."""
         raw: bytes | None = await self._redis.get(KEY.format(code))  # type: ignore[assignment]
         if raw is None:
             return None
         if raw == _ABSENT:
             return ABSENT
         try:
-            return CachedLink.loads(raw)
+            fresh_until, link = decode(raw)
         except (ValueError, TypeError):  # not ours, or damaged: ask PostgreSQL
             return None
+        if fresh_until > time.time():
+            return link
+        return Stale(link) if self._stale_ttl > 0 else None
 
     async def generation(self, code: str) -> bytes:
         """The code's generation: read before asking PostgreSQL, handed to ``put``."""
@@ -120,8 +147,10 @@ class LinkCache:
         """Cache what PostgreSQL said, unless the link changed since ``get``."""
         if link is ABSENT:
             value, ttl_ms = _ABSENT, self._negative_ms
+        elif self._ttl > 0:
+            value, ttl_ms = encode(link, time.time() + self._ttl), self._life_ms
         else:
-            value, ttl_ms = link.dumps(), self._ttl_ms
+            return False
         if ttl_ms <= 0:
             return False
         keys = [KEY.format(code), GENERATION.format(code)]
@@ -141,6 +170,6 @@ class LinkCache:
                 generation = GENERATION.format(code)
                 pipe.incr(generation)
                 pipe.expire(generation, GENERATION_TTL)
-                pipe.delete(KEY.format(code), USES.format(code))
+                pipe.delete(KEY.format(code), PREVIOUS_KEY.format(code), USES.format(code))
                 pipe.publish(INVALIDATIONS, code)
             await pipe.execute()

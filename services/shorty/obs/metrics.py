@@ -15,6 +15,12 @@ LOOKUPS = Counter(
     "Redirect lookups by the tier that answered them and what it said.",
     ["tier", "result"],  # tier: lru, redis, postgres; result: hit, absent
 )
+STALE_SERVED = Counter(
+    "shorty_redirect_stale_total",
+    "Redirect lookups answered from a cached copy past its freshness because PostgreSQL"
+    " could not be reached (redirect/outage.py).",
+    ["tier"],  # lru, redis
+)
 REDIS_SKIPPED = Counter(
     "shorty_redis_skipped_total",
     "Redis calls skipped because Redis failed moments before (cache/guard.py).",

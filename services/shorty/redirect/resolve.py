@@ -5,6 +5,12 @@ unknown code for ``negative_ttl`` seconds (in the LRU and in Redis), so a
 flood of random codes does not reach PostgreSQL. The API's changes reach the
 LRU through ``forget`` (driven by Redis pub/sub). After a Redis failure the
 path skips Redis for a moment (RedisGuard) instead of waiting on it again.
+
+Serve stale on error: a link's copy (in the LRU, in Redis) is kept
+``stale_ttl`` seconds past its freshness. A stale copy is never served while
+PostgreSQL answers; when PostgreSQL is unavailable (``UNAVAILABLE``), it is
+(``outage.py``). Invalidation removes stale copies as it removes fresh ones, and
+a copy is served only if it is still there after PostgreSQL failed.
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ from lru import LRU
 from redis.exceptions import RedisError
 
 from shorty.cache.guard import RedisGuard
-from shorty.cache.links import ABSENT, Absent, CachedLink, LinkCache
+from shorty.cache.links import ABSENT, Absent, CachedLink, LinkCache, Stale
 from shorty.core.links import blocked_status
 from shorty.obs.metrics import LOOKUPS
+from shorty.redirect.outage import PostgresOutage
+from shorty.store.errors import UNAVAILABLE
 
 # Bound once: looking a labelled child up costs more than the lookup it counts.
 _LRU_HIT = LOOKUPS.labels("lru", "hit")
@@ -47,14 +55,17 @@ class Resolver:
         lru_ttl: float,
         negative_ttl: float,
         db_timeout: float,
+        stale_ttl: float = 0,
     ) -> None:
         self._pool = pool
         self._cache = cache
-        # LRU maps (lru-dict, in C): code -> (monotonic deadline, CachedLink.fields()),
-        # and code -> deadline for codes known not to exist.
-        self._links: LRU[str, tuple[float, tuple[Any, ...]]] | None = None
+        # LRU maps (lru-dict, in C): code -> (monotonic fresh deadline, monotonic stale
+        # deadline, CachedLink.fields()), and code -> deadline for codes known not to exist.
+        self._links: LRU[str, tuple[float, float, tuple[Any, ...]]] | None = None
         self._absent: LRU[str, float] | None = None
         self._lru_ttl = lru_ttl
+        self._stale_ttl = stale_ttl
+        self._outage = PostgresOutage(stale_ttl, db_timeout)
         self._negative_ttl = negative_ttl
         if lru_size > 0:
             self._links = LRU(lru_size)
@@ -91,7 +102,7 @@ class Resolver:
             entry = self._links.get(code)
             if entry is not None and entry[0] > now:
                 _LRU_HIT.inc()
-                return CachedLink(*entry[1])
+                return CachedLink(*entry[2])
             if self._absent is not None:
                 absent_until = self._absent.get(code)
                 if absent_until is not None and absent_until > now:
@@ -116,11 +127,24 @@ class Resolver:
 
     async def _look_up(self, code: str) -> CachedLink | None:
         started = self._sequence
-        cached, generation = await self._from_redis(code)
-        if cached is None:
-            cached = await self._from_postgres(code)
+        found, generation = await self._from_redis(code)
+        if found is None or isinstance(found, Stale):
+            if (found or self._stale_in_lru(code)) and not self._outage.should_ask():
+                # PostgreSQL failed moments ago: the stale copy now, not after its deadline.
+                return self._serve_stale(code, found)
+            try:
+                cached = await self._from_postgres(code)
+            except UNAVAILABLE as exc:
+                self._outage.failed(exc)
+                link = await self._stale_after_failure(code, found, started)
+                if link is None:
+                    raise
+                return link
+            self._outage.answered()
             if generation is not None:
                 await self._to_redis(code, cached, generation)
+        else:
+            cached = found
         if self._all_forgotten <= started and self._forgotten.get(code, 0) <= started:
             self._remember(code, cached)
         return cached if isinstance(cached, CachedLink) else None
@@ -129,21 +153,60 @@ class Resolver:
         now = time.monotonic()
         if isinstance(link, CachedLink):
             if self._links is not None:
-                self._links[code] = (now + self._lru_ttl, link.fields())
-        elif self._absent is not None:
-            self._absent[code] = now + self._negative_ttl
+                fresh_until = now + self._lru_ttl
+                self._links[code] = (fresh_until, fresh_until + self._stale_ttl, link.fields())
+        else:
+            if self._links is not None and code in self._links:
+                del self._links[code]  # gone: its stale copy must never be served
+            if self._absent is not None:
+                self._absent[code] = now + self._negative_ttl
 
-    async def _from_redis(self, code: str) -> tuple[CachedLink | Absent | None, bytes | None]:
-        """What Redis holds; on a miss, also the code's generation (read before
-        PostgreSQL is asked). The generation is None when Redis was not asked."""
+    def _stale_in_lru(self, code: str) -> CachedLink | None:
+        """The LRU's copy of the link while within its stale deadline."""
+        entry = self._links.get(code) if self._links is not None else None
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return CachedLink(*entry[2])
+
+    def _serve_stale(self, code: str, found: Stale | None) -> CachedLink | None:
+        """The stale copy Redis just gave, else the LRU's, counted."""
+        if found is not None:
+            self._outage.served("redis")
+            return found.link
+        link = self._stale_in_lru(code)
+        if link is not None:
+            self._outage.served("lru")
+        return link
+
+    async def _stale_after_failure(
+        self, code: str, found: Stale | None, started: int
+    ) -> CachedLink | None:
+        """PostgreSQL failed: a stale copy still there now (an invalidation while
+        PostgreSQL was awaited removed it from Redis and from the LRU), else None."""
+        if self._all_forgotten > started or self._forgotten.get(code, 0) > started:
+            return None
+        if found is not None:
+            # Read Redis again: the entry read before may have been invalidated since.
+            again, _ = await self._from_redis(code, generation=False)
+            if isinstance(again, CachedLink):
+                return again  # refreshed meanwhile (another replica reached PostgreSQL)
+            return self._serve_stale(code, again) if isinstance(again, Stale) else None
+        return self._serve_stale(code, None)
+
+    async def _from_redis(
+        self, code: str, *, generation: bool = True
+    ) -> tuple[CachedLink | Absent | Stale | None, bytes | None]:
+        """What Redis holds; on a miss or a stale entry, also the code's generation
+        (read before PostgreSQL is asked). The generation is None when Redis was not
+        asked."""
         if not self._cache.enabled or not self._guard.usable():
             return None, None
         try:
             cached = await self._cache.get(code)
-            if cached is not None:
+            if cached is not None and not isinstance(cached, Stale):
                 (_REDIS_ABSENT if cached is ABSENT else _REDIS_HIT).inc()
                 return cached, None
-            return None, await self._cache.generation(code)
+            return cached, await self._cache.generation(code) if generation else None
         except (RedisError, OSError) as exc:
             self._guard.failed(exc)
             return None, None
