@@ -33,6 +33,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import time
 import urllib.request
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -42,7 +43,7 @@ import asyncpg
 import redis
 
 from shorty import embedded
-from shorty.cache.links import KEY, CachedLink
+from shorty.cache.links import KEY, CachedLink, encode
 from shorty.core.codes import BASE62
 from shorty.processes import Child, NotReady, Stuck, port_open
 from shorty.store import migrate
@@ -115,7 +116,8 @@ def seed_redis(redis_url: str, database_url: str, codes: list[str]) -> None:
     pipe = client.pipeline(transaction=False)
     for index, code in enumerate(codes):
         target = f"https://example.com/{code}"
-        pipe.set(KEY.format(code), CachedLink(link_ids[code], target).dumps(), ex=3600)
+        entry = encode(CachedLink(link_ids[code], target), fresh_until=time.time() + 3600)
+        pipe.set(KEY.format(code), entry, ex=3600)
         pipe.set(f"bench:{code}", target, ex=3600)
         if index % 5000 == 4999:
             pipe.execute()

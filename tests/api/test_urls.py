@@ -1,12 +1,13 @@
 import base64
 import json
+import time
 
 import pytest
 import redis
 from starlette.testclient import TestClient
 
 from shorty.api.app import create_app
-from shorty.cache.links import KEY, CachedLink
+from shorty.cache.links import KEY, CachedLink, encode
 from tests.api.helpers import new_link, problem
 from tests.helpers import bearer, query, scalar, user_with_key
 
@@ -46,7 +47,7 @@ def test_admin_sees_and_deletes_any_link(api, ada, admin):
 def test_delete_is_204_then_404_and_drops_the_cache(api, ada, clean):
     new_link(api, ada[1], alias="bye")
     cache = redis.Redis.from_url(clean.redis_url)
-    cache.set(KEY.format("bye"), CachedLink(1, "https://example.com").dumps())
+    cache.set(KEY.format("bye"), encode(CachedLink(1, "https://example.com"), time.time() + 300))
     response = api.delete("/api/v1/urls/bye", headers=bearer(ada[1]))
     assert response.status_code == 204
     assert response.content == b""
