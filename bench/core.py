@@ -35,8 +35,9 @@ HEADERS = [
 ]
 ACCESS = AccessLog("bench")
 LINK = CachedLink(1, "https://example.com/landing").fields()
-MEMORY: LRU[str, tuple[float, tuple[object, ...]]] = LRU(100_000)
-MEMORY["abcdefg"] = (1e18, LINK)
+# As redirect/resolve.py keeps it: (fresh until, stale until, fields).
+MEMORY: LRU[str, tuple[float, float, tuple[object, ...]]] = LRU(100_000)
+MEMORY["abcdefg"] = (1e18, 1e18, LINK)
 HISTOGRAM = REQUEST_SECONDS.labels("bench", "GET", "302")
 COUNTER = LOOKUPS.labels("bench", "hit")
 
@@ -62,7 +63,7 @@ CASES = {
     "redirect: client_ip": lambda: client_ip(
         {"client": ("203.0.113.9", 1), "headers": HEADERS}, []
     ),
-    "redirect: LRU hit": lambda: CachedLink(*MEMORY["abcdefg"][1]),
+    "redirect: LRU hit": lambda: CachedLink(*MEMORY["abcdefg"][2]),
     "redirect: click_fields": lambda: click_fields("abcdefg", 1, HEADERS, "203.0.113.9", 1, b"k"),
     "redirect: access line": _access_line,
     "redirect: histogram": lambda: HISTOGRAM.observe(0.000_08),
