@@ -15,11 +15,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import redis
 from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 
 from shorty.api.app import create_app as create_api
-from shorty.cache.links import KEY
+from shorty.cache.links import INVALIDATIONS, KEY
 from shorty.redirect.app import create_app as create_redirect
 from shorty.settings import Settings
 from tests.chaos.test_readiness import postgres_socket, through
@@ -64,6 +65,17 @@ def redirect_settings(clean, proxy: Proxy, **extra) -> Settings:
     )
 
 
+def subscribed(clean) -> None:
+    """Wait for the redirect's invalidation subscription: a replica that subscribes
+    late (it serves without it after 2 x SHORTY_REDIS_TIMEOUT) clears its LRU then,
+    which would drop the copies a test has just warmed."""
+    plain = redis.Redis.from_url(clean.redis_url)
+    try:
+        wait_for(lambda: dict(plain.pubsub_numsub(INVALIDATIONS))[INVALIDATIONS.encode()], 10)
+    finally:
+        plain.close()
+
+
 def timed_get(client: TestClient, path: str):
     started = time.monotonic()
     response = client.get(path)
@@ -81,6 +93,7 @@ def test_a_hot_link_keeps_redirecting_while_postgres_is_away(
     settings = redirect_settings(clean, postgres_proxy, **TIERS[tiers])
     stale_before = stale_served("lru") + stale_served("redis")
     with TestClient(create_redirect(settings), follow_redirects=False) as client:
+        subscribed(clean)
         assert client.get("/hot1").headers["location"] == "https://hot.example/a"
         time.sleep(PAST_FRESHNESS)  # every copy of hot1 is now past its freshness
         getattr(postgres_proxy, fault)()
@@ -140,6 +153,7 @@ def test_without_stale_ttl_a_link_past_its_freshness_answers_503(clean, postgres
     add_link(clean.database_url, "hot2")
     settings = redirect_settings(clean, postgres_proxy, stale_ttl=0)
     with TestClient(create_redirect(settings), follow_redirects=False) as client:
+        subscribed(clean)
         assert client.get("/hot2").status_code == 302
         time.sleep(PAST_FRESHNESS)
         postgres_proxy.cut()
@@ -153,6 +167,7 @@ def test_a_stale_copy_outlives_its_freshness_only_by_stale_ttl(clean, postgres_p
     add_link(clean.database_url, "hot3")
     settings = redirect_settings(clean, postgres_proxy, stale_ttl=1)
     with TestClient(create_redirect(settings), follow_redirects=False) as client:
+        subscribed(clean)
         assert client.get("/hot3").status_code == 302
         time.sleep(PAST_FRESHNESS)
         postgres_proxy.cut()
@@ -175,6 +190,7 @@ def test_a_link_deleted_during_the_outage_is_not_served_stale(tiers, clean, post
         TestClient(create_api(api_settings)) as api,
         TestClient(create_redirect(settings), follow_redirects=False) as client,
     ):
+        subscribed(clean)
         for alias in ("doomed", "kept"):
             body = {"target": f"https://{alias}.example/", "alias": alias}
             assert api.post("/api/v1/shorten", json=body, headers=bearer(key)).status_code == 201
@@ -200,6 +216,7 @@ def test_a_link_postgres_said_is_gone_is_not_served_stale_later(clean, postgres_
     add_link(clean.database_url, "removed")
     settings = redirect_settings(clean, postgres_proxy, negative_ttl=0.2)
     with TestClient(create_redirect(settings), follow_redirects=False) as client:
+        subscribed(clean)
         assert client.get("/removed").status_code == 302
         # Deleted behind the caches' back (no invalidation): the next fresh lookup
         # learns it, and must drop the copies it holds, stale ones included.
@@ -212,3 +229,27 @@ def test_a_link_postgres_said_is_gone_is_not_served_stale_later(clean, postgres_
             assert client.get("/removed").status_code == 503
         finally:
             postgres_proxy.restore()
+
+
+def test_with_both_stores_away_the_lru_serves_stale(clean, postgres_proxy):
+    add_link(clean.database_url, "hot4")
+    redis_socket = clean.redis_url.removeprefix("unix://").partition("?")[0]
+    with Proxy(redis_socket) as redis_proxy:
+        settings = redirect_settings(clean, postgres_proxy, redis_timeout=0.3)
+        settings = Settings(
+            **{**settings.model_dump(), "redis_url": through(redis_proxy, clean.redis_url)}
+        )
+        with TestClient(create_redirect(settings), follow_redirects=False) as client:
+            subscribed(clean)
+            assert client.get("/hot4").status_code == 302
+            time.sleep(PAST_FRESHNESS)
+            redis_proxy.cut()
+            postgres_proxy.pause()
+            try:
+                for _ in range(5):
+                    hot, elapsed = timed_get(client, "/hot4")
+                    assert hot.status_code == 302
+                    assert elapsed < 0.3 + DB_TIMEOUT + MARGIN, f"after {elapsed:.1f} s"
+            finally:
+                postgres_proxy.resume()
+                redis_proxy.restore()
