@@ -8,6 +8,7 @@ ingester then stores the stream in the real test PostgreSQL: each click once.
 """
 
 import asyncio
+import contextlib
 import time
 
 import asyncpg
@@ -20,6 +21,7 @@ from tests.faults import Proxy
 from tests.worker.helpers import add_link, count_of
 
 REDIRECTS = 40
+ATTEMPTS = 3
 HEADERS = [(b"user-agent", b"chaos-test/1.0"), (b"referer", b"https://ref.example/a")]
 
 
@@ -84,23 +86,32 @@ def test_a_hung_redis_does_not_count_a_click_twice(clean):
             await client.aclose()
         check = aredis.Redis.from_url(clean.redis_url)
         try:
-            # The fault was real: Redis ran the timed-out writes too.
-            await _until_async(lambda: check.xlen(STREAM), lambda n: n >= 2 * REDIRECTS - 1, 10)
+            # Whether Redis ran a timed-out write too (the fault this test is about):
+            # the first one is held by the proxy and forwarded on resume, but on a
+            # loaded machine it was seen not to run (a stream of 40). Then the fault
+            # did not happen, and the scenario is tried again on an empty stream.
+            with contextlib.suppress(AssertionError):
+                await _until_async(lambda: check.xlen(STREAM), lambda n: n >= 2 * REDIRECTS - 1, 5)
             written = await check.xlen(STREAM)
+            if written <= REDIRECTS:
+                await check.delete(STREAM)
         finally:
             await check.aclose()
         return written
 
-    with Proxy(socket_path) as proxy:
-        written = asyncio.run(scenario(proxy))
-    assert written > REDIRECTS  # copies of some clicks under other entry IDs
+    for _ in range(ATTEMPTS):
+        with Proxy(socket_path) as proxy:
+            written = asyncio.run(scenario(proxy))
+        if written > REDIRECTS:
+            break
+    assert written > REDIRECTS, f"Redis ran no timed-out write in {ATTEMPTS} attempts"
     assert asyncio.run(_ingest_all(clean)) == REDIRECTS
     assert count_of(clean.database_url, "chaos") == REDIRECTS
 
 
 async def _until_async(read, holds, seconds: float) -> None:
     deadline = time.monotonic() + seconds
-    while not holds(await read()):
+    while not holds(value := await read()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds} s")
+            raise AssertionError(f"not within {seconds} s (last read: {value!r})")
         await asyncio.sleep(0.02)

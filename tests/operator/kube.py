@@ -49,6 +49,11 @@ API = "/apis/shorty.dev/v1alpha1"
 # under that load it has been seen to take over 10 s for one answer.
 ANSWER_SECONDS = 30
 CRD_API = "/apis/apiextensions.k8s.io/v1"
+# kmock matches each request against its reactions by scanning every request it has
+# kept, from the first: the cost of a request grows with the history, and over a
+# module of operator tests (kopf's watches, timers, status patches) answers took
+# over 30 s. The emulator keeps this many; the whole record is ``Cluster.calls``.
+KEEP_REQUESTS = 256
 
 
 class Cluster(kmock.KubernetesEmulator):
@@ -59,8 +64,11 @@ class Cluster(kmock.KubernetesEmulator):
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self.failures: list[str] = []  # the emulator's own errors (500s a cluster would not give)
+        self.calls: list[kmock.Request] = []  # every request, in order (see KEEP_REQUESTS)
 
     async def _handle(self, request: kmock.Request) -> Any:
+        self.calls.append(request)
+        del self._requests[:-KEEP_REQUESTS]  # this request, the last, stays for the matching
         try:
             if request.resource is not None:
                 self._stamp(request)

@@ -488,7 +488,8 @@ def test_namespace_limits_what_the_operator_watches_and_needs(world):
     rules (ShortLinks, their status, events) allows every call it makes."""
     watched, other = namespace(), namespace()
     assert world.operator.stop() == 0
-    since = len(list(world.kube.cluster or []))
+    assert world.kube.cluster is not None
+    since = len(world.kube.cluster.calls)
     world.operator = Operator(
         world.kube, world.api_url, world.key, world.folder, "--namespace", watched
     )
@@ -635,7 +636,7 @@ def operator_calls(world: World, since: int = 0) -> set[Call]:
     RBAC sees them. Discovery (/api, /apis/<group>) is left out: anyone may."""
     assert world.kube.cluster is not None
     calls = set()
-    for request in list(world.kube.cluster)[since:]:
+    for request in world.kube.cluster.calls[since:]:
         if not request.headers.get("User-Agent", "").startswith("kopf/"):
             continue  # the test's own calls, as kubectl
         if request.resource is None or request.resource.plural is None:
