@@ -10,7 +10,7 @@ import socket
 import urllib.parse
 from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 import kopf
@@ -18,6 +18,7 @@ import kopf
 from shorty.obs.exposition import MetricsPortBusy, metrics_listener
 from shorty.obs.logging import configure_logging
 from shorty_operator.handlers import Config, build_registry
+from shorty_operator.peering import PeeringState
 
 KEY_ENV = "SHORTY_OPERATOR_API_KEY"
 # A port none of Shorty's own uses (the API's 8000, the redirects' 8080, the metrics'
@@ -60,6 +61,12 @@ def seconds(name: str, default: float, text: str) -> Callable[[F], F]:
 @seconds(
     "--backoff", 5.0, "First retry after the API was unavailable; doubles each time, to 300 s."
 )
+@seconds(
+    "--api-timeout",
+    10.0,
+    "Seconds one call to the API may take (connecting included); past it the ShortLink "
+    "shows ApiUnavailable and is retried with --backoff.",
+)
 @click.option(
     "--liveness",
     default=LIVENESS,
@@ -96,6 +103,14 @@ def seconds(name: str, default: float, text: str) -> Callable[[F], F]:
     "the peering CRDs).",
 )
 @click.option(
+    "--identity",
+    envvar="SHORTY_OPERATOR_IDENTITY",
+    help="This operator's name in the peering object. Keep it across restarts of one pod "
+    "(the Deployment sets the pod's name): a restarted operator then takes the heartbeat "
+    "its killed self left for its own and acts at once, instead of pausing until that "
+    "heartbeat expires (60 s). Without it: kopf's POD_ID, else a new name per run.",
+)
+@click.option(
     "--log-level",
     default="INFO",
     envvar="SHORTY_LOG_LEVEL",
@@ -107,11 +122,13 @@ def main(
     interval: float,
     conflict_retry: float,
     backoff: float,
+    api_timeout: float,
     liveness: str,
     metrics_port: int,
     metrics_host: str,
     peering: str | None,
     standalone: bool,
+    identity: str | None,
     log_level: str,
 ) -> None:
     """Make Shorty's links match the ShortLink objects of the cluster."""
@@ -130,9 +147,12 @@ def main(
         interval=interval,
         conflict_retry=conflict_retry,
         backoff=backoff,
+        timeout=api_timeout,
         # Globs ('team-*') and "all namespaces" need the cluster's namespaces listed and watched.
         scan_cluster=not watched or any(c in name for name in watched for c in "*?[!"),
     )
+    peering_state = PeeringState(None if standalone else peering, standalone=standalone)
+    peering_state.install()
     with ExitStack() as stack:
         try:
             stack.enter_context(
@@ -144,12 +164,14 @@ def main(
             raise click.ClickException(str(exc)) from None
         kopf.run(
             registry=build_registry(config),
-            memo=kopf.Memo(config=config),
+            memo=kopf.Memo(config=config, peering=peering_state),
             clusterwide=not namespaces,
             namespaces=watched,
             standalone=standalone,
             peering_name=None if standalone else peering,
             liveness_endpoint=liveness or None,
+            # kopf's Identity is a NewType of str it does not export.
+            identity=cast(Any, identity or None),
         )
 
 

@@ -42,6 +42,7 @@ class ShortyClient:
 
     def __init__(self, base_url: str, api_key: str, *, timeout: float = 10.0) -> None:
         self._base = base_url.rstrip("/")
+        self._timeout = timeout
         self._shown = _without_credentials(self._base)  # for messages, status and events
         self._session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": "shorty-operator"},
@@ -76,7 +77,12 @@ class ShortyClient:
             ) as response:
                 status = response.status
                 payload = await response.json(content_type=None) if status != 204 else None
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
+            raise Unavailable(
+                f"Shorty's API at {self._shown} did not answer within {self._timeout:g} s"
+                " (--api-timeout)"
+            ) from exc
+        except (aiohttp.ClientError, ValueError) as exc:
             raise Unavailable(
                 f"Shorty's API at {self._shown} cannot be reached: {_why(exc)}"
             ) from exc

@@ -37,6 +37,7 @@ from shorty_operator.model import (
     retry_delay,
     status,
 )
+from shorty_operator.peering import PeeringState
 from shorty_operator.progress import ProgressStorage
 
 GROUP, VERSION, PLURAL = "shorty.dev", "v1alpha1", "shortlinks"
@@ -78,6 +79,7 @@ def build_registry(config: Config) -> kopf.OperatorRegistry:
     kopf.on.login(id="login", registry=registry)(login)
     kopf.on.startup(id="startup", registry=registry)(startup)
     kopf.on.cleanup(id="cleanup", registry=registry)(cleanup)
+    kopf.on.probe(id="peering", registry=registry)(peering)
     kopf.on.resume(*RESOURCE, id="upsert", registry=registry)(upsert)
     kopf.on.create(*RESOURCE, id="upsert", registry=registry)(upsert)
     kopf.on.update(*RESOURCE, id="upsert", field="spec", registry=registry)(upsert)
@@ -116,6 +118,13 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     client: ShortyClient | None = memo.get("shorty")
     if client is not None:
         await client.close()
+
+
+async def peering(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    """``/healthz`` shows whether kopf's peering lets the operator act (it stays 200:
+    a restart changes nothing about another operator or a missing peering object)."""
+    state: PeeringState | None = memo.get("peering")
+    return state.report() if state is not None else {"state": "unknown"}
 
 
 # One reconciliation of an object at a time (a per-object lock in kopf's per-object

@@ -46,15 +46,17 @@ class Operator(Child):
         folder: Path,
         *args: str,
         peering: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         """``args``: more options; ``peering``: take part in kopf's peering under that
-        name (else ``--standalone``)."""
+        name (else ``--standalone``); ``env``: more variables."""
         self.metrics_port = free_port()
         self.liveness_port = free_port()
         env = {
             **os.environ,
             "KUBECONFIG": str(kube.kubeconfig(folder)),
             "SHORTY_OPERATOR_API_KEY": key,
+            **(env or {}),
         }
         command = [
             sys.executable,
@@ -84,6 +86,17 @@ class Operator(Child):
 
     def metrics(self) -> str:
         return get(self.metrics_port, "/metrics")[2].decode()
+
+    def paused(self) -> float:
+        """shorty_operator_paused, from its /metrics."""
+        (row,) = [r for r in self.metrics().splitlines() if r.startswith("shorty_operator_paused ")]
+        return float(row.split()[-1])
+
+    def health(self) -> dict[str, Any]:
+        """The liveness endpoint's body (kopf keeps it up to 10 s)."""
+        status, _, body = get(self.liveness_port, "/healthz")
+        assert status == 200
+        return dict(json.loads(body))
 
 
 @dataclass
