@@ -93,7 +93,9 @@ def seconds(name: str, default: float, text: str) -> Callable[[F], F]:
     help="Name of the ClusterKopfPeering to keep a heartbeat in, so that two operators "
     "never act at once (both pause while they see each other). It waits until kopf's "
     "peering CRD (manifests/crds/clusterkopfpeerings.kopf.dev.yaml) exists. Without it: "
-    "kopf's 'default' peering if that CRD exists, else none.",
+    "kopf's 'default' peering if that CRD exists, else none. While the peering holds the "
+    "operator (waiting, paused, the object missing), /healthz shows it under 'peering' and "
+    "shorty_operator_paused is 1.",
 )
 @click.option(
     "--standalone",

@@ -107,3 +107,19 @@ def test_a_free_liveness_port_is_left_free_for_kopf(tmp_path):
     finally:
         process.kill()
         process.communicate()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+def test_an_api_timeout_below_a_tenth_of_a_second_is_a_usage_error(value, tmp_path):
+    done = operator("--api-timeout", value, tmp_path=tmp_path)
+    assert done.returncode == 2
+    assert "Invalid value for '--api-timeout'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_api_timeout_is_read_from_the_environment(tmp_path):
+    command, env = operator_command(tmp_path=tmp_path)
+    env["SHORTY_OPERATOR_API_TIMEOUT"] = "0"
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "Invalid value for '--api-timeout'" in done.stderr
