@@ -68,6 +68,15 @@ def seconds(name: str, default: float, text: str) -> Callable[[F], F]:
     "shows ApiUnavailable and is retried with --backoff.",
 )
 @click.option(
+    "--api-concurrency",
+    type=click.IntRange(min=1),
+    default=10,
+    envvar="SHORTY_OPERATOR_API_CONCURRENCY",
+    help="Calls to the API in flight at once, at most: the bound on the operator's work "
+    "(at a start, one call per ShortLink). More wait for one to end, within --api-timeout, "
+    "then count as ApiUnavailable.",
+)
+@click.option(
     "--liveness",
     default=LIVENESS,
     envvar="SHORTY_OPERATOR_LIVENESS",
@@ -125,6 +134,7 @@ def main(
     conflict_retry: float,
     backoff: float,
     api_timeout: float,
+    api_concurrency: int,
     liveness: str,
     metrics_port: int,
     metrics_host: str,
@@ -150,6 +160,7 @@ def main(
         conflict_retry=conflict_retry,
         backoff=backoff,
         timeout=api_timeout,
+        concurrency=api_concurrency,
         # Globs ('team-*') and "all namespaces" need the cluster's namespaces listed and watched.
         scan_cluster=not watched or any(c in name for name in watched for c in "*?[!"),
     )

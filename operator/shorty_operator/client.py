@@ -40,13 +40,18 @@ class Unavailable(ApiError):
 class ShortyClient:
     """PUT/GET/DELETE of the link declared under a reference."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, base_url: str, api_key: str, *, timeout: float = 10.0, connections: int = 10
+    ) -> None:
+        """``timeout``: one call, waiting for a connection included; ``connections``: the
+        most calls in flight (more wait for one to finish, within their timeout)."""
         self._base = base_url.rstrip("/")
         self._timeout = timeout
         self._shown = _without_credentials(self._base)  # for messages, status and events
         self._session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": "shorty-operator"},
             timeout=aiohttp.ClientTimeout(total=timeout),
+            connector=aiohttp.TCPConnector(limit=connections),
         )
 
     async def close(self) -> None:

@@ -66,6 +66,8 @@ class Config:
     conflict_retry: float = 30.0  # how often a ShortLink whose code is taken tries again
     backoff: float = 5.0  # the first retry after ApiUnavailable; doubles to model.BACKOFF_MAX
     timeout: float = 10.0  # one call to the API
+    # Calls to the API in flight at once; more wait for one to end (within `timeout`).
+    concurrency: int = 10
     # Watch the cluster's namespaces and CRDs for changes. Off when the operator is given
     # exact namespace names: it then needs no cluster-wide rights at all.
     scan_cluster: bool = True
@@ -101,12 +103,18 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
     config: Config = memo["config"]
-    memo["shorty"] = ShortyClient(config.api_url, config.api_key, timeout=config.timeout)
+    memo["shorty"] = ShortyClient(
+        config.api_url, config.api_key, timeout=config.timeout, connections=config.concurrency
+    )
     # Our own names on the objects, not kopf's defaults.
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = ProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.scanning.disabled = not config.scan_cluster
+    # Not kopf's settings.queueing.worker_limit: a worker holds its slot while it sleeps
+    # through a retry's delay (Conflict, ApiUnavailable's backoff) and 5 s idle after,
+    # and every timer run's status patch wakes one; ten such ShortLinks starved the
+    # rest (docs/operator.md, "Bounded work").
     # At exit, a check under way (milliseconds, at most one API timeout) may finish
     # and write its status, rather than be left orphaned mid-call.
     settings.background.instant_exit_timeout = config.timeout

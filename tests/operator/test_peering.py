@@ -199,3 +199,39 @@ def test_the_api_timeout_is_an_option_and_is_honoured(world, tmp_path):
             synced(world, "hung", ns)
         finally:
             world.restart_operator()
+
+
+def test_the_calls_in_flight_are_bounded_by_api_concurrency(world, tmp_path):
+    """--api-concurrency 2 with the API hung: two calls are held at the API, every other
+    ShortLink's waits, however many there are; once the API answers, all are Ready.
+    (Without the bound, each ShortLink had a call of its own in flight at once.)"""
+    with Proxy(world.api.port) as proxy:
+        proxy.pause()
+        assert world.operator.stop() == 0
+        world.operator = Operator(
+            world.kube,
+            f"http://127.0.0.1:{proxy.port}",
+            world.key,
+            tmp_path,
+            "--api-concurrency",
+            "2",
+            "--api-timeout",
+            "60",
+        )
+        try:
+            ns = namespace()
+            names = [f"queued-{i}" for i in range(6)]
+            for name in names:
+                world.kube.apply(shortlink(name, ns))
+            wait_for(lambda: proxy.connections >= 2, 30, "two calls held at the API")
+            most, until = 0, time.monotonic() + 3  # a bound holds: watch it for a while
+            while time.monotonic() < until:
+                most = max(most, proxy.connections)
+                time.sleep(0.05)
+            assert most == 2, f"{most} calls in flight"
+            proxy.resume()
+            for name in names:
+                synced(world, name, ns)
+        finally:
+            proxy.resume()
+            world.restart_operator()
