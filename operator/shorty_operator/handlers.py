@@ -111,10 +111,9 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     settings.persistence.progress_storage = ProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.scanning.disabled = not config.scan_cluster
-    # Not kopf's settings.queueing.worker_limit: a worker holds its slot while it sleeps
-    # through a retry's delay (Conflict, ApiUnavailable's backoff) and 5 s idle after,
-    # and every timer run's status patch wakes one; ten such ShortLinks starved the
-    # rest (docs/operator.md, "Bounded work").
+    # Not kopf's settings.queueing.worker_limit: a worker sleeps through a retry's delay
+    # (Conflict, ApiUnavailable's backoff up to 5 min) in its slot, and idles 5 s in it
+    # after; ten ShortLinks in retry would hold every other one (docs/operator.md).
     # At exit, a check under way (milliseconds, at most one API timeout) may finish
     # and write its status, rather than be left orphaned mid-call.
     settings.background.instant_exit_timeout = config.timeout

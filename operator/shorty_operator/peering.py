@@ -31,7 +31,13 @@ PAUSED = Gauge(
 logger = logging.getLogger(__name__)
 
 # What kopf logs, and the state each line means.
-_PAUSING = ("Pausing operations in favour of", "Pausing all operators, including self")
+_PAUSING = (
+    "Pausing operations in favour of",
+    "Pausing all operators, including self",
+    # At a start, while kopf still holds everything, it says only this of a same-priority peer.
+    "Possibly conflicting operators with the same priority",
+)
+_WAITING = "kopf has not read the peering object yet, or another operator in it holds this one"
 _RESUMING = "Resuming operations after the pause"
 _KEEPALIVE = "Keep-alive in "
 
@@ -55,7 +61,7 @@ class PeeringState(logging.Filter):
         # Without a name, kopf uses its "default" peering only if it finds one, never waiting.
         self.mandatory = name is not None and not standalone
         self.state = "standalone" if standalone else "waiting" if self.mandatory else "active"
-        self.why = ""
+        self.why = _WAITING if self.state == "waiting" else ""
         self.since = datetime.now(UTC)
         PAUSED.set(self.paused)
 
@@ -100,9 +106,10 @@ class PeeringState(logging.Filter):
                     "peering.yaml, or run with --standalone.",
                     self.peering,
                 )
-        elif message.startswith(_KEEPALIVE) and message.endswith(": ok."):
-            # It exists now (once missing): kopf resumes once it has read it.
-            self._become("waiting" if self.state == "missing" else self.state, self.why)
+        elif (
+            self.state == "missing" and message.startswith(_KEEPALIVE) and message.endswith(": ok.")
+        ):
+            self._become("waiting", _WAITING)  # it exists now: kopf acts once it has read it
 
     def _become(self, state: str, why: str) -> None:
         if state != self.state:
