@@ -159,6 +159,13 @@ def test_each_service_has_its_own_metrics_port_unless_one_is_set(monkeypatch):
         ("SHORTY_DB_TIMEOUT", "0", "greater than 0"),
         ("SHORTY_DB_ACQUIRE_TIMEOUT", "0", "greater than 0"),
         ("SHORTY_DB_ACQUIRE_TIMEOUT", "121", "less than or equal to 120"),
+        ("SHORTY_DB_BREAKER_THRESHOLD", "0", "greater than or equal to 1"),
+        ("SHORTY_DB_BREAKER_THRESHOLD", "1001", "less than or equal to 1000"),
+        ("SHORTY_DB_BREAKER_COOLDOWN", "-1", "greater than or equal to 0"),
+        ("SHORTY_DB_BREAKER_COOLDOWN", "301", "less than or equal to 300"),
+        ("SHORTY_REDIS_BREAKER_THRESHOLD", "0", "greater than or equal to 1"),
+        ("SHORTY_REDIS_BREAKER_THRESHOLD", "x", "valid integer"),
+        ("SHORTY_REDIS_BACKOFF", "-0.5", "greater than or equal to 0"),
     ],
 )
 def test_more_bad_values(monkeypatch, name, value, message):
@@ -189,3 +196,16 @@ def test_serving_stale_lasts_a_day_unless_set(monkeypatch, bad):
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert [p.split(":")[0] for p in caught.value.problems] == ["SHORTY_STALE_TTL"]
+
+
+def test_breaker_settings(monkeypatch):
+    defaults = load_settings()
+    assert (defaults.db_breaker_threshold, defaults.db_breaker_cooldown) == (5, 2.0)
+    assert (defaults.redis_breaker_threshold, defaults.redis_backoff) == (1, 2.0)
+    monkeypatch.setenv("SHORTY_DB_BREAKER_THRESHOLD", "3")
+    monkeypatch.setenv("SHORTY_DB_BREAKER_COOLDOWN", "0")
+    monkeypatch.setenv("SHORTY_REDIS_BREAKER_THRESHOLD", "4")
+    monkeypatch.setenv("SHORTY_REDIS_BACKOFF", "7.5")
+    settings = load_settings()
+    assert (settings.db_breaker_threshold, settings.db_breaker_cooldown) == (3, 0.0)
+    assert (settings.redis_breaker_threshold, settings.redis_backoff) == (4, 7.5)

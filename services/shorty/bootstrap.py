@@ -34,6 +34,7 @@ from shorty.ratelimit.redis import RedisLimits
 from shorty.redirect.clickbuffer import ClickBuffer
 from shorty.redirect.limits import ClickLimits
 from shorty.redirect.resolve import Resolver
+from shorty.resilience.breaker import Breaker
 from shorty.runtime import Resources
 from shorty.settings import Settings
 from shorty.store.idempotency import IdempotencyStore
@@ -66,6 +67,7 @@ class RedirectDeps:
     secret: bytes  # keys the visitor hash
     cache_control: dict[int, bytes]  # by redirect status; others get no-store
     blocked_by: str  # RFC 7725: a 451 names who blocks the resource
+    breakers: tuple[Breaker, ...]  # PostgreSQL's and Redis's, named in /readyz
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,8 @@ class ApiDeps:
     settings: Settings
     pool: asyncpg.Pool
     redis: aredis.Redis
-    redis_guard: RedisGuard  # every Redis caller of the process skips Redis after a failure
+    redis_guard: RedisGuard  # the Redis breaker: every Redis caller of the process skips Redis
+    breakers: tuple[Breaker, ...]  # PostgreSQL's and Redis's, named in /readyz
     links: LinkStore
     keys: KeyStore
     users: UserStore
@@ -96,6 +99,7 @@ class WorkerDeps:
     relay: OutboxRelay
     aggregator: Aggregator
     idempotency: IdempotencyStore
+    redis_guard: RedisGuard  # the Redis breaker: the job loops pause while it is open
 
 
 def link_cache(settings: Settings, redis: aredis.Redis) -> LinkCache:
@@ -104,11 +108,12 @@ def link_cache(settings: Settings, redis: aredis.Redis) -> LinkCache:
 
 
 def redirect_deps(settings: Settings, resources: Resources) -> RedirectDeps:
-    guard = RedisGuard(settings.redis_backoff)  # shared by the lookup tiers and the limits
+    guard = resources.redis_guard  # shared by the lookup tiers and the limits
     resolver = Resolver(
         resources.pool,
         link_cache(settings, resources.redis),
         guard,
+        resources.postgres_breaker,
         lru_size=settings.lru_size,
         lru_ttl=settings.lru_ttl,
         negative_ttl=settings.negative_ttl,
@@ -137,18 +142,20 @@ def redirect_deps(settings: Settings, resources: Resources) -> RedirectDeps:
         secret=_secret(settings),
         cache_control=cache_control(settings.permanent_max_age),
         blocked_by=settings.public_base,
+        breakers=resources.breakers,
     )
 
 
 def api_deps(settings: Settings, resources: Resources, *, openapi: dict[str, Any]) -> ApiDeps:
     """The API's dependencies; ``openapi`` is the document its routes make."""
     pool = resources.pool
-    guard = RedisGuard(settings.redis_backoff)
+    guard = resources.redis_guard
     return ApiDeps(
         settings=settings,
         pool=pool,
         redis=resources.redis,
         redis_guard=guard,
+        breakers=resources.breakers,
         links=LinkStore(pool, settings.code_length),
         keys=KeyStore(pool, max_live=settings.max_keys_per_user),
         users=UserStore(pool),
@@ -176,6 +183,7 @@ def worker_deps(settings: Settings, resources: Resources, geoip: GeoIP) -> Worke
         relay=OutboxRelay(resources.pool, resources.redis),
         aggregator=Aggregator(resources.pool),
         idempotency=IdempotencyStore(resources.pool),
+        redis_guard=resources.redis_guard,
     )
 
 

@@ -1,4 +1,5 @@
-"""The long-lived clients a service process holds: the PostgreSQL pool and Redis."""
+"""The long-lived clients a service process holds: the PostgreSQL pool and Redis, and
+the circuit breaker of each (one per process, shared by every caller)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
 from shorty.cache.client import create_redis
+from shorty.cache.guard import RedisGuard
+from shorty.resilience.breaker import Breaker
 from shorty.settings import Settings
-from shorty.store.db import create_pool
+from shorty.store.db import create_pool, postgres_breaker
 
 log = logging.getLogger(__name__)
 # How long closing each client may take at shutdown before it is dropped.
@@ -23,8 +26,14 @@ CLOSE_SECONDS = 5.0
 
 @dataclass(frozen=True, slots=True)
 class Resources:
-    pool: asyncpg.Pool
+    pool: asyncpg.Pool  # every acquire passes through postgres_breaker (store/db.py)
     redis: aredis.Redis
+    postgres_breaker: Breaker
+    redis_guard: RedisGuard  # the Redis breaker, which every Redis caller consults
+
+    @property
+    def breakers(self) -> tuple[Breaker, ...]:
+        return (self.postgres_breaker, self.redis_guard)
 
 
 @asynccontextmanager
@@ -39,10 +48,12 @@ async def open_resources(
     connection never given back, a server that stopped answering) is terminated.
     """
     database_url, redis_url = settings.require_servers()
-    pool = await create_pool(settings, database_url)
+    breaker = postgres_breaker(settings)
+    pool = await create_pool(settings, database_url, breaker)
     client = create_redis(settings, redis_url, block_seconds=redis_block_seconds)
+    guard = RedisGuard(settings.redis_backoff, settings.redis_breaker_threshold)
     try:
-        yield Resources(pool, client)
+        yield Resources(pool, client, breaker, guard)
     finally:
         try:
             async with asyncio.timeout(CLOSE_SECONDS):

@@ -104,6 +104,20 @@ class Settings(BaseSettings):
         le=120,
         description="Seconds a caller waits for a pooled PostgreSQL connection (then 503).",
     )
+    db_breaker_threshold: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="PostgreSQL calls unavailable in a row (driver errors, deadlines) that open"
+        " the PostgreSQL breaker.",
+    )
+    db_breaker_cooldown: float = Field(
+        2.0,
+        ge=0,
+        le=300,
+        description="Seconds the PostgreSQL breaker stays open (calls refused at once: 503)"
+        " before one call probes PostgreSQL (0: the breaker never opens).",
+    )
     redis_timeout: float = Field(
         0.5, gt=0, le=30, description="Seconds before a Redis call gives up."
     )
@@ -143,7 +157,17 @@ class Settings(BaseSettings):
         0.25, gt=0, le=60, description="Seconds between click flushes."
     )
     redis_backoff: float = Field(
-        2.0, ge=0, le=300, description="Seconds a service skips Redis after a Redis call failed."
+        2.0,
+        ge=0,
+        le=300,
+        description="Seconds the Redis breaker stays open (Redis skipped, fallbacks taken)"
+        " before one call probes Redis (0: Redis is never skipped).",
+    )
+    redis_breaker_threshold: int = Field(
+        1,
+        ge=1,
+        le=1000,
+        description="Redis calls failed in a row (errors or timeouts) that open the Redis breaker.",
     )
     redirect_rate: float = Field(
         0.0, ge=0, le=1_000_000, description="Redirects per second per client IP (0: no limit)."

@@ -11,7 +11,11 @@ def test_live_and_ready(settings, create_app):
         assert client.get("/livez").json() == {"status": "ok"}
         ready = client.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json() == {"status": "ready", "checks": {"postgres": "up", "redis": "up"}}
+        assert ready.json() == {
+            "status": "ready",
+            "checks": {"postgres": "up", "redis": "up"},
+            "breakers": {"postgres": "closed", "redis": "closed"},
+        }
         assert ready.headers["cache-control"] == "no-store"
 
 
@@ -26,3 +30,4 @@ def test_ready_without_redis(create_app, settings_without_redis):
         assert body["status"] == "ready"
         assert body["checks"] == {"postgres": "up", "redis": "down"}
         assert body["errors"]["redis"] in {"ConnectionError", "TimeoutError"}
+        assert body["breakers"]["postgres"] == "closed"

@@ -48,6 +48,9 @@ def proxied(clean):
                 db_timeout=DB_TIMEOUT,
                 db_acquire_timeout=DB_TIMEOUT,
                 db_pool_max=2,
+                # The breaker off: these tests show that each wait has its deadline
+                # (what an open breaker does instead: test_breaker.py).
+                db_breaker_cooldown=0,
             ),
         )
 

@@ -139,10 +139,12 @@ class KnownPlaces:
         if not self._guard.usable():
             return False
         try:
-            return bool(await self._redis.sismember(_PLACES.format(account), place))
+            known = bool(await self._redis.sismember(_PLACES.format(account), place))
         except REDIS_FAILURES as exc:
             self._guard.failed(exc)
             return False
+        self._guard.succeeded()
+        return known
 
     async def remember(self, account: str, place: str) -> None:
         if not self._guard.usable():
@@ -157,6 +159,8 @@ class KnownPlaces:
         except REDIS_FAILURES as exc:
             self._guard.failed(exc)
             log.warning("could not remember a login place: Redis unavailable")
+        else:
+            self._guard.succeeded()
 
 
 _PLACES = "shorty:login-places:{}"

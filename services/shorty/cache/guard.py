@@ -1,44 +1,49 @@
-"""Skip Redis for a moment after it fails, instead of waiting on it for every call.
+"""The Redis breaker: skip Redis while it keeps failing, instead of waiting on it for
+every call.
 
-Each service process holds one ``RedisGuard`` (built in ``shorty.bootstrap``) that
+Each service process holds one ``RedisGuard`` (built in ``shorty.runtime``) that
 every Redis caller in it shares: on the redirect path the link cache tier and the
 click limits; in the API the rate limiter, the link cache invalidation and the
-login places. A caller asks ``usable()`` before a Redis call and reports a
-failure with ``failed()``; for ``backoff`` seconds after that, every caller takes
-its fallback at once (PostgreSQL, limits in process, the outbox) instead of each
-paying the Redis timeout.
+login places; in the worker its job loops. It is the process's circuit breaker
+for Redis (``shorty.resilience.breaker``): a caller asks ``usable()`` before a
+Redis call and reports ``succeeded()`` or ``failed(exc)``. After
+SHORTY_REDIS_BREAKER_THRESHOLD failures in a row the breaker opens, and for
+SHORTY_REDIS_BACKOFF seconds every caller takes its fallback at once (PostgreSQL,
+limits in process, the outbox) instead of each paying the Redis timeout; then one
+call probes Redis and its outcome closes or reopens the breaker.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-
 from redis.exceptions import RedisError
 
 from shorty.obs.metrics import REDIS_ERRORS, REDIS_SKIPPED
+from shorty.resilience.breaker import Breaker
 
-log = logging.getLogger(__name__)
-
+REDIS = "redis"
 REDIS_FAILURES = (RedisError, OSError)
 """What a Redis call raises when Redis is away, slow or refusing (timeouts included)."""
 
 
-class RedisGuard:
-    def __init__(self, backoff: float) -> None:
-        """``backoff``: seconds Redis is skipped after a failure (0: never skipped)."""
-        self.backoff = backoff
-        self._down_until = 0.0
+class RedisGuard(Breaker):
+    def __init__(self, backoff: float, threshold: int = 1) -> None:
+        """``backoff``: seconds Redis is skipped once the breaker opens (0: never
+        skipped); ``threshold``: failures in a row that open it."""
+        super().__init__(REDIS, threshold=threshold, cooldown=backoff)
+
+    @property
+    def backoff(self) -> float:
+        return self.cooldown
 
     def usable(self) -> bool:
-        """Whether to call Redis now; False (and counted) during the backoff."""
-        if time.monotonic() < self._down_until:
-            REDIS_SKIPPED.inc()
-            return False
-        return True
+        """Whether to call Redis now; False (and counted) while the breaker is open
+        or its probe is out. A True must be followed by ``succeeded`` or ``failed``."""
+        if self.allow():
+            return True
+        REDIS_SKIPPED.inc()
+        return False
 
     def failed(self, exc: BaseException) -> None:
-        """A Redis call failed: skip Redis for ``backoff`` seconds from now."""
+        """A Redis call failed (an error or SHORTY_REDIS_TIMEOUT)."""
         REDIS_ERRORS.inc()
-        self._down_until = time.monotonic() + self.backoff
-        log.warning("redis failed, skipped for %g s: %s", self.backoff, type(exc).__name__)
+        super().failed(exc)

@@ -23,10 +23,22 @@ STALE_SERVED = Counter(
 )
 REDIS_SKIPPED = Counter(
     "shorty_redis_skipped_total",
-    "Redis calls skipped because Redis failed moments before (cache/guard.py).",
+    "Redis calls skipped because the Redis breaker is open (cache/guard.py).",
 )
 REDIS_ERRORS = Counter(
-    "shorty_redis_errors_total", "Redis calls that failed, which start a skip (cache/guard.py)."
+    "shorty_redis_errors_total",
+    "Redis calls that failed, counted by the Redis breaker (cache/guard.py).",
+)
+BREAKER_STATE = Gauge(
+    "shorty_breaker_state",
+    "State of a dependency's circuit breaker: 0 closed, 1 open, 2 half-open"
+    " (resilience/breaker.py).",
+    ["dependency"],  # postgres, redis
+)
+BREAKER_TRANSITIONS = Counter(
+    "shorty_breaker_transitions_total",
+    "Circuit breaker state changes, by the state entered.",
+    ["dependency", "to"],  # to: closed, open, half-open
 )
 CLICKS_BUFFERED = Gauge(
     "shorty_click_buffer_size", "Clicks waiting in memory to be written to Redis."

@@ -46,6 +46,7 @@ class Limiter:
             except REDIS_FAILURES as exc:
                 self._guard.failed(exc)
             else:
+                self._guard.succeeded()
                 if self._falling_back:
                     log.info("rate limits enforced through Redis again")
                     self._falling_back = False

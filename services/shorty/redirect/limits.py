@@ -42,9 +42,12 @@ class ClickLimits:
         """May this request (a GET spends a use; a HEAD only looks) be redirected?"""
         if self._guard.usable():
             try:
-                return await self._allow_redis(code, max_clicks, spend)
+                allowed = await self._allow_redis(code, max_clicks, spend)
             except (RedisError, OSError) as exc:
                 self._guard.failed(exc)
+            else:
+                self._guard.succeeded()
+                return allowed
         return await self._count(code) < max_clicks
 
     async def _allow_redis(self, code: str, max_clicks: int, spend: bool) -> bool:

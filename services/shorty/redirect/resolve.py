@@ -4,7 +4,8 @@ Hits and misses are both remembered: a link for ``lru_ttl`` seconds, an
 unknown code for ``negative_ttl`` seconds (in the LRU and in Redis), so a
 flood of random codes does not reach PostgreSQL. The API's changes reach the
 LRU through ``forget`` (driven by Redis pub/sub). After a Redis failure the
-path skips Redis for a moment (RedisGuard) instead of waiting on it again.
+path skips Redis for a moment (RedisGuard, the process's Redis breaker) instead of
+waiting on it again.
 
 Serve stale on error: a link's copy (in the LRU, in Redis) is kept
 ``stale_ttl`` seconds past its freshness. A stale copy is never served while
@@ -29,6 +30,7 @@ from shorty.core.links import blocked_status
 from shorty.obs.metrics import LOOKUPS
 from shorty.redirect.outage import PostgresOutage
 from shorty.store.errors import UNAVAILABLE
+from shorty.resilience.breaker import Breaker
 
 # Bound once: looking a labelled child up costs more than the lookup it counts.
 _LRU_HIT = LOOKUPS.labels("lru", "hit")
@@ -50,6 +52,7 @@ class Resolver:
         pool: asyncpg.Pool,
         cache: LinkCache,
         guard: RedisGuard,
+        postgres: Breaker,
         *,
         lru_size: int,
         lru_ttl: float,
@@ -72,6 +75,7 @@ class Resolver:
             if negative_ttl > 0:
                 self._absent = LRU(max(1024, lru_size // 4))
         self._guard = guard
+        self._postgres = postgres  # the pool's breaker (store/db.py)
         self._db_timeout = db_timeout
         # A lookup that overlapped an invalidation of its code (or of everything) is
         # answered but not remembered: it may carry what was just changed.
@@ -203,25 +207,35 @@ class Resolver:
             return None, None
         try:
             cached = await self._cache.get(code)
-            if cached is not None and not isinstance(cached, Stale):
-                (_REDIS_ABSENT if cached is ABSENT else _REDIS_HIT).inc()
-                return cached, None
-            return cached, await self._cache.generation(code) if generation else None
+            fresh = cached is not None and not isinstance(cached, Stale)
+            version = await self._cache.generation(code) if generation and not fresh else None
         except (RedisError, OSError) as exc:
             self._guard.failed(exc)
             return None, None
+        self._guard.succeeded()
+        if fresh:
+            (_REDIS_ABSENT if cached is ABSENT else _REDIS_HIT).inc()
+        return cached, version
 
     async def _to_redis(self, code: str, link: CachedLink | Absent, generation: bytes) -> None:
         try:
             await self._cache.put(code, link, generation)
         except (RedisError, OSError) as exc:
             self._guard.failed(exc)
+        else:
+            self._guard.succeeded()
 
     async def _from_postgres(self, code: str) -> CachedLink | Absent:
         # Waiting for a connection and the query together get SHORTY_DB_TIMEOUT
         # (asyncio.timeout: no extra task, unlike an acquire timeout).
-        async with asyncio.timeout(self._db_timeout):
-            row = await self._pool.fetchrow(_SELECT, code)
+        deadline = asyncio.timeout(self._db_timeout)
+        try:
+            async with deadline:
+                row = await self._pool.fetchrow(_SELECT, code)
+        except TimeoutError as exc:
+            if deadline.expired():  # the pool saw a cancellation: the breaker hears it here
+                self._postgres.failed(exc)
+            raise
         if row is None:
             _PG_ABSENT.inc()
             return ABSENT

@@ -7,39 +7,123 @@ bounds by the acquire's timeout) SHORTY_DB_ACQUIRE_TIMEOUT; each query and each 
 connection's setup get SHORTY_DB_TIMEOUT (asyncpg's ``command_timeout`` and connect
 ``timeout``). Past either, the driver raises ``TimeoutError``: one of the
 ``store.errors.UNAVAILABLE`` failures, which the services answer with 503.
+
+Every acquire also passes through the process's PostgreSQL circuit breaker
+(``shorty.resilience.breaker``): while it is open, ``acquire()`` raises
+``BreakerOpen`` (also in ``UNAVAILABLE``) at once instead of waiting for a
+deadline, and how each ``async with pool.acquire()`` block ended is reported to
+it. Only ``UNAVAILABLE`` failures count against PostgreSQL; an error PostgreSQL
+answered with (a constraint, a syntax error) shows that it answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolAcquireContext
 
+from shorty.resilience.breaker import Breaker, BreakerOpen
 from shorty.settings import Settings
+from shorty.store.errors import UNAVAILABLE
+
+POSTGRES = "postgres"
 
 
 class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg is untyped
-    """An asyncpg pool whose ``acquire()`` without a timeout waits ``acquire_timeout``."""
+    """An asyncpg pool whose ``acquire()`` without a timeout waits ``acquire_timeout``,
+    and which refuses to wait at all while ``breaker`` is open."""
 
-    __slots__ = ("acquire_timeout",)
+    __slots__ = ("acquire_timeout", "breaker")
 
-    def __init__(self, *args: Any, acquire_timeout: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, acquire_timeout: float, breaker: Breaker, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.acquire_timeout = acquire_timeout
+        self.breaker = breaker
 
     def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
-        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+        self.breaker.check()  # BreakerOpen while open (or while its probe is out)
+        return _ReportingAcquire(
+            self, self.acquire_timeout if timeout is None else timeout, self.breaker
+        )
 
 
-async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
+class _ReportingAcquire(PoolAcquireContext):  # type: ignore[misc]
+    """asyncpg's acquire context, telling the breaker how the block ended."""
+
+    __slots__ = ("breaker",)
+
+    def __init__(self, pool: BoundedPool, timeout: float, breaker: Breaker) -> None:
+        super().__init__(pool, timeout)
+        self.breaker = breaker
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        try:
+            return await super().__aenter__()
+        except BaseException as exc:
+            report(self.breaker, exc)
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await super().__aexit__(exc_type, exc, tb)
+        except BaseException as release_failure:
+            report(self.breaker, exc or release_failure)
+            raise
+        report(self.breaker, exc)
+
+    def __await__(self) -> Any:
+        return self._acquire().__await__()
+
+    async def _acquire(self) -> asyncpg.Connection:
+        # ``conn = await pool.acquire()``: only the acquire is seen, not the queries.
+        self.done = True  # type: ignore[misc]  # a slot of asyncpg's class
+        try:
+            conn = await self.pool._acquire(self.timeout)
+        except BaseException as exc:
+            report(self.breaker, exc)
+            raise
+        self.breaker.released()
+        return conn
+
+
+def report(breaker: Breaker, exc: BaseException | None) -> None:
+    """Tell ``breaker`` how a PostgreSQL call ended: ``exc`` None, or what it raised."""
+    if exc is None:
+        breaker.succeeded()
+    elif isinstance(exc, BreakerOpen):
+        breaker.released()  # a call inside the block was refused: no news of PostgreSQL
+    elif isinstance(exc, UNAVAILABLE):
+        breaker.failed(exc)
+    elif isinstance(exc, asyncpg.PostgresError):
+        breaker.succeeded()  # PostgreSQL answered, with a refusal
+    else:
+        breaker.released()  # cancelled, or the caller's own error
+
+
+def postgres_breaker(settings: Settings) -> Breaker:
+    """The process's PostgreSQL breaker (SHORTY_DB_BREAKER_THRESHOLD, _COOLDOWN)."""
+    return Breaker(
+        POSTGRES, threshold=settings.db_breaker_threshold, cooldown=settings.db_breaker_cooldown
+    )
+
+
+async def create_pool(settings: Settings, dsn: str, breaker: Breaker | None = None) -> BoundedPool:
     """Open the pool: a connection is waited for ``db_acquire_timeout`` seconds at most,
-    a query or a new connection's setup ``db_timeout`` seconds."""
+    a query or a new connection's setup ``db_timeout`` seconds; ``breaker`` (by
+    default one from ``settings``) sees every acquire."""
     pool = BoundedPool(
         dsn,
         acquire_timeout=settings.db_acquire_timeout,
+        breaker=breaker or postgres_breaker(settings),
         min_size=min(settings.db_pool_min, settings.db_pool_max),
         max_size=settings.db_pool_max,
         max_queries=50_000,

@@ -283,3 +283,5 @@ async def _invalidate(deps: ApiDeps, codes: list[str]) -> None:
     except REDIS_FAILURES as exc:
         deps.redis_guard.failed(exc)
         log.warning("could not invalidate %d codes: %s", len(codes), type(exc).__name__)
+    else:
+        deps.redis_guard.succeeded()

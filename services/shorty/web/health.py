@@ -7,10 +7,13 @@ says which dependencies it can serve with (``routes(serves_with=...)``): the
 redirect service with PostgreSQL or Redis, the API only with PostgreSQL.
 ``/readyz`` checks PostgreSQL and Redis together, each within
 ``SHORTY_READY_TIMEOUT``, so it answers in about that time even while one hangs;
-its body names each one's state:
+its body names each one's state, and the state of the process's circuit breaker
+for each (``closed``, ``open``, ``half-open``: what the service's own calls met
+lately, which does not change what ready means):
 
     {"status": "ready", "checks": {"postgres": "up", "redis": "down"},
-     "errors": {"redis": "ConnectionError"}}
+     "errors": {"redis": "ConnectionError"},
+     "breakers": {"postgres": "closed", "redis": "open"}}
 
 ``/livez`` never looks at a dependency: restarting a process does not bring its
 database back.
@@ -29,6 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from shorty.bootstrap import DEPS
+from shorty.resilience.breaker import Breaker
 from shorty.settings import Settings
 
 POSTGRES, REDIS = "postgres", "redis"
@@ -45,6 +49,8 @@ class Probed(Protocol):
     def pool(self) -> asyncpg.Pool: ...
     @property
     def redis(self) -> aredis.Redis: ...
+    @property
+    def breakers(self) -> tuple[Breaker, ...]: ...
 
 
 def routes(*, serves_with: Sequence[str]) -> list[Route]:
@@ -64,6 +70,7 @@ def routes(*, serves_with: Sequence[str]) -> list[Route]:
         }
         if errors:
             body["errors"] = errors
+        body["breakers"] = {breaker.dependency: breaker.state for breaker in deps.breakers}
         return JSONResponse(body, status_code=200 if ready else 503, headers=_NO_STORE)
 
     return [Route("/livez", livez), Route("/readyz", readyz)]
@@ -95,8 +102,10 @@ async def _check(probe: Callable[[], Awaitable[object]], seconds: float) -> str 
 async def _select_one(pool: asyncpg.Pool) -> None:
     """``SELECT 1`` on a pooled connection. One that did not answer is closed at
     once rather than given back: giving it back waits for PostgreSQL to confirm the
-    cancelled query, which a hung server never does, so the probe would hang."""
-    conn = await pool.acquire()
+    cancelled query, which a hung server never does, so the probe would hang.
+    The check asks PostgreSQL itself: asyncpg's own acquire, past the breaker
+    (``store/db.py``), whose state is reported beside it."""
+    conn = await asyncpg.Pool.acquire(pool)
     try:
         await conn.fetchval("SELECT 1")
     except BaseException:

@@ -3,7 +3,10 @@ aggregator, housekeeping.
 
 Each job is a loop of its own. A job that finds PostgreSQL or Redis away
 pauses with a short jittered backoff and resumes where it was; the others go
-on. SIGTERM/SIGINT stop the loops between batches, then the clients are closed
+on. While a dependency's circuit breaker is open, the jobs that use it wait
+without calling it: PostgreSQL's pool refuses at once (``BreakerOpen``), and the
+jobs that use Redis skip their step until the Redis breaker lets one probe.
+SIGTERM/SIGINT stop the loops between batches, then the clients are closed
 and the process exits 0; a stop that overruns its bound (``shorty.stopdeadline``)
 exits 1 with what still ran.
 """
@@ -25,6 +28,7 @@ import asyncpg
 from redis.exceptions import RedisError
 
 from shorty.bootstrap import worker_deps
+from shorty.cache.guard import RedisGuard
 from shorty.obs.metrics import (
     DLQ_LENGTH,
     OUTBOX_WAITING,
@@ -79,6 +83,7 @@ async def run_worker(
             }
             deps = worker_deps(settings, res, geoip)
             ingester, relay, aggregator = deps.ingester, deps.relay, deps.aggregator
+            redis = deps.redis_guard
             # Several consumers in one process: one batch is parsed while another is
             # in PostgreSQL, and PostgreSQL stores two at once.
             clicks = [
@@ -110,12 +115,18 @@ async def run_worker(
 
             log.info("worker started", extra={"consumer": name, "geoip": geoip.enabled})
             jobs = [
-                *(_consume(consumer, stop) for consumer in clicks),
-                _consume(events, stop),
-                _forever("outbox relay", relay_step, stop, idle=settings.outbox_poll_interval),
+                *(_consume(consumer, stop, redis) for consumer in clicks),
+                _consume(events, stop, redis),
+                _forever(
+                    "outbox relay",
+                    relay_step,
+                    stop,
+                    idle=settings.outbox_poll_interval,
+                    redis=redis,
+                ),
                 _forever("rollups", rollup_step, stop, idle=settings.rollup_interval),
                 _forever("housekeeping", housekeeping, stop, idle=HOUSEKEEPING_SECONDS),
-                _forever("stream metrics", observe, stop, idle=OBSERVE_SECONDS),
+                _forever("stream metrics", observe, stop, idle=OBSERVE_SECONDS, redis=redis),
             ]
             await asyncio.gather(*jobs)
             for consumer in (*clicks, events):
@@ -126,11 +137,12 @@ async def run_worker(
     log.info("worker stopped")
 
 
-async def _consume(consumer: Consumer, stop: asyncio.Event) -> None:
+async def _consume(consumer: Consumer, stop: asyncio.Event, redis: RedisGuard) -> None:
     async def step() -> bool:
         return await consumer.step(BLOCK_MS) > 0
 
-    await _forever(f"{consumer.stream} ({consumer.group})", step, stop, setup=consumer.ensure_group)
+    name = f"{consumer.stream} ({consumer.group})"
+    await _forever(name, step, stop, setup=consumer.ensure_group, redis=redis)
 
 
 async def _forever(
@@ -140,29 +152,47 @@ async def _forever(
     *,
     idle: float = 0.0,
     setup: Callable[[], Awaitable[None]] | None = None,
+    redis: RedisGuard | None = None,
 ) -> None:
     """Run ``step`` until ``stop``: again at once when it did something, after ``idle``
-    when it did not, after a backoff when PostgreSQL or Redis failed it."""
+    when it did not, after a backoff when PostgreSQL or Redis failed it. A step that
+    uses Redis names the Redis breaker (``redis``): it is skipped while the breaker is
+    open, and tells the breaker how Redis did."""
     failures = 0
     ready = setup is None
     while not stop.is_set():
+        if redis is not None and not redis.usable():
+            await _sleep_or_stop(stop, redis.retry_in() or OUTAGE_CAP)
+            continue
         try:
             if not ready and setup is not None:
                 await setup()  # again after a failure: Redis may have come back empty
                 ready = True
             busy = await step()
-            if failures:
-                log.info("%s resumed", name)
-            failures = 0
-            if not busy and idle:
-                await _sleep_or_stop(stop, idle)
         except _TRANSIENT as exc:
+            if redis is not None:
+                if isinstance(exc, RedisError):
+                    redis.failed(exc)
+                else:
+                    redis.released()  # PostgreSQL failed the step: no news of Redis
             failures += 1
             ready = setup is None
             if failures == 1 or failures % 50 == 0:
                 log.warning("%s paused: %s: %s", name, type(exc).__name__, exc)
             delay = full_jitter(failures, OUTAGE_BASE, OUTAGE_CAP, random.random)
             await _sleep_or_stop(stop, delay)
+        except BaseException:
+            if redis is not None:
+                redis.released()
+            raise
+        else:
+            if redis is not None:
+                redis.succeeded()
+            if failures:
+                log.info("%s resumed", name)
+            failures = 0
+            if not busy and idle:
+                await _sleep_or_stop(stop, idle)
 
 
 async def observe_streams(client: Any, consumers: list[Consumer]) -> None:

@@ -1,0 +1,1 @@
+"""Cross-cutting protection against failing dependencies (circuit breakers)."""
