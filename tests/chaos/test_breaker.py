@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import redis.asyncio as aredis
 from prometheus_client import REGISTRY
 from redis.exceptions import RedisError
@@ -21,12 +24,11 @@ from starlette.testclient import TestClient
 from shorty.api.app import create_app as create_api
 from shorty.cache.guard import RedisGuard
 from shorty.redirect.app import create_app as create_redirect
+from shorty.settings import Settings
 from shorty.worker.main import _forever
-from tests.chaos.test_readiness import postgres_proxy, redis_proxy, settings_for, through
+from tests.conftest import PUBLIC_URL
 from tests.faults import Proxy
 from tests.helpers import bearer, query, user_with_key, wait_for
-
-__all__ = ["postgres_proxy", "redis_proxy"]  # fixtures
 
 DB_TIMEOUT = 2.0
 THRESHOLD = 2
@@ -34,10 +36,37 @@ COOLDOWN = 2.0
 FAST = 0.5  # an answer from an open breaker: well under DB_TIMEOUT, on a loaded machine too
 
 
-def breaker_settings(clean, proxy: Proxy):
-    return settings_for(
-        clean,
+def through(proxy: Proxy, url: str) -> str:
+    """``url`` (PostgreSQL or Redis on a Unix socket) reached through ``proxy`` instead."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":  # redis: unix:///path?db=N
+        db = parse_qs(parts.query).get("db", ["0"])[0]
+        return f"redis://127.0.0.1:{proxy.port}/{db}"
+    auth = parts.netloc.rpartition("@")[0]
+    return f"postgresql://{auth}@127.0.0.1:{proxy.port}{parts.path}?sslmode=disable"
+
+
+@pytest.fixture
+def postgres_proxy(clean) -> Iterator[Proxy]:
+    parts = urlsplit(clean.database_url)
+    folder = parse_qs(parts.query)["host"][0]
+    with Proxy(f"{folder}/.s.PGSQL.{parts.port or 5432}") as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def redis_proxy(clean) -> Iterator[Proxy]:
+    with Proxy(clean.redis_url.removeprefix("unix://").partition("?")[0]) as proxy:
+        yield proxy
+
+
+def breaker_settings(clean, proxy: Proxy) -> Settings:
+    return Settings(
         database_url=through(proxy, clean.database_url),
+        redis_url=clean.redis_url,
+        public_url=PUBLIC_URL,
+        redis_timeout=0.3,
+        ready_timeout=0.5,
         db_timeout=DB_TIMEOUT,
         db_acquire_timeout=DB_TIMEOUT,
         db_pool_max=2,
