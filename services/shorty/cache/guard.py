@@ -15,7 +15,7 @@ call probes Redis and its outcome closes or reopens the breaker.
 
 from __future__ import annotations
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from shorty.obs.metrics import REDIS_ERRORS, REDIS_SKIPPED
 from shorty.resilience.breaker import Breaker
@@ -44,6 +44,11 @@ class RedisGuard(Breaker):
         return False
 
     def failed(self, exc: BaseException) -> None:
-        """A Redis call failed (an error or SHORTY_REDIS_TIMEOUT)."""
+        """A Redis call failed (an error or SHORTY_REDIS_TIMEOUT). An error Redis
+        answered with (``ResponseError``: a script's error, WRONGTYPE, NOGROUP) is
+        counted but shows that Redis answers: it does not count towards opening."""
         REDIS_ERRORS.inc()
-        super().failed(exc)
+        if isinstance(exc, ResponseError):
+            self.succeeded()
+        else:
+            super().failed(exc)
