@@ -166,6 +166,8 @@ def test_each_service_has_its_own_metrics_port_unless_one_is_set(monkeypatch):
         ("SHORTY_REDIS_BREAKER_THRESHOLD", "0", "greater than or equal to 1"),
         ("SHORTY_REDIS_BREAKER_THRESHOLD", "x", "valid integer"),
         ("SHORTY_REDIS_BACKOFF", "-0.5", "greater than or equal to 0"),
+        ("SHORTY_LIVENESS_MAX_LAG", "0.1", "greater than or equal to 0.5"),
+        ("SHORTY_LIVENESS_MAX_LAG", "301", "less than or equal to 300"),
     ],
 )
 def test_more_bad_values(monkeypatch, name, value, message):

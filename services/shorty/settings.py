@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     ready_timeout: float = Field(
         1.0, gt=0, le=30, description="Seconds each /readyz check waits for its dependency."
     )
+    liveness_max_lag: float = Field(
+        5.0,
+        ge=0.5,
+        le=300,
+        description="Seconds the event loop may lag behind its heartbeat before /livez is 503.",
+    )
     max_body_bytes: int = Field(
         65_536, ge=1024, le=10_485_760, description="Largest API request body."
     )

@@ -8,7 +8,10 @@ from shorty.redirect.app import create_app as create_redirect
 @pytest.mark.parametrize("create_app", [create_api, create_redirect])
 def test_live_and_ready(settings, create_app):
     with TestClient(create_app(settings)) as client:
-        assert client.get("/livez").json() == {"status": "ok"}
+        live = client.get("/livez")
+        assert live.json()["status"] == "ok"
+        assert 0 <= live.json()["loop_lag_seconds"] < settings.liveness_max_lag
+        assert live.headers["cache-control"] == "no-store"
         ready = client.get("/readyz")
         assert ready.status_code == 200
         assert ready.json() == {

@@ -29,6 +29,7 @@ from shorty.settings import Settings
 from shorty.store.bootstrap import ensure_initial_api_key
 from shorty.store.errors import UNAVAILABLE
 from shorty.web import health
+from shorty.web.liveness import LoopWatchdog
 from shorty.web.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -68,15 +69,20 @@ async def unavailable(request: Request, exc: Exception) -> Response:
     ).response(request.url.path)
 
 
-def create_app(settings: Settings, *, provision: bool = True) -> Starlette:
+def create_app(
+    settings: Settings, *, provision: bool = True, watchdog: LoopWatchdog | None = None
+) -> Starlette:
     """The API. With ``provision`` its start makes SHORTY_INITIAL_API_KEY an admin key
-    (`shorty serve api` does that itself first, to stop with one line if refused)."""
+    (`shorty serve api` does that itself first, to stop with one line if refused).
+    ``watchdog`` judges its event loop for ``/livez`` (`shorty serve` shares it with
+    the metrics listener, which answers ``/livez`` off the loop)."""
 
     openapi = document(OPERATIONS)
+    watchdog = watchdog or LoopWatchdog(settings.liveness_max_lag)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, ApiDeps]]:
-        async with open_resources(settings) as resources:
+        async with watchdog.watching(), open_resources(settings) as resources:
             if provision and settings.initial_api_key is not None:
                 await ensure_initial_api_key(
                     resources.pool,
@@ -86,7 +92,8 @@ def create_app(settings: Settings, *, provision: bool = True) -> Starlette:
             yield {DEPS: api_deps(settings, resources, openapi=openapi)}
 
     routes = [
-        *health.routes(serves_with=[health.POSTGRES]),  # without Redis it serves too
+        # Ready without Redis too: it serves without it.
+        *health.routes(serves_with=[health.POSTGRES], watchdog=watchdog),
         Route("/api/v1/openapi.json", docs.openapi_json, methods=["GET"]),
         Route("/api/docs", docs.docs_page, methods=["GET"]),
         *routing_table(OPERATIONS),

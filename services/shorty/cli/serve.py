@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 from shorty.cli.config import F, server_settings
 from shorty.cli.servers import domain_errors, with_pool
 from shorty.settings import METRICS_PORTS, Settings
+from shorty.web.liveness import LoopWatchdog
 
 
 @click.group()
@@ -57,9 +58,16 @@ def metrics_options(service: str, host_default: str | None = None) -> Callable[[
 
 @contextmanager
 def serving_metrics(
-    config: Settings, service: str, host: str, option: int | None, public_port: int = 0
+    config: Settings,
+    service: str,
+    host: str,
+    option: int | None,
+    public_port: int = 0,
+    *,
+    watchdog: LoopWatchdog | None = None,
 ) -> Iterator[None]:
-    """The service's metrics on a listener of their own while the block runs.
+    """The service's metrics on a listener of their own while the block runs, and
+    ``/livez`` there from ``watchdog`` (answered off the event loop).
 
     Opened before the service starts, so that a busy port is one line (raised in the
     lifespan, uvicorn would log a traceback) and the public port never opens."""
@@ -73,7 +81,8 @@ def serving_metrics(
         )
     with ExitStack() as stack:
         try:
-            stack.enter_context(metrics_listener(host, port))
+            liveness = watchdog.answer if watchdog is not None else None
+            stack.enter_context(metrics_listener(host, port, liveness=liveness))
         except MetricsPortBusy as exc:
             raise click.ClickException(str(exc)) from None
         yield
@@ -87,6 +96,7 @@ def _serve_http(
 
     config = server_settings()
     configure_logging(config.log_level, service)
+    watchdog = LoopWatchdog(config.liveness_max_lag)
     app: ASGIApp
     if service == "api":
         from shorty.api.app import create_app as create_api
@@ -96,17 +106,18 @@ def _serve_http(
             # the lifespan, uvicorn would print a traceback); the app then skips it.
             provision(config)
 
-        app = create_api(config, provision=False)
+        app = create_api(config, provision=False, watchdog=watchdog)
     else:
         from shorty.redirect.app import create_app as create_redirect
 
-        app = create_redirect(config)
+        app = create_redirect(config, watchdog=watchdog)
         # The hot path allocates a few short-lived objects per request. Everything
         # loaded so far is moved out of the collector's sight, and young collections
         # run less often: both measured to cut p99 (docs/performance.md).
         gc.freeze()
         gc.set_threshold(20_000, 50, 50)
-    with serving_metrics(config, service, metrics_host or host, metrics_port, port):
+    metrics_at = metrics_host or host
+    with serving_metrics(config, service, metrics_at, metrics_port, port, watchdog=watchdog):
         serve(
             app,
             host=host,
@@ -150,8 +161,8 @@ def serve_redirect(
 def serve_worker(metrics_host: str, metrics_port: int | None) -> None:
     """Background jobs: outbox relay, click ingestion, rollups, cache updates, retention.
 
-    Serves its metrics (any path: also its liveness probe) on
-    --metrics-host:--metrics-port; like the other services' --host, on every
+    Serves its metrics (any path) and its liveness probe (/livez: is its event loop
+    running?) on --metrics-host:--metrics-port; like the other services' --host, on every
     interface by default. Stops on SIGTERM/SIGINT.
     """
     from shorty.obs.logging import configure_logging
@@ -159,5 +170,11 @@ def serve_worker(metrics_host: str, metrics_port: int | None) -> None:
 
     config = server_settings()
     configure_logging(config.log_level, "worker")
-    with serving_metrics(config, "worker", metrics_host, metrics_port):
-        asyncio.run(run_worker(config))
+    watchdog = LoopWatchdog(config.liveness_max_lag)
+
+    async def watched() -> None:
+        async with watchdog.watching():
+            await run_worker(config)
+
+    with serving_metrics(config, "worker", metrics_host, metrics_port, watchdog=watchdog):
+        asyncio.run(watched())

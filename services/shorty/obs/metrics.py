@@ -48,6 +48,10 @@ CLICKS_DROPPED = Counter(
     "shorty_clicks_dropped_total", "Clicks lost because the buffer was full (oldest first)."
 )
 RATE_LIMITED = Counter("shorty_rate_limited_total", "Requests refused with 429.", ["service"])
+LOOP_LAG = Gauge(
+    "shorty_event_loop_lag_seconds",
+    "How far the event loop is behind its heartbeat (web/liveness.py); read at scrape time.",
+)
 RATE_LIMIT_FALLBACK = Counter(
     "shorty_ratelimit_fallback_total",
     "Rate-limit checks decided in process because Redis could not answer.",

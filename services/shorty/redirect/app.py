@@ -40,6 +40,7 @@ from shorty.settings import Settings
 from shorty.store.errors import UNAVAILABLE
 from shorty.web import health
 from shorty.web.clientip import client_ip, rate_limit_key
+from shorty.web.liveness import LoopWatchdog
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_UNAVAILABLE = 5
@@ -147,10 +148,14 @@ async def not_found(request: Request, exc: Exception) -> Response:
     return not_redirecting(request, 404)
 
 
-def create_app(settings: Settings) -> RedirectService:
+def create_app(settings: Settings, *, watchdog: LoopWatchdog | None = None) -> RedirectService:
+    """The redirect service; ``watchdog`` judges its event loop for ``/livez`` (`shorty
+    serve` shares it with the metrics listener, which answers ``/livez`` off the loop)."""
+    watchdog = watchdog or LoopWatchdog(settings.liveness_max_lag)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, RedirectDeps]]:
-        async with open_resources(settings) as resources:
+        async with watchdog.watching(), open_resources(settings) as resources:
             deps = redirect_deps(settings, resources)
             deps.clicks.start()
             subscribed = asyncio.Event()
@@ -173,6 +178,6 @@ def create_app(settings: Settings) -> RedirectService:
                 await deps.clicks.close()
 
     # Ready while either store answers: the LRU, Redis and PostgreSQL are each a tier.
-    probes = health.routes(serves_with=[health.POSTGRES, health.REDIS])
+    probes = health.routes(serves_with=[health.POSTGRES, health.REDIS], watchdog=watchdog)
     fallback = Starlette(routes=probes, exception_handlers={404: not_found}, lifespan=lifespan)
     return RedirectService(fallback, access_log=settings.access_log)

@@ -16,7 +16,10 @@ lately, which does not change what ready means):
      "breakers": {"postgres": "closed", "redis": "open"}}
 
 ``/livez`` never looks at a dependency: restarting a process does not bring its
-database back.
+database back. It is 503 only when the process's event loop lags behind its
+heartbeat past ``SHORTY_LIVENESS_MAX_LAG`` (``shorty.web.liveness``); the metrics
+listener answers the same verdict from its own thread, which still answers while
+the loop is stuck.
 """
 
 from __future__ import annotations
@@ -28,12 +31,13 @@ from typing import Protocol
 import asyncpg
 import redis.asyncio as aredis
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shorty.bootstrap import DEPS
 from shorty.resilience.breaker import Breaker
 from shorty.settings import Settings
+from shorty.web.liveness import LoopWatchdog
 
 POSTGRES, REDIS = "postgres", "redis"
 PROBE_PATHS = frozenset({"/livez", "/readyz"})
@@ -53,9 +57,10 @@ class Probed(Protocol):
     def breakers(self) -> tuple[Breaker, ...]: ...
 
 
-def routes(*, serves_with: Sequence[str]) -> list[Route]:
-    """``/livez`` and ``/readyz`` for a service that is ready while any of
-    ``serves_with`` (``POSTGRES``, ``REDIS``) answers."""
+def routes(*, serves_with: Sequence[str], watchdog: LoopWatchdog) -> list[Route]:
+    """``/livez`` (``watchdog``'s verdict on the event loop) and ``/readyz`` for a
+    service that is ready while any of ``serves_with`` (``POSTGRES``, ``REDIS``)
+    answers."""
     needed = frozenset(serves_with)
     if not needed or not needed <= {POSTGRES, REDIS}:
         raise ValueError(f"serves_with names no known dependency: {sorted(needed)}")
@@ -73,11 +78,11 @@ def routes(*, serves_with: Sequence[str]) -> list[Route]:
         body["breakers"] = {breaker.dependency: breaker.state for breaker in deps.breakers}
         return JSONResponse(body, status_code=200 if ready else 503, headers=_NO_STORE)
 
+    async def livez(request: Request) -> Response:
+        status, body = watchdog.answer()
+        return Response(body, status, headers=_NO_STORE, media_type="application/json")
+
     return [Route("/livez", livez), Route("/readyz", readyz)]
-
-
-async def livez(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})
 
 
 async def _probe(deps: Probed) -> dict[str, str]:
