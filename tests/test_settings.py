@@ -145,6 +145,22 @@ def test_each_service_has_its_own_metrics_port_unless_one_is_set(monkeypatch):
 
 
 @pytest.mark.parametrize(
+    ("requests", "lookups", "bound"),
+    [
+        ("1000", "100", 100),  # the defaults
+        ("100", "100", 50),  # at most half the requests: LRU hits keep room
+        ("1", "100", 1),
+        ("0", "100", 100),  # no bound on requests: the lookups' own
+        ("1000", "0", 0),  # none of its own
+    ],
+)
+def test_the_lookup_bound_is_smaller_than_the_request_bound(monkeypatch, requests, lookups, bound):
+    monkeypatch.setenv("SHORTY_MAX_IN_FLIGHT", requests)
+    monkeypatch.setenv("SHORTY_MAX_LOOKUPS_IN_FLIGHT", lookups)
+    assert load_settings().lookup_bound == bound
+
+
+@pytest.mark.parametrize(
     ("name", "value", "message"),
     [
         ("SHORTY_PUBLIC_URL", "https://sho.rt/?x=1", "must not have a query or fragment"),
@@ -166,6 +182,9 @@ def test_each_service_has_its_own_metrics_port_unless_one_is_set(monkeypatch):
         ("SHORTY_REDIS_BREAKER_THRESHOLD", "0", "greater than or equal to 1"),
         ("SHORTY_REDIS_BREAKER_THRESHOLD", "x", "valid integer"),
         ("SHORTY_REDIS_BACKOFF", "-0.5", "greater than or equal to 0"),
+        ("SHORTY_MAX_IN_FLIGHT", "-1", "greater than or equal to 0"),
+        ("SHORTY_MAX_IN_FLIGHT", "1000001", "less than or equal to 1000000"),
+        ("SHORTY_MAX_LOOKUPS_IN_FLIGHT", "-1", "greater than or equal to 0"),
         ("SHORTY_LIVENESS_MAX_LAG", "0.1", "greater than or equal to 0.5"),
         ("SHORTY_LIVENESS_MAX_LAG", "301", "less than or equal to 300"),
     ],

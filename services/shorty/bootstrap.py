@@ -119,6 +119,7 @@ def redirect_deps(settings: Settings, resources: Resources) -> RedirectDeps:
         negative_ttl=settings.negative_ttl,
         db_timeout=settings.db_timeout,
         stale_ttl=settings.stale_ttl,
+        max_lookups=settings.lookup_bound,
     )
     clicks = ClickBuffer(
         resources.redis,

@@ -131,6 +131,21 @@ class Settings(BaseSettings):
     ready_timeout: float = Field(
         1.0, gt=0, le=30, description="Seconds each /readyz check waits for its dependency."
     )
+    max_in_flight: int = Field(
+        1000,
+        ge=0,
+        le=1_000_000,
+        description="HTTP requests a process works on at once; past it, 503 with"
+        " Retry-After at once (probes are never shed; 0: no bound).",
+    )
+    max_lookups_in_flight: int = Field(
+        100,
+        ge=0,
+        le=1_000_000,
+        description="Redirect lookups past the process LRU (to Redis, PostgreSQL) at once,"
+        " at most half of SHORTY_MAX_IN_FLIGHT; past it they get 503 while LRU hits are"
+        " served (0: none of its own).",
+    )
     liveness_max_lag: float = Field(
         5.0,
         ge=0.5,
@@ -376,6 +391,15 @@ class Settings(BaseSettings):
             "login-email": parse_limit(self.login_limit_per_email),
             "login-account": parse_limit(self.login_limit_per_account),
         }
+
+    @property
+    def lookup_bound(self) -> int:
+        """SHORTY_MAX_LOOKUPS_IN_FLIGHT, at most half of SHORTY_MAX_IN_FLIGHT: a smaller
+        bound, so that lookups past the LRU are shed before LRU hits (0: none)."""
+        lookups, requests = self.max_lookups_in_flight, self.max_in_flight
+        if not lookups or not requests:
+            return lookups
+        return min(lookups, max(1, requests // 2))
 
     def metrics_port_of(self, service: str) -> int:
         """SHORTY_METRICS_PORT, else the service's own metrics port."""

@@ -5,6 +5,7 @@ as lifespan state; handlers read them with ``api_deps_of(request)``."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,9 +31,23 @@ from shorty.store.bootstrap import ensure_initial_api_key
 from shorty.store.errors import UNAVAILABLE
 from shorty.web import health
 from shorty.web.liveness import LoopWatchdog
-from shorty.web.problems import Problem
+from shorty.web.problems import MEDIA_TYPE, Problem
+from shorty.web.shedding import ShedMiddleware, fixed_answer
 
 log = logging.getLogger(__name__)
+# Past SHORTY_MAX_IN_FLIGHT: answered at once, before routing, built once.
+OVERLOADED = fixed_answer(
+    MEDIA_TYPE.encode(),
+    json.dumps(
+        Problem(
+            503,
+            "overloaded",
+            "Server overloaded",
+            "Too many requests are in progress on this server; retry in a second.",
+        ).body(),
+        separators=(",", ":"),
+    ).encode(),
+)
 
 
 async def domain_error(request: Request, exc: Exception) -> Response:
@@ -99,6 +114,20 @@ def create_app(
         *routing_table(OPERATIONS),
     ]
     middleware = [
+        # Outermost: a shed request costs no log line, no routing (probes never count).
+        *(
+            [
+                Middleware(
+                    ShedMiddleware,
+                    service="api",
+                    limit=settings.max_in_flight,
+                    answer=OVERLOADED,
+                    skip_paths=health.PROBE_PATHS,
+                )
+            ]
+            if settings.max_in_flight
+            else []
+        ),
         Middleware(
             RequestLogMiddleware,
             service="api",

@@ -48,6 +48,17 @@ CLICKS_DROPPED = Counter(
     "shorty_clicks_dropped_total", "Clicks lost because the buffer was full (oldest first)."
 )
 RATE_LIMITED = Counter("shorty_rate_limited_total", "Requests refused with 429.", ["service"])
+SHED = Counter(
+    "shorty_shed_requests_total",
+    "Requests answered 503 at once because a bound of work in flight was reached"
+    " (web/shedding.py).",
+    ["service", "bound"],  # bound: requests (SHORTY_MAX_IN_FLIGHT), lookups (the redirect's)
+)
+IN_FLIGHT = Gauge(
+    "shorty_http_requests_in_flight",
+    "HTTP requests a process is working on (probes not counted); read at scrape time.",
+    ["service"],
+)
 LOOP_LAG = Gauge(
     "shorty_event_loop_lag_seconds",
     "How far the event loop is behind its heartbeat (web/liveness.py); read at scrape time.",

@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shorty.bootstrap import DEPS, RedirectDeps, redirect_deps
 from shorty.cache.invalidation import listen
@@ -41,6 +41,7 @@ from shorty.store.errors import UNAVAILABLE
 from shorty.web import health
 from shorty.web.clientip import client_ip, rate_limit_key
 from shorty.web.liveness import LoopWatchdog
+from shorty.web.shedding import PLAIN, Overloaded, ShedMiddleware
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_UNAVAILABLE = 5
@@ -49,19 +50,30 @@ _NO_STORE = b"no-store"
 
 
 class RedirectService:
-    """The request log around ``GET|HEAD /{code}`` in pure ASGI; any other request
+    """The request log around ``GET|HEAD /{code}`` in pure ASGI, and around both the
+    bound on requests in flight (``max_in_flight``; 0: none); any other request
     goes to ``fallback``, which also owns the lifespan. The lifespan's state (the
     service's ``RedirectDeps``) comes with every request's scope."""
 
-    def __init__(self, fallback: Starlette, *, access_log: bool = True) -> None:
+    def __init__(
+        self, fallback: Starlette, *, access_log: bool = True, max_in_flight: int = 0
+    ) -> None:
         self.fallback = fallback
-        self._app = RequestLogMiddleware(
+        self._app: ASGIApp = RequestLogMiddleware(
             self._route,
             service="redirect",
             skip_paths=health.PROBE_PATHS,
             log_client=False,
             access_log=access_log,
         )
+        if max_in_flight:  # outermost: a shed request costs no log line, no lookup
+            self._app = ShedMiddleware(
+                self._app,
+                service="redirect",
+                limit=max_in_flight,
+                answer=PLAIN,
+                skip_paths=health.PROBE_PATHS,
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._app(scope, receive, send)
@@ -107,6 +119,9 @@ async def follow(deps: RedirectDeps, scope: Scope, receive: Receive, send: Send)
         ):
             await _refuse(scope, receive, send, 410)
             return
+    except Overloaded:  # too many lookups past the LRU already (counted and logged there)
+        await PLAIN(send)
+        return
     except UNAVAILABLE:
         log.warning("lookup of %s failed: PostgreSQL unavailable", code)
         await _refuse(scope, receive, send, 503, retry_after=RETRY_AFTER_UNAVAILABLE)
@@ -180,4 +195,6 @@ def create_app(settings: Settings, *, watchdog: LoopWatchdog | None = None) -> R
     # Ready while either store answers: the LRU, Redis and PostgreSQL are each a tier.
     probes = health.routes(serves_with=[health.POSTGRES, health.REDIS], watchdog=watchdog)
     fallback = Starlette(routes=probes, exception_handlers={404: not_found}, lifespan=lifespan)
-    return RedirectService(fallback, access_log=settings.access_log)
+    return RedirectService(
+        fallback, access_log=settings.access_log, max_in_flight=settings.max_in_flight
+    )

@@ -12,11 +12,16 @@ Serve stale on error: a link's copy (in the LRU, in Redis) is kept
 PostgreSQL answers; when PostgreSQL is unavailable (``UNAVAILABLE``), it is
 (``outage.py``). Invalidation removes stale copies as it removes fresh ones, and
 a copy is served only if it is still there after PostgreSQL failed.
+
+Load shedding: at most ``max_lookups`` lookups go past the LRU at once: the next
+one raises ``Overloaded`` (a 503) at once instead of queueing for Redis or
+PostgreSQL, while LRU hits are still answered (``shorty.web.shedding``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from typing import Any
 
@@ -31,6 +36,7 @@ from shorty.obs.metrics import LOOKUPS
 from shorty.redirect.outage import PostgresOutage
 from shorty.store.errors import UNAVAILABLE
 from shorty.resilience.breaker import Breaker
+from shorty.web.shedding import Overloaded, Shedder
 
 # Bound once: looking a labelled child up costs more than the lookup it counts.
 _LRU_HIT = LOOKUPS.labels("lru", "hit")
@@ -59,6 +65,7 @@ class Resolver:
         negative_ttl: float,
         db_timeout: float,
         stale_ttl: float = 0,
+        max_lookups: int = 0,
     ) -> None:
         self._pool = pool
         self._cache = cache
@@ -82,8 +89,11 @@ class Resolver:
         self._sequence = 0
         self._forgotten: LRU[str, int] = LRU(10_000)  # code -> sequence of its last forget
         self._all_forgotten = 0
-        # Concurrent lookups of one code share the first one's trip to Redis/PostgreSQL.
+        # Concurrent lookups of one code share the first one's trip to Redis/PostgreSQL;
+        # at most max_lookups such trips at once (0: no bound).
         self._in_flight: dict[str, asyncio.Future[CachedLink | None]] = {}
+        self._max_lookups = max_lookups or sys.maxsize
+        self._shedder = Shedder("redirect", "lookups", max_lookups)
 
     def forget(self, code: str) -> None:
         self._sequence += 1
@@ -115,6 +125,9 @@ class Resolver:
         pending = self._in_flight.get(code)
         if pending is not None:
             return await asyncio.shield(pending)
+        if len(self._in_flight) >= self._max_lookups:
+            self._shedder.shed()
+            raise Overloaded
         pending = asyncio.get_running_loop().create_future()
         self._in_flight[code] = pending
         try:
