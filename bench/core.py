@@ -25,6 +25,7 @@ from shorty.obs.accesslog import AccessLog
 from shorty.obs.metrics import LOOKUPS, REQUEST_SECONDS
 from shorty.redirect.clicks import click_fields
 from shorty.web.clientip import client_ip
+from shorty.web.shedding import Bound
 
 OWN = TargetRules(own=(Origin("sho.rt"),))
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
@@ -40,6 +41,19 @@ MEMORY: LRU[str, tuple[float, float, tuple[object, ...]]] = LRU(100_000)
 MEMORY["abcdefg"] = (1e18, 1e18, LINK)
 HISTOGRAM = REQUEST_SECONDS.labels("bench", "GET", "302")
 COUNTER = LOOKUPS.labels("bench", "hit")
+BOUND = Bound("bench", 1000)
+
+
+def _bounded() -> None:
+    """What the redirect service's outer layer adds per request (redirect/app.py)."""
+    bound = BOUND
+    if bound.busy >= bound.limit:
+        return
+    bound.busy += 1
+    try:
+        pass
+    finally:
+        bound.busy -= 1
 
 
 def _access_line() -> None:
@@ -68,6 +82,7 @@ CASES = {
     "redirect: access line": _access_line,
     "redirect: histogram": lambda: HISTOGRAM.observe(0.000_08),
     "redirect: counter": COUNTER.inc,
+    "redirect: shed bound": _bounded,
 }
 
 

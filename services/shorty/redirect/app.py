@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from shorty.bootstrap import DEPS, RedirectDeps, redirect_deps
 from shorty.cache.invalidation import listen
@@ -41,7 +41,7 @@ from shorty.store.errors import UNAVAILABLE
 from shorty.web import health
 from shorty.web.clientip import client_ip, rate_limit_key
 from shorty.web.liveness import LoopWatchdog
-from shorty.web.shedding import PLAIN, Overloaded, ShedMiddleware
+from shorty.web.shedding import PLAIN, Bound, Overloaded
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_UNAVAILABLE = 5
@@ -50,8 +50,8 @@ _NO_STORE = b"no-store"
 
 
 class RedirectService:
-    """The request log around ``GET|HEAD /{code}`` in pure ASGI, and around both the
-    bound on requests in flight (``max_in_flight``; 0: none); any other request
+    """The bound on requests in flight (``max_in_flight``; 0: none) and the request
+    log around ``GET|HEAD /{code}`` in pure ASGI; any other request
     goes to ``fallback``, which also owns the lifespan. The lifespan's state (the
     service's ``RedirectDeps``) comes with every request's scope."""
 
@@ -59,24 +59,30 @@ class RedirectService:
         self, fallback: Starlette, *, access_log: bool = True, max_in_flight: int = 0
     ) -> None:
         self.fallback = fallback
-        self._app: ASGIApp = RequestLogMiddleware(
+        self._app = RequestLogMiddleware(
             self._route,
             service="redirect",
             skip_paths=health.PROBE_PATHS,
             log_client=False,
             access_log=access_log,
         )
-        if max_in_flight:  # outermost: a shed request costs no log line, no lookup
-            self._app = ShedMiddleware(
-                self._app,
-                service="redirect",
-                limit=max_in_flight,
-                answer=PLAIN,
-                skip_paths=health.PROBE_PATHS,
-            )
+        self._bound = Bound("redirect", max_in_flight, PLAIN) if max_in_flight else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._app(scope, receive, send)
+        # Outermost, inline (web/shedding.py's ShedMiddleware, without its coroutine):
+        # a shed request costs no log line and no lookup; probes are never shed.
+        bound = self._bound
+        if bound is None or scope["type"] != "http" or scope["path"] in _OWN_PATHS:
+            await self._app(scope, receive, send)
+            return
+        if bound.busy >= bound.limit:
+            await bound.refuse(send)
+            return
+        bound.busy += 1
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            bound.busy -= 1
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (

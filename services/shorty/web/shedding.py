@@ -91,9 +91,31 @@ def fixed_answer(content_type: bytes, body: bytes) -> Answer:
 PLAIN = fixed_answer(b"text/plain; charset=utf-8", b"Overloaded: retry in a second.\n")
 
 
+class Bound:
+    """At most ``limit`` requests at once: ``busy`` is the count its owner keeps (one
+    event loop: a plain integer); past it, ``refuse`` counts, logs and answers."""
+
+    __slots__ = ("answer", "busy", "limit", "shedder")
+
+    def __init__(self, service: str, limit: int, answer: Answer = PLAIN) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1 (no Bound at all for none)")
+        self.limit = limit
+        self.busy = 0
+        self.answer = answer
+        self.shedder = Shedder(service, "requests", limit)
+        IN_FLIGHT.labels(service).set_function(lambda: self.busy)
+
+    async def refuse(self, send: Send) -> None:
+        self.shedder.shed()
+        await self.answer(send)
+
+
 class ShedMiddleware:
     """At most ``limit`` HTTP requests in ``app`` at once; the next ones get ``answer``
-    (a 503) at once. Paths in ``skip_paths`` (the probes) are neither counted nor shed."""
+    (a 503) at once. Paths in ``skip_paths`` (the probes) are neither counted nor shed.
+    (The redirect service keeps the same ``Bound`` in its own outer layer, which
+    saves the hot path a coroutine.)"""
 
     def __init__(
         self,
@@ -104,26 +126,20 @@ class ShedMiddleware:
         answer: Answer = PLAIN,
         skip_paths: frozenset[str] = frozenset(),
     ) -> None:
-        if limit < 1:
-            raise ValueError("limit must be at least 1 (leave the middleware out for none)")
         self.app = app
-        self.limit = limit
-        self.busy = 0
-        self.answer = answer
+        self.bound = Bound(service, limit, answer)
         self.skip_paths = skip_paths
-        self.shedder = Shedder(service, "requests", limit)
-        IN_FLIGHT.labels(service).set_function(lambda: self.busy)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.skip_paths:
             await self.app(scope, receive, send)
             return
-        if self.busy >= self.limit:
-            self.shedder.shed()
-            await self.answer(send)
+        bound = self.bound
+        if bound.busy >= bound.limit:
+            await bound.refuse(send)
             return
-        self.busy += 1
+        bound.busy += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.busy -= 1
+            bound.busy -= 1
