@@ -126,7 +126,7 @@ class Service(Child):
             self._wait_live()
 
     def _wait_live(self) -> None:
-        """Until the service answers /livez (the worker: its metrics, on any path)."""
+        """Until the service answers /livez (the worker: on its metrics port)."""
         port = self.port or self.metrics_port
         try:
             self.wait_ready(lambda: get(port, "/livez")[0] == 200, 20)

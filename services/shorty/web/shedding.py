@@ -18,6 +18,7 @@ logged in bulk (``Shedder``): one WARNING at the first, then at most one every
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -38,7 +39,9 @@ class Overloaded(Exception):
 
 
 class Shedder:
-    """Counts the requests a bound turned away and logs them in bulk."""
+    """Counts the requests a bound turned away and logs them in bulk: a line at the
+    first, then at most one per ``LOG_SECONDS`` with the number since (the last one
+    when the window ends, so a burst is never left out of the log)."""
 
     def __init__(self, service: str, bound: str, limit: int) -> None:
         self.service = service
@@ -47,24 +50,34 @@ class Shedder:
         self._counter = SHED.labels(service, bound)
         self._since = 0  # shed since the last line
         self._next_line = 0.0
+        self._report_due = False  # a line is scheduled for the end of the window
 
     def shed(self) -> None:
         self._counter.inc()
         self._since += 1
         now = time.monotonic()
         if now >= self._next_line:
-            log.warning(
-                "%s shed %d request(s) with 503: %d %s in flight is the bound (%s);"
-                " the next such line in %g s at most",
-                self.service,
-                self._since,
-                self.limit,
-                self.bound,
-                SETTINGS[self.bound],
-                LOG_SECONDS,
-            )
-            self._since = 0
-            self._next_line = now + LOG_SECONDS
+            self._report()
+        elif not self._report_due:
+            self._report_due = True
+            asyncio.get_running_loop().call_later(self._next_line - now, self._report)
+
+    def _report(self) -> None:
+        self._report_due = False
+        if not self._since:
+            return
+        log.warning(
+            "%s shed %d request(s) with 503: %d %s in flight is the bound (%s);"
+            " the next such line in %g s at most",
+            self.service,
+            self._since,
+            self.limit,
+            self.bound,
+            SETTINGS[self.bound],
+            LOG_SECONDS,
+        )
+        self._since = 0
+        self._next_line = time.monotonic() + LOG_SECONDS
 
 
 def fixed_answer(content_type: bytes, body: bytes) -> Answer:
