@@ -30,7 +30,7 @@ BEAT_SECONDS = 0.25
 
 
 class LoopWatchdog:
-    """The heartbeat of one event loop (``watching``) and the verdict on it (``alive``)."""
+    """The heartbeat of one event loop (``watching``) and the verdict on it (``answer``)."""
 
     def __init__(self, max_lag: float, *, every: float = BEAT_SECONDS) -> None:
         self.max_lag = max_lag
@@ -45,9 +45,6 @@ class LoopWatchdog:
             return 0.0
         overdue = time.monotonic() - beat - self.every
         return max(self._late, overdue, 0.0)
-
-    def alive(self) -> bool:
-        return self.lag() <= self.max_lag
 
     def answer(self) -> tuple[int, bytes]:
         """The status and JSON body of ``/livez``: 200, or 503 past the bound."""
