@@ -34,8 +34,8 @@ from shorty.cache.links import ABSENT, Absent, CachedLink, LinkCache, Stale
 from shorty.core.links import blocked_status
 from shorty.obs.metrics import LOOKUPS
 from shorty.redirect.outage import PostgresOutage
-from shorty.store.errors import UNAVAILABLE
 from shorty.resilience.breaker import Breaker
+from shorty.store.errors import UNAVAILABLE
 from shorty.web.shedding import Overloaded, Shedder
 
 # Bound once: looking a labelled child up costs more than the lookup it counts.
