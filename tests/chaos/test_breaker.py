@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import parse_qs, urlsplit
 
-import pytest
 import redis.asyncio as aredis
 from prometheus_client import REGISTRY
 from redis.exceptions import RedisError
@@ -26,6 +23,7 @@ from shorty.cache.guard import RedisGuard
 from shorty.redirect.app import create_app as create_redirect
 from shorty.settings import Settings
 from shorty.worker.main import _forever
+from tests.chaos.helpers import through, timed
 from tests.conftest import PUBLIC_URL
 from tests.faults import Proxy
 from tests.helpers import bearer, query, user_with_key, wait_for
@@ -34,30 +32,6 @@ DB_TIMEOUT = 2.0
 THRESHOLD = 2
 COOLDOWN = 2.0
 FAST = 0.5  # an answer from an open breaker: well under DB_TIMEOUT, on a loaded machine too
-
-
-def through(proxy: Proxy, url: str) -> str:
-    """``url`` (PostgreSQL or Redis on a Unix socket) reached through ``proxy`` instead."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":  # redis: unix:///path?db=N
-        db = parse_qs(parts.query).get("db", ["0"])[0]
-        return f"redis://127.0.0.1:{proxy.port}/{db}"
-    auth = parts.netloc.rpartition("@")[0]
-    return f"postgresql://{auth}@127.0.0.1:{proxy.port}{parts.path}?sslmode=disable"
-
-
-@pytest.fixture
-def postgres_proxy(clean) -> Iterator[Proxy]:
-    parts = urlsplit(clean.database_url)
-    folder = parse_qs(parts.query)["host"][0]
-    with Proxy(f"{folder}/.s.PGSQL.{parts.port or 5432}") as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def redis_proxy(clean) -> Iterator[Proxy]:
-    with Proxy(clean.redis_url.removeprefix("unix://").partition("?")[0]) as proxy:
-        yield proxy
 
 
 def breaker_settings(clean, proxy: Proxy) -> Settings:
@@ -82,12 +56,6 @@ def state(dependency: str) -> float | None:
 def transitions(dependency: str, to: str) -> float:
     labels = {"dependency": dependency, "to": to}
     return REGISTRY.get_sample_value("shorty_breaker_transitions_total", labels) or 0.0
-
-
-def timed(call):
-    started = time.monotonic()
-    response = call()
-    return response, time.monotonic() - started
 
 
 def test_api_answers_at_once_while_the_postgres_breaker_is_open(clean, postgres_proxy):

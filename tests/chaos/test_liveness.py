@@ -18,7 +18,7 @@ import threading
 import pytest
 from starlette.testclient import TestClient
 
-from tests.chaos.test_readiness import APPS, settings_for, through
+from tests.chaos.helpers import APPS, settings_for, through
 from tests.e2e.processes import get, scrape, service_env
 from tests.faults import Proxy
 from tests.helpers import free_port, wait_for

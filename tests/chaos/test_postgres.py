@@ -6,9 +6,8 @@ The services reach the test PostgreSQL through ``tests.faults.Proxy``: ``pause()
 a server that stopped answering (as under SIGSTOP), ``cut()`` one whose connections
 dropped (a crash, a restart, a network cut)."""
 
-import time
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from starlette.testclient import TestClient
@@ -16,6 +15,7 @@ from starlette.testclient import TestClient
 from shorty.api.app import create_app as create_api
 from shorty.redirect.app import create_app as create_redirect
 from shorty.settings import Settings
+from tests.chaos.helpers import postgres_socket, timed
 from tests.conftest import PUBLIC_URL
 from tests.faults import Proxy
 from tests.helpers import bearer, query, user_with_key, wait_for
@@ -26,18 +26,11 @@ DB_TIMEOUT = 1.0
 MARGIN = 1.5
 
 
-def socket_of(database_url: str) -> str:
-    """The Unix socket the embedded PostgreSQL listens on (its URL names the folder)."""
-    parts = urlsplit(database_url)
-    folder = parse_qs(parts.query)["host"][0]
-    return f"{folder}/.s.PGSQL.{parts.port or 5432}"
-
-
 @pytest.fixture
 def proxied(clean):
     """Settings whose database is reached through a fault proxy, and the proxy."""
     parts = urlsplit(clean.database_url)
-    with Proxy(socket_of(clean.database_url)) as proxy:
+    with Proxy(postgres_socket(clean.database_url)) as proxy:
         url = f"postgresql://{parts.username}@127.0.0.1:{proxy.port}{parts.path}"
         yield (
             proxy,
@@ -53,12 +46,6 @@ def proxied(clean):
                 db_breaker_cooldown=0,
             ),
         )
-
-
-def timed(call):
-    started = time.monotonic()
-    response = call()
-    return response, time.monotonic() - started
 
 
 def assert_unavailable(response, elapsed):

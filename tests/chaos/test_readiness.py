@@ -9,60 +9,14 @@ pauses while the services run."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from starlette.testclient import TestClient
 
 from shorty.api.app import create_app as create_api
 from shorty.redirect.app import create_app as create_redirect
-from shorty.settings import Settings
-from tests.conftest import PUBLIC_URL
-from tests.faults import Proxy
+from tests.chaos.helpers import APPS, READY_TIMEOUT, settings_for, through
 from tests.helpers import bearer, user_with_key
-
-READY_TIMEOUT = 0.5  # each /readyz check's deadline in these tests
-APPS = {"api": create_api, "redirect": create_redirect}
-
-
-def postgres_socket(url: str) -> str:
-    """The Unix socket a ``postgresql://...?host=/dir`` URL connects to."""
-    parts = urlsplit(url)
-    return f"{parse_qs(parts.query)['host'][0]}/.s.PGSQL.{parts.port or 5432}"
-
-
-def through(proxy: Proxy, url: str) -> str:
-    """``url`` (PostgreSQL or Redis on a Unix socket) reached through ``proxy`` instead."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":  # redis: unix:///path?db=N
-        db = parse_qs(parts.query).get("db", ["0"])[0]
-        return f"redis://127.0.0.1:{proxy.port}/{db}"
-    auth = parts.netloc.rpartition("@")[0]
-    return f"postgresql://{auth}@127.0.0.1:{proxy.port}{parts.path}?sslmode=disable"
-
-
-@pytest.fixture
-def redis_proxy(clean) -> Iterator[Proxy]:
-    with Proxy(clean.redis_url.removeprefix("unix://").partition("?")[0]) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def postgres_proxy(clean) -> Iterator[Proxy]:
-    with Proxy(postgres_socket(clean.database_url)) as proxy:
-        yield proxy
-
-
-def settings_for(clean, *, database_url=None, redis_url=None, **extra) -> Settings:
-    return Settings(
-        database_url=database_url or clean.database_url,
-        redis_url=redis_url or clean.redis_url,
-        public_url=PUBLIC_URL,
-        redis_timeout=0.3,
-        ready_timeout=READY_TIMEOUT,
-        **extra,
-    )
 
 
 def timed_readyz(client: TestClient) -> tuple[int, dict, float]:

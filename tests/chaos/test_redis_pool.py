@@ -5,22 +5,14 @@ one at most SHORTY_REDIS_TIMEOUT, and every call fails within about two timeouts
 import asyncio
 import time
 
-import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shorty.cache.client import create_redis
-from tests.chaos.test_readiness import through
-from tests.faults import Proxy
+from tests.chaos.helpers import through
 
 REDIS_TIMEOUT = 0.3
 MARGIN = 1.5  # a loaded two-core machine
-
-
-@pytest.fixture
-def redis_proxy(clean):
-    with Proxy(clean.redis_url.removeprefix("unix://").partition("?")[0]) as proxy:
-        yield proxy
 
 
 def test_with_redis_paused_waiting_for_a_connection_is_bounded(settings, clean, redis_proxy):

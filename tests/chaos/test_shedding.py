@@ -10,29 +10,20 @@ meet the bound."""
 from __future__ import annotations
 
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 
 from shorty.api.app import create_app as create_api
 from shorty.redirect.app import create_app as create_redirect
-from tests.chaos.test_readiness import settings_for, through
+from tests.chaos.helpers import settings_for, through, timed
 from tests.faults import Proxy
 from tests.helpers import bearer, query, user_with_key, wait_for
 
 DB_TIMEOUT = 6.0  # how long a held request waits; a shed one answers far sooner
 AT_ONCE = 1.5  # seconds a shed answer may take on a loaded two-core machine
 HELD = 2  # requests the test holds in flight (the pool has as many connections)
-
-
-@pytest.fixture
-def postgres(clean):
-    pg_socket = clean.database_url.partition("?host=")[2] + "/.s.PGSQL.5432"
-    with Proxy(pg_socket) as proxy:
-        yield proxy
 
 
 def settings(clean, proxy, **bounds):
@@ -53,12 +44,6 @@ def shed_count(service: str, bound: str) -> float:
     return value or 0.0
 
 
-def timed(call):
-    started = time.monotonic()
-    response = call()
-    return response, time.monotonic() - started
-
-
 def hold(callers: ThreadPoolExecutor, proxy: Proxy, calls):
     """Start ``calls`` and return their futures once each waits on the paused server."""
     held = [callers.submit(call) for call in calls]
@@ -76,17 +61,19 @@ def links(clean, *codes: str) -> None:
         )
 
 
-def test_redirect_sheds_lookups_past_the_lru_but_serves_lru_hits(clean, postgres, caplog):
+def test_redirect_sheds_lookups_past_the_lru_but_serves_lru_hits(clean, postgres_proxy, caplog):
     cold = [f"cold{n}" for n in range(6)]
     links(clean, "warm", *cold)
-    config = settings(clean, postgres, max_in_flight=50, max_lookups_in_flight=HELD)
+    config = settings(clean, postgres_proxy, max_in_flight=50, max_lookups_in_flight=HELD)
     before = shed_count("redirect", "lookups")
     with TestClient(create_redirect(config), follow_redirects=False) as client:
         assert client.get("/warm").status_code == 302  # now in the LRU
-        postgres.pause()
+        postgres_proxy.pause()
         try:
             with ThreadPoolExecutor(8) as callers:
-                held = hold(callers, postgres, [lambda c=c: client.get(f"/{c}") for c in cold[:2]])
+                held = hold(
+                    callers, postgres_proxy, [lambda c=c: client.get(f"/{c}") for c in cold[:2]]
+                )
                 with caplog.at_level(logging.WARNING, "shorty.web.shedding"):
                     extra = list(
                         callers.map(lambda c: timed(lambda: client.get(f"/{c}")), cold[2:])
@@ -102,10 +89,10 @@ def test_redirect_sheds_lookups_past_the_lru_but_serves_lru_hits(clean, postgres
                     assert hot.status_code == 302
                     assert elapsed < AT_ONCE
                 assert client.get("/livez").status_code == 200
-                postgres.resume()
+                postgres_proxy.resume()
                 assert [one.result(DB_TIMEOUT + 5).status_code for one in held] == [302, 302]
         finally:
-            postgres.resume()
+            postgres_proxy.resume()
         assert shed_count("redirect", "lookups") - before == len(cold) - 2
         lines = [r for r in caplog.records if r.name == "shorty.web.shedding"]
         assert len(lines) == 1, [r.getMessage() for r in lines]  # in bulk, not per request
@@ -118,20 +105,20 @@ def in_flight(service: str) -> float:
     return REGISTRY.get_sample_value("shorty_http_requests_in_flight", {"service": service}) or 0
 
 
-def test_redirect_sheds_even_lru_hits_past_its_hard_bound_never_probes(clean, postgres):
+def test_redirect_sheds_even_lru_hits_past_its_hard_bound_never_probes(clean, postgres_proxy):
     links(clean, "warm", "cold")
     # Lookups past the LRU get half of the hard bound: one here.
-    config = settings(clean, postgres, max_in_flight=HELD, max_lookups_in_flight=HELD)
+    config = settings(clean, postgres_proxy, max_in_flight=HELD, max_lookups_in_flight=HELD)
     assert config.lookup_bound == 1
     before = shed_count("redirect", "requests")
     with TestClient(create_redirect(config), follow_redirects=False) as client:
         assert client.get("/warm").status_code == 302
-        postgres.pause()
+        postgres_proxy.pause()
         try:
             with ThreadPoolExecutor(HELD) as callers:
                 # One lookup of "cold" waits on PostgreSQL; the second request for it
                 # shares that lookup (no lookup slot) but takes the last request slot.
-                held = hold(callers, postgres, [lambda: client.get("/cold")])
+                held = hold(callers, postgres_proxy, [lambda: client.get("/cold")])
                 held.append(callers.submit(lambda: client.get("/cold")))
                 wait_for(lambda: in_flight("redirect") == HELD, 10, "both requests in flight")
                 hot, elapsed = timed(lambda: client.get("/warm"))
@@ -140,25 +127,25 @@ def test_redirect_sheds_even_lru_hits_past_its_hard_bound_never_probes(clean, po
                 assert elapsed < AT_ONCE
                 assert client.get("/livez").status_code == 200
                 assert client.get("/readyz").status_code == 200  # Redis answers: ready
-                postgres.resume()
+                postgres_proxy.resume()
                 assert [one.result(DB_TIMEOUT + 5).status_code for one in held] == [302, 302]
         finally:
-            postgres.resume()
+            postgres_proxy.resume()
         assert shed_count("redirect", "requests") - before == 1
         assert client.get("/warm").status_code == 302
 
 
-def test_api_sheds_requests_past_its_bound_with_a_problem(clean, postgres):
+def test_api_sheds_requests_past_its_bound_with_a_problem(clean, postgres_proxy):
     _, key = user_with_key(clean.database_url, "ada@example.com")
-    config = settings(clean, postgres, max_in_flight=HELD)
+    config = settings(clean, postgres_proxy, max_in_flight=HELD)
     before = shed_count("api", "requests")
     with TestClient(create_api(config), raise_server_exceptions=False) as client:
         listing = lambda: client.get("/api/v1/urls", headers=bearer(key))  # noqa: E731
         assert listing().status_code == 200
-        postgres.pause()
+        postgres_proxy.pause()
         try:
             with ThreadPoolExecutor(6) as callers:
-                held = hold(callers, postgres, [listing] * HELD)
+                held = hold(callers, postgres_proxy, [listing] * HELD)
                 extra = list(callers.map(lambda _: timed(listing), range(4)))
                 for response, elapsed in extra:
                     assert response.status_code == 503, response.text
@@ -170,10 +157,10 @@ def test_api_sheds_requests_past_its_bound_with_a_problem(clean, postgres):
                 assert client.get("/livez").status_code == 200  # probes are never shed
                 ready = client.get("/readyz")  # answered (503: PostgreSQL is paused)
                 assert ready.json()["checks"]["postgres"] == "down"
-                postgres.resume()
+                postgres_proxy.resume()
                 assert [one.result(DB_TIMEOUT + 5).status_code for one in held] == [200, 200]
         finally:
-            postgres.resume()
+            postgres_proxy.resume()
         assert shed_count("api", "requests") - before == 4
         assert listing().status_code == 200
         created = client.post(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -23,7 +22,7 @@ from shorty.api.app import create_app as create_api
 from shorty.cache.links import INVALIDATIONS, KEY
 from shorty.redirect.app import create_app as create_redirect
 from shorty.settings import Settings
-from tests.chaos.test_readiness import postgres_socket, through
+from tests.chaos.helpers import through
 from tests.conftest import PUBLIC_URL
 from tests.faults import Proxy
 from tests.helpers import bearer, query, user_with_key, wait_for
@@ -44,12 +43,6 @@ TIERS = {
 
 def stale_served(tier: str) -> float:
     return REGISTRY.get_sample_value("shorty_redirect_stale_total", {"tier": tier}) or 0
-
-
-@pytest.fixture
-def postgres_proxy(clean) -> Iterator[Proxy]:
-    with Proxy(postgres_socket(clean.database_url)) as proxy:
-        yield proxy
 
 
 def redirect_settings(clean, proxy: Proxy, **extra) -> Settings:
@@ -231,25 +224,23 @@ def test_a_link_postgres_said_is_gone_is_not_served_stale_later(clean, postgres_
             postgres_proxy.restore()
 
 
-def test_with_both_stores_away_the_lru_serves_stale(clean, postgres_proxy):
+def test_with_both_stores_away_the_lru_serves_stale(clean, postgres_proxy, redis_proxy):
     add_link(clean.database_url, "hot4")
-    redis_socket = clean.redis_url.removeprefix("unix://").partition("?")[0]
-    with Proxy(redis_socket) as redis_proxy:
-        settings = redirect_settings(clean, postgres_proxy, redis_timeout=0.3)
-        settings = Settings(
-            **{**settings.model_dump(), "redis_url": through(redis_proxy, clean.redis_url)}
-        )
-        with TestClient(create_redirect(settings), follow_redirects=False) as client:
-            subscribed(clean)
-            assert client.get("/hot4").status_code == 302
-            time.sleep(PAST_FRESHNESS)
-            redis_proxy.cut()
-            postgres_proxy.pause()
-            try:
-                for _ in range(5):
-                    hot, elapsed = timed_get(client, "/hot4")
-                    assert hot.status_code == 302
-                    assert elapsed < 0.3 + DB_TIMEOUT + MARGIN, f"after {elapsed:.1f} s"
-            finally:
-                postgres_proxy.resume()
-                redis_proxy.restore()
+    settings = redirect_settings(clean, postgres_proxy, redis_timeout=0.3)
+    settings = Settings(
+        **{**settings.model_dump(), "redis_url": through(redis_proxy, clean.redis_url)}
+    )
+    with TestClient(create_redirect(settings), follow_redirects=False) as client:
+        subscribed(clean)
+        assert client.get("/hot4").status_code == 302
+        time.sleep(PAST_FRESHNESS)
+        redis_proxy.cut()
+        postgres_proxy.pause()
+        try:
+            for _ in range(5):
+                hot, elapsed = timed_get(client, "/hot4")
+                assert hot.status_code == 302
+                assert elapsed < 0.3 + DB_TIMEOUT + MARGIN, f"after {elapsed:.1f} s"
+        finally:
+            postgres_proxy.resume()
+            redis_proxy.restore()

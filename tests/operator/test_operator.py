@@ -6,203 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import secrets
-import sys
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 
-import pytest
 import yaml
 
-from shorty import embedded
-from shorty.embedded import drop_database
-from shorty.processes import Child, NotReady
-from shorty.store import migrate
 from shorty_operator.client import ApiError, Conflict, Refused, ShortyClient, Unavailable
-from tests.e2e.processes import RedisServer, Service, call_json, get, service_env
-from tests.helpers import bearer, free_port, query, scalar, user_with_key, wait_for
-from tests.operator.crd import ROOT
-from tests.operator.kube import FakeKube, ready
-
-MANIFESTS = ROOT / "manifests"
-
-TIMER = 1.0  # seconds between the operator's checks of each link, here
-
-
-class Operator(Child):
-    """``shorty-operator`` in a child process, logged in to the emulated cluster; its
-    output goes to ``folder/operator.log`` (``log``). Ready (or ``NotReady`` with the
-    log's last lines, and killed) once made."""
-
-    def __init__(
-        self,
-        kube: FakeKube,
-        api_url: str,
-        key: str,
-        folder: Path,
-        *args: str,
-        peering: str | None = None,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        """``args``: more options; ``peering``: take part in kopf's peering under that
-        name (else ``--standalone``); ``env``: more variables."""
-        self.metrics_port = free_port()
-        self.liveness_port = free_port()
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(kube.kubeconfig(folder)),
-            "SHORTY_OPERATOR_API_KEY": key,
-            **(env or {}),
-        }
-        command = [
-            sys.executable,
-            "-m",
-            "shorty_operator",
-            "--api-url",
-            api_url,
-            "--interval",
-            str(TIMER),
-            "--conflict-retry",
-            "1",
-            "--backoff",
-            "0.5",
-            "--liveness",
-            f"http://127.0.0.1:{self.liveness_port}/healthz",
-            "--metrics-port",
-            str(self.metrics_port),
-            *(["--peering", peering] if peering else ["--standalone"]),
-            *args,
-        ]
-        super().__init__("shorty-operator", command, env=env, log=folder / "operator.log")
-        try:
-            self.wait_ready(lambda: get(self.liveness_port, "/healthz")[0] == 200, 30)
-        except NotReady:
-            self.kill()
-            raise
-
-    def metrics(self) -> str:
-        return get(self.metrics_port, "/metrics")[2].decode()
-
-    def paused(self) -> float:
-        """shorty_operator_paused, from its /metrics."""
-        (row,) = [r for r in self.metrics().splitlines() if r.startswith("shorty_operator_paused ")]
-        return float(row.split()[-1])
-
-    def health(self) -> dict[str, Any]:
-        """The liveness endpoint's body (kopf keeps it up to 10 s)."""
-        status, _, body = get(self.liveness_port, "/healthz")
-        assert status == 200
-        return dict(json.loads(body))
-
-
-@dataclass
-class World:
-    kube: FakeKube
-    api: Service
-    redirect: Service
-    database_url: str
-    key: str
-    env: dict[str, str]
-    folder: Path
-    operator: Operator
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """One request to the API with the operator's key."""
-        return call_json(self.api.port, method, path, body, bearer(self.key))
-
-    def follow(self, code: str) -> tuple[int, str | None]:
-        status, headers, _ = get(self.redirect.port, f"/{code}")
-        return status, headers.get("location")
-
-    def restart_operator(
-        self, *args: str, kill: bool = False, peering: str | None = None, key: str = ""
-    ) -> None:
-        """Stop the operator (SIGTERM, or SIGKILL) and start it again with ``args``."""
-        if kill:
-            self.operator.kill()
-        else:
-            assert self.operator.stop() == 0
-        self.operator = Operator(
-            self.kube, self.api_url, key or self.key, self.folder, *args, peering=peering
-        )
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.api.port}"
-
-
-@pytest.fixture(scope="module")
-def world(stack, tmp_path_factory) -> Iterator[World]:
-    folder = tmp_path_factory.mktemp("operator")
-    name = f"shorty_op_{secrets.token_hex(4)}"
-    url = asyncio.run(embedded.ensure_database(stack.admin_url, name))
-    migrate.upgrade(url)
-    _, key = user_with_key(url, "operator@example.com", scopes=("urls:read", "urls:write"))
-    redis_server = RedisServer(folder / "redis")
-    redis_server.start()
-    env = service_env(url, redis_server.url, SHORTY_PUBLIC_URL="https://sho.rt")
-    services: list[Service] = []
-    try:
-        services.append(api := Service("api", env, folder / "api.log"))
-        services.append(redirect := Service("redirect", env, folder / "redirect.log"))
-        services.append(Service("worker", env, folder / "worker.log"))
-        with FakeKube() as kube:
-            operator = Operator(kube, f"http://127.0.0.1:{api.port}", key, folder)
-            world = World(kube, api, redirect, url, key, env, folder, operator)
-            try:
-                yield world
-            finally:
-                services[0] = world.api  # restarted by a test
-                assert world.operator.stop() == 0
-                assert kube.cluster is not None
-                assert not kube.cluster.failures, "\n".join(kube.cluster.failures)
-    finally:
-        for service in services:
-            service.stop()
-        redis_server.stop()
-        asyncio.run(drop_database(stack.admin_url, name))
-
-
-def shortlink(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "shorty.dev/v1alpha1",
-        "kind": "ShortLink",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"target": "https://example.com/docs", **spec},
-    }
-
-
-def namespace() -> str:
-    return f"ns-{uuid.uuid4().hex[:8]}"
-
-
-def synced(world: World, name: str, ns: str, **expect: Any) -> dict[str, Any]:
-    """Wait until the ShortLink is Ready for its current generation (and its status
-    holds ``expect``); return it."""
-
-    def check() -> dict[str, Any] | None:
-        obj = world.kube.get(name, ns)
-        condition = ready(obj)
-        if obj is None or condition.get("reason") != "Synced":
-            return None
-        status = obj["status"]
-        if status.get("observedGeneration") != obj["metadata"]["generation"]:
-            return None
-        return obj if all(status.get(k) == v for k, v in expect.items()) else None
-
-    return wait_for(check, 30, f"{ns}/{name} to be Ready {expect or ''}")
-
-
-def reason_is(world: World, name: str, ns: str, reason: str) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        obj = world.kube.get(name, ns)
-        return obj if ready(obj).get("reason") == reason else None
-
-    return wait_for(check, 30, f"{ns}/{name} to show {reason}")
+from tests.e2e.processes import Service
+from tests.helpers import free_port, query, scalar, user_with_key, wait_for
+from tests.operator.helpers import (
+    MANIFESTS,
+    Operator,
+    World,
+    namespace,
+    reason_is,
+    shortlink,
+    synced,
+)
+from tests.operator.kube import ready
 
 
 def ref_of(obj: dict[str, Any]) -> str:

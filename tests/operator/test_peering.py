@@ -15,9 +15,7 @@ import yaml
 
 from tests.faults import Proxy
 from tests.helpers import wait_for
-from tests.operator import test_operator
-from tests.operator.kube import ready
-from tests.operator.test_operator import (
+from tests.operator.helpers import (
     MANIFESTS,
     Operator,
     World,
@@ -26,8 +24,7 @@ from tests.operator.test_operator import (
     shortlink,
     synced,
 )
-
-world = test_operator.world  # the same fixture (a world of this module's own)
+from tests.operator.kube import ready
 
 PEERING = "shorty-operator"
 PEERING_PATH = f"/apis/kopf.dev/v1/clusterkopfpeerings/{PEERING}"
