@@ -26,7 +26,8 @@ from shorty.worker.main import _forever
 from tests.chaos.helpers import through, timed
 from tests.conftest import PUBLIC_URL
 from tests.faults import Proxy
-from tests.helpers import bearer, query, user_with_key, wait_for
+from tests.helpers import bearer, user_with_key, wait_for
+from tests.redirect.helpers import add_link
 
 DB_TIMEOUT = 2.0
 THRESHOLD = 2
@@ -108,12 +109,7 @@ def test_api_answers_at_once_while_the_postgres_breaker_is_open(clean, postgres_
 def test_redirect_answers_uncached_codes_at_once_while_the_breaker_is_open(clean, postgres_proxy):
     settings = breaker_settings(clean, postgres_proxy)
     for code in ("warm1", "cold1", "cold2"):
-        query(
-            clean.database_url,
-            "INSERT INTO urls (code, target) VALUES ($1, $2)",
-            code,
-            f"https://{code}.example",
-        )
+        add_link(clean.database_url, code, f"https://{code}.example")
     with TestClient(create_redirect(settings), follow_redirects=False) as client:
         assert client.get("/warm1").status_code == 302
         postgres_proxy.pause()

@@ -18,7 +18,8 @@ from shorty.settings import Settings
 from tests.chaos.helpers import postgres_socket, timed
 from tests.conftest import PUBLIC_URL
 from tests.faults import Proxy
-from tests.helpers import bearer, query, user_with_key, wait_for
+from tests.helpers import bearer, user_with_key, wait_for
+from tests.redirect.helpers import add_link
 
 DB_TIMEOUT = 1.0
 # What a request may take past the deadline: the release of a connection whose query
@@ -107,12 +108,7 @@ def test_api_answers_503_not_500_when_connections_drop(proxied, clean):
 def test_redirect_answers_503_within_the_deadline_for_an_uncached_link(proxied, clean):
     proxy, settings = proxied
     for code in ("warm1", "cold1", "cold2"):
-        query(
-            clean.database_url,
-            "INSERT INTO urls (code, target) VALUES ($1, $2)",
-            code,
-            f"https://{code}.example",
-        )
+        add_link(clean.database_url, code, f"https://{code}.example")
     with TestClient(create_redirect(settings), follow_redirects=False) as client:
         assert client.get("/warm1").status_code == 302
         proxy.pause()

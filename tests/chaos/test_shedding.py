@@ -19,7 +19,8 @@ from shorty.api.app import create_app as create_api
 from shorty.redirect.app import create_app as create_redirect
 from tests.chaos.helpers import settings_for, through, timed
 from tests.faults import Proxy
-from tests.helpers import bearer, query, user_with_key, wait_for
+from tests.helpers import bearer, user_with_key, wait_for
+from tests.redirect.helpers import add_link
 
 DB_TIMEOUT = 6.0  # how long a held request waits; a shed one answers far sooner
 AT_ONCE = 1.5  # seconds a shed answer may take on a loaded two-core machine
@@ -53,12 +54,7 @@ def hold(callers: ThreadPoolExecutor, proxy: Proxy, calls):
 
 def links(clean, *codes: str) -> None:
     for code in codes:
-        query(
-            clean.database_url,
-            "INSERT INTO urls (code, target) VALUES ($1, $2)",
-            code,
-            f"https://{code}.example/",
-        )
+        add_link(clean.database_url, code, f"https://{code}.example/")
 
 
 def test_redirect_sheds_lookups_past_the_lru_but_serves_lru_hits(clean, postgres_proxy, caplog):
