@@ -29,7 +29,6 @@ import asyncio
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -44,7 +43,16 @@ import asyncpg
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.redirect import DATA, HERE, RESULTS, Server, codes_for, free_port, seed_database
+from bench.redirect import (
+    DATA,
+    HERE,
+    RESULTS,
+    Server,
+    codes_for,
+    free_port,
+    read_wrk,
+    seed_database,
+)
 from shorty import embedded
 from shorty.processes import Stuck
 
@@ -202,29 +210,9 @@ def wrk(stack: Stack, connections: int, seconds: float, pause_ms: float | None =
 
 
 def phase(name: str, connections: int, seconds: float, output: str) -> Phase:
-    def latency(percent: str) -> float:
-        match = re.search(rf"^\s+{percent}%\s+([0-9.]+)(us|ms|s)\s*$", output, re.MULTILINE)
-        if match is None:
-            return float("nan")
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    total = re.search(r"(\d+) requests in", output)
-    rate = re.search(r"Requests/sec:\s+([0-9.]+)", output)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    sockets = re.search(r"Socket errors: .*", output)
-    count = int(errors.group(1)) if errors else 0
-    if sockets:
-        count += sum(int(n) for n in re.findall(r"\d+", sockets.group(0)))
+    requests, rps, p50, p99, errors = read_wrk(output)
     return Phase(
-        name,
-        connections,
-        seconds,
-        int(total.group(1)) if total else 0,
-        round(float(rate.group(1)), 1) if rate else 0.0,
-        round(latency("50"), 3),
-        round(latency("99"), 3),
-        count,
+        name, connections, seconds, requests, round(rps, 1), round(p50, 3), round(p99, 3), errors
     )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import random
@@ -188,21 +189,34 @@ def wrk(url: str, codes_file: Path, *, connections: int, seconds: int, script: s
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603
 
 
-def parse_wrk(output: str) -> tuple[float, float, float, int]:
+def read_wrk(output: str) -> tuple[int, float, float, float, int]:
+    """wrk's figures: requests answered, requests/s, p50 and p99 in ms (NaN when wrk
+    printed none), and errors (answers other than 2xx/3xx, and socket errors)."""
+
     def latency(percent: str) -> float:
         match = re.search(rf"^\s+{percent}%\s+([0-9.]+)(us|ms|s)\s*$", output, re.MULTILINE)
         if match is None:
-            raise SystemExit(f"no {percent}% latency in wrk output:\n{output}")
+            return float("nan")
         value, unit = float(match.group(1)), match.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
-    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", output).group(1))  # type: ignore[union-attr]
+    total = re.search(r"(\d+) requests in", output)
+    rate = re.search(r"Requests/sec:\s+([0-9.]+)", output)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: .*", output)
     count = int(errors.group(1)) if errors else 0
     if socket_errors:
         count += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(0)))
-    return rps, latency("50"), latency("99"), count
+    requests = int(total.group(1)) if total else 0
+    rps = float(rate.group(1)) if rate else 0.0
+    return requests, rps, latency("50"), latency("99"), count
+
+
+def parse_wrk(output: str) -> tuple[float, float, float, int]:
+    _, rps, p50, p99, errors = read_wrk(output)
+    if math.isnan(p50) or math.isnan(p99):
+        raise SystemExit(f"no latency percentiles in wrk output:\n{output}")
+    return rps, p50, p99, errors
 
 
 def compare(
