@@ -26,6 +26,13 @@ def test_a_wrk_run_is_read_with_every_error_counted():
     assert round(read.error_rate, 6) == round(15 / 41234, 6)
 
 
+def test_a_shed_answer_is_not_throughput():
+    # A phase past capacity answers many cheap 503s: capacity counts redirects only.
+    overloaded = Phase("spike", 256, 10, 91_120, 9_112.0, 16.2, 622.1, 78_177)
+    assert round(overloaded.answered_per_s) == round(9_112.0 * (91_120 - 78_177) / 91_120)
+    assert "(1,294 redirected)" in overloaded.line()
+
+
 def test_a_run_wrk_could_not_measure_is_no_figure():
     read = phase("spike", 256, 10, "unable to connect to 127.0.0.1:8080 Connection refused\n")
     assert read.requests == 0
@@ -66,3 +73,10 @@ def test_a_queue_that_keeps_setting_records_is_not_flat():
 def test_a_dropped_click_is_not_flat():
     verdict = judge(samples([64] * 6, clicks_dropped=[0, 0, 0, 0, 0, 3]))
     assert verdict["flat"] is False
+
+
+def test_clicks_dropped_before_the_soak_are_not_the_soaks():
+    # The counter is since the process started: drops during the warm-up are counted
+    # elsewhere; only a rise during the soak is a failure.
+    assert judge(samples([64] * 6, clicks_dropped=[1682] * 6))["flat"] is True
+    assert judge(samples([64] * 6, clicks_dropped=[1682] * 5 + [1683]))["flat"] is False
