@@ -31,6 +31,18 @@ def test_buffer_is_flushed_on_shutdown(settings, clean):
     stream.close()
 
 
+def test_the_buffer_gauge_shows_the_clicks_waiting_between_flushes(settings, clean):
+    # A SIGKILL loses what waits; the last scrape must show it, not the size at the
+    # last flush (which read 0 while 237 clicks waited).
+    add_link(clean.database_url, "gauged")
+    slow = settings.model_copy(update={"click_flush_interval": 60, "click_batch": 10_000})
+    with TestClient(create_app(slow), follow_redirects=False) as client:
+        for _ in range(237):
+            assert client.get("/gauged").status_code == 302
+        assert REGISTRY.get_sample_value("shorty_click_buffer_size") == 237
+    assert REGISTRY.get_sample_value("shorty_click_buffer_size") == 0  # flushed at shutdown
+
+
 def test_full_batches_go_out_without_waiting_for_the_interval(settings, clean):
     add_link(clean.database_url, "batched")
     stream = redis.Redis.from_url(clean.redis_url)
