@@ -41,6 +41,7 @@ class Proxy:
         self._refusing = False
         self._writers: set[asyncio.StreamWriter] = set()
         self._held = 0  # chunks waiting for resume()
+        self.accepted = 0  # connections asked of the proxy so far (refused ones too)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -135,6 +136,7 @@ class Proxy:
                 writer.transport.abort()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
         if self._refusing:
             writer.transport.abort()
             return
