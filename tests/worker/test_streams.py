@@ -37,6 +37,15 @@ def test_full_jitter_stays_within_the_doubling_bound():
     assert full_jitter(3, 0.5, 60, lambda: 0.0) == 0.0
 
 
+def test_full_jitter_after_any_number_of_failures():
+    # The worker's loops count an outage's failures in a row without a limit; at one
+    # every 0.5 s (its backoff of up to 1 s), 1,025 of them came after ~9 minutes of a
+    # PostgreSQL outage and raised OverflowError, which ended the worker.
+    for failures in (1_025, 10**6):
+        assert full_jitter(failures, 0.1, 1.0, lambda: 1.0) == 1.0
+        assert full_jitter(failures, 0.1, 1.0, lambda: 0.5) == 0.5
+
+
 @pytest.fixture
 def poison_trigger(clean):
     """PostgreSQL refuses any click whose user agent is 'poison' (until the fix)."""

@@ -65,8 +65,15 @@ Handler = Callable[[list[Entry]], Awaitable[dict[bytes, Failure]]]
 
 
 def full_jitter(attempt: int, base: float, cap: float, rand: Callable[[], float]) -> float:
-    """Seconds before try ``attempt + 1``: uniform in [0, min(cap, base * 2^(attempt-1))]."""
-    return float(rand() * min(cap, base * 2 ** max(attempt - 1, 0)))
+    """Seconds before try ``attempt + 1``: uniform in [0, min(cap, base * 2^(attempt-1))].
+
+    The doubling stops once it passes ``cap``: the worker counts an outage's failures
+    in a row with no limit, and 2^1024 does not fit a float (an ``OverflowError``
+    that ended the worker after ~1,024 failures, minutes into a PostgreSQL outage)."""
+    step, doublings = base, max(attempt - 1, 0)
+    while doublings and step < cap:
+        step, doublings = step * 2, doublings - 1
+    return float(rand() * min(cap, step))
 
 
 def entry_origin(entry_id: bytes, fields: dict[bytes, bytes]) -> str:
