@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 
 from shorty.bootstrap import api_deps_of
 from shorty.core.accounts import Principal
+from shorty.store.joined import joining
 from shorty.web.problems import Problem
 
 Produce = Callable[[], Awaitable[tuple[int, Any, dict[str, str]]]]
@@ -35,19 +36,17 @@ async def idempotent(
     route = request.url.path
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     store = api_deps_of(request).idempotency
-    replay = await store.claim(principal.user_id, route, key, digest)
-    if replay is not None:
-        saved = replay.body
-        return JSONResponse(
-            saved["body"],
-            status_code=replay.status,
-            headers={**saved["headers"], "Idempotent-Replayed": "true"},
-        )
-    try:
-        status, body, headers = await produce()
-    except BaseException:
-        # No answer to keep: the key is free again for a corrected retry.
-        await store.release(principal.user_id, route, key)
-        raise
-    await store.store(principal.user_id, route, key, status, {"body": body, "headers": headers})
+    # The key, the request's writes and its answer commit together: a failure (or a
+    # process killed) keeps none of them, and the key is free for a retry.
+    async with store.claiming(principal.user_id, route, key, digest) as claim:
+        if claim.replay is not None:
+            saved = claim.replay.body
+            return JSONResponse(
+                saved["body"],
+                status_code=claim.replay.status,
+                headers={**saved["headers"], "Idempotent-Replayed": "true"},
+            )
+        with joining(claim.conn):
+            status, body, headers = await produce()
+        await claim.keep(status, {"body": body, "headers": headers})
     return JSONResponse(body, status_code=status, headers=headers)

@@ -16,6 +16,7 @@ from shorty.core import codes
 from shorty.core.errors import AliasTaken, CodeSpaceExhausted, InvalidRedirect, QuotaExceeded
 from shorty.core.links import PERMANENT_WITH_LIMITS, Link
 from shorty.obs import tracecontext
+from shorty.store.joined import transaction
 
 _COLUMNS = (
     "id, code, target, owner_id, created_at, updated_at, expires_at, click_count,"
@@ -296,7 +297,7 @@ class LinkStore:
         """Run ``sql`` (returning the link's row) and write its outbox event in the same
         transaction; None if no row came back. With ``quota`` (owner, most links), a
         place under it is claimed first, in the same transaction."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with transaction(self._pool) as conn:  # an idempotent create's, if joined
             if quota is not None:
                 await _claim_place(conn, *quota)
             return await _apply(conn, event_type, sql, *args)
