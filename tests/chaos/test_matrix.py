@@ -270,8 +270,10 @@ def test_row_under_steady_load(matrix: Matrix, row: str, fault: str) -> None:
         ]
         if stream in failing:  # every answer the row's 503, at once or by its deadline
             assert [a.status for a in during if not unavailable(a)] == [], stream
-        else:
+        else:  # kept through the fault, and through the recovery too
+            mine = [a for a in answers if a.stream == stream]
             assert result.failed == 0, (stream, Counter(a.status for a in during))
+            assert [a.status for a in mine if not succeeded(a)] == [], stream
         assert result.slowest < SLOWEST, (stream, result.slowest)
         assert result.recovery is not None, (stream, "not normal again")
         assert result.recovery <= RECOVERY, (stream, result.recovery)

@@ -158,3 +158,26 @@ def test_state_and_transitions_are_metrics_and_one_log_line_each(caplog):
         ("INFO", "metrics-dep breaker half-open: cool-down over, one call probes"),
         ("INFO", "metrics-dep breaker closed: the probe succeeded"),
     ]
+
+
+def test_an_answer_seen_elsewhere_closes_it_before_the_cooldown(caplog):
+    breaker, _ = make(threshold=2, cooldown=30.0, dependency="elsewhere-dep")
+    closed = moves("closed", "elsewhere-dep")
+    breaker.failed(OSError())
+    breaker.answered_elsewhere("it answered")  # closed: the count starts anew
+    breaker.failed(OSError())
+    assert breaker.state == "closed"
+    breaker.failed(OSError())
+    assert breaker.state == "open"
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="shorty.resilience.breaker"):
+        breaker.answered_elsewhere("the subscription stands")
+    assert breaker.state == "closed"  # not 30 s later
+    assert breaker.allow()
+    assert gauge("elsewhere-dep") == 0
+    assert moves("closed", "elsewhere-dep") - closed == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "elsewhere-dep breaker closed: the subscription stands"
+    ]
+    breaker.answered_elsewhere("again")  # already closed: no transition
+    assert moves("closed", "elsewhere-dep") - closed == 1

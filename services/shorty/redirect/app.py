@@ -181,8 +181,17 @@ def create_app(settings: Settings, *, watchdog: LoopWatchdog | None = None) -> R
             deps.clicks.start()
             subscribed = asyncio.Event()
             forget, forget_all = deps.resolver.forget, deps.resolver.forget_all
+
+            def resubscribed() -> None:
+                # Invalidations may have been missed: the LRU goes. Redis has just
+                # answered the SUBSCRIBE, so the lookups read it again at once instead
+                # of skipping it until its breaker probes: with PostgreSQL still away,
+                # skipping it turned every link the LRU held into a 503.
+                resources.redis_guard.answered_elsewhere("the invalidation subscription stands")
+                forget_all()
+
             listener = asyncio.create_task(
-                listen(resources.redis, forget, forget_all, subscribed=subscribed),
+                listen(resources.redis, forget, resubscribed, subscribed=subscribed),
                 name="invalidations",
             )
             # Serve once invalidations are heard (if Redis is away, serve anyway: the

@@ -120,6 +120,15 @@ class Breaker:
         if self._state == HALF_OPEN:
             self._probe_since = None
 
+    def answered_elsewhere(self, why: str) -> None:
+        """The dependency answered a call made outside the breaker (the redirect's
+        invalidation subscription, ``why``): close it now instead of refusing calls
+        until the cool-down and a probe, as if the probe had succeeded."""
+        if self._state == CLOSED:
+            self._failures = 0
+        else:
+            self._move(CLOSED, why)
+
     def _open(self, why: str) -> None:
         self._opened_at = self._clock()
         self._probe_since = None
