@@ -127,12 +127,20 @@ class SteadyLoad:
                 for stream in self.streams
             ]
             self._started.set()
-            await self._stop.wait()
+            # Until told to stop, or until a stream fails.
+            stopping = asyncio.create_task(self._stop.wait())
+            await asyncio.wait([stopping, *tickers], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
             for ticker in tickers:
                 ticker.cancel()
-            await asyncio.gather(*tickers, return_exceptions=True)
+            ended = await asyncio.gather(*tickers, return_exceptions=True)
             if in_flight:
                 await asyncio.wait(in_flight, timeout=self.timeout + 5)
+        # A stream that could not make its next request (out of codes, a bug) stopped
+        # early: say so rather than hand back fewer answers.
+        for outcome in ended:
+            if isinstance(outcome, Exception):
+                raise outcome
 
     async def _tick(
         self, stream: Stream, session: aiohttp.ClientSession, in_flight: set[asyncio.Task[None]]
