@@ -125,8 +125,9 @@ def matrix(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[M
                 iter(cold),
             )
         finally:
-            for service in (redirect, api, worker):
-                service.stop(15)
+            codes = {s.kind: s.stop(15) for s in (redirect, api, worker)}
+        # After every fault, still a clean stop: drained, flushed, exit 0.
+        assert codes == {"redirect": 0, "api": 0, "worker": 0}, codes
 
 
 def start(kind: str, env: dict[str, str], log: Path) -> Service:
