@@ -82,6 +82,7 @@ class Phase:
     p50_ms: float
     p99_ms: float
     errors: int
+    clicks_dropped: int = 0  # by the redirect's bounded buffer during the phase
 
     @property
     def error_rate(self) -> float:
@@ -99,6 +100,7 @@ class Phase:
             f" ({self.answered_per_s:,.0f} redirected)"
             f"  p50 {self.p50_ms:7.2f} ms  p99 {self.p99_ms:7.2f} ms"
             f"  errors {self.errors} ({self.error_rate:.2%})"
+            + (f"  CLICKS DROPPED {self.clicks_dropped:,}" if self.clicks_dropped else "")
         )
 
 
@@ -178,6 +180,11 @@ class Stack:
 
         return asyncio.run(count())
 
+    def clicks_dropped(self) -> float:
+        """The redirect's count of clicks its full buffer dropped, since it started."""
+        _, metric, _ = QUEUES["clicks_dropped"]
+        return sum(v for (name, _), v in scrape(self.redirect).items() if name == metric)
+
     def sample(self, started: float) -> Sample:
         scraped = {"redirect": scrape(self.redirect), "worker": scrape(self.worker)}
         queues = {}
@@ -229,8 +236,12 @@ def phase(name: str, connections: int, seconds: float, output: str) -> Phase:
     )
 
 
-def run_phase(stack: Stack, name: str, connections: int, seconds: float) -> Phase:
-    result = phase(name, connections, seconds, wrk(stack, connections, seconds))
+def run_phase(
+    stack: Stack, name: str, connections: int, seconds: float, script: str | None = None
+) -> Phase:
+    dropped = stack.clicks_dropped()
+    result = phase(name, connections, seconds, wrk(stack, connections, seconds, script=script))
+    result.clicks_dropped = int(stack.clicks_dropped() - dropped)
     print(result.line(), flush=True)
     return result
 
@@ -289,9 +300,7 @@ def soak(stack: Stack, args: argparse.Namespace) -> dict[str, object]:
     # (random codes reach the last links slowly) reads as memory growth.
     warm_s = max(5, round(1.5 * stack.links / max(rate, 1)))
     print(f"warming every link once ({warm_s} s) ...", flush=True)
-    warm = phase("warm", 32, warm_s, wrk(stack, 32, warm_s, script="sequential_codes.lua"))
-    print(warm.line(), flush=True)
-    before.append(warm)
+    before.append(run_phase(stack, "warm", 32, warm_s, script="sequential_codes.lua"))
     pause_ms = 1000 * args.connections / rate
     seconds = args.minutes * 60
     print(f"soak: {args.minutes} min at ~{rate:,.0f} req/s ({args.connections} conn)", flush=True)

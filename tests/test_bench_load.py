@@ -80,3 +80,10 @@ def test_clicks_dropped_before_the_soak_are_not_the_soaks():
     # elsewhere; only a rise during the soak is a failure.
     assert judge(samples([64] * 6, clicks_dropped=[1682] * 6))["flat"] is True
     assert judge(samples([64] * 6, clicks_dropped=[1682] * 5 + [1683]))["flat"] is False
+
+
+def test_a_phase_that_dropped_clicks_says_so():
+    quiet = Phase("ramp-8", 8, 10, 18_000, 1_800.0, 5.5, 14.5, 0)
+    assert "DROPPED" not in quiet.line()
+    quiet.clicks_dropped = 1_682
+    assert "CLICKS DROPPED 1,682" in quiet.line()
