@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA = ROOT / ".shorty-data" / "test"
 PUBLIC_URL = "https://sho.rt"
 TABLES = (
-    "refresh_tokens, idempotency_keys, outbox, click_rollups, click_visitors, clicks, urls,"
-    " api_keys, users"
+    "chaos_experiments, refresh_tokens, idempotency_keys, outbox, click_rollups, click_visitors,"
+    " clicks, urls, api_keys, users"
 )
 
 

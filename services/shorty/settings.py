@@ -190,6 +190,13 @@ class Settings(BaseSettings):
         le=1000,
         description="Redis calls failed in a row (errors or timeouts) that open the Redis breaker.",
     )
+    chaos_enabled: bool = Field(
+        False,
+        description="Fault injection for experiments: admins may add latency, errors or an"
+        " outage to PostgreSQL or Redis in every service process for a bounded time"
+        " (/api/v1/admin/chaos, `shorty chaos`). Off: those routes answer 404 and nothing"
+        " is ever injected. Never on in production unless you mean it.",
+    )
     redirect_rate: float = Field(
         0.0, ge=0, le=1_000_000, description="Redirects per second per client IP (0: no limit)."
     )

@@ -17,6 +17,7 @@ from tests.helpers import query, scalar
 TABLES = [
     "alembic_version",
     "api_keys",
+    "chaos_experiments",
     "click_rollup_progress",
     "click_rollups",
     "click_visitors",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shorty.core.chaos import ExperimentRunning
 from shorty.core.errors import (
     AliasTaken,
     CodeImmutable,
@@ -36,6 +37,7 @@ _STATUS: dict[type[DomainError], tuple[int, str]] = {
     IdempotencyInProgress: (409, "Request in progress"),
     InvalidRefreshToken: (401, "Invalid refresh token"),
     RefreshTokenReused: (401, "Refresh token reused"),
+    ExperimentRunning: (409, "An experiment is already in force"),
 }
 
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shorty.api import accounts, blocks, export, links, qr, refs, sessions, stats
+from shorty.api import accounts, blocks, chaos, export, links, qr, refs, sessions, stats
 from shorty.api.openapi import Operation
 from shorty.api.params import ID_SCHEMA
 from shorty.api.schemas import (
@@ -50,6 +50,7 @@ _WINDOW = ("from is after to", "the series would have more than 2,000 points")
 _SCOPE = {403: "The credential lacks the scope"}
 _CREATES = {403: "The credential lacks the scope, or the user's link quota is reached"}
 _REF = {404: "No link declared under this reference (or not yours)"}
+_CHAOS = {**_SCOPE, 404: "Fault injection is off (SHORTY_CHAOS_ENABLED)"}
 
 OPERATIONS: list[tuple[Route, Operation]] = [
     (
@@ -305,6 +306,40 @@ OPERATIONS: list[tuple[Route, Operation]] = [
             body=accounts.KeyPatch,
             responses={200: accounts.KeyOut},
             errors={**_SCOPE, 404: "No such key"},
+        ),
+    ),
+    (
+        Route("/api/v1/admin/chaos", chaos.start, methods=["POST"]),
+        Operation(
+            "Start a fault-injection experiment: latency, errors or an outage of PostgreSQL"
+            " or Redis in every service process, for 1 to 3,600 s",
+            "admin",
+            body=chaos.ExperimentStart,
+            responses={201: chaos.ExperimentOut},
+            errors={**_CHAOS, 409: "An experiment is already in force on this dependency"},
+        ),
+    ),
+    (
+        Route("/api/v1/admin/chaos", chaos.history, methods=["GET"]),
+        Operation(
+            "Fault-injection experiments, newest first: in force and past",
+            "admin",
+            query=chaos.HistoryQuery,
+            responses={200: chaos.ExperimentList},
+            errors=_CHAOS,
+        ),
+    ),
+    (
+        Route("/api/v1/admin/chaos/{experiment_id}/stop", chaos.stop, methods=["POST"]),
+        Operation(
+            "Stop a fault-injection experiment now (one already ended is answered as it is)",
+            "admin",
+            path={"experiment_id": ID_SCHEMA},
+            responses={200: chaos.ExperimentOut},
+            errors={
+                **_SCOPE,
+                404: "Fault injection is off, or no experiment has this id",
+            },
         ),
     ),
 ]

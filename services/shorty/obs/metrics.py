@@ -109,3 +109,15 @@ CLICKS_ROLLED_UP = Counter(
 ROLLUP_WAITING = Gauge(
     "shorty_rollup_waiting_clicks", "Clicks stored but not yet in the rollups (the stats lag)."
 )
+
+# Fault injection (resilience/faults.py): off unless SHORTY_CHAOS_ENABLED.
+CHAOS_ACTIVE = Gauge(
+    "shorty_chaos_active",
+    "1 while a fault-injection experiment is applied in this process, by dependency and kind.",
+    ["dependency", "kind"],  # dependency: postgres, redis; kind: latency, error, outage
+)
+CHAOS_INJECTED = Counter(
+    "shorty_chaos_injected_total",
+    "Calls a fault-injection experiment delayed (latency) or failed (error, outage).",
+    ["dependency", "kind"],
+)

@@ -14,6 +14,13 @@ Every acquire also passes through the process's PostgreSQL circuit breaker
 deadline, and how each ``async with pool.acquire()`` block ended is reported to
 it. Only ``UNAVAILABLE`` failures count against PostgreSQL; an error PostgreSQL
 answered with (a constraint, a syntax error) shows that it answers.
+
+With fault injection on (SHORTY_CHAOS_ENABLED), an acquire that the breaker lets
+through first meets the experiment in force on PostgreSQL, if any
+(``resilience/faults.py``): injected latency is waited before the connection is
+handed out (a wait as long as the acquire's deadline ends in ``TimeoutError``, as
+a pool that long starved would), an injected failure is raised; either is reported
+to the breaker like a real one.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import asyncpg
 from asyncpg.pool import PoolAcquireContext
 
 from shorty.resilience.breaker import Breaker, BreakerOpen
+from shorty.resilience.faults import Faults
 from shorty.settings import Settings
 from shorty.store.errors import UNAVAILABLE
 
@@ -37,31 +45,45 @@ class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg is untyped
     """An asyncpg pool whose ``acquire()`` without a timeout waits ``acquire_timeout``,
     and which refuses to wait at all while ``breaker`` is open."""
 
-    __slots__ = ("acquire_timeout", "breaker")
+    __slots__ = ("acquire_timeout", "breaker", "faults")
 
-    def __init__(self, *args: Any, acquire_timeout: float, breaker: Breaker, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        acquire_timeout: float,
+        breaker: Breaker,
+        faults: Faults | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.acquire_timeout = acquire_timeout
         self.breaker = breaker
+        self.faults = faults
 
     def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
         self.breaker.check()  # BreakerOpen while open (or while its probe is out)
         return _ReportingAcquire(
-            self, self.acquire_timeout if timeout is None else timeout, self.breaker
+            self, self.acquire_timeout if timeout is None else timeout, self.breaker, self.faults
         )
 
 
 class _ReportingAcquire(PoolAcquireContext):  # type: ignore[misc]
-    """asyncpg's acquire context, telling the breaker how the block ended."""
+    """asyncpg's acquire context, telling the breaker how the block ended (and, with
+    fault injection, meeting the experiment in force first)."""
 
-    __slots__ = ("breaker",)
+    __slots__ = ("breaker", "faults")
 
-    def __init__(self, pool: BoundedPool, timeout: float, breaker: Breaker) -> None:
+    def __init__(
+        self, pool: BoundedPool, timeout: float, breaker: Breaker, faults: Faults | None
+    ) -> None:
         super().__init__(pool, timeout)
         self.breaker = breaker
+        self.faults = faults
 
     async def __aenter__(self) -> asyncpg.Connection:
         try:
+            if self.faults is not None:
+                await self.faults.before_postgres(self.timeout)
             return await super().__aenter__()
         except BaseException as exc:
             report(self.breaker, exc)
@@ -87,6 +109,8 @@ class _ReportingAcquire(PoolAcquireContext):  # type: ignore[misc]
         # ``conn = await pool.acquire()``: only the acquire is seen, not the queries.
         self.done = True  # type: ignore[misc]  # a slot of asyncpg's class
         try:
+            if self.faults is not None:
+                await self.faults.before_postgres(self.timeout)
             conn = await self.pool._acquire(self.timeout)
         except BaseException as exc:
             report(self.breaker, exc)
@@ -116,14 +140,18 @@ def postgres_breaker(settings: Settings) -> Breaker:
     )
 
 
-async def create_pool(settings: Settings, dsn: str, breaker: Breaker | None = None) -> BoundedPool:
+async def create_pool(
+    settings: Settings, dsn: str, breaker: Breaker | None = None, *, faults: Faults | None = None
+) -> BoundedPool:
     """Open the pool: a connection is waited for ``db_acquire_timeout`` seconds at most,
     a query or a new connection's setup ``db_timeout`` seconds; ``breaker`` (by
-    default one from ``settings``) sees every acquire."""
+    default one from ``settings``) sees every acquire, and so does ``faults`` (fault
+    injection, when on)."""
     pool = BoundedPool(
         dsn,
         acquire_timeout=settings.db_acquire_timeout,
         breaker=breaker or postgres_breaker(settings),
+        faults=faults,
         min_size=min(settings.db_pool_min, settings.db_pool_max),
         max_size=settings.db_pool_max,
         max_queries=50_000,
