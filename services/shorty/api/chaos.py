@@ -4,6 +4,11 @@ The caller must hold the ``admin`` scope, checked first (``auth.authenticate``, 
 on every admin route: nobody else learns even whether fault injection is on). Off
 unless SHORTY_CHAOS_ENABLED: then every route here answers an admin 404
 ``chaos-disabled``, and no process injects anything.
+
+These routes are never hurt by an experiment (``uninjected``): their PostgreSQL and
+Redis calls, authentication's included, reach the real servers past the fault
+injection and the breakers, so an outage injected on PostgreSQL can still be
+listed and stopped through them.
 An experiment is a row of ``chaos_experiments``; every service process applies
 the ones in force (``resilience/faults.py``), so a start here reaches the whole
 stack within about a second, and each ends by itself at ``expires_at``.
@@ -11,6 +16,8 @@ stack within about a second, and each ends by itself at ``expires_at``.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -24,6 +31,7 @@ from shorty.api.params import QueryInt, path_id
 from shorty.bootstrap import api_deps_of
 from shorty.core.chaos import MAX_LATENCY_MS, MAX_SECONDS, MIN_SECONDS, Experiment
 from shorty.obs.audit import audit
+from shorty.resilience.faults import bypassed
 from shorty.store.chaos import ChaosStore
 from shorty.web.problems import Problem
 
@@ -113,6 +121,22 @@ class HistoryQuery(BaseModel):
     limit: QueryInt = Field(100, ge=1, le=500)
 
 
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def uninjected(handler: Handler) -> Handler:
+    """``handler`` with every PostgreSQL and Redis call past the fault injection
+    (``resilience.faults.bypassed``) and the PostgreSQL breaker (``store.db``)."""
+
+    @functools.wraps(handler)
+    async def run(request: Request) -> Response:
+        with bypassed():
+            return await handler(request)
+
+    return run
+
+
+@uninjected
 async def start(request: Request) -> Response:
     principal = await authenticate(request, "admin")
     store = _enabled(request)
@@ -143,6 +167,7 @@ async def start(request: Request) -> Response:
     )
 
 
+@uninjected
 async def history(request: Request) -> Response:
     await authenticate(request, "admin")
     store = _enabled(request)
@@ -152,6 +177,7 @@ async def history(request: Request) -> Response:
     return JSONResponse(listing.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
 
 
+@uninjected
 async def stop(request: Request) -> Response:
     """End an experiment now. Idempotent: one that had already ended (stopped or
     expired) is answered as it is, 200 too."""

@@ -1,5 +1,5 @@
 """The ``shorty`` command: run the services, migrate, manage users, API keys and the
-dead-letter stream.
+dead-letter stream, run fault-injection experiments.
 
 One module per command group; each declares its commands, and ``main`` gathers them.
 What they share: ``config.py`` (settings, ``--data-dir``) and ``servers.py`` (the
@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from shorty import __version__
+from shorty.cli.chaos import chaos
 from shorty.cli.dev import dev
 from shorty.cli.dlq import dlq
 from shorty.cli.keys import apikey
@@ -29,5 +30,5 @@ def main() -> None:
     """
 
 
-for command in (dev, serve, migrate, user, apikey, dlq):
+for command in (dev, serve, migrate, user, apikey, dlq, chaos):
     main.add_command(command)

@@ -34,7 +34,7 @@ import asyncpg
 from asyncpg.pool import PoolAcquireContext
 
 from shorty.resilience.breaker import Breaker, BreakerOpen
-from shorty.resilience.faults import Faults
+from shorty.resilience.faults import BYPASS, Faults
 from shorty.settings import Settings
 from shorty.store.errors import UNAVAILABLE
 
@@ -61,10 +61,13 @@ class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg is untyped
         self.faults = faults
 
     def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
+        timeout = self.acquire_timeout if timeout is None else timeout
+        if self.faults is not None and BYPASS.get():
+            # The chaos controls themselves: past the experiment and the breaker, which
+            # it opened, so that an experiment on PostgreSQL can always be stopped.
+            return PoolAcquireContext(self, timeout)
         self.breaker.check()  # BreakerOpen while open (or while its probe is out)
-        return _ReportingAcquire(
-            self, self.acquire_timeout if timeout is None else timeout, self.breaker, self.faults
-        )
+        return _ReportingAcquire(self, timeout, self.breaker, self.faults)
 
 
 class _ReportingAcquire(PoolAcquireContext):  # type: ignore[misc]
