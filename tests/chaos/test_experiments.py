@@ -372,3 +372,17 @@ def test_the_cli_reaches_every_process_of_a_running_stack(clean, tmp_path):
         log = (tmp_path / f"{name}.log").read_text()
         assert "chaos experiment #1 redis outage applied in this process" in log, name
         assert "chaos experiment #1 redis outage ended in this process: stopped" in log, name
+
+
+def test_an_api_started_during_a_postgres_outage_starts_and_applies_it(clean):
+    """The first poll comes before serving, so a process started mid-experiment
+    applies it from its first request; the API's own start-up provisioning (the
+    initial admin key) reaches the real PostgreSQL, so the API starts instead of
+    failing its lifespan until the experiment ends."""
+    key = "chaos-admin-key-0123456789"
+    settings = settings_for(clean, chaos_enabled=True, initial_api_key=key)
+    start(clean.database_url, "postgres", "outage")
+    with TestClient(create_api(settings), raise_server_exceptions=False) as api:
+        first = api.get("/api/v1/urls", headers=bearer(key))
+        assert first.status_code == 503, first.text  # the first request meets it
+        assert api.get(CHAOS, headers=bearer(key)).json()["items"][0]["active"] is True

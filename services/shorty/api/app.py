@@ -25,6 +25,7 @@ from shorty.bootstrap import DEPS, ApiDeps, api_deps
 from shorty.core.errors import DomainError
 from shorty.obs.requestlog import RequestLogMiddleware
 from shorty.ratelimit.asgi import RateLimitHeadersMiddleware
+from shorty.resilience.faults import bypassed
 from shorty.runtime import open_resources
 from shorty.settings import Settings
 from shorty.store.bootstrap import ensure_initial_api_key
@@ -99,11 +100,14 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, ApiDeps]]:
         async with watchdog.watching(), open_resources(settings) as resources:
             if provision and settings.initial_api_key is not None:
-                await ensure_initial_api_key(
-                    resources.pool,
-                    settings.initial_api_key.get_secret_value(),
-                    settings.initial_admin_email,
-                )
+                # Past any fault-injection experiment: an API restarted during an
+                # injected PostgreSQL outage must start, not crash-loop until it ends.
+                with bypassed():
+                    await ensure_initial_api_key(
+                        resources.pool,
+                        settings.initial_api_key.get_secret_value(),
+                        settings.initial_admin_email,
+                    )
             yield {DEPS: api_deps(settings, resources, openapi=openapi)}
 
     routes = [

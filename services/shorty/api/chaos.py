@@ -160,11 +160,7 @@ async def start(request: Request) -> Response:
         shorty__chaos__seconds=body.seconds,
     )
     out = ExperimentOut.of(experiment, experiment.started_at)
-    return JSONResponse(
-        out.model_dump(mode="json"),
-        status_code=201,
-        headers={"Location": f"/api/v1/admin/chaos/{experiment.id}"},
-    )
+    return JSONResponse(out.model_dump(mode="json"), status_code=201)
 
 
 @uninjected
