@@ -9,6 +9,7 @@ These routes are never hurt by an experiment (``uninjected``): their PostgreSQL 
 Redis calls, authentication's included, reach the real servers past the fault
 injection and the breakers, so an outage injected on PostgreSQL can still be
 listed and stopped through them.
+
 An experiment is a row of ``chaos_experiments``; every service process applies
 the ones in force (``resilience/faults.py``), so a start here reaches the whole
 stack within about a second, and each ends by itself at ``expires_at``.
@@ -29,13 +30,18 @@ from shorty.api.auth import authenticate
 from shorty.api.body import read_json, validate
 from shorty.api.params import QueryInt, path_id
 from shorty.bootstrap import api_deps_of
-from shorty.core.chaos import MAX_LATENCY_MS, MAX_SECONDS, MIN_SECONDS, Experiment
+from shorty.core.chaos import (
+    MAX_LATENCY_MS,
+    MAX_SECONDS,
+    MIN_SECONDS,
+    Dependency,
+    Experiment,
+)
 from shorty.obs.audit import audit
 from shorty.resilience.faults import bypassed
 from shorty.store.chaos import ChaosStore
 from shorty.web.problems import Problem
 
-Dependency = Literal["postgres", "redis"]
 Seconds = Annotated[
     int,
     Field(
@@ -96,7 +102,7 @@ class ExperimentOut(BaseModel):
     active: bool = Field(description="In force now: not stopped, not expired.")
 
     @classmethod
-    def of(cls, experiment: Experiment, now: datetime) -> ExperimentOut:
+    def of(cls, experiment: Experiment, *, active: bool) -> ExperimentOut:
         return cls(
             id=experiment.id,
             dependency=experiment.dependency,
@@ -107,7 +113,7 @@ class ExperimentOut(BaseModel):
             expires_at=experiment.expires_at,
             stopped_at=experiment.stopped_at,
             created_by=experiment.created_by,
-            active=experiment.active_at(now),
+            active=active,
         )
 
 
@@ -159,7 +165,7 @@ async def start(request: Request) -> Response:
         shorty__chaos__kind=experiment.kind,
         shorty__chaos__seconds=body.seconds,
     )
-    out = ExperimentOut.of(experiment, experiment.started_at)
+    out = ExperimentOut.of(experiment, active=True)
     return JSONResponse(out.model_dump(mode="json"), status_code=201)
 
 
@@ -169,7 +175,9 @@ async def history(request: Request) -> Response:
     store = _enabled(request)
     query = validate(dict(request.query_params), HistoryQuery)
     experiments, now = await store.history(query.limit)
-    listing = ExperimentList(items=[ExperimentOut.of(e, now) for e in experiments])
+    listing = ExperimentList(
+        items=[ExperimentOut.of(e, active=e.active_at(now)) for e in experiments]
+    )
     return JSONResponse(listing.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
 
 
@@ -196,8 +204,8 @@ async def stop(request: Request) -> Response:
             user__id=principal.user_id,
             shorty__chaos__id=experiment.id,
         )
-    # Ended either way: stopped now, or before.
-    return JSONResponse(ExperimentOut.of(experiment, experiment.expires_at).model_dump(mode="json"))
+    # Ended either way: stopped now, or before (stopped or expired).
+    return JSONResponse(ExperimentOut.of(experiment, active=False).model_dump(mode="json"))
 
 
 def _enabled(request: Request) -> ChaosStore:
