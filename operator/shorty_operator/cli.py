@@ -77,6 +77,25 @@ def seconds(name: str, default: float, text: str) -> Callable[[F], F]:
     "then count as ApiUnavailable.",
 )
 @click.option(
+    "--breaker-threshold",
+    type=click.IntRange(min=1, max=1000),
+    default=5,
+    envvar="SHORTY_OPERATOR_BREAKER_THRESHOLD",
+    help="Calls to the API failed in a row (unreachable, past --api-timeout, a 5xx; not a "
+    "4xx, which is the API answering) that open the operator's circuit breaker: then no "
+    "call is made for --breaker-cooldown, ShortLinks show ApiUnavailable at once and are "
+    "retried no sooner than the cool-down ends.",
+)
+@click.option(
+    "--breaker-cooldown",
+    type=click.FloatRange(min=0, max=3600),
+    default=10.0,
+    envvar="SHORTY_OPERATOR_BREAKER_COOLDOWN",
+    help="Seconds the circuit breaker stays open before one call probes the API (its "
+    "success closes the breaker, its failure opens it again); 0: the breaker never opens. "
+    "Its state is in /healthz ('api') and in shorty_breaker_state{dependency=\"api\"}.",
+)
+@click.option(
     "--liveness",
     default=LIVENESS,
     envvar="SHORTY_OPERATOR_LIVENESS",
@@ -135,6 +154,8 @@ def main(
     backoff: float,
     api_timeout: float,
     api_concurrency: int,
+    breaker_threshold: int,
+    breaker_cooldown: float,
     liveness: str,
     metrics_port: int,
     metrics_host: str,
@@ -161,6 +182,8 @@ def main(
         backoff=backoff,
         timeout=api_timeout,
         concurrency=api_concurrency,
+        breaker_threshold=breaker_threshold,
+        breaker_cooldown=breaker_cooldown,
         # Globs ('team-*') and "all namespaces" need the cluster's namespaces listed and watched.
         scan_cluster=not watched or any(c in name for name in watched for c in "*?[!"),
     )

@@ -4,16 +4,25 @@
 Every failure is one of three kinds, which the handlers turn into the Ready
 condition: ``Conflict`` (409: the code is another link's), ``Refused`` (another
 4xx: Shorty will not take this spec) and ``Unavailable`` (Shorty could not be
-reached, answered 5xx or 429, or refused the operator's own key)."""
+reached, answered 5xx or 429, or refused the operator's own key).
+
+Every call passes through one circuit breaker (``shorty.resilience.breaker``, the
+services' own, named ``api``): a call that could not reach the API, timed out or
+got a 5xx counts as a failure; any other answer, 4xx included, is the API working.
+While the breaker is open the client raises ``Unavailable`` at once, without a
+call, so a ShortLink retried or checked during an outage costs the API nothing
+(``retry_in`` says how long; the handlers wait at least that long)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from shorty.core.errors import LinkNotFound, QuotaExceeded
+from shorty.resilience.breaker import Breaker
 
 
 class ApiError(Exception):
@@ -34,20 +43,45 @@ class Refused(ApiError):
 
 
 class Unavailable(ApiError):
-    """Shorty could not do it now: unreachable, timed out, 5xx, 429, or the key refused."""
+    """Shorty could not do it now: unreachable, timed out, 5xx, 429, or the key refused;
+    or the circuit breaker refused the call, for ``retry_in`` seconds more."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        kind: str | None = None,
+        *,
+        retry_in: float = 0.0,
+    ) -> None:
+        super().__init__(message, status, kind)
+        self.retry_in = retry_in
 
 
 class ShortyClient:
     """PUT/GET/DELETE of the link declared under a reference."""
 
     def __init__(
-        self, base_url: str, api_key: str, *, timeout: float = 10.0, connections: int = 10
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 10.0,
+        connections: int = 10,
+        breaker: Breaker | None = None,
     ) -> None:
         """``timeout``: one call, waiting for a connection included; ``connections``: the
-        most calls in flight (more wait for one to finish, within their timeout)."""
+        most calls in flight (more wait for one to finish, within their timeout);
+        ``breaker``: the API's circuit breaker (none: every call is made)."""
         self._base = base_url.rstrip("/")
         self._timeout = timeout
+        self.breaker = breaker
+        self._last_failure = ""  # what the last failed call met, for calls refused after it
         self._shown = _without_credentials(self._base)  # for messages, status and events
+        # The calls in flight, at most: a call takes a slot before it asks the breaker, so
+        # calls that waited for one are refused once the breaker has opened meanwhile
+        # (in aiohttp's connection queue they would all still go out).
+        self._slots = asyncio.Semaphore(connections)
         self._session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": "shorty-operator"},
             timeout=aiohttp.ClientTimeout(total=timeout),
@@ -72,25 +106,33 @@ class ShortyClient:
         status, _ = await self._call("DELETE", ref, missing_ok=True)
         return status == 204
 
+    def retry_in(self) -> float:
+        """Seconds until the breaker lets a call through again (0: it does now)."""
+        return self.breaker.retry_in() if self.breaker is not None else 0.0
+
+    def health(self) -> dict[str, Any]:
+        """What ``/healthz`` shows under ``api``."""
+        if self.breaker is None:
+            return {"breaker": "off"}
+        return {
+            "breaker": self.breaker.state,
+            "threshold": self.breaker.threshold,
+            "cooldown": self.breaker.cooldown,
+        }
+
     async def _call(
         self, method: str, ref: str, body: dict[str, Any] | None = None, missing_ok: bool = False
     ) -> tuple[int, Any]:
-        url = f"{self._base}/api/v1/refs"
+        deadline = asyncio.get_running_loop().time() + self._timeout  # waiting included
         try:
-            async with self._session.request(
-                method, url, params={"ref": ref}, json=body
-            ) as response:
-                status = response.status
-                payload = await response.json(content_type=None) if status != 204 else None
-        except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
-            raise Unavailable(
-                f"Shorty's API at {self._shown} did not answer within {self._timeout:g} s"
-                " (--api-timeout)"
-            ) from exc
-        except (aiohttp.ClientError, ValueError) as exc:
-            raise Unavailable(
-                f"Shorty's API at {self._shown} cannot be reached: {_why(exc)}"
-            ) from exc
+            async with asyncio.timeout_at(deadline):
+                await self._slots.acquire()
+        except TimeoutError:  # the calls in flight are slow: they tell the breaker
+            raise Unavailable(self._late()) from None
+        try:
+            status, payload = await self._answer(method, ref, body, deadline)
+        finally:
+            self._slots.release()
         if status < 300:
             return status, payload
         detail, kind = _problem(payload)
@@ -113,9 +155,71 @@ class ShortyClient:
                 status,
                 kind,
             )
-        if status >= 500 or status == 429:
+        if status == 429:
             raise Unavailable(message, status, kind)
         raise Refused(message, status, kind)
+
+    async def _answer(
+        self, method: str, ref: str, body: dict[str, Any] | None, deadline: float
+    ) -> tuple[int, Any]:
+        """The API's answer below 500, through the breaker: ``Unavailable`` (and a
+        failure told to the breaker) for none or a 5xx; at once while it is open."""
+        breaker = self.breaker
+        if breaker is not None and not breaker.allow():
+            raise Unavailable(
+                f"{self._last_failure}; the operator's circuit breaker is open: it calls the"
+                f" API again once {breaker.cooldown:g} s have passed (--breaker-cooldown)",
+                retry_in=breaker.retry_in(),
+            )
+        try:
+            status, payload = await self._send(method, ref, body, deadline)
+            if status >= 500:
+                detail, kind = _problem(payload)
+                raise Unavailable(f"Shorty answered {status}: {detail}", status, kind)
+        except Unavailable as exc:
+            self._last_failure = exc.message
+            if breaker is not None:
+                breaker.failed(exc)
+            raise
+        except BaseException:  # cancelled: no verdict on the API
+            if breaker is not None:
+                breaker.released()
+            raise
+        if breaker is not None:
+            breaker.succeeded()  # it answered: a 4xx is the API working
+        return status, payload
+
+    async def _send(
+        self, method: str, ref: str, body: dict[str, Any] | None, deadline: float
+    ) -> tuple[int, Any]:
+        """One request, by ``deadline``: its status and JSON body; ``Unavailable`` when
+        there was no answer. (aiohttp makes a second attempt at an idempotent request
+        whose connection dropped: PUT, GET and DELETE by reference are.)"""
+        url = f"{self._base}/api/v1/refs"
+        left = max(0.001, deadline - asyncio.get_running_loop().time())
+        try:
+            async with self._session.request(
+                method,
+                url,
+                params={"ref": ref},
+                json=body,
+                timeout=aiohttp.ClientTimeout(total=left),
+            ) as response:
+                status = response.status
+                payload = await response.json(content_type=None) if status != 204 else None
+        except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
+            raise Unavailable(self._late()) from exc
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise Unavailable(
+                f"Shorty's API at {self._shown} cannot be reached: {_why(exc)}"
+            ) from exc
+        return status, payload
+
+    def _late(self) -> str:
+        return (
+            f"Shorty's API at {self._shown} did not answer within {self._timeout:g} s"
+            " (--api-timeout)"
+        )
 
 
 def _without_credentials(url: str) -> str:

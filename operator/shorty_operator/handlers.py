@@ -23,6 +23,7 @@ import kopf
 from prometheus_client import Counter, Histogram
 
 from shorty.core.errors import CodeImmutable
+from shorty.resilience.breaker import Breaker
 from shorty_operator.client import ApiError, Conflict, Refused, ShortyClient, Unavailable
 from shorty_operator.model import (
     POLICY,
@@ -68,6 +69,10 @@ class Config:
     timeout: float = 10.0  # one call to the API
     # Calls to the API in flight at once; more wait for one to end (within `timeout`).
     concurrency: int = 10
+    # The API's circuit breaker: this many failed calls in a row open it, and it lets one
+    # call probe after `breaker_cooldown` seconds (0: it never opens).
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 10.0
     # Watch the cluster's namespaces and CRDs for changes. Off when the operator is given
     # exact namespace names: it then needs no cluster-wide rights at all.
     scan_cluster: bool = True
@@ -82,6 +87,7 @@ def build_registry(config: Config) -> kopf.OperatorRegistry:
     kopf.on.startup(id="startup", registry=registry)(startup)
     kopf.on.cleanup(id="cleanup", registry=registry)(cleanup)
     kopf.on.probe(id="peering", registry=registry)(peering)
+    kopf.on.probe(id="api", registry=registry)(api)
     kopf.on.resume(*RESOURCE, id="upsert", registry=registry)(upsert)
     kopf.on.create(*RESOURCE, id="upsert", registry=registry)(upsert)
     kopf.on.update(*RESOURCE, id="upsert", field="spec", registry=registry)(upsert)
@@ -104,7 +110,13 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
     config: Config = memo["config"]
     memo["shorty"] = ShortyClient(
-        config.api_url, config.api_key, timeout=config.timeout, connections=config.concurrency
+        config.api_url,
+        config.api_key,
+        timeout=config.timeout,
+        connections=config.concurrency,
+        breaker=Breaker(
+            "api", threshold=config.breaker_threshold, cooldown=config.breaker_cooldown
+        ),
     )
     # Our own names on the objects, not kopf's defaults.
     settings.persistence.finalizer = FINALIZER
@@ -132,6 +144,13 @@ async def peering(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
     a restart changes nothing about another operator or a missing peering object)."""
     state: PeeringState | None = memo.get("peering")
     return state.report() if state is not None else {"state": "unknown"}
+
+
+async def api(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    """``/healthz`` shows the state of the API's circuit breaker (it stays 200: a
+    restart brings no API back)."""
+    client: ShortyClient | None = memo.get("shorty")
+    return client.health() if client is not None else {"breaker": "unknown"}
 
 
 # One reconciliation of an object at a time (a per-object lock in kopf's per-object
@@ -206,8 +225,17 @@ def _lock(memo: kopf.Memo) -> asyncio.Lock:
 
 
 def _retry_delay(memo: kopf.Memo, reason: Reason, retry: int) -> float | None:
+    """When kopf tries the handler again: never while the API's breaker would refuse
+    the call (kopf would only come back to fail at once, in a loop)."""
     config: Config = memo["config"]
-    return retry_delay(reason, retry, steady=config.conflict_retry, backoff=config.backoff)
+    client: ShortyClient = memo["shorty"]
+    return retry_delay(
+        reason,
+        retry,
+        steady=config.conflict_retry,
+        backoff=config.backoff,
+        at_least=client.retry_in(),
+    )
 
 
 async def _upsert(body: kopf.Body, memo: kopf.Memo, repair: bool = False) -> Outcome:

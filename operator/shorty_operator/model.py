@@ -78,14 +78,18 @@ POLICY: Mapping[Reason, Policy] = MappingProxyType(
 BACKOFF_MAX = 300.0
 
 
-def retry_delay(reason: Reason, retry: int, *, steady: float, backoff: float) -> float | None:
+def retry_delay(
+    reason: Reason, retry: int, *, steady: float, backoff: float, at_least: float = 0.0
+) -> float | None:
     """Seconds until the handler is tried again after ``reason`` at try number ``retry``
-    (0 the first): None when it is not retried."""
+    (0 the first): None when it is not retried. A backoff is never shorter than
+    ``at_least``: the rest of the API breaker's cool-down, during which a try would be
+    refused without a call anyway."""
     match POLICY[reason].retry:
         case Retry.STEADY:
             return steady
         case Retry.BACKOFF:
-            return float(min(backoff * 2 ** min(retry, 16), BACKOFF_MAX))
+            return max(float(min(backoff * 2 ** min(retry, 16), BACKOFF_MAX)), at_least)
         case Retry.NO:
             return None
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from shorty.processes import Child, NotReady
 from tests.e2e.processes import Service, call_json, get
 from tests.helpers import bearer, free_port, wait_for
@@ -75,6 +77,14 @@ class Operator(Child):
 
     def metrics(self) -> str:
         return get(self.metrics_port, "/metrics")[2].decode()
+
+    def sample(self, name: str, **labels: str) -> float:
+        """One sample of its /metrics (0 when it has none yet)."""
+        for family in text_string_to_metric_families(self.metrics()):
+            for found in family.samples:
+                if found.name == name and found.labels == labels:
+                    return float(found.value)
+        return 0.0
 
     def paused(self) -> float:
         """shorty_operator_paused, from its /metrics."""

@@ -180,3 +180,17 @@ def test_a_taken_code_is_retried_steadily_and_an_unavailable_api_with_backoff():
     assert delay(Reason.API_UNAVAILABLE, 10_000) == BACKOFF_MAX  # no overflow
     assert delay(Reason.SYNCED, 3) is None
     assert delay(Reason.INVALID_SPEC, 0) is None
+
+
+def test_an_unavailable_api_is_not_retried_before_its_breaker_lets_a_call_through():
+    """A retry while the API's breaker is open would be refused without a call: the
+    backoff is stretched to the rest of the cool-down (never shortened by it)."""
+
+    def delay(retry: int, at_least: float) -> float | None:
+        return retry_delay(
+            Reason.API_UNAVAILABLE, retry, steady=30.0, backoff=0.5, at_least=at_least
+        )
+
+    assert [delay(0, 7.5), delay(1, 7.5), delay(5, 7.5)] == [7.5, 7.5, 16.0]
+    assert delay(0, 0.0) == 0.5
+    assert retry_delay(Reason.CONFLICT, 0, steady=30.0, backoff=0.5, at_least=60.0) == 30.0

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+# Defined apart so that the operator exports them alone; importable from here too.
+from shorty.obs.breakermetrics import BREAKER_STATE as BREAKER_STATE
+from shorty.obs.breakermetrics import BREAKER_TRANSITIONS as BREAKER_TRANSITIONS
+
 REQUEST_SECONDS = Histogram(
     "shorty_http_request_duration_seconds",
     "Time to answer an HTTP request.",
@@ -28,17 +32,6 @@ REDIS_SKIPPED = Counter(
 REDIS_ERRORS = Counter(
     "shorty_redis_errors_total",
     "Redis calls that failed, counted by the Redis breaker (cache/guard.py).",
-)
-BREAKER_STATE = Gauge(
-    "shorty_breaker_state",
-    "State of a dependency's circuit breaker: 0 closed, 1 open, 2 half-open"
-    " (resilience/breaker.py).",
-    ["dependency"],  # postgres, redis
-)
-BREAKER_TRANSITIONS = Counter(
-    "shorty_breaker_transitions_total",
-    "Circuit breaker state changes, by the state entered.",
-    ["dependency", "to"],  # to: closed, open, half-open
 )
 CLICKS_BUFFERED = Gauge(
     "shorty_click_buffer_size", "Clicks waiting in memory to be written to Redis."

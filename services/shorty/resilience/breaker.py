@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from shorty.obs.metrics import BREAKER_STATE, BREAKER_TRANSITIONS
+from shorty.obs.breakermetrics import BREAKER_STATE, BREAKER_TRANSITIONS
 
 log = logging.getLogger(__name__)
 
