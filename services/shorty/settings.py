@@ -258,6 +258,13 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(
         5, ge=1, le=100, description="Tries of a stream entry before the dead-letter stream."
     )
+    max_retrying: int = Field(
+        5000,
+        ge=1,
+        le=1_000_000,
+        description="Failed stream entries one consumer holds waiting for their retry; at"
+        " that many it reads no new entries (they wait in the stream) until some are done.",
+    )
     retry_base: float = Field(
         1.0, gt=0, le=3600, description="First retry delay of a failed entry (s); doubles."
     )

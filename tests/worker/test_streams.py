@@ -306,6 +306,59 @@ def test_after_a_restart_held_entries_are_read_once_then_wait_their_backoff(clea
     assert client.xlen(DLQ) == 0
 
 
+def test_a_consumer_holds_at_most_max_retrying_failed_entries_the_rest_wait_in_the_stream(
+    clean, client, caplog
+):
+    """Every entry failing (PostgreSQL refusing each, say): the consumer keeps at most
+    ``max_retrying`` of them waiting for their retry and reads no more, however many
+    arrive; the others wait in the stream. Once entries succeed, all are handled, none
+    lost. (Without the bound, the six reads took 60 into memory.)"""
+    ids = [client.xadd("t:stream", {"n": str(i)}) for i in range(100)]
+    broken = [True]
+    seen: list[bytes] = []
+
+    async def handler(entries):
+        seen.extend(entry_id for entry_id, _ in entries)
+        return {i: Failure("refused") for i, _ in entries} if broken[0] else {}
+
+    async def go():
+        async_client = aredis.Redis.from_url(clean.redis_url)
+        consumer = Consumer(
+            async_client,
+            "t:stream",
+            "g",
+            "c1",
+            handler,
+            batch=10,
+            max_retrying=25,
+            retry_base=0.3,
+            rand=lambda: 1.0,
+        )
+        try:
+            for _ in range(6):  # more reads than the bound needs
+                await consumer.step(block_ms=10)
+            held = len(consumer._retry_at)
+            read = len(set(seen))
+            broken[0] = False
+            for _ in range(200):
+                if client.xpending("t:stream", "g")["pending"] == 0 and len(set(seen)) == 100:
+                    break
+                await consumer.step(block_ms=50)
+            return held, read
+        finally:
+            await async_client.aclose()
+
+    with caplog.at_level("INFO", logger="shorty.worker.streams"):
+        held, read = asyncio.run(go())
+    print(f"100 entries, all failing: {read} read, {held} held for a retry (bound 25)")
+    assert held == read == 25
+    assert set(seen) == set(ids)  # all handled in the end, none lost
+    assert client.xpending("t:stream", "g")["pending"] == 0
+    assert client.xlen(DLQ) == 0
+    assert "(SHORTY_MAX_RETRYING)" in caplog.text
+    assert "reading new entries again" in caplog.text
+
+
 @pytest.mark.parametrize(
     "args",
     [

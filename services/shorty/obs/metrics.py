@@ -75,6 +75,12 @@ STREAM_ENTRIES = Counter(
     ["stream", "group", "outcome"],
 )
 STREAM_LENGTH = Gauge("shorty_stream_length", "Entries in a Redis stream.", ["stream"])
+STREAM_HELD_BACK = Counter(
+    "shorty_stream_held_back_total",
+    "Reads of new entries a consumer skipped because as many failed entries as it may"
+    " hold (SHORTY_MAX_RETRYING) wait for their retry: the new ones wait in the stream.",
+    ["stream", "group"],
+)
 STREAM_PENDING = Gauge(
     "shorty_stream_pending",
     "Entries delivered to a group but not yet acknowledged.",

@@ -77,6 +77,7 @@ async def run_worker(
         async with open_resources(settings, redis_block_seconds=BLOCK_MS / 1000) as res:
             options: dict[str, Any] = {
                 "max_deliveries": settings.max_deliveries,
+                "max_retrying": settings.max_retrying,
                 "claim_idle_ms": int(settings.claim_idle * 1000),
                 "retry_base": settings.retry_base,
                 "retry_cap": settings.retry_cap,

@@ -17,10 +17,18 @@ handler accepted. The handler answers in one of three ways:
 Entries left pending by a consumer that died are claimed (XAUTOCLAIM) once idle
 for ``claim_idle_ms``. One that has already been delivered ``max_deliveries``
 times (it may be what killed its consumers) goes straight to the dead letters.
+
+What a consumer holds in memory is bounded: one batch (``batch`` entries, the
+COUNT of each read) and the failed entries waiting for their retry, at most
+``max_retrying``. At that many it reads no new entries and claims none until
+retries are done or dead: the new ones wait in the stream (its lag shows them,
+``shorty_stream_held_back_total`` counts the skipped reads) instead of piling up
+in the process while every entry fails.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -37,7 +45,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from shorty.obs.metrics import STREAM_BATCH, STREAM_ENTRIES
+from shorty.obs.metrics import STREAM_BATCH, STREAM_ENTRIES, STREAM_HELD_BACK
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +100,7 @@ class Consumer:
         *,
         batch: int = 500,
         max_deliveries: int = 5,
+        max_retrying: int = 5000,
         claim_idle_ms: int = 60_000,
         retry_base: float = 1.0,
         retry_cap: float = 60.0,
@@ -104,6 +113,8 @@ class Consumer:
         self._handler = handler
         self.batch = batch
         self.max_deliveries = max_deliveries
+        self.max_retrying = max(1, max_retrying)
+        self._held_back = False  # the retry set is full (logged once per time)
         self._claim_idle_ms = claim_idle_ms
         self._retry_base = retry_base
         # A retry must come before the entry looks abandoned to the other consumers.
@@ -168,27 +179,50 @@ class Consumer:
             entries = await self._present(claimed, expected=due)
             if entries:
                 return entries
-        if time.monotonic() >= self._next_claim:
-            self._next_claim = time.monotonic() + CLAIM_EVERY
-            entries = await self._claim_abandoned()
-            if entries:
-                return entries
         # Wait no longer than the next retry is due.
         wait = self.retry_due_in()
         block = block_ms if wait is None else max(1, min(block_ms, int(wait * 1000)))
+        room = self.max_retrying - len(self._retry_at)  # each entry read may fail
+        if not self._has_room(room):
+            await asyncio.sleep(block / 1000)
+            return []
+        if time.monotonic() >= self._next_claim:
+            self._next_claim = time.monotonic() + CLAIM_EVERY
+            entries = await self._claim_abandoned(min(self.batch, room))
+            if entries:
+                return entries
         reply = await self._redis.xreadgroup(
-            self.group, self.name, {self.stream: ">"}, count=self.batch, block=block
+            self.group, self.name, {self.stream: ">"}, count=min(self.batch, room), block=block
         )
         return list(reply[0][1]) if reply else []
 
-    async def _claim_abandoned(self) -> list[Entry]:
+    def _has_room(self, room: int) -> bool:
+        """Whether new entries may be read; says so when that changes."""
+        full = room <= 0
+        if full:
+            STREAM_HELD_BACK.labels(self.stream, self.group).inc()
+        if full != self._held_back:
+            self._held_back = full
+            if full:
+                log.warning(
+                    "%s (%s): %d failed entries wait for their retry (SHORTY_MAX_RETRYING);"
+                    " no new entries are read until some are done",
+                    self.stream,
+                    self.group,
+                    len(self._retry_at),
+                )
+            else:
+                log.info("%s (%s): reading new entries again", self.stream, self.group)
+        return not full
+
+    async def _claim_abandoned(self, count: int) -> list[Entry]:
         reply: Any = await self._redis.xautoclaim(
             self.stream,
             self.group,
             self.name,
             self._claim_idle_ms,
             start_id=self._claim_from,
-            count=self.batch,
+            count=count,
         )
         # Redis scans a bounded part of the pending list per call: go on from there
         # next time ("0-0" again once the end is reached).
