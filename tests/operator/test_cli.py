@@ -123,3 +123,22 @@ def test_the_api_timeout_is_read_from_the_environment(tmp_path):
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "Invalid value for '--api-timeout'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--breaker-threshold", "0"), ("--breaker-cooldown", "-1"), ("--breaker-cooldown", "soon")],
+)
+def test_a_breaker_option_out_of_range_is_a_usage_error(option, value, tmp_path):
+    done = operator(option, value, tmp_path=tmp_path)
+    assert done.returncode == 2
+    assert f"Invalid value for '{option}'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_breaker_options_are_read_from_the_environment(tmp_path):
+    command, env = operator_command(tmp_path=tmp_path)
+    env["SHORTY_OPERATOR_BREAKER_THRESHOLD"] = "0"
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "Invalid value for '--breaker-threshold'" in done.stderr
