@@ -178,8 +178,8 @@ class ShortyClient:
                 raise Unavailable(f"Shorty answered {status}: {detail}", status, kind)
         except Unavailable as exc:
             self._last_failure = exc.message
-            if breaker is not None:
-                breaker.failed(exc)
+            if breaker is not None:  # its log line names what the call met
+                breaker.failed(exc.__cause__ or exc)
             raise
         except BaseException:  # cancelled: no verdict on the API
             if breaker is not None:
