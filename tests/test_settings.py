@@ -185,6 +185,10 @@ def test_the_lookup_bound_is_smaller_than_the_request_bound(monkeypatch, request
         ("SHORTY_MAX_IN_FLIGHT", "-1", "greater than or equal to 0"),
         ("SHORTY_MAX_IN_FLIGHT", "1000001", "less than or equal to 1000000"),
         ("SHORTY_MAX_LOOKUPS_IN_FLIGHT", "-1", "greater than or equal to 0"),
+        ("SHORTY_API_DEADLINE", "0.05", "greater than or equal to 0.1"),
+        ("SHORTY_API_DEADLINE", "301", "less than or equal to 300"),
+        ("SHORTY_REDIRECT_DEADLINE", "0", "greater than or equal to 0.05"),
+        ("SHORTY_REDIRECT_REDIS_TIMEOUT", "0", "greater than 0"),
         ("SHORTY_LIVENESS_MAX_LAG", "0.1", "greater than or equal to 0.5"),
         ("SHORTY_LIVENESS_MAX_LAG", "301", "less than or equal to 300"),
     ],
@@ -230,3 +234,15 @@ def test_breaker_settings(monkeypatch):
     settings = load_settings()
     assert (settings.db_breaker_threshold, settings.db_breaker_cooldown) == (3, 0.0)
     assert (settings.redis_breaker_threshold, settings.redis_backoff) == (4, 7.5)
+
+
+def test_deadlines(monkeypatch):
+    defaults = load_settings()
+    # A redirect's Redis call is capped well under its budget, which a 300 ms slow
+    # Redis round trip exceeds (docs/resilience.md, "Deadlines").
+    assert (defaults.redirect_deadline, defaults.redirect_redis_timeout) == (0.5, 0.1)
+    assert defaults.api_deadline == defaults.db_timeout == 5.0
+    monkeypatch.setenv("SHORTY_API_DEADLINE", "12.5")
+    monkeypatch.setenv("SHORTY_REDIRECT_DEADLINE", "0.25")
+    settings = load_settings()
+    assert (settings.api_deadline, settings.redirect_deadline) == (12.5, 0.25)

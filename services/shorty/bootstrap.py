@@ -117,9 +117,12 @@ def redirect_deps(settings: Settings, resources: Resources) -> RedirectDeps:
         lru_size=settings.lru_size,
         lru_ttl=settings.lru_ttl,
         negative_ttl=settings.negative_ttl,
-        db_timeout=settings.db_timeout,
+        # A lookup waits for PostgreSQL no longer than its budget allows.
+        db_timeout=min(settings.db_timeout, settings.redirect_deadline),
         stale_ttl=settings.stale_ttl,
         max_lookups=settings.lookup_bound,
+        deadline=settings.redirect_deadline,
+        redis_call=settings.redirect_redis_timeout,
     )
     clicks = ClickBuffer(
         resources.redis,
@@ -133,7 +136,12 @@ def redirect_deps(settings: Settings, resources: Resources) -> RedirectDeps:
         pool=resources.pool,
         redis=resources.redis,
         resolver=resolver,
-        limits=ClickLimits(resources.pool, resources.redis, guard),
+        limits=ClickLimits(
+            resources.pool,
+            resources.redis,
+            guard,
+            deadline=settings.redirect_deadline,
+        ),
         clicks=clicks,
         buckets=(
             TokenBuckets(settings.redirect_rate, settings.redirect_burst)

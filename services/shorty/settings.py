@@ -128,6 +128,30 @@ class Settings(BaseSettings):
         description="Connections each process may open to Redis; past them a call waits"
         " (at most SHORTY_REDIS_TIMEOUT) for one to be free.",
     )
+    api_deadline: float = Field(
+        5.0,
+        ge=0.1,
+        le=300,
+        description="Seconds an API request may take (its budget): every wait in it ends by"
+        " then, and past it the answer is 503 with Retry-After, within 0.1 s. Probes have"
+        " their own (SHORTY_READY_TIMEOUT).",
+    )
+    redirect_deadline: float = Field(
+        0.5,
+        ge=0.05,
+        le=60,
+        description="Seconds a redirect past the process LRU may take (its budget): its"
+        " Redis and PostgreSQL waits end by then; past it, a stale copy or 503 with"
+        " Retry-After, within 0.1 s.",
+    )
+    redirect_redis_timeout: float = Field(
+        0.1,
+        gt=0,
+        le=30,
+        description="Seconds one Redis call of a redirect's link lookup (the cache tier) may"
+        " take, within its budget; a slower one counts as a Redis failure and opens the"
+        " Redis breaker, so lookups go to PostgreSQL instead of waiting on a slow Redis.",
+    )
     ready_timeout: float = Field(
         1.0, gt=0, le=30, description="Seconds each /readyz check waits for its dependency."
     )

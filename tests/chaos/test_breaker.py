@@ -47,6 +47,10 @@ def breaker_settings(clean, proxy: Proxy) -> Settings:
         db_pool_max=2,
         db_breaker_threshold=THRESHOLD,
         db_breaker_cooldown=COOLDOWN,
+        # Budgets longer than the PostgreSQL deadline: these tests show the breaker
+        # against SHORTY_DB_TIMEOUT (the deadlines' own tests: test_deadline.py).
+        redirect_deadline=DB_TIMEOUT + 1,
+        api_deadline=DB_TIMEOUT + 1,
     )
 
 

@@ -34,6 +34,9 @@ def settings(clean, proxy, **bounds):
         db_timeout=DB_TIMEOUT,
         db_acquire_timeout=DB_TIMEOUT,
         db_pool_max=HELD,
+        # Budgets longer than that, so the held requests stay held for the test.
+        redirect_deadline=DB_TIMEOUT + 1,
+        api_deadline=DB_TIMEOUT + 1,
         **bounds,
     )
 

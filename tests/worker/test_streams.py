@@ -13,8 +13,9 @@ import redis.asyncio as aredis
 from redis.exceptions import ResponseError
 
 from shorty.redirect.clicks import STREAM
+from shorty.resilience.retry import full_jitter
 from shorty.worker.ingest import GROUP
-from shorty.worker.streams import DLQ, Consumer, Failure, full_jitter
+from shorty.worker.streams import DLQ, Consumer, Failure
 from tests.helpers import query
 from tests.worker.helpers import add_clicks, add_link, count_of, with_consumer
 

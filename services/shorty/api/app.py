@@ -23,14 +23,17 @@ from shorty.api.problems import domain_problem
 from shorty.api.routes import OPERATIONS, routing_table
 from shorty.bootstrap import DEPS, ApiDeps, api_deps
 from shorty.core.errors import DomainError
+from shorty.obs.metrics import DEADLINE_EXCEEDED
 from shorty.obs.requestlog import RequestLogMiddleware
 from shorty.ratelimit.asgi import RateLimitHeadersMiddleware
+from shorty.resilience.deadline import DeadlineExceeded
 from shorty.resilience.faults import bypassed
 from shorty.runtime import open_resources
 from shorty.settings import Settings
 from shorty.store.bootstrap import ensure_initial_api_key
 from shorty.store.errors import UNAVAILABLE
 from shorty.web import health
+from shorty.web.deadline import DeadlineMiddleware
 from shorty.web.liveness import LoopWatchdog
 from shorty.web.problems import MEDIA_TYPE, Problem
 from shorty.web.shedding import ShedMiddleware, fixed_answer
@@ -49,6 +52,24 @@ OVERLOADED = fixed_answer(
         separators=(",", ":"),
     ).encode(),
 )
+
+
+# Past SHORTY_API_DEADLINE: the problem a wait that ran out raises into (DeadlineExceeded,
+# answered by ``deadline_exceeded``) and the one the backstop sends itself.
+RETRY_AFTER_DEADLINE = 5
+_DEADLINE_PROBLEM = Problem(
+    503,
+    "deadline-exceeded",
+    "Request took too long",
+    "The request could not be completed within its deadline; retry in a few seconds.",
+    headers={"Retry-After": str(RETRY_AFTER_DEADLINE)},
+)
+PAST_DEADLINE = fixed_answer(
+    MEDIA_TYPE.encode(),
+    json.dumps(_DEADLINE_PROBLEM.body(), separators=(",", ":")).encode(),
+    retry_after=RETRY_AFTER_DEADLINE,
+)
+_EXCEEDED = DEADLINE_EXCEEDED.labels("api")
 
 
 async def domain_error(request: Request, exc: Exception) -> Response:
@@ -83,6 +104,14 @@ async def unavailable(request: Request, exc: Exception) -> Response:
         "The database cannot be reached; retry in a few seconds.",
         headers={"Retry-After": "5"},
     ).response(request.url.path)
+
+
+async def deadline_exceeded(request: Request, exc: Exception) -> Response:
+    # Before ``unavailable``: a DeadlineExceeded is a TimeoutError, one of UNAVAILABLE.
+    assert isinstance(exc, DeadlineExceeded)
+    _EXCEEDED.inc()
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return _DEADLINE_PROBLEM.response(request.url.path)
 
 
 def create_app(
@@ -139,6 +168,14 @@ def create_app(
             access_log=settings.access_log,
             trace=True,
         ),
+        # The budget starts once the request is let in and logged; its 503 is logged too.
+        Middleware(
+            DeadlineMiddleware,
+            service="api",
+            seconds=settings.api_deadline,
+            answer=PAST_DEADLINE,
+            skip_paths=health.PROBE_PATHS,
+        ),
         Middleware(RateLimitHeadersMiddleware),
     ]
     handlers = {
@@ -146,6 +183,7 @@ def create_app(
         Problem: problem,
         HTTPException: http_error,
         **dict.fromkeys(UNAVAILABLE, unavailable),
+        DeadlineExceeded: deadline_exceeded,
     }
     return Starlette(
         routes=routes,

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from shorty.obs.metrics import REDIS_ERRORS, REDIS_SKIPPED
 from shorty.resilience.breaker import Breaker
+from shorty.resilience.deadline import DeadlineExceeded
 
 REDIS = "redis"
 REDIS_FAILURES = (RedisError, OSError)
@@ -46,7 +47,13 @@ class RedisGuard(Breaker):
     def failed(self, exc: BaseException) -> None:
         """A Redis call failed (an error or SHORTY_REDIS_TIMEOUT). An error Redis
         answered with (``ResponseError``: a script's error, WRONGTYPE, NOGROUP) is
-        counted but shows that Redis answers: it does not count towards opening."""
+        counted but shows that Redis answers: it does not count towards opening. A
+        call not made because the request's deadline had passed (``DeadlineExceeded``
+        before it started) is no news of Redis at all. A call that overran its budget
+        is a failure (``cache/client.py``)."""
+        if isinstance(exc, DeadlineExceeded):
+            self.released()
+            return
         REDIS_ERRORS.inc()
         if isinstance(exc, ResponseError):
             self.succeeded()

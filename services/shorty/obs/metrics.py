@@ -47,6 +47,12 @@ SHED = Counter(
     " (web/shedding.py).",
     ["service", "bound"],  # bound: requests (SHORTY_MAX_IN_FLIGHT), lookups (the redirect's)
 )
+DEADLINE_EXCEEDED = Counter(
+    "shorty_deadline_exceeded_total",
+    "Requests answered 503 because their budget (SHORTY_API_DEADLINE,"
+    " SHORTY_REDIRECT_DEADLINE) ran out (resilience/deadline.py).",
+    ["service"],
+)
 IN_FLIGHT = Gauge(
     "shorty_http_requests_in_flight",
     "HTTP requests a process is working on (probes not counted); read at scrape time.",

@@ -31,10 +31,11 @@ from shorty.cache.invalidation import listen
 from shorty.core.codes import is_well_formed
 from shorty.core.links import LinkState
 from shorty.core.targets import ascii_url, merge_query
-from shorty.obs.metrics import RATE_LIMITED
+from shorty.obs.metrics import DEADLINE_EXCEEDED, RATE_LIMITED
 from shorty.obs.requestlog import RequestLogMiddleware
 from shorty.redirect.clicks import click_fields
 from shorty.redirect.pages import not_redirecting
+from shorty.resilience.deadline import DeadlineExceeded
 from shorty.runtime import open_resources
 from shorty.settings import Settings
 from shorty.store.errors import UNAVAILABLE
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_UNAVAILABLE = 5
 _OWN_PATHS = health.PROBE_PATHS
 _NO_STORE = b"no-store"
+_EXCEEDED = DEADLINE_EXCEEDED.labels("redirect")
 
 
 class RedirectService:
@@ -128,8 +130,12 @@ async def follow(deps: RedirectDeps, scope: Scope, receive: Receive, send: Send)
     except Overloaded:  # too many lookups past the LRU already (counted and logged there)
         await PLAIN(send)
         return
-    except UNAVAILABLE:
-        log.warning("lookup of %s failed: PostgreSQL unavailable", code)
+    except UNAVAILABLE as exc:
+        if isinstance(exc, DeadlineExceeded):  # SHORTY_REDIRECT_DEADLINE ran out
+            _EXCEEDED.inc()
+            log.warning("lookup of %s failed: %s", code, exc)
+        else:
+            log.warning("lookup of %s failed: PostgreSQL unavailable", code)
         await _refuse(scope, receive, send, 503, retry_after=RETRY_AFTER_UNAVAILABLE)
         return
     query = scope["query_string"]

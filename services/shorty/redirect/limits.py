@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from shorty.cache.guard import RedisGuard
 from shorty.cache.links import USES
+from shorty.resilience import deadline
 
 USES_TTL = 86_400  # renewed by every use, so a counter in use is not re-seeded
 # ARGV[1]: the seed ('' when not known yet). Without a counter and without a seed,
@@ -32,14 +33,30 @@ return used
 
 
 class ClickLimits:
-    def __init__(self, pool: asyncpg.Pool, client: aredis.Redis, guard: RedisGuard) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        client: aredis.Redis,
+        guard: RedisGuard,
+        *,
+        deadline: float = 60.0,
+    ) -> None:
         self._pool = pool
         self._redis = client
         self._guard = guard
         self._spend = client.register_script(_SPEND)
+        # SHORTY_REDIRECT_DEADLINE, as for the lookup; but not the lookup's short cap on
+        # each Redis call: without Redis the limit is only approximate (click_count
+        # trails), so a busy Redis is worth waiting for, up to SHORTY_REDIS_TIMEOUT.
+        self._deadline = deadline
 
     async def allow(self, code: str, max_clicks: int, *, spend: bool) -> bool:
-        """May this request (a GET spends a use; a HEAD only looks) be redirected?"""
+        """May this request (a GET spends a use; a HEAD only looks) be redirected?
+        Within the request's budget (the lookup's, if it had one)."""
+        async with deadline.within(self._deadline):
+            return await self._allow(code, max_clicks, spend)
+
+    async def _allow(self, code: str, max_clicks: int, spend: bool) -> bool:
         if self._guard.usable():
             try:
                 allowed = await self._allow_redis(code, max_clicks, spend)

@@ -13,6 +13,14 @@ PostgreSQL answers; when PostgreSQL is unavailable (``UNAVAILABLE``), it is
 (``outage.py``). Invalidation removes stale copies as it removes fresh ones, and
 a copy is served only if it is still there after PostgreSQL failed.
 
+Deadlines: a lookup past the LRU runs within the request's budget
+(SHORTY_REDIRECT_DEADLINE from when it left the LRU: an LRU hit never waits, and
+starts none), and the cache tier's Redis calls within SHORTY_REDIRECT_REDIS_TIMEOUT
+each, so a slow Redis opens the Redis breaker and the lookup still has time for
+PostgreSQL;
+whatever happens, it ends within ``deadline.GRACE`` of the deadline
+(``shorty.resilience.deadline``) with ``DeadlineExceeded``, a 503.
+
 Load shedding: at most ``max_lookups`` lookups go past the LRU at once: the next
 one raises ``Overloaded`` (a 503) at once instead of queueing for Redis or
 PostgreSQL, while LRU hits are still answered (``shorty.web.shedding``).
@@ -34,6 +42,7 @@ from shorty.cache.links import ABSENT, Absent, CachedLink, LinkCache, Stale
 from shorty.core.links import blocked_status
 from shorty.obs.metrics import LOOKUPS
 from shorty.redirect.outage import PostgresOutage
+from shorty.resilience import deadline, retry
 from shorty.resilience.breaker import Breaker
 from shorty.store.errors import UNAVAILABLE
 from shorty.web.shedding import Overloaded, Shedder
@@ -66,6 +75,8 @@ class Resolver:
         db_timeout: float,
         stale_ttl: float = 0,
         max_lookups: int = 0,
+        deadline: float = 60.0,
+        redis_call: float | None = None,
     ) -> None:
         self._pool = pool
         self._cache = cache
@@ -84,6 +95,8 @@ class Resolver:
         self._guard = guard
         self._postgres = postgres  # the pool's breaker (store/db.py)
         self._db_timeout = db_timeout
+        self._deadline = deadline  # SHORTY_REDIRECT_DEADLINE
+        self._redis_call = redis_call  # SHORTY_REDIRECT_REDIS_TIMEOUT, each cache call
         # A lookup that overlapped an invalidation of its code (or of everything) is
         # answered but not remembered: it may carry what was just changed.
         self._sequence = 0
@@ -122,25 +135,26 @@ class Resolver:
                 if absent_until is not None and absent_until > now:
                     _LRU_ABSENT.inc()
                     return None
-        pending = self._in_flight.get(code)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        if len(self._in_flight) >= self._max_lookups:
-            self._shedder.shed()
-            raise Overloaded
-        pending = asyncio.get_running_loop().create_future()
-        self._in_flight[code] = pending
-        try:
-            link = await self._look_up(code)
-        except BaseException as exc:
-            pending.set_exception(exc)
-            pending.exception()  # retrieved here, so no "never retrieved" warning
-            raise
-        else:
-            pending.set_result(link)
-            return link
-        finally:
-            del self._in_flight[code]
+        async with deadline.within(self._deadline):
+            pending = self._in_flight.get(code)
+            if pending is not None:
+                return await asyncio.shield(pending)
+            if len(self._in_flight) >= self._max_lookups:
+                self._shedder.shed()
+                raise Overloaded
+            pending = asyncio.get_running_loop().create_future()
+            self._in_flight[code] = pending
+            try:
+                link = await self._look_up(code)
+            except BaseException as exc:
+                pending.set_exception(exc)
+                pending.exception()  # retrieved here, so no "never retrieved" warning
+                raise
+            else:
+                pending.set_result(link)
+                return link
+            finally:
+                del self._in_flight[code]
 
     async def _look_up(self, code: str) -> CachedLink | None:
         started = self._sequence
@@ -203,6 +217,11 @@ class Resolver:
         if self._all_forgotten > started or self._forgotten.get(code, 0) > started:
             return None
         if found is not None:
+            budget = deadline.current()
+            if budget is not None and budget.remaining() <= 0:
+                # No time to read Redis again (PostgreSQL took the whole budget): the
+                # copy read before, which no invalidation heard since has removed.
+                return self._serve_stale(code, found)
             # Read Redis again: the entry read before may have been invalidated since.
             again, _ = await self._from_redis(code, generation=False)
             if isinstance(again, CachedLink):
@@ -219,9 +238,13 @@ class Resolver:
         if not self._cache.enabled or not self._guard.usable():
             return None, None
         try:
-            cached = await self._cache.get(code)
-            fresh = cached is not None and not isinstance(cached, Stale)
-            version = await self._cache.generation(code) if generation and not fresh else None
+            async with asyncio.timeout(self._redis_call):
+                cached = await self._cache.get(code)
+                fresh = cached is not None and not isinstance(cached, Stale)
+                if generation and not fresh:
+                    version = await self._cache.generation(code)
+                else:
+                    version = None
         except (RedisError, OSError) as exc:
             self._guard.failed(exc)
             return None, None
@@ -232,7 +255,8 @@ class Resolver:
 
     async def _to_redis(self, code: str, link: CachedLink | Absent, generation: bytes) -> None:
         try:
-            await self._cache.put(code, link, generation)
+            async with asyncio.timeout(self._redis_call):
+                await self._cache.put(code, link, generation)
         except (RedisError, OSError) as exc:
             self._guard.failed(exc)
         else:
@@ -240,13 +264,14 @@ class Resolver:
 
     async def _from_postgres(self, code: str) -> CachedLink | Absent:
         # Waiting for a connection and the query together get SHORTY_DB_TIMEOUT
-        # (asyncio.timeout: no extra task, unlike an acquire timeout).
-        deadline = asyncio.timeout(self._db_timeout)
+        # (asyncio.timeout: no extra task, unlike an acquire timeout), and the request's
+        # budget (the pool). A read: retried once on a fresh connection if its own broke.
+        own = asyncio.timeout(self._db_timeout)
         try:
-            async with deadline:
-                row = await self._pool.fetchrow(_SELECT, code)
+            async with own:
+                row = await retry.idempotent(lambda: self._pool.fetchrow(_SELECT, code))
         except TimeoutError as exc:
-            if deadline.expired():  # the pool saw a cancellation: the breaker hears it here
+            if own.expired():  # the pool saw a cancellation: the breaker hears it here
                 self._postgres.failed(exc)
             raise
         if row is None:

@@ -15,6 +15,14 @@ deadline, and how each ``async with pool.acquire()`` block ended is reported to
 it. Only ``UNAVAILABLE`` failures count against PostgreSQL; an error PostgreSQL
 answered with (a constraint, a syntax error) shows that it answers.
 
+Within a request's budget (``shorty.resilience.deadline``), the acquire waits
+min(its timeout, the time left), and a connection still held by an ``async with
+pool.acquire()`` block at the deadline is closed: its query ends at once (a
+cancelled query would instead wait for PostgreSQL to confirm the cancellation, which
+a hung server never does) and the block raises ``DeadlineExceeded``, counted by the
+breaker as a failure: a call too slow for its budget. With no time left the
+acquire raises ``DeadlineExceeded`` without asking: no verdict, not counted.
+
 With fault injection on (SHORTY_CHAOS_ENABLED), an acquire that the breaker lets
 through first meets the experiment in force on PostgreSQL, if any
 (``resilience/faults.py``): injected latency is waited before the connection is
@@ -25,6 +33,9 @@ to the breaker like a real one.
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -33,7 +44,9 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolAcquireContext
 
+from shorty.resilience import deadline
 from shorty.resilience.breaker import Breaker, BreakerOpen
+from shorty.resilience.deadline import Budget, DeadlineExceeded
 from shorty.resilience.faults import BYPASS, Faults
 from shorty.settings import Settings
 from shorty.store.errors import UNAVAILABLE
@@ -61,36 +74,70 @@ class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg is untyped
         self.faults = faults
 
     def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
-        timeout = self.acquire_timeout if timeout is None else timeout
+        wait = self.acquire_timeout if timeout is None else timeout
         if self.faults is not None and BYPASS.get():
             # The chaos controls themselves: past the experiment and the breaker, which
             # it opened, so that an experiment on PostgreSQL can always be stopped.
-            return PoolAcquireContext(self, timeout)
+            return PoolAcquireContext(self, wait)
+        budget = deadline.current()
+        if budget is not None:
+            wait = budget.bounded(wait)  # DeadlineExceeded before the breaker is asked
         self.breaker.check()  # BreakerOpen while open (or while its probe is out)
-        return _ReportingAcquire(self, timeout, self.breaker, self.faults)
+        return _ReportingAcquire(self, wait, self.breaker, budget, self.faults)
 
 
 class _ReportingAcquire(PoolAcquireContext):  # type: ignore[misc]
-    """asyncpg's acquire context, telling the breaker how the block ended (and, with
-    fault injection, meeting the experiment in force first)."""
+    """asyncpg's acquire context, telling the breaker how the block ended, closing the
+    connection at the request's deadline (and, with fault injection, meeting the
+    experiment in force first)."""
 
-    __slots__ = ("breaker", "faults")
+    __slots__ = ("breaker", "budget", "closer", "faults", "overran", "started")
 
     def __init__(
-        self, pool: BoundedPool, timeout: float, breaker: Breaker, faults: Faults | None
+        self,
+        pool: BoundedPool,
+        timeout: float,
+        breaker: Breaker,
+        budget: Budget | None,
+        faults: Faults | None,
     ) -> None:
         super().__init__(pool, timeout)
         self.breaker = breaker
+        self.budget = budget
         self.faults = faults
+        self.closer: asyncio.TimerHandle | None = None
+        self.overran = False
+        self.started = time.monotonic()
 
     async def __aenter__(self) -> asyncpg.Connection:
         try:
             if self.faults is not None:
                 await self.faults.before_postgres(self.timeout)
-            return await super().__aenter__()
+            conn = await super().__aenter__()
         except BaseException as exc:
-            report(self.breaker, exc)
+            report(self.breaker, self._overran(exc))
+            if isinstance(exc, TimeoutError) and self.budget and self.budget.remaining() <= 0:
+                raise DeadlineExceeded(self.budget.seconds) from exc  # the budget ended it
             raise
+        left = math.inf if self.budget is None else self.budget.remaining()
+        if left != math.inf:  # a request's block: closed at its deadline
+            self.closer = asyncio.get_running_loop().call_later(max(0.0, left), self._close)
+        return conn
+
+    def _overran(self, exc: BaseException) -> BaseException:
+        """What to tell the breaker of ``exc``: a cancellation past the request's
+        deadline (the backstop, when even the bounded wait did not end in time) is a
+        call too slow for its budget, not a caller that went away."""
+        if isinstance(exc, asyncio.CancelledError) and self.budget and self.budget.remaining() <= 0:
+            return TimeoutError("a wait overran the request's deadline")
+        return exc
+
+    def _slow(self, budget: Budget) -> bool:
+        return time.monotonic() - self.started > budget.seconds / 2
+
+    def _close(self) -> None:
+        self.overran = True
+        self.connection.terminate()
 
     async def __aexit__(
         self,
@@ -98,12 +145,30 @@ class _ReportingAcquire(PoolAcquireContext):  # type: ignore[misc]
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self.closer is not None:  # within a request's budget
+            self.closer.cancel()
+            if isinstance(exc, asyncio.CancelledError):
+                # A query cancelled by a deadline: closed at once, as at the deadline,
+                # rather than waiting for PostgreSQL to confirm the cancellation.
+                self.connection.terminate()
+        overran = self.overran and isinstance(exc, Exception) and self.budget is not None
         try:
             await super().__aexit__(exc_type, exc, tb)
         except BaseException as release_failure:
-            report(self.breaker, exc or release_failure)
+            report(self.breaker, self._overran(exc or release_failure))
             raise
-        report(self.breaker, exc)
+        if overran:
+            assert self.budget is not None
+            # Too slow for its budget: a failure of PostgreSQL's, and the caller's 503.
+            report(self.breaker, TimeoutError("a query overran the request's deadline"))
+            raise DeadlineExceeded(self.budget.seconds) from exc
+        if exc is None and self.budget is not None and self._slow(self.budget):
+            # It answered, but took over half of its request's budget: no failure, and
+            # no success either, or a slow PostgreSQL whose every request also runs out
+            # of time would keep its breaker closed with each success.
+            self.breaker.released()
+            return
+        report(self.breaker, None if exc is None else self._overran(exc))
 
     def __await__(self) -> Any:
         return self._acquire().__await__()
@@ -126,8 +191,8 @@ def report(breaker: Breaker, exc: BaseException | None) -> None:
     """Tell ``breaker`` how a PostgreSQL call ended: ``exc`` None, or what it raised."""
     if exc is None:
         breaker.succeeded()
-    elif isinstance(exc, BreakerOpen):
-        breaker.released()  # a call inside the block was refused: no news of PostgreSQL
+    elif isinstance(exc, BreakerOpen | DeadlineExceeded):
+        breaker.released()  # refused inside the block, or no time left: no news of it
     elif isinstance(exc, UNAVAILABLE):
         breaker.failed(exc)
     elif isinstance(exc, asyncpg.PostgresError):

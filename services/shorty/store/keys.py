@@ -17,6 +17,7 @@ from shorty.core.accounts import (
     shown_prefix,
 )
 from shorty.core.errors import InvalidAccount, InvalidExpiry, QuotaExceeded
+from shorty.resilience import retry
 
 DEFAULT_MAX_LIVE_KEYS = 50  # SHORTY_MAX_KEYS_PER_USER
 
@@ -118,19 +119,10 @@ class KeyStore:
         return _key(row) if row else None
 
     async def authenticate(self, raw: str) -> Principal | None:
-        """The principal for a live key of an enabled user, else None."""
-        row = await self._pool.fetchrow(
-            "SELECT k.id, k.user_id, k.scopes, u.role, k.rate_limit AS key_limit,"
-            " u.rate_limit AS user_limit, u.max_links, k.ancestor_ids,"
-            " ARRAY(SELECT a.rate_limit FROM unnest(k.ancestor_ids) WITH ORDINALITY"
-            " AS up (id, n) JOIN api_keys a ON a.id = up.id ORDER BY up.n) AS ancestor_limits,"
-            " k.last_used_at < now() - interval '1 minute'"
-            " OR k.last_used_at IS NULL AS stale FROM api_keys k"
-            " JOIN users u ON u.id = k.user_id"
-            " WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
-            " AND (k.expires_at IS NULL OR k.expires_at > now()) AND NOT u.disabled",
-            hash_api_key(raw),
-        )
+        """The principal for a live key of an enabled user, else None. The lookup, the
+        first query of every API call, is a read: retried once on a fresh connection if
+        its own broke (``resilience/retry.py``)."""
+        row = await retry.idempotent(lambda: self._fetch_principal(raw))
         if row is None:
             return None
         if row["stale"]:  # last_used_at is kept to the minute: one write per key per minute
@@ -146,6 +138,20 @@ class KeyStore:
             row["user_limit"],
             row["max_links"],
             tuple(zip(row["ancestor_ids"], row["ancestor_limits"], strict=True)),
+        )
+
+    async def _fetch_principal(self, raw: str) -> asyncpg.Record | None:
+        return await self._pool.fetchrow(
+            "SELECT k.id, k.user_id, k.scopes, u.role, k.rate_limit AS key_limit,"
+            " u.rate_limit AS user_limit, u.max_links, k.ancestor_ids,"
+            " ARRAY(SELECT a.rate_limit FROM unnest(k.ancestor_ids) WITH ORDINALITY"
+            " AS up (id, n) JOIN api_keys a ON a.id = up.id ORDER BY up.n) AS ancestor_limits,"
+            " k.last_used_at < now() - interval '1 minute'"
+            " OR k.last_used_at IS NULL AS stale FROM api_keys k"
+            " JOIN users u ON u.id = k.user_id"
+            " WHERE k.key_hash = $1 AND k.revoked_at IS NULL"
+            " AND (k.expires_at IS NULL OR k.expires_at > now()) AND NOT u.disabled",
+            hash_api_key(raw),
         )
 
     async def list(self, *, user_id: int | None = None) -> list[ApiKey]:

@@ -16,6 +16,7 @@ from shorty.core import codes
 from shorty.core.errors import AliasTaken, CodeSpaceExhausted, InvalidRedirect, QuotaExceeded
 from shorty.core.links import PERMANENT_WITH_LIMITS, Link
 from shorty.obs import tracecontext
+from shorty.resilience import retry
 from shorty.store.joined import transaction
 
 _COLUMNS = (
@@ -119,12 +120,15 @@ class LinkStore:
         )
 
     async def get(self, code: str, *, owner_id: int | None = None) -> Link | None:
-        """The link named ``code``; with ``owner_id``, only if that user owns it."""
-        row = await self._pool.fetchrow(
-            f"SELECT {_COLUMNS} FROM urls WHERE code = $1"
-            " AND ($2::bigint IS NULL OR owner_id = $2)",
-            code,
-            owner_id,
+        """The link named ``code``; with ``owner_id``, only if that user owns it. A read:
+        retried once on a fresh connection if its own broke (``resilience/retry.py``)."""
+        row = await retry.idempotent(
+            lambda: self._pool.fetchrow(
+                f"SELECT {_COLUMNS} FROM urls WHERE code = $1"
+                " AND ($2::bigint IS NULL OR owner_id = $2)",
+                code,
+                owner_id,
+            )
         )
         return _link(row) if row else None
 
@@ -305,31 +309,34 @@ class LinkStore:
     async def page(
         self, query: LinkQuery, *, owner_id: int | None = None
     ) -> tuple[list[Link], tuple[datetime, int] | None]:
-        """One page, newest first, and the position after it (None on the last page)."""
+        """One page, newest first, and the position after it (None on the last page); a
+        read, retried once on a fresh connection if its own broke."""
         after_time, after_id = query.after or (None, None)
-        rows = await self._pool.fetch(
-            f"SELECT {_COLUMNS} FROM urls"
-            " WHERE ($1::bigint IS NULL OR owner_id = $1)"
-            " AND ($2::text IS NULL OR $2 = ANY(tags))"
-            " AND ($3::text IS NULL OR target ILIKE $3 OR title ILIKE $3)"
-            " AND ($4::timestamptz IS NULL OR created_at >= $4)"
-            " AND ($5::timestamptz IS NULL OR created_at < $5)"
-            " AND ($6::text IS NULL"
-            "      OR ($6 = 'expired' AND expires_at <= now())"
-            "      OR ($6 = 'blocked' AND blocked_reason IS NOT NULL)"
-            "      OR ($6 = 'active' AND NOT disabled AND blocked_reason IS NULL"
-            "          AND (expires_at IS NULL OR expires_at > now())))"
-            " AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8::bigint))"
-            " ORDER BY created_at DESC, id DESC LIMIT $9",
-            owner_id,
-            query.tag,
-            _contains(query.search) if query.search else None,
-            query.created_after,
-            query.created_before,
-            query.state,
-            after_time,
-            after_id,
-            query.limit + 1,
+        rows = await retry.idempotent(
+            lambda: self._pool.fetch(
+                f"SELECT {_COLUMNS} FROM urls"
+                " WHERE ($1::bigint IS NULL OR owner_id = $1)"
+                " AND ($2::text IS NULL OR $2 = ANY(tags))"
+                " AND ($3::text IS NULL OR target ILIKE $3 OR title ILIKE $3)"
+                " AND ($4::timestamptz IS NULL OR created_at >= $4)"
+                " AND ($5::timestamptz IS NULL OR created_at < $5)"
+                " AND ($6::text IS NULL"
+                "      OR ($6 = 'expired' AND expires_at <= now())"
+                "      OR ($6 = 'blocked' AND blocked_reason IS NOT NULL)"
+                "      OR ($6 = 'active' AND NOT disabled AND blocked_reason IS NULL"
+                "          AND (expires_at IS NULL OR expires_at > now())))"
+                " AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8::bigint))"
+                " ORDER BY created_at DESC, id DESC LIMIT $9",
+                owner_id,
+                query.tag,
+                _contains(query.search) if query.search else None,
+                query.created_after,
+                query.created_before,
+                query.state,
+                after_time,
+                after_id,
+                query.limit + 1,
+            )
         )
         links = [_link(row) for row in rows[: query.limit]]
         more = len(rows) > query.limit

@@ -80,7 +80,9 @@ class Shedder:
         self._next_line = time.monotonic() + LOG_SECONDS
 
 
-def fixed_answer(content_type: bytes, body: bytes) -> Answer:
+def fixed_answer(
+    content_type: bytes, body: bytes, *, retry_after: int = RETRY_AFTER_SECONDS
+) -> Answer:
     """A 503 with ``Retry-After``, built once: shedding must cost next to nothing."""
     start = {
         "type": "http.response.start",
@@ -88,7 +90,7 @@ def fixed_answer(content_type: bytes, body: bytes) -> Answer:
         "headers": [
             (b"content-type", content_type),
             (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+            (b"retry-after", str(retry_after).encode()),
             (b"cache-control", b"no-store"),
         ],
     }

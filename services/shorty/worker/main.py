@@ -38,13 +38,14 @@ from shorty.obs.metrics import (
     STREAM_LENGTH,
     STREAM_PENDING,
 )
+from shorty.resilience.retry import full_jitter
 from shorty.runtime import open_resources
 from shorty.settings import Settings
 from shorty.stopdeadline import STOP_SECONDS, StopDeadline
 from shorty.store.errors import UNAVAILABLE
 from shorty.worker.enrich import GeoIP
 from shorty.worker.retention import apply_retention
-from shorty.worker.streams import DLQ, Consumer, full_jitter
+from shorty.worker.streams import DLQ, Consumer
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 600.0  # retention, expired idempotency keys, old outbox rows

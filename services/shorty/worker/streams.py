@@ -46,6 +46,7 @@ from redis.exceptions import (
 )
 
 from shorty.obs.metrics import STREAM_BATCH, STREAM_ENTRIES, STREAM_HELD_BACK
+from shorty.resilience.retry import full_jitter
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +71,6 @@ class Failure:
 
 
 Handler = Callable[[list[Entry]], Awaitable[dict[bytes, Failure]]]
-
-
-def full_jitter(attempt: int, base: float, cap: float, rand: Callable[[], float]) -> float:
-    """Seconds before try ``attempt + 1``: uniform in [0, min(cap, base * 2^(attempt-1))].
-
-    The doubling stops once it passes ``cap``: the worker counts an outage's failures
-    in a row with no limit, and 2^1024 does not fit a float (an ``OverflowError``
-    that ended the worker after ~1,024 failures, minutes into a PostgreSQL outage)."""
-    step, doublings = base, max(attempt - 1, 0)
-    while doublings and step < cap:
-        step, doublings = step * 2, doublings - 1
-    return float(rand() * min(cap, step))
 
 
 def entry_origin(entry_id: bytes, fields: dict[bytes, bytes]) -> str:
