@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
+
+from prometheus_client import REGISTRY
 
 from shorty.api.app import create_app as create_api
 from shorty.redirect.app import create_app as create_redirect
@@ -58,3 +64,83 @@ def timed(call: Callable[[], T]) -> tuple[T, float]:
     started = time.monotonic()
     result = call()
     return result, time.monotonic() - started
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float  # monotonic time the call started
+    seconds: float
+    status: int
+
+
+class Load:
+    """Steady load from the test: ``threads`` callers, each calling ``call(n)`` (``n``
+    counts the calls of all of them, so each can name a new code) in a loop, with
+    ``pause`` seconds between its calls, until the block ends; every call is kept as a
+    ``Sample``. ``call`` returns the HTTP status."""
+
+    def __init__(self, call: Callable[[int], int], *, threads: int, pause: float = 0.005):
+        self._call = call
+        self._pause = pause
+        self._stop = threading.Event()
+        self._count = itertools.count()
+        self.samples: list[Sample] = []
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            status = self._call(next(self._count))
+            self.samples.append(Sample(started, time.monotonic() - started, status))
+            self._stop.wait(self._pause)
+
+    def between(self, start: float, end: float = float("inf")) -> list[Sample]:
+        """The calls that started in [start, end)."""
+        return [s for s in list(self.samples) if start <= s.at < end]
+
+
+def quantile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def figures(name: str, samples: list[Sample], ok: Callable[[int], bool]) -> dict[str, float]:
+    """Count, error rate, p50, p99 and max of ``samples`` (``ok``: a good status),
+    printed on one line (``pytest -s`` shows them)."""
+    assert samples, f"{name}: no calls"
+    seconds = [s.seconds for s in samples]
+    result = {
+        "calls": len(samples),
+        "error_rate": sum(not ok(s.status) for s in samples) / len(samples),
+        "p50": quantile(seconds, 0.5),
+        "p99": quantile(seconds, 0.99),
+        "max": max(seconds),
+    }
+    print(
+        f"{name}: {result['calls']} calls, error rate {result['error_rate']:.1%},"
+        f" p50 {result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms,"
+        f" max {result['max'] * 1000:.0f} ms"
+    )
+    return result
+
+
+def breaker_state(dependency: str) -> float | None:
+    """The process's ``shorty_breaker_state`` of ``dependency`` (0 closed, 1 open, 2 half-open)."""
+    return REGISTRY.get_sample_value("shorty_breaker_state", {"dependency": dependency})
+
+
+def breaker_opened(dependency: str) -> float:
+    """How many times the breaker of ``dependency`` opened so far in this process."""
+    labels = {"dependency": dependency, "to": "open"}
+    return REGISTRY.get_sample_value("shorty_breaker_transitions_total", labels) or 0.0
