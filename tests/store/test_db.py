@@ -2,11 +2,13 @@
 acquire passes through the PostgreSQL breaker."""
 
 import asyncio
+import contextvars
 import time
 
 import asyncpg
 import pytest
 
+from shorty.resilience import deadline
 from shorty.resilience.breaker import BreakerOpen
 from shorty.settings import Settings
 from shorty.store.db import create_pool
@@ -137,3 +139,37 @@ def test_one_probe_closes_the_breaker_once_postgres_answers(clean):
             await pool.close()
 
     asyncio.run(go())
+
+
+def test_within_a_budget_a_query_ends_at_the_deadline_and_counts(clean):
+    """A request's budget bounds the query too (SHORTY_DB_TIMEOUT is 5 s here): the
+    connection is closed at the deadline, the caller gets DeadlineExceeded, the
+    breaker counts a failure; a query answered within the budget is a success, and
+    one that took over half of it is neither."""
+
+    async def go():
+        settings = pool_settings(clean.database_url, db_breaker_threshold=3)
+        pool = await create_pool(settings, clean.database_url)
+        breaker = pool.breaker
+        try:
+            deadline.start(0.3)
+            started = time.monotonic()
+            with pytest.raises(deadline.DeadlineExceeded):
+                await pool.fetchval("SELECT pg_sleep(5)")
+            ended = time.monotonic() - started
+            assert breaker._failures == 1  # too slow for its budget: a failure
+            with pytest.raises(deadline.DeadlineExceeded):  # no time left: not asked
+                await pool.fetchval("SELECT 1")
+            assert breaker._failures == 1
+            deadline.start(1.0)
+            assert await pool.fetchval("SELECT pg_sleep(0.6)::text") == ""  # slow success
+            assert breaker._failures == 1  # neither success nor failure
+            assert await pool.fetchval("SELECT 1") == 1  # in time: a success
+            assert breaker._failures == 0
+            return ended
+        finally:
+            await pool.close()
+
+    ended = contextvars.Context().run(asyncio.run, go())
+    print(f"a 5 s query within a 0.3 s budget ended after {ended * 1000:.0f} ms")
+    assert 0.3 <= ended < 0.3 + 0.1
