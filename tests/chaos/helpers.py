@@ -27,14 +27,12 @@ APPS = {"api": create_api, "redirect": create_redirect}
 
 def settings_for(clean, *, database_url=None, redis_url=None, **extra) -> Settings:
     """The test's stores (or the URLs given, such as through a proxy), short Redis
-    and readiness deadlines, and ``extra``."""
+    and readiness deadlines (unless ``extra`` names others), and ``extra``."""
     return Settings(
         database_url=database_url or clean.database_url,
         redis_url=redis_url or clean.redis_url,
         public_url=PUBLIC_URL,
-        redis_timeout=0.3,
-        ready_timeout=READY_TIMEOUT,
-        **extra,
+        **{"redis_timeout": 0.3, "ready_timeout": READY_TIMEOUT, **extra},
     )
 
 

@@ -53,11 +53,17 @@ def recovery(since: float, recovered, within: float, what: str) -> float:
     return time.monotonic() - since
 
 
-def test_redirect_with_redis_300ms_slow_goes_to_postgres_at_normal_speed(clean, redis_proxy):
+@pytest.mark.parametrize("hold", [SLOW, SLOW / 2], ids=["300ms-each-way", "300ms-round-trip"])
+def test_redirect_with_redis_300ms_slow_goes_to_postgres_at_normal_speed(clean, redis_proxy, hold):
+    """Also with 300 ms per round trip (150 ms each way), which SHORTY_REDIS_TIMEOUT
+    (0.5 s, its default here) lets through: SHORTY_REDIRECT_REDIS_TIMEOUT opens the
+    breaker, else every lookup would wait 0.3 s on Redis."""
     many_links(clean.database_url, "redis", 400)
-    config = settings_for(clean, redis_url=through(redis_proxy, clean.redis_url), lru_size=0)
+    config = settings_for(
+        clean, redis_url=through(redis_proxy, clean.redis_url), lru_size=0, redis_timeout=0.5
+    )
     assert config.redirect_deadline == REDIRECT_DEADLINE
-    assert config.redirect_redis_timeout < SLOW  # what makes the breaker open
+    assert config.redirect_redis_timeout < 2 * hold  # a slow round trip is past the cap
     opened = breaker_opened("redis")
     with TestClient(create_redirect(config), follow_redirects=False) as client:
         # No LRU: every redirect passes the Redis tier (warmed: each code in Redis).
@@ -67,7 +73,7 @@ def test_redirect_with_redis_300ms_slow_goes_to_postgres_at_normal_speed(clean, 
         with Load(get, threads=4) as load:
             time.sleep(1.0)
             normal_redis_hits = lookups("redis", "hit")
-            redis_proxy.slow(SLOW)
+            redis_proxy.slow(hold)
             slow_from = time.monotonic()
             time.sleep(FAULT_SECONDS)
             redis_proxy.restore()
@@ -80,9 +86,10 @@ def test_redirect_with_redis_300ms_slow_goes_to_postgres_at_normal_speed(clean, 
                 "the Redis breaker to close and Redis to serve again",
             )
             time.sleep(0.5)
-        slow = figures("redirect, Redis slow", load.between(slow_from, restored), ok=_found)
-        after = figures("redirect, after", load.between(restored + back), ok=_found)
-        print(f"redirect, Redis slow: recovered {back:.2f} s after the proxy was restored")
+        name = f"redirect, Redis {hold * 1000:.0f} ms each way"
+        slow = figures(name, load.between(slow_from, restored), ok=_found)
+        after = figures(f"{name}, after", load.between(restored + back), ok=_found)
+        print(f"{name}: recovered {back:.2f} s after the proxy was restored")
     assert normal_redis_hits > 0
     assert breaker_opened("redis") > opened  # a call slower than its budget opened it
     assert slow["error_rate"] == 0  # PostgreSQL answered every redirect

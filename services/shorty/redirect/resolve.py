@@ -44,6 +44,7 @@ from shorty.obs.metrics import LOOKUPS
 from shorty.redirect.outage import PostgresOutage
 from shorty.resilience import deadline, retry
 from shorty.resilience.breaker import Breaker
+from shorty.resilience.deadline import DeadlineExceeded
 from shorty.store.errors import UNAVAILABLE
 from shorty.web.shedding import Overloaded, Shedder
 
@@ -147,7 +148,10 @@ class Resolver:
             try:
                 link = await self._look_up(code)
             except BaseException as exc:
-                pending.set_exception(exc)
+                # Cancelled (this request's backstop): the others' lookup failed, but
+                # they are not cancelled themselves; they answer it as a deadline.
+                shared = exc if isinstance(exc, Exception) else DeadlineExceeded(self._deadline)
+                pending.set_exception(shared)
                 pending.exception()  # retrieved here, so no "never retrieved" warning
                 raise
             else:
