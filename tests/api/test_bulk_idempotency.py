@@ -1,11 +1,19 @@
 """POST /api/v1/urls/bulk and Idempotency-Key."""
 
+import asyncio
+import contextlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import asyncpg
 import pytest
 from starlette.testclient import TestClient
 
 from shorty.api.app import create_app
+from shorty.redirect.app import create_app as create_redirect
 from tests.api.helpers import problem
-from tests.helpers import bearer, query, scalar
+from tests.helpers import bearer, on_pool, query, scalar, waiting_on_a_lock
 
 BODY = {"target": "https://example.com/once"}
 
@@ -117,3 +125,77 @@ def test_bulk_of_a_thousand_and_idempotent(settings, ada, clean):
         again = post(api, ada[1], {"items": items}, "bulk-1", path="/api/v1/urls/bulk")
     assert again.json() == first.json()
     assert scalar(clean.database_url, "SELECT count(*) FROM urls") == 1000
+
+
+HELD = 7414  # the advisory lock a trigger makes the answer's write wait for
+# Holds the write of an idempotent request's answer (the last statement before its
+# commit) while the test holds the advisory lock.
+HOLD_THE_ANSWER = [
+    """
+CREATE FUNCTION hold_the_answer() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(7414);
+    RETURN NEW;
+END $$
+""",
+    "CREATE TRIGGER hold_the_answer BEFORE UPDATE ON idempotency_keys"
+    " FOR EACH ROW EXECUTE FUNCTION hold_the_answer()",
+]
+
+
+@contextlib.contextmanager
+def advisory_lock_held(database_url, lock_id):
+    """``lock_id`` held by a session of its own for the block."""
+    held, done = threading.Event(), threading.Event()
+
+    async def hold():
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute("SELECT pg_advisory_lock($1)", lock_id)
+            held.set()
+            await asyncio.to_thread(done.wait, 30)  # bounded: the test's own length
+        finally:
+            await conn.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(hold(),), daemon=True)
+    thread.start()
+    try:
+        assert held.wait(10), "the advisory lock was not taken"
+        yield
+    finally:
+        done.set()
+        thread.join(10)
+
+
+def test_a_code_looked_up_before_its_create_commits_redirects_once_it_has(settings, ada, clean):
+    # The create's cache invalidation used to run before the joined transaction
+    # committed: a lookup in between found no link, and the LRU and Redis kept the
+    # code as unknown for SHORTY_NEGATIVE_TTL (or until the worker replayed the outbox).
+    for statement in HOLD_THE_ANSWER:
+        query(clean.database_url, statement)
+    remembering = settings.model_copy(update={"negative_ttl": 30.0})
+    body = {"target": "https://example.com/gap", "alias": "in-the-gap"}
+    try:
+        with (
+            TestClient(create_app(settings)) as api,
+            TestClient(create_redirect(remembering), follow_redirects=False) as redirect,
+            ThreadPoolExecutor(1) as caller,
+        ):
+            with advisory_lock_held(clean.database_url, HELD):
+                created = caller.submit(post, api, ada[1], body, "in-the-gap")
+                # The link is written, the answer's write waits: not committed yet.
+                on_pool(clean.database_url, waiting_on_a_lock)
+                assert redirect.get("/in-the-gap").status_code == 404
+            assert created.result(10).status_code == 201
+            committed = time.monotonic()
+            statuses = []
+            while time.monotonic() < committed + 1.0:  # the invalidation's pub/sub message
+                statuses.append(redirect.get("/in-the-gap").status_code)
+                if statuses[-1] != 404:
+                    break
+                time.sleep(0.02)
+            print(f"after the commit: {statuses} in {time.monotonic() - committed:.3f} s")
+            assert statuses[-1] == 302, f"{len(statuses)} lookups in 1 s after the commit: 404"
+    finally:
+        query(clean.database_url, "DROP TRIGGER hold_the_answer ON idempotency_keys")
+        query(clean.database_url, "DROP FUNCTION hold_the_answer()")

@@ -46,7 +46,10 @@ async def idempotent(
                 status_code=claim.replay.status,
                 headers={**saved["headers"], "Idempotent-Replayed": "true"},
             )
-        with joining(claim.conn):
+        with joining(claim.conn) as joined:
             status, body, headers = await produce()
         await claim.keep(status, {"body": body, "headers": headers})
+    # Committed: now the cache invalidations of the new codes (a lookup sooner would
+    # find no link and remember the code as unknown).
+    await joined.committed()
     return JSONResponse(body, status_code=status, headers=headers)

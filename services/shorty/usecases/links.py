@@ -2,9 +2,10 @@
 
 Each takes the API's dependencies and the ``Principal`` acting, and does the
 whole of it in one place: the domain's rules (``shorty.core``), the store write
-with its outbox event (``shorty.store.links``), and then the cache invalidation
-(``_invalidate``), so a change reaches every tier. What a principal may reach
-is ``Principal.owner_scope``: an admin any link, a user their own.
+with its outbox event (``shorty.store.links``), and then, once that is committed,
+the cache invalidation (``_invalidate``), so a change reaches every tier. What a
+principal may reach is ``Principal.owner_scope``: an admin any link, a user their
+own.
 
 Declarations by reference belong to the key's account, an admin's too: finding,
 declaring and deleting by reference see only the caller's own links, so a
@@ -35,6 +36,7 @@ from shorty.core.links import (
 )
 from shorty.core.targets import TargetRules, normalize_target
 from shorty.obs.audit import audit
+from shorty.store.joined import after_commit
 from shorty.store.links import LinkQuery, LinkStore
 
 log = logging.getLogger(__name__)
@@ -271,10 +273,16 @@ def _checked(
 
 
 async def _invalidate(deps: ApiDeps, codes: list[str]) -> None:
-    """Drop ``codes`` from Redis and every replica's LRU. A new code may be remembered
-    as unknown (a negative entry), so creations are invalidated too. While Redis is
-    skipped, or when it fails, the outbox has the change: the worker applies it once
-    Redis is back."""
+    """Drop ``codes`` from Redis and every replica's LRU once the change is committed
+    (an idempotent create commits after its answer is kept: ``store/joined.py``). A
+    new code may be remembered as unknown (a negative entry), so creations are
+    invalidated too, and not before PostgreSQL shows them. While Redis is skipped, or
+    when it fails, the outbox has the change: the worker applies it once Redis is
+    back."""
+    await after_commit(lambda: _drop_from_caches(deps, codes))
+
+
+async def _drop_from_caches(deps: ApiDeps, codes: list[str]) -> None:
     if not deps.redis_guard.usable():
         log.debug("invalidation of %d codes left to the outbox: Redis skipped", len(codes))
         return
