@@ -3,6 +3,9 @@
 Messages missed while the subscription was down cannot be replayed, so every
 (re)subscription first calls ``on_reset`` to forget all cached links. While
 Redis is away the cached links keep being served, each for at most its TTL.
+Any other failure (a bug in a callback, a message not as expected) is logged with
+its stack, counted, and met the same way: the listener subscribes again, so the
+replica never stops hearing invalidations silently.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
 from shorty.cache.links import INVALIDATIONS
+from shorty.obs.metrics import INVALIDATION_LISTENER_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -44,4 +48,10 @@ async def listen(
             # Cached links keep being served meanwhile (they expire after SHORTY_LRU_TTL);
             # the next subscription starts with on_reset() for what was missed.
             log.warning("invalidation subscription lost: %s; retrying", type(exc).__name__)
-            await asyncio.sleep(retry_seconds)
+        except Exception:
+            # Ending here would leave this replica deaf to invalidations, serving deleted
+            # and disabled links from its LRU until their TTL: subscribe again instead
+            # (on_reset() then forgets what this message and the pause may have hidden).
+            INVALIDATION_LISTENER_ERRORS.inc()
+            log.exception("invalidation listener failed; subscribing again")
+        await asyncio.sleep(retry_seconds)

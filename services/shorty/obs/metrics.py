@@ -33,6 +33,11 @@ REDIS_ERRORS = Counter(
     "shorty_redis_errors_total",
     "Redis calls that failed, counted by the Redis breaker (cache/guard.py).",
 )
+INVALIDATION_LISTENER_ERRORS = Counter(
+    "shorty_invalidation_listener_errors_total",
+    "Unexpected errors (a bug) that broke a redirect replica's invalidation"
+    " subscription; it was made again and the LRU cleared (cache/invalidation.py).",
+)
 CLICKS_BUFFERED = Gauge(
     "shorty_click_buffer_size", "Clicks waiting in memory to be written to Redis."
 )
