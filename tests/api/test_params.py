@@ -184,8 +184,15 @@ def test_no_integer_parameter_answers_5xx(settings, ada, admin, clean):
     declares, with arbitrary text, as an admin and as a user: never a 5xx, a 4xx is
     problem+json, and the text is refused exactly when it is not 1 to 19 ASCII digits
     in the documented range (404 for a path id, 422 naming a query parameter)."""
+    # Fault injection on: its routes answer 404 chaos-disabled before they read a
+    # parameter when it is off.
     unlimited = settings.model_copy(
-        update={"limit_per_key": "off", "limit_per_user": "off", "limit_per_ip": "off"}
+        update={
+            "limit_per_key": "off",
+            "limit_per_user": "off",
+            "limit_per_ip": "off",
+            "chaos_enabled": True,
+        }
     )
     with TestClient(create_app(unlimited)) as api:
         code = shorten(api, ada[1])
