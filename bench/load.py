@@ -150,6 +150,7 @@ class Stack:
             "SHORTY_PUBLIC_URL": "http://127.0.0.1",
             "SHORTY_SECRET_KEY": "bench-secret-key",
             "SHORTY_LOG_LEVEL": "INFO",
+            "SHORTY_DRAIN_DELAY": "0",
         }
         port, metrics = free_port(), free_port()
         command = [sys.executable, "-m", "shorty", "serve", "redirect", "--host", "127.0.0.1"]

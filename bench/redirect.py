@@ -321,6 +321,7 @@ def main(argv: list[str] | None = None) -> None:
             "SHORTY_PUBLIC_URL": "http://127.0.0.1",
             "SHORTY_SECRET_KEY": "bench-secret-key",
             "SHORTY_LOG_LEVEL": "INFO",
+            "SHORTY_DRAIN_DELAY": "0",
             "BENCH_CODES": str(codes_file),
         }
 

@@ -119,6 +119,7 @@ def live_api(database_url: str, redis_url: str, log: Path) -> Iterator[str]:
         "SHORTY_REDIS_URL": redis_url,
         "SHORTY_METRICS_PORT": "0",
         "SHORTY_ACCESS_LOG": "false",
+        "SHORTY_DRAIN_DELAY": "0",
         "SHORTY_LOG_LEVEL": "WARNING",
         "SHORTY_JWT_SECRET": secrets.token_urlsafe(32),
         "SHORTY_SECRET_KEY": secrets.token_urlsafe(32),

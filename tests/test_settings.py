@@ -170,6 +170,8 @@ def test_the_lookup_bound_is_smaller_than_the_request_bound(monkeypatch, request
         ("SHORTY_SECRET_KEY", "", "at least 16 characters"),
         ("SHORTY_JWT_SECRET", "short", "at least 32 bytes"),
         ("SHORTY_METRICS_PORT", "65536", "less than or equal to 65535"),
+        ("SHORTY_DRAIN_DELAY", "-1", "greater than or equal to 0"),
+        ("SHORTY_DRAIN_DELAY", "11", "less than or equal to 10"),
         ("SHORTY_READY_TIMEOUT", "0", "greater than 0"),
         ("SHORTY_READY_TIMEOUT", "31", "less than or equal to 30"),
         ("SHORTY_DB_TIMEOUT", "0", "greater than 0"),

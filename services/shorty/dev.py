@@ -236,6 +236,8 @@ def run_dev(
         env["SHORTY_REDIS_URL"] = redis_url
         env.setdefault("SHORTY_SECRET_KEY", dev_secret(data_dir / "secret_key"))
         env.setdefault("SHORTY_JWT_SECRET", dev_secret(data_dir / "jwt_secret"))
+        # No load balancer to wait for: a service stopped or restarted stops at once.
+        env.setdefault("SHORTY_DRAIN_DELAY", "0")
         if "SHORTY_PUBLIC_URL" not in os.environ:
             env["SHORTY_PUBLIC_URL"] = f"http://{_shown(host)}:{redirect_port}"
         click.echo("Migrating the database ...")

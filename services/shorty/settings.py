@@ -152,6 +152,14 @@ class Settings(BaseSettings):
         " take, within its budget; a slower one counts as a Redis failure and opens the"
         " Redis breaker, so lookups go to PostgreSQL instead of waiting on a slow Redis.",
     )
+    drain_delay: float = Field(
+        5.0,
+        ge=0,
+        le=10,
+        description="Seconds an HTTP service keeps serving after SIGTERM, /readyz answering"
+        " 503 meanwhile, before it stops accepting (0: stop at once; SIGINT or a second"
+        " SIGTERM cuts it short).",
+    )
     ready_timeout: float = Field(
         1.0, gt=0, le=30, description="Seconds each /readyz check waits for its dependency."
     )

@@ -1,12 +1,16 @@
 """A service's stop (issue #14 defect 5): SIGTERM or SIGINT drains and exits 0, as
 Kubernetes counts a clean stop; a stop that overruns its bound exits 1 and shows
-what still ran (here: the worker, its PostgreSQL paused behind a proxy)."""
+what still ran (here: the worker, its PostgreSQL paused behind a proxy); SIGTERM
+first waits out the drain delay, readiness 503 and requests served."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -61,3 +65,69 @@ def test_a_worker_whose_stop_overruns_exits_1_and_shows_what_still_ran(clean, tm
             worker.kill()
     assert code == 1, worker.output
     assert "stop overran 2 s; exiting. Still running:" in worker.output
+
+
+def _signalled(service: Service, sig: int) -> float:
+    os.kill(service.pid, sig)
+    return time.monotonic()
+
+
+def _draining(port: int) -> bool:
+    status, _, body = get(port, "/readyz", timeout=2)
+    return status == 503 and json.loads(body) == {"status": "draining"}
+
+
+def test_sigterm_drains_first_readiness_503_while_requests_are_served(clean, tmp_path):
+    """The drain delay (SHORTY_DRAIN_DELAY): after SIGTERM, /readyz answers 503
+    ``draining`` at once while every other request is still served; the stop begins
+    once the delay is over, and ends with exit 0."""
+    env = service_env(clean.database_url, clean.redis_url, SHORTY_DRAIN_DELAY="3")
+    service = Service("redirect", env, tmp_path / "redirect.log")
+    try:
+        assert get(service.port, "/readyz")[0] == 200
+        signalled = _signalled(service, signal.SIGTERM)
+        service.wait_ready(lambda: _draining(service.port), 2)
+        served = []
+        while time.monotonic() - signalled < 2.5:  # within the delay, with margin
+            served.append(get(service.port, "/no-such-code", timeout=2)[0])
+            time.sleep(0.1)
+        code = service.wait(15)
+        stopped = time.monotonic() - signalled
+    finally:
+        service.kill()
+    assert code == 0, service.tail()
+    assert served
+    assert set(served) == {404}, served  # answered, not refused
+    assert stopped >= 3, stopped  # not before the delay was over
+
+
+@pytest.mark.parametrize(
+    "second", [signal.SIGTERM, signal.SIGINT], ids=["second SIGTERM", "then SIGINT"]
+)
+def test_a_second_signal_cuts_the_drain_short(clean, tmp_path, second):
+    env = service_env(clean.database_url, clean.redis_url, SHORTY_DRAIN_DELAY="10")
+    service = Service("api", env, tmp_path / "api.log")
+    try:
+        _signalled(service, signal.SIGTERM)
+        service.wait_ready(lambda: _draining(service.port), 2)
+        cut = _signalled(service, second)
+        code = service.wait(15)
+        stopped = time.monotonic() - cut
+    finally:
+        service.kill()
+    assert code == 0, service.tail()
+    assert stopped < 5, stopped  # the 10 s delay was not waited out
+
+
+def test_sigint_stops_without_the_drain_delay(clean, tmp_path):
+    """Ctrl-C at a terminal: nothing routes traffic there to wait for."""
+    env = service_env(clean.database_url, clean.redis_url, SHORTY_DRAIN_DELAY="10")
+    service = Service("redirect", env, tmp_path / "redirect.log")
+    try:
+        signalled = _signalled(service, signal.SIGINT)
+        code = service.wait(15)
+        stopped = time.monotonic() - signalled
+    finally:
+        service.kill()
+    assert code == 0, service.tail()
+    assert stopped < 5, stopped

@@ -92,6 +92,7 @@ def service_env(database_url: str, redis_url: str, **extra: str) -> dict[str, st
         "SHORTY_METRICS_PORT": "0",
         "SHORTY_ACCESS_LOG": "false",
         "SHORTY_LOG_LEVEL": "WARNING",
+        "SHORTY_DRAIN_DELAY": "0",  # nothing routes to them: stop at once
         **extra,
     }
 

@@ -34,6 +34,7 @@ from shorty.store.bootstrap import ensure_initial_api_key
 from shorty.store.errors import UNAVAILABLE
 from shorty.web import health
 from shorty.web.deadline import DeadlineMiddleware
+from shorty.web.drain import Drain
 from shorty.web.liveness import LoopWatchdog
 from shorty.web.problems import MEDIA_TYPE, Problem
 from shorty.web.shedding import ShedMiddleware, fixed_answer
@@ -115,12 +116,17 @@ async def deadline_exceeded(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    settings: Settings, *, provision: bool = True, watchdog: LoopWatchdog | None = None
+    settings: Settings,
+    *,
+    provision: bool = True,
+    watchdog: LoopWatchdog | None = None,
+    drain: Drain | None = None,
 ) -> Starlette:
     """The API. With ``provision`` its start makes SHORTY_INITIAL_API_KEY an admin key
     (`shorty serve api` does that itself first, to stop with one line if refused).
     ``watchdog`` judges its event loop for ``/livez`` (`shorty serve` shares it with
-    the metrics listener, which answers ``/livez`` off the loop)."""
+    the metrics listener, which answers ``/livez`` off the loop); ``drain`` turns
+    ``/readyz`` to 503 once a SIGTERM arrives (`shorty serve`'s server sets it)."""
 
     openapi = document(OPERATIONS)
     watchdog = watchdog or LoopWatchdog(settings.liveness_max_lag)
@@ -141,7 +147,7 @@ def create_app(
 
     routes = [
         # Ready without Redis too: it serves without it.
-        *health.routes(serves_with=[health.POSTGRES], watchdog=watchdog),
+        *health.routes(serves_with=[health.POSTGRES], watchdog=watchdog, drain=drain),
         Route("/api/v1/openapi.json", docs.openapi_json, methods=["GET"]),
         Route("/api/docs", docs.docs_page, methods=["GET"]),
         *routing_table(OPERATIONS),

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 from shorty.cli.config import F, server_settings
 from shorty.cli.servers import domain_errors, with_pool
 from shorty.settings import METRICS_PORTS, Settings
+from shorty.web.drain import Drain
 from shorty.web.liveness import LoopWatchdog
 
 
@@ -97,6 +98,7 @@ def _serve_http(
     config = server_settings()
     configure_logging(config.log_level, service)
     watchdog = LoopWatchdog(config.liveness_max_lag)
+    drain = Drain(config.drain_delay)
     app: ASGIApp
     if service == "api":
         from shorty.api.app import create_app as create_api
@@ -106,11 +108,11 @@ def _serve_http(
             # the lifespan, uvicorn would print a traceback); the app then skips it.
             provision(config)
 
-        app = create_api(config, provision=False, watchdog=watchdog)
+        app = create_api(config, provision=False, watchdog=watchdog, drain=drain)
     else:
         from shorty.redirect.app import create_app as create_redirect
 
-        app = create_redirect(config, watchdog=watchdog)
+        app = create_redirect(config, watchdog=watchdog, drain=drain)
         # The hot path allocates a few short-lived objects per request. Everything
         # loaded so far is moved out of the collector's sight, and young collections
         # run less often: both measured to cut p99 (docs/performance.md).
@@ -120,6 +122,7 @@ def _serve_http(
     with serving_metrics(config, service, metrics_at, metrics_port, port, watchdog=watchdog):
         serve(
             app,
+            drain=drain,
             host=host,
             port=port,
             loop="uvloop",
@@ -139,7 +142,12 @@ def _serve_http(
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
 @metrics_options("api")
 def serve_api(host: str, port: int, metrics_host: str | None, metrics_port: int | None) -> None:
-    """The JSON API (/api/v1/...), with /livez and /readyz; its metrics on their own port."""
+    """The JSON API (/api/v1/...), with /livez and /readyz; its metrics on their own port.
+
+    On SIGTERM, /readyz answers 503 while requests are still served for
+    SHORTY_DRAIN_DELAY seconds (5), then it stops accepting, finishes what is open and
+    exits 0. SIGINT (Ctrl-C) or a second SIGTERM skips the delay.
+    """
     _serve_http("api", host, port, metrics_host, metrics_port)
 
 
@@ -151,7 +159,13 @@ def serve_redirect(
     host: str, port: int, metrics_host: str | None, metrics_port: int | None
 ) -> None:
     """The public redirects (GET|HEAD /<code>), with /livez and /readyz; its metrics on
-    their own port."""
+    their own port.
+
+    On SIGTERM, /readyz answers 503 while redirects are still served for
+    SHORTY_DRAIN_DELAY seconds (5), then it stops accepting, finishes what is open,
+    writes its buffered clicks and exits 0. SIGINT (Ctrl-C) or a second SIGTERM skips
+    the delay.
+    """
     _serve_http("redirect", host, port, metrics_host, metrics_port)
 
 

@@ -41,6 +41,7 @@ from shorty.settings import Settings
 from shorty.store.errors import UNAVAILABLE
 from shorty.web import health
 from shorty.web.clientip import client_ip, rate_limit_key
+from shorty.web.drain import Drain
 from shorty.web.liveness import LoopWatchdog
 from shorty.web.shedding import PLAIN, Bound, Overloaded
 
@@ -175,9 +176,12 @@ async def not_found(request: Request, exc: Exception) -> Response:
     return not_redirecting(request, 404)
 
 
-def create_app(settings: Settings, *, watchdog: LoopWatchdog | None = None) -> RedirectService:
+def create_app(
+    settings: Settings, *, watchdog: LoopWatchdog | None = None, drain: Drain | None = None
+) -> RedirectService:
     """The redirect service; ``watchdog`` judges its event loop for ``/livez`` (`shorty
-    serve` shares it with the metrics listener, which answers ``/livez`` off the loop)."""
+    serve` shares it with the metrics listener, which answers ``/livez`` off the loop);
+    ``drain`` turns ``/readyz`` to 503 once a SIGTERM arrives."""
     watchdog = watchdog or LoopWatchdog(settings.liveness_max_lag)
 
     @asynccontextmanager
@@ -214,7 +218,9 @@ def create_app(settings: Settings, *, watchdog: LoopWatchdog | None = None) -> R
                 await deps.clicks.close()
 
     # Ready while either store answers: the LRU, Redis and PostgreSQL are each a tier.
-    probes = health.routes(serves_with=[health.POSTGRES, health.REDIS], watchdog=watchdog)
+    probes = health.routes(
+        serves_with=[health.POSTGRES, health.REDIS], watchdog=watchdog, drain=drain
+    )
     fallback = Starlette(routes=probes, exception_handlers={404: not_found}, lifespan=lifespan)
     return RedirectService(
         fallback, access_log=settings.access_log, max_in_flight=settings.max_in_flight

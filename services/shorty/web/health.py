@@ -5,6 +5,8 @@ a Kubernetes Service takes an unready pod out of rotation, and a dependency ever
 replica shares (Redis) would otherwise take out all of them at once. Each app
 says which dependencies it can serve with (``routes(serves_with=...)``): the
 redirect service with PostgreSQL or Redis, the API only with PostgreSQL.
+From a SIGTERM on, ``/readyz`` answers 503 ``{"status": "draining"}`` while the
+process still serves everything else for ``SHORTY_DRAIN_DELAY`` (``shorty.web.drain``).
 ``/readyz`` checks PostgreSQL and Redis together, each within
 ``SHORTY_READY_TIMEOUT``, so it answers in about that time even while one hangs;
 its body names each one's state, and the state of the process's circuit breaker
@@ -38,6 +40,7 @@ from shorty.bootstrap import DEPS
 from shorty.resilience.breaker import Breaker
 from shorty.resilience.faults import bypassed
 from shorty.settings import Settings
+from shorty.web.drain import Drain
 from shorty.web.liveness import LoopWatchdog
 
 POSTGRES, REDIS = "postgres", "redis"
@@ -58,15 +61,20 @@ class Probed(Protocol):
     def breakers(self) -> tuple[Breaker, ...]: ...
 
 
-def routes(*, serves_with: Sequence[str], watchdog: LoopWatchdog) -> list[Route]:
+def routes(
+    *, serves_with: Sequence[str], watchdog: LoopWatchdog, drain: Drain | None = None
+) -> list[Route]:
     """``/livez`` (``watchdog``'s verdict on the event loop) and ``/readyz`` for a
     service that is ready while any of ``serves_with`` (``POSTGRES``, ``REDIS``)
-    answers."""
+    answers, and not once ``drain`` (``shorty.web.drain``) says it is stopping."""
+    drain = drain or Drain()
     needed = frozenset(serves_with)
     if not needed or not needed <= {POSTGRES, REDIS}:
         raise ValueError(f"serves_with names no known dependency: {sorted(needed)}")
 
     async def readyz(request: Request) -> JSONResponse:
+        if drain.draining:  # stopping: no more traffic, whatever the dependencies say
+            return JSONResponse({"status": "draining"}, status_code=503, headers=_NO_STORE)
         deps: Probed = request.scope["state"][DEPS]
         errors = await _probe(deps)
         ready = any(name not in errors for name in needed)

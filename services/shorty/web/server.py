@@ -7,6 +7,7 @@ loop closes: ``shorty.stopdeadline`` bounds the whole stop (exit 1 with what sti
 ran). And uvicorn re-raises the SIGTERM it caught once it has stopped, so a clean
 drain would end with -15 (143 in Kubernetes, counted as a failure): here a stop
 that drained and ran the lifespan's shutdown exits 0; one whose shutdown failed, 1.
+Before all that, a SIGTERM waits out the drain delay (``shorty.web.drain``).
 """
 
 from __future__ import annotations
@@ -21,35 +22,45 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
 from shorty.stopdeadline import STOP_SECONDS, StopDeadline
+from shorty.web.drain import Drain
 
 SHUTDOWN_FAILURE = 1
 
 
 class _BoundedServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, stop_seconds: float) -> None:
+    def __init__(self, config: uvicorn.Config, stop_seconds: float, drain: Drain) -> None:
         super().__init__(config)
         self.deadline = StopDeadline(stop_seconds)
+        self.drain = drain
 
     async def serve(self, sockets: Any = None) -> None:
         self.deadline.loop = asyncio.get_running_loop()
         await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.deadline.arm()
+        self.deadline.arm()  # the drain delay counts in the whole stop's bound
+        if not self.drain.begin(sig, lambda: self._stop(sig, None)):
+            self._stop(sig, frame)
+
+    def _stop(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         # A signal uvicorn keeps is raised again once it has stopped: the default
         # action of SIGTERM then ends the process with -15 after a clean stop.
         self._captured_signals.clear()
 
 
-def serve(app: Any, *, stop_seconds: float = STOP_SECONDS, **options: Any) -> None:
+def serve(
+    app: Any, *, stop_seconds: float = STOP_SECONDS, drain: Drain | None = None, **options: Any
+) -> None:
     """``uvicorn.run(app, **options)`` for an app object, the stop bounded by
-    ``stop_seconds``. Returns (exit 0) after a clean stop; exits with uvicorn's
+    ``stop_seconds`` and started, after a SIGTERM, once ``drain``'s delay is over
+    (the app's ``/readyz`` answers 503 meanwhile: give the app the same ``Drain``).
+    Returns (exit 0) after a clean stop; exits with uvicorn's
     start-up failure status when the server never started (a lifespan that failed),
     as ``uvicorn.run`` does, and with 1 when the lifespan's shutdown failed (uvicorn
     logged why) or the stop overran its bound."""
     config = uvicorn.Config(app, **options)
-    server = _BoundedServer(config, stop_seconds)
+    server = _BoundedServer(config, stop_seconds, drain or Drain())
     with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C
         server.run()
     if not server.started:
