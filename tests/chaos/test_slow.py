@@ -47,6 +47,15 @@ def many_links(url: str, prefix: str, count: int) -> None:
     )
 
 
+def slowed_for(proxy, hold: float = SLOW) -> tuple[float, float]:
+    """``proxy`` slowed by ``hold`` for FAULT_SECONDS: when that began and ended."""
+    proxy.slow(hold)
+    began = time.monotonic()
+    time.sleep(FAULT_SECONDS)
+    proxy.restore()
+    return began, time.monotonic()
+
+
 def recovery(since: float, recovered, within: float, what: str) -> float:
     """Seconds from ``since`` (the proxy restored) until ``recovered()``."""
     wait_for(recovered, within, what)
@@ -73,11 +82,7 @@ def test_redirect_with_redis_300ms_slow_goes_to_postgres_at_normal_speed(clean, 
         with Load(get, threads=4) as load:
             time.sleep(1.0)
             normal_redis_hits = lookups("redis", "hit")
-            redis_proxy.slow(hold)
-            slow_from = time.monotonic()
-            time.sleep(FAULT_SECONDS)
-            redis_proxy.restore()
-            restored = time.monotonic()
+            slow_from, restored = slowed_for(redis_proxy, hold)
             hits_at_restore = lookups("redis", "hit")
             back = recovery(
                 restored,
@@ -113,11 +118,7 @@ def test_redirect_with_postgres_300ms_slow_serves_cached_links_fast(clean, postg
         cold = lambda n: client.get(f"/cold{n % 20_000:05}").status_code  # noqa: E731
         with Load(hot, threads=2) as hot_load, Load(cold, threads=2, pause=0.02) as cold_load:
             time.sleep(0.5)
-            postgres_proxy.slow(SLOW)
-            slow_from = time.monotonic()
-            time.sleep(FAULT_SECONDS)
-            postgres_proxy.restore()
-            restored = time.monotonic()
+            slow_from, restored = slowed_for(postgres_proxy)
             back = recovery(
                 restored,
                 lambda: any(s.status == 302 for s in cold_load.between(time.monotonic() - 0.3)),
@@ -160,11 +161,7 @@ def test_api_with_redis_300ms_slow_keeps_answering(clean, redis_proxy):
 
         with Load(call, threads=3, pause=0.01) as load:
             time.sleep(1.0)
-            redis_proxy.slow(SLOW)
-            slow_from = time.monotonic()
-            time.sleep(FAULT_SECONDS)
-            redis_proxy.restore()
-            restored = time.monotonic()
+            slow_from, restored = slowed_for(redis_proxy)
             back = recovery(
                 restored, lambda: breaker_state("redis") == 0, REDIS_BACKOFF + 3, "Redis back"
             )
@@ -188,11 +185,7 @@ def test_api_with_postgres_300ms_slow_answers_by_its_deadline(clean, postgres_pr
         listing = lambda n: client.get("/api/v1/urls?limit=5", headers=bearer(key)).status_code  # noqa: E731
         with Load(listing, threads=3, pause=0.01) as load:
             time.sleep(1.0)
-            postgres_proxy.slow(SLOW)
-            slow_from = time.monotonic()
-            time.sleep(FAULT_SECONDS)
-            postgres_proxy.restore()
-            restored = time.monotonic()
+            slow_from, restored = slowed_for(postgres_proxy)
             back = recovery(
                 restored,
                 lambda: any(s.status == 200 for s in load.between(time.monotonic() - 0.3)),
