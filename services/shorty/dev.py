@@ -4,7 +4,8 @@ Embedded PostgreSQL and Redis (unless SHORTY_DATABASE_URL / SHORTY_REDIS_URL
 are set), migrations, a dev admin with an API key, then the API, redirect and
 worker as child processes (shorty.processes). A service that exits is started
 again after a backoff, one line each time (``RESTART``); one that keeps crashing
-at once stops the stack with its last lines. Ctrl-C or SIGTERM stops the
+at once stops the stack with its last lines. An embedded server that dies is
+started again on its socket alike (shorty.keeper). Ctrl-C or SIGTERM stops the
 children, the last started first, then the servers; a signal that comes while a
 server or a child is being started waits until it is recorded, so nothing
 started is left running. The dev credentials are kept in
@@ -31,6 +32,7 @@ from pydantic import SecretStr
 
 from shorty import embedded
 from shorty.core.accounts import DEV_ADMIN_EMAIL, SCOPES
+from shorty.keeper import Keeper, ServerLost
 from shorty.processes import Child, Died, Group, NotReady, Restart, Stuck, held_signals, http_ok
 from shorty.settings import METRICS_PORTS, Settings
 from shorty.store import migrate
@@ -41,8 +43,8 @@ from shorty.store.users import UserStore
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
-# A crashed service starts again after 0.5 s, 1 s, 2 s ... at most 8 s; five crashes
-# in a row, each within 30 s of its start, stop the stack.
+# A crashed service or embedded server starts again after 0.5 s, 1 s, 2 s ... at most
+# 8 s; five crashes in a row, each within 30 s of its start, stop the stack.
 RESTART = Restart(first=0.5, cap=8.0, quick=30.0, give_up=5)
 
 
@@ -214,6 +216,7 @@ def run_dev(
     signal.signal(signal.SIGINT, _raise_stop)
     servers: embedded.EmbeddedServers | None = None
     children = Group(RESTART, say=lambda line: click.echo(line, err=True))
+    keeper = Keeper(RESTART, say=lambda line: click.echo(line, err=True))
     try:
         env = dict(os.environ)
         wanted = [
@@ -230,6 +233,8 @@ def run_dev(
             servers = embedded.start(
                 data_dir, postgres=settings.database_url is None, redis=settings.redis_url is None
             )
+        for name, alive, start in servers.watched():
+            keeper.add(name, alive, start)
         database_url = servers.database_url or _secret(settings.database_url)
         redis_url = servers.redis_url or _secret(settings.redis_url)
         env["SHORTY_DATABASE_URL"] = database_url
@@ -273,9 +278,9 @@ def run_dev(
         shown = Settings(public_url=env["SHORTY_PUBLIC_URL"])
         click.echo(banner(shown, api, credentials, metrics), nl=False)
         try:
-            children.watch()
-        except Died as died:
-            raise click.ClickException(str(died)) from None
+            children.watch(also=keeper.check)
+        except (Died, ServerLost) as lost:
+            raise click.ClickException(str(lost)) from None
     except Stop:
         click.echo("\nStopping ...")
     finally:

@@ -309,6 +309,17 @@ class Restart:
     def delay(self, crashes: int) -> float:
         return float(min(self.cap, self.first * 2 ** (crashes - 1)))
 
+    def count(self, crashes: int, ran: float) -> int:
+        """The crashes in a row, counting one that came ``ran`` seconds after a start."""
+        return crashes + 1 if ran < self.quick else 1
+
+    def told(self, crashes: int) -> str:
+        """The end of the line that tells a restart."""
+        return (
+            f"restarting it in {self.delay(crashes):g}s (crash {crashes} in a row;"
+            f" giving up at {self.give_up})"
+        )
+
 
 class _Member:
     """A child of a group, with what it takes to start it again."""
@@ -388,22 +399,23 @@ class Group:
             if member.make is None:
                 raise Died(child, code)
             ran = now - member.started
-            member.crashes = member.crashes + 1 if ran < self._restart.quick else 1
+            member.crashes = self._restart.count(member.crashes, ran)
             if member.crashes >= self._restart.give_up:
                 raise GaveUp(child, code, self._restart)
-            delay = self._restart.delay(member.crashes)
-            member.due = now + delay
+            member.due = now + self._restart.delay(member.crashes)
             self._say(
-                f"{child.name} exited with code {code} after {ran:.1f}s; restarting it in"
-                f" {delay:g}s (crash {member.crashes} in a row; giving up at"
-                f" {self._restart.give_up})"
+                f"{child.name} exited with code {code} after {ran:.1f}s;"
+                f" {self._restart.told(member.crashes)}"
             )
 
-    def watch(self, every: float = 0.5) -> NoReturn:
+    def watch(self, every: float = 0.5, also: Callable[[], None] | None = None) -> NoReturn:
         """Look at the children every ``every`` seconds (sooner when a restart is due),
-        restarting those that may be, until one exits for good (``Died``, ``GaveUp``)."""
+        restarting those that may be, until one exits for good (``Died``, ``GaveUp``).
+        ``also``: called at each look too (what it raises ends the watch)."""
         while True:
             self.check()
+            if also is not None:
+                also()
             due = [m.due for m in self._members if m.due is not None]
             pause = min([every, *(when - time.monotonic() for when in due)])
             time.sleep(max(pause, 0.0))
