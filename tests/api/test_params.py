@@ -122,7 +122,11 @@ KNOWN = {
     ("get", "/api/v1/urls/{code}/qr", "size"),
     ("get", "/api/v1/urls/{code}/stats", "top"),
     ("get", "/api/v1/stats/summary", "top"),
+    ("get", "/api/v1/admin/chaos", "limit"),
+    ("post", "/api/v1/admin/chaos/{experiment_id}/stop", "experiment_id"),
 }
+# What a path id that names nothing answers, per kind of thing.
+NOT_FOUND = ("key-not-found", "user-not-found", "experiment-not-found")
 
 
 def integer_parameters(doc):
@@ -174,7 +178,7 @@ def check(response, text, where, name, schema, admin_only, as_admin):
             assert (response.status_code, slug) == (422, "validation-failed")
             assert [error["field"] for error in body["errors"]] == [name]
     elif where == "path":  # looked up: found, or not found as what it names
-        assert response.status_code in (200, 204) or slug in ("key-not-found", "user-not-found")
+        assert response.status_code in (200, 204) or slug in NOT_FOUND
     else:
         assert response.status_code == 200, response.text
 
