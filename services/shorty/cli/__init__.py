@@ -1,5 +1,5 @@
 """The ``shorty`` command: run the services, migrate, manage users, API keys and the
-dead-letter stream, run fault-injection experiments.
+dead-letter stream, run fault-injection experiments, back up and restore the database.
 
 One module per command group; each declares its commands, and ``main`` gathers them.
 What they share: ``config.py`` (settings, ``--data-dir``) and ``servers.py`` (the
@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from shorty import __version__
+from shorty.cli.backup import backup
 from shorty.cli.chaos import chaos
 from shorty.cli.dev import dev
 from shorty.cli.dlq import dlq
@@ -30,5 +31,5 @@ def main() -> None:
     """
 
 
-for command in (dev, serve, migrate, user, apikey, dlq, chaos):
+for command in (dev, serve, migrate, user, apikey, dlq, chaos, backup):
     main.add_command(command)
