@@ -21,7 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shorty.core.accounts import DEV_ADMIN_EMAIL, normalize_email
+from shorty.core.accounts import DEV_ADMIN_EMAIL, OPERATOR_EMAIL, normalize_email
 from shorty.core.errors import DomainError
 from shorty.core.hosts import canonical_host
 from shorty.core.limits import Limit, parse_limit
@@ -77,6 +77,17 @@ class Settings(BaseSettings):
     initial_admin_email: str = Field(
         DEV_ADMIN_EMAIL,
         description="Owner of the key made from SHORTY_INITIAL_API_KEY; closed to registration.",
+    )
+    operator_api_key: SecretStr | None = Field(
+        None,
+        description="If set, the API makes sure at start that a key with this value exists"
+        " with exactly urls:read and urls:write (the ShortLink operator's; a new value"
+        " revokes the old one). The operator reads the same variable.",
+    )
+    operator_email: str = Field(
+        OPERATOR_EMAIL,
+        description="Owner of the key made from SHORTY_OPERATOR_API_KEY (a plain user);"
+        " closed to registration.",
     )
     code_length: int = Field(7, ge=5, le=32, description="Length of generated short codes.")
     cache_ttl: int = Field(
@@ -356,7 +367,7 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 bytes (HS256 wants a key as long as its hash)")
         return value
 
-    @field_validator("initial_api_key")
+    @field_validator("initial_api_key", "operator_api_key")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
@@ -396,7 +407,7 @@ class Settings(BaseSettings):
             raise ValueError(exc.message) from None
         return value
 
-    @field_validator("initial_admin_email")
+    @field_validator("initial_admin_email", "operator_email")
     @classmethod
     def _email(cls, value: str) -> str:
         try:
@@ -453,8 +464,9 @@ class Settings(BaseSettings):
 
     @property
     def reserved_emails(self) -> frozenset[str]:
-        """Addresses nobody may register: the start-up admin's and `shorty dev`'s."""
-        return frozenset({self.initial_admin_email, DEV_ADMIN_EMAIL})
+        """Addresses nobody may register: the start-up admin's, the operator's and
+        `shorty dev`'s."""
+        return frozenset({self.initial_admin_email, self.operator_email, DEV_ADMIN_EMAIL})
 
     @property
     def target_rules(self) -> TargetRules:

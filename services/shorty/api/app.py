@@ -30,7 +30,7 @@ from shorty.resilience.deadline import DeadlineExceeded
 from shorty.resilience.faults import bypassed
 from shorty.runtime import open_resources
 from shorty.settings import Settings
-from shorty.store.bootstrap import ensure_initial_api_key
+from shorty.store.bootstrap import provision_keys
 from shorty.store.errors import UNAVAILABLE
 from shorty.web import health
 from shorty.web.deadline import DeadlineMiddleware
@@ -123,7 +123,8 @@ def create_app(
     drain: Drain | None = None,
 ) -> Starlette:
     """The API. With ``provision`` its start makes SHORTY_INITIAL_API_KEY an admin key
-    (`shorty serve api` does that itself first, to stop with one line if refused).
+    and SHORTY_OPERATOR_API_KEY the operator's (`shorty serve api` does that itself
+    first, to stop with one line if refused).
     ``watchdog`` judges its event loop for ``/livez`` (`shorty serve` shares it with
     the metrics listener, which answers ``/livez`` off the loop); ``drain`` turns
     ``/readyz`` to 503 once a SIGTERM arrives (`shorty serve`'s server sets it)."""
@@ -134,15 +135,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, ApiDeps]]:
         async with watchdog.watching(), open_resources(settings) as resources:
-            if provision and settings.initial_api_key is not None:
+            if provision:
                 # Past any fault-injection experiment: an API restarted during an
                 # injected PostgreSQL outage must start, not crash-loop until it ends.
                 with bypassed():
-                    await ensure_initial_api_key(
-                        resources.pool,
-                        settings.initial_api_key.get_secret_value(),
-                        settings.initial_admin_email,
-                    )
+                    await provision_keys(resources.pool, settings)
             yield {DEPS: api_deps(settings, resources, openapi=openapi)}
 
     routes = [

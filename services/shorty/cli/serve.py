@@ -24,14 +24,11 @@ def serve() -> None:
 
 
 def provision(config: Settings) -> None:
-    """SHORTY_INITIAL_API_KEY, if set, becomes an admin key (store/bootstrap.py)."""
-    from shorty.store.bootstrap import ensure_initial_api_key
+    """SHORTY_INITIAL_API_KEY, if set, becomes an admin key, and SHORTY_OPERATOR_API_KEY,
+    if set, the operator's key (store/bootstrap.py)."""
+    from shorty.store.bootstrap import provision_keys
 
-    assert config.initial_api_key is not None
-    raw = config.initial_api_key.get_secret_value()
-    domain_errors(with_pool)(
-        config, None, lambda pool: ensure_initial_api_key(pool, raw, config.initial_admin_email)
-    )
+    domain_errors(with_pool)(config, None, lambda pool: provision_keys(pool, config))
 
 
 def metrics_options(service: str, host_default: str | None = None) -> Callable[[F], F]:
@@ -103,7 +100,7 @@ def _serve_http(
     if service == "api":
         from shorty.api.app import create_app as create_api
 
-        if config.initial_api_key is not None:
+        if config.initial_api_key is not None or config.operator_api_key is not None:
             # Before the server starts, so a refusal stops it with one clear line (in
             # the lifespan, uvicorn would print a traceback); the app then skips it.
             provision(config)

@@ -30,6 +30,10 @@ PASSWORD_MIN = 10
 # The admin `shorty dev` makes, and the default SHORTY_INITIAL_ADMIN_EMAIL: never
 # open to registration.
 DEV_ADMIN_EMAIL = "admin@shorty.localhost"
+# Owner of the ShortLink operator's key (SHORTY_OPERATOR_API_KEY): never registrable.
+OPERATOR_EMAIL = "operator@shorty.localhost"
+# Exactly what the operator does with the API: read and write links, nothing else.
+OPERATOR_SCOPES = ("urls:read", "urls:write")
 KEY_PREFIX = "shk_"
 KEY_PREFIX_SHOWN = 12  # characters kept in clear so people can tell keys apart
 
