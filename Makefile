@@ -7,9 +7,10 @@ HELM   := $(BIN)/helm
 CHART  := charts/shorty
 
 .PHONY: run test lint fmt typecheck pytest chart-lint chart-test bench fuzz clean distclean help
+.PHONY: image image-lint image-test kind-up deploy kind-e2e kind-down
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml scripts/mkvenv.py
 	@$(PYTHON) scripts/mkvenv.py $(VENV)
@@ -59,6 +60,41 @@ clean:  ## remove the venv, caches and test data (keeps your dev data)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .shorty-data/test .shorty-data/e2e-*
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -rf *.egg-info services/*.egg-info operator/*.egg-info build dist
+
+# ---- the image and a local cluster (docs/image.md) ----
+IMAGE       ?= shorty:dev
+KIND_NAME   ?= shorty
+NAMESPACE   ?= shorty
+RELEASE     ?= shorty
+KIND_VALUES ?= charts/shorty/ci/kind-values.yaml
+INGRESS_NGINX_VERSION ?= v1.12.1
+
+image-lint: $(STAMP)  ## hadolint on the Dockerfile: zero findings
+	$(BIN)/hadolint Dockerfile
+
+image-test: $(STAMP)  ## build the image with buildah on a local Debian base and run it (root, ~4 min)
+	$(BIN)/pytest -m image tests/image
+
+image:  ## docker build the image (IMAGE=shorty:dev; needs Docker)
+	docker build --tag $(IMAGE) .
+
+kind-up:  ## a kind cluster with ingress-nginx on localhost:8088 (needs Docker and kind)
+	kind get clusters | grep -qx '$(KIND_NAME)' || kind create cluster --name $(KIND_NAME) --config scripts/kind.yaml
+	kubectl --context kind-$(KIND_NAME) apply -f https://raw.githubusercontent.com/kubernetes/ingress-nginx/controller-$(INGRESS_NGINX_VERSION)/deploy/static/provider/kind/deploy.yaml
+	kubectl --context kind-$(KIND_NAME) --namespace ingress-nginx wait deployment/ingress-nginx-controller --for=condition=Available --timeout=180s
+
+deploy: image  ## build, load into kind and helm upgrade --install the chart
+	kind load docker-image $(IMAGE) --name $(KIND_NAME)
+	helm --kube-context kind-$(KIND_NAME) upgrade --install $(RELEASE) charts/shorty \
+	  --namespace $(NAMESPACE) --create-namespace --values $(KIND_VALUES) \
+	  --set image.repository=$(firstword $(subst :, ,$(IMAGE))) --set image.tag=$(lastword $(subst :, ,$(IMAGE))) \
+	  --wait --timeout 10m
+
+kind-e2e: kind-up deploy  ## kind-up, deploy, helm test, the example ShortLinks followed through the Ingress
+	KIND_NAME=$(KIND_NAME) NAMESPACE=$(NAMESPACE) RELEASE=$(RELEASE) scripts/kind-e2e.sh
+
+kind-down:  ## delete the kind cluster
+	kind delete cluster --name $(KIND_NAME)
 
 distclean: clean  ## also remove .shorty-data (the embedded databases of `make run`)
 	rm -rf .shorty-data
