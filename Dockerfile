@@ -69,13 +69,16 @@ RUN set -eu; \
     rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/apt /var/log/dpkg.log; \
     groupadd --gid 10001 shorty; \
     useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin shorty
+        --shell /usr/sbin/nologin shorty; \
+    mkdir -p /app
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 # Nothing is written under the working directory: it stays root's and empty,
-# and the pod's root filesystem read-only (only /tmp is an emptyDir).
+# and the pod's root filesystem read-only (only /tmp is an emptyDir). Made by
+# the RUN above: not every builder makes a WORKDIR, and a runtime cannot on a
+# read-only root.
 WORKDIR /app
 USER 10001:10001
 EXPOSE 8000 8080
