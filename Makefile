@@ -66,7 +66,7 @@ IMAGE       ?= shorty:dev
 KIND_NAME   ?= shorty
 NAMESPACE   ?= shorty
 RELEASE     ?= shorty
-KIND_VALUES ?= charts/shorty/ci/kind-values.yaml
+KIND_VALUES ?= charts/shorty/ci/kind-minimal-values.yaml
 INGRESS_NGINX_VERSION ?= v1.12.1
 
 image-lint: $(STAMP)  ## hadolint on the Dockerfile: zero findings

@@ -3,12 +3,13 @@ names the files that exist, and sets chart values that the chart has."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.chart.render import helm
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,13 +23,19 @@ def skaffold() -> dict[str, Any]:
 
 
 def chart_values() -> dict[str, Any]:
-    chart = ROOT / "charts" / "shorty"
-    if not chart.exists():
-        message = "charts/shorty is not in this tree yet (it lands with the chart)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return yaml.safe_load((chart / "values.yaml").read_text())
+    return yaml.safe_load((ROOT / "charts" / "shorty" / "values.yaml").read_text())
+
+
+def rendered_services(release: str, namespace: str) -> dict[str, set[int]]:
+    """The Services the chart renders for ``release`` (kind's values): name -> ports."""
+    args = ["template", release, str(ROOT / "charts" / "shorty"), "--namespace", namespace]
+    args += ["-f", str(ROOT / "charts" / "shorty" / "ci" / "kind-minimal-values.yaml")]
+    out = helm(*args).stdout
+    return {
+        doc["metadata"]["name"]: {port["port"] for port in doc["spec"]["ports"]}
+        for doc in yaml.safe_load_all(out)
+        if doc and doc["kind"] == "Service"
+    }
 
 
 def test_builds_the_dockerfile(skaffold: dict[str, Any]) -> None:
@@ -54,6 +61,11 @@ def test_forwards_api_and_redirect(skaffold: dict[str, Any]) -> None:
     forwards = {(f["resourceName"], f["port"], f["localPort"]) for f in skaffold["portForward"]}
     assert forwards == {("shorty-api", 8000, 8000), ("shorty-redirect", 8080, 8080)}
     assert {f["namespace"] for f in skaffold["portForward"]} == {"shorty"}
+    # The Services the chart really names for skaffold's release, on those ports.
+    [release] = skaffold["deploy"]["helm"]["releases"]
+    services = rendered_services(release["name"], "shorty")
+    for name, port, _ in forwards:
+        assert port in services.get(name, set()), (name, sorted(services))
 
 
 def test_kind_and_minikube_profiles(skaffold: dict[str, Any]) -> None:
@@ -65,7 +77,11 @@ def test_kind_and_minikube_profiles(skaffold: dict[str, Any]) -> None:
 
 def test_the_kind_targets_use_files_that_exist() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    for path in ("scripts/kind.yaml", "scripts/kind-e2e.sh"):
+    for path in (
+        "scripts/kind.yaml",
+        "scripts/kind-e2e.sh",
+        "charts/shorty/ci/kind-minimal-values.yaml",  # KIND_VALUES
+    ):
         assert path in makefile
         assert (ROOT / path).is_file()
     kind = yaml.safe_load((ROOT / "scripts/kind.yaml").read_text())
