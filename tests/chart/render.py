@@ -29,7 +29,7 @@ PROMETHEUS_API = "monitoring.coreos.com/v1"
 SCENARIOS: list[str | None] = [None, *sorted(p.name for p in (CHART / "ci").glob("*-values.yaml"))]
 # Shorty's own pods (PSS restricted, user 10001); postgresql and redis run the
 # official images as their own users.
-SHORTY_COMPONENTS = {"api", "redirect", "worker", "operator", "migrations", "test"}
+SHORTY_COMPONENTS = {"api", "redirect", "worker", "operator", "migrations", "test", "backup"}
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -85,6 +85,8 @@ def pod_specs(objects: tuple[dict[str, Any], ...]) -> list[tuple[str, dict[str, 
         kind = obj["kind"]
         if kind in {"Deployment", "StatefulSet"} or kind == "Job":
             pods.append((component(obj), obj["spec"]["template"]["spec"]))
+        elif kind == "CronJob":
+            pods.append((component(obj), obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]))
         elif kind == "Pod":
             pods.append((component(obj), obj["spec"]))
     return pods

@@ -28,10 +28,26 @@ def containers(pod: dict) -> list[dict]:
     return [*pod.get("initContainers", []), *pod["containers"]]
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
-def test_shortys_pods_are_restricted(scenario):
-    pods = [(name, pod) for name, pod in pod_specs(render(scenario)) if name in SHORTY_COMPONENTS]
-    assert {name for name, _ in pods} >= {"api", "redirect", "worker", "migrations", "test"}
+# Backups on, with the restore Job: the backup component's two pods.
+WITH_RESTORE = (
+    "backup.enabled=true",
+    "backup.restore.enabled=true",
+    "backup.restore.file=shorty-20261206T031700Z.dump",
+)
+# Every scenario, and the defaults with the restore Job.
+RENDERS = [*((scenario, ()) for scenario in SCENARIOS), (None, WITH_RESTORE)]
+
+
+@pytest.mark.parametrize(("scenario", "sets"), RENDERS, ids=str)
+def test_shortys_pods_are_restricted(scenario, sets):
+    objects = render(scenario, sets=sets)
+    pods = [(name, pod) for name, pod in pod_specs(objects) if name in SHORTY_COMPONENTS]
+    expected = {"api", "redirect", "worker", "migrations", "test"}
+    if of_kind(objects, "CronJob"):
+        expected.add("backup")
+    assert {name for name, _ in pods} >= expected
+    if sets == WITH_RESTORE:
+        assert [name for name, _ in pods].count("backup") == 2  # CronJob and restore Job
     for name, pod in pods:
         assert pod["securityContext"]["runAsNonRoot"] is True, name
         assert pod["securityContext"]["runAsUser"] == 10001, name
@@ -55,9 +71,9 @@ def test_every_pod_runs_without_privilege(scenario):
             assert container["securityContext"] == RESTRICTED_CONTAINER, name
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
-def test_images_are_pinned_and_resources_set_everywhere(scenario):
-    for name, pod in pod_specs(render(scenario)):
+@pytest.mark.parametrize(("scenario", "sets"), RENDERS, ids=str)
+def test_images_are_pinned_and_resources_set_everywhere(scenario, sets):
+    for name, pod in pod_specs(render(scenario, sets=sets)):
         for container in containers(pod):
             image = container["image"]
             repository, _, tag = image.rpartition(":")
@@ -74,9 +90,9 @@ def test_shortys_image_tag_is_the_app_version_by_default():
     assert api["containers"][0]["image"] == "ghcr.io/shorty-dev/shorty:0.1.0"
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
-def test_only_the_operator_gets_a_service_account_token(scenario):
-    objects = render(scenario)
+@pytest.mark.parametrize(("scenario", "sets"), RENDERS, ids=str)
+def test_only_the_operator_gets_a_service_account_token(scenario, sets):
+    objects = render(scenario, sets=sets)
     for name, pod in pod_specs(objects):
         assert pod["automountServiceAccountToken"] is (name == "operator"), name
     for account in of_kind(objects, "ServiceAccount"):
