@@ -244,7 +244,7 @@ DOC_PEERS = {
     "the cluster DNS": ["dns"],
     "the `helm test` pod": ["test"],
     "Prometheus": ["prometheus"],
-    **{name: [name] for name in ("api", "redirect", "worker", "migrations", "operator")},
+    **{name: [name] for name in ("api", "redirect", "worker", "migrations", "operator", "backup")},
 }
 
 
@@ -294,7 +294,7 @@ def documented_flows(objects: wiring.Objects, values: dict[str, Any]) -> set[Flo
     return flows
 
 
-SHORTY_PODS = {"api", "redirect", "worker", "migrations", "operator", "test"}
+SHORTY_PODS = {"api", "redirect", "worker", "migrations", "operator", "backup", "test"}
 
 
 def test_network_policies_allow_exactly_the_documented_flows(scenario):
