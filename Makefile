@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HELM   := $(BIN)/helm
 CHART  := charts/shorty
 
-.PHONY: run test lint fmt typecheck pytest chart-lint chart-test bench fuzz clean distclean help
+.PHONY: run test lint fmt typecheck pytest chart-lint chart-test manifests bench fuzz clean distclean help
 .PHONY: image image-lint image-test kind-up deploy kind-e2e kind-down
 
 help:  ## list the targets
@@ -45,6 +45,9 @@ chart-lint: $(HELM)  ## helm lint --strict the chart with its defaults and every
 
 chart-test: $(STAMP) $(HELM)  ## the chart's no-cluster proof: lint, render, schemas, hardening
 	$(BIN)/pytest tests/chart
+
+manifests: $(STAMP) $(HELM)  ## render the chart into manifests/rendered/ for kubectl apply (no Secret)
+	$(BIN)/python scripts/manifests.py $(HELM)
 
 fmt: $(STAMP)  ## format and auto-fix
 	$(BIN)/ruff format .
