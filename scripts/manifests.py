@@ -38,13 +38,26 @@ HEADER = """\
 """
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (a container's shell script) as literal blocks, as written
+    in the chart, not as one quoted line with blank lines between."""
+
+
+def _str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def rendered(helm: str) -> str:
     """The plain manifests: helm template's output without Helm's hooks."""
     out = subprocess.run([helm, *ARGS], capture_output=True, text=True, check=True, timeout=60)
     docs = [doc for doc in yaml.safe_load_all(out.stdout) if doc]
     kept = [doc for doc in docs if "helm.sh/hook" not in doc["metadata"].get("annotations", {})]
     assert all(doc["kind"] != "Secret" for doc in kept), "a Secret would be committed"
-    body = yaml.safe_dump_all(kept, sort_keys=False, explicit_start=True, width=100)
+    body = yaml.dump_all(kept, Dumper=_Dumper, sort_keys=False, explicit_start=True, width=100)
     return HEADER + body
 
 
