@@ -1,14 +1,17 @@
 """The rendered pods run (issue 15): each Shorty container of the default render is
 started as a local process with the argv, environment and ports the chart gives it,
 and must pass its rendered probe; then a link made through that API is followed on
-that redirect service.
+that redirect service, and the `helm test` pod's container, run against them, must
+exit 0 — and not when its redirect Service is wrong.
 
 What stands in for the cluster, and what is therefore not proven here:
 
 - Service names. The pods reach PostgreSQL, Redis and the API by Service name; here
   the host:port a pod would resolve is replaced, in the rendered env value, by the
   test's own server on 127.0.0.1 (after checking it is the name and port of the
-  Service the chart renders). Everything else of the value stays as rendered.
+  Service the chart renders); for api and redirect, the local process listening on
+  the containerPort the Service's targetPort names. Everything else of the value
+  stays as rendered.
 - PostgreSQL. The test's server (a proxy on 127.0.0.1 to it) with the chart's role
   and password created in it. PGDATABASE is the one value replaced: a fresh
   database per run, since the server may be one given by SHORTY_DATABASE_URL. The
@@ -59,11 +62,20 @@ def containers() -> dict[str, dict[str, Any]]:
     redirect, worker, operator), the migrations Job's and the init container."""
     found: dict[str, dict[str, Any]] = {}
     for component, spec in pod_specs(render(None)):
-        if component in {"api", "redirect", "worker", "operator", "migrations"}:
+        if component in {"api", "redirect", "worker", "operator", "migrations", "test"}:
             found[component] = spec["containers"][0]
         if component == "api":
             (found["init-migrate"],) = spec["initContainers"]
     return found
+
+
+def local_address(objects: pods.Objects, name: str) -> tuple[str, str]:
+    """(the Service's host:port, where the local process of that component listens):
+    the containerPort its targetPort names."""
+    service = named(objects, "Service", f"{FULLNAME}-{name}")
+    (port,) = service["spec"]["ports"]
+    listened = pods.probe_port(containers()[name], port["targetPort"])
+    return f"{FULLNAME}-{name}:{port['port']}", f"127.0.0.1:{listened}"
 
 
 def rendered_ports() -> set[int]:
@@ -100,7 +112,7 @@ class Backends:
         objects = render(None)
         postgresql = f"{FULLNAME}-postgresql"
         redis_at = f"{FULLNAME}-redis:{pods.service_port(objects, f'{FULLNAME}-redis')}"
-        api_at = f"{FULLNAME}-api:{pods.service_port(objects, f'{FULLNAME}-api')}"
+        services = dict(local_address(objects, name) for name in ("api", "redirect"))
         wired = copy.deepcopy(container)
         for item in wired.get("env", []):
             if "value" not in item:
@@ -116,9 +128,9 @@ class Backends:
                 item["value"] = self.database
             else:
                 value = value.replace(f"@{redis_at}/", f"@127.0.0.1:{self.redis_port}/")
-                # The API's Service sends its port to the container's `http` port,
-                # which the api process listens on here.
-                item["value"] = value.replace(f"//{api_at}", "//127.0.0.1:8000")
+                for at, local in services.items():  # as a URL's authority, or alone
+                    value = local if value == at else value.replace(f"//{at}", f"//{local}")
+                item["value"] = value
         return wired
 
     def start(self, name: str, container: dict[str, Any], pod: str | None = None) -> Child:
@@ -232,7 +244,24 @@ def test_the_init_container_migrates_after_the_job(backends):
     assert backends.start("init-migrate", containers()["init-migrate"]).wait(60) == 0
 
 
+def helm_test(backends: Backends, run: str, container: dict[str, Any]) -> tuple[int, str]:
+    """The `helm test` pod's container run to its end: exit code and output."""
+    child = backends.start(f"helm-test-{run}", container)
+    code = child.wait(60)
+    return code, child.tail()
+
+
+def redirect_at(container: dict[str, Any], where: str) -> dict[str, Any]:
+    broken = copy.deepcopy(container)
+    (item,) = [item for item in broken["env"] if item["name"] == "REDIRECT"]
+    item["value"] = where
+    return broken
+
+
 def test_every_pod_passes_its_probes_and_a_link_redirects(backends):
+    """Then the `helm test` pod passes against them, and fails when its redirect
+    Service is wrong: nothing listening there, or the API instead (ready, but it
+    redirects nothing)."""
     found = containers()
     started: list[Child] = []
     try:
@@ -257,6 +286,19 @@ def test_every_pod_passes_its_probes_and_a_link_redirects(backends):
             api_port, "GET", "/api/v1/urls", None, bearer(secret["operator-api-key"])
         )
         assert status == 200
+
+        code, output = helm_test(backends, "as-rendered", found["test"])
+        assert code == 0, output
+        assert "-> 302 https://example.com/helm-test/" in output, output
+        assert "-> 204" in output, output  # its link deleted
+        nowhere = redirect_at(found["test"], f"127.0.0.1:{free_port()}")
+        code, output = helm_test(backends, "redirect-nowhere", nowhere)
+        assert code != 0, output
+        assert "Connection refused" in output, output
+        to_api = redirect_at(found["test"], f"{FULLNAME}-api:8000")
+        code, output = helm_test(backends, "redirect-to-api", to_api)
+        assert code != 0, output
+        assert "-> 404" in output, output
     finally:
         codes = stop_all(started)
     assert codes == [0] * len(started), [child.tail() for child in started]
