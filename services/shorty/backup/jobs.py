@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
+from shorty.backup.bucket import Remote, Store
 from shorty.backup.files import (
     backup_name,
     backups_in,
@@ -43,6 +44,8 @@ class Created:
     path: Path
     size: int
     pruned: list[Path] = field(default_factory=list)
+    uploaded: Remote | None = None
+    pruned_remote: list[str] = field(default_factory=list)
 
 
 def create_backup(
@@ -53,13 +56,15 @@ def create_backup(
     timeout: float,
     pg_bin: Path | None = None,
     now: datetime | None = None,
+    store: Store | None = None,
 ) -> Created:
-    """Dump the database at ``url`` into ``folder`` as ``shorty-<UTC time>.dump``, then
-    delete all but the ``keep`` newest backups there (when ``keep`` is given).
+    """Dump the database at ``url`` into ``folder`` as ``shorty-<UTC time>.dump``,
+    upload it to ``store``'s bucket when given, then delete all but the ``keep`` newest
+    backups in the folder and in the bucket (when ``keep`` is given).
 
     The dump is written under a hidden ``.partial`` name and renamed only once pg_dump
     has succeeded and pg_restore reads the archive back: a failed, overrun or killed
-    dump never looks like a backup, and a failed one deletes nothing."""
+    dump never looks like a backup. A failed dump or upload deletes nothing."""
     conn = connection(url)
     pg_dump, pg_restore = find_tool("pg_dump", pg_bin), find_tool("pg_restore", pg_bin)
     folder.mkdir(parents=True, exist_ok=True)
@@ -86,8 +91,10 @@ def create_backup(
         _sync(folder)
     finally:
         partial.unlink(missing_ok=True)
+    uploaded = store.upload(final) if store is not None else None
     pruned = prune(folder, keep) if keep is not None else []
-    return Created(final, final.stat().st_size, pruned)
+    pruned_remote = store.prune(keep) if store is not None and keep is not None else []
+    return Created(final, final.stat().st_size, pruned, uploaded, pruned_remote)
 
 
 def _sync(path: Path) -> None:
