@@ -21,14 +21,14 @@ RUN python3 -m venv /opt/venv
 # to read pyproject.toml and build every dependency's wheel.
 COPY pyproject.toml README.md ./
 RUN mkdir -p services operator \
-    && /opt/venv/bin/pip wheel --wheel-dir /wheels '.[operator]' \
+    && /opt/venv/bin/pip wheel --wheel-dir /wheels '.[operator,s3]' \
     && rm /wheels/shorty-*.whl
 COPY services services
 COPY operator operator
 # Byte-compiled here, since the root filesystem is read-only at run time and
 # PYTHONDONTWRITEBYTECODE keeps Python from trying later.
 RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
-    && /opt/venv/bin/pip install --no-index --find-links /wheels 'shorty[operator]' \
+    && /opt/venv/bin/pip install --no-index --find-links /wheels 'shorty[operator,s3]' \
     && /opt/venv/bin/pip uninstall --yes pip
 
 # -------------------------------------------------- the PGDG archive signing key

@@ -4,75 +4,37 @@ upload checked, keep N in the bucket, list, restore from the bucket, failures th
 prune nothing, credentials never shown."""
 
 import os
-import secrets
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 
+from tests.backup.s3server import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    free_port,
+    new_bucket,
+    s3_client,
+    s3_server,
+)
 from tests.backup.test_jobs import backup_env, contents, shorty
-
-ACCESS_KEY = f"AKIASHORTY{secrets.token_hex(5).upper()}"
-SECRET_KEY = f"shorty-secret-{secrets.token_hex(12)}"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory):
-    """moto's S3 server on a free port; its URL."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "server.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto's S3 server did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with s3_server(tmp_path_factory.mktemp("moto") / "server.log") as url:
+        yield url
 
 
 @pytest.fixture
 def s3(endpoint):
-    """A client of the server, for the tests' own looks into the bucket."""
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    return s3_client(endpoint)
 
 
 @pytest.fixture
 def bucket(s3):
-    name = f"shorty-backups-{secrets.token_hex(4)}"
-    s3.create_bucket(Bucket=name)
-    return name
+    return new_bucket(s3)
 
 
 def s3_env(endpoint, bucket, prefix="prod/db", url=None):

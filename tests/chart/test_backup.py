@@ -19,6 +19,7 @@ import pytest
 
 from shorty.backup.files import backups_in
 from shorty.backup.pgtools import find_tool
+from tests.backup.s3server import ACCESS_KEY, SECRET_KEY, new_bucket, s3_client, s3_server
 from tests.chart.render import (
     CHART,
     NEWEST,
@@ -37,6 +38,13 @@ PRODUCTION = "production-like-values.yaml"
 ARCHIVE = "shorty-20261206T031700Z.dump"
 RESTORE = ("backup.enabled=true", "backup.restore.enabled=true", f"backup.restore.file={ARCHIVE}")
 DATABASE_ENV = ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "SHORTY_DATABASE_URL")
+S3_ENV = (
+    "SHORTY_BACKUP_S3_BUCKET",
+    "SHORTY_BACKUP_S3_PREFIX",
+    "SHORTY_BACKUP_S3_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+)
 
 
 def cronjob(objects) -> dict[str, Any]:
@@ -89,11 +97,12 @@ def test_the_cronjob_backs_up_nightly_into_its_pvc():
 
 
 def test_the_backup_reaches_the_database_as_the_services_do():
-    """Same PG* variables and SHORTY_DATABASE_URL as the API, and nothing else: no
-    Redis, no JWT secret."""
+    """Same PG* variables and SHORTY_DATABASE_URL as the API, and besides them only the
+    bucket's: no Redis, no JWT secret."""
     objects = render(PRODUCTION)
     env = env_of(backup_pod(objects)["containers"][0])
-    assert tuple(env) == DATABASE_ENV
+    assert tuple(env) == DATABASE_ENV + S3_ENV
+    env = {name: env[name] for name in DATABASE_ENV}
     api = next(pod for name, pod in pod_specs(objects) if name == "api")
     api_env = env_of(api["containers"][0])
     assert env == {name: api_env[name] for name in DATABASE_ENV}
@@ -168,18 +177,25 @@ def test_the_backup_reaches_postgresql_and_dns_only():
     labels = cronjob(objects)["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
     assert flows_of(objects, labels) == {
         "selected by": [
+            "demo-shorty-backup-s3",
             "demo-shorty-database-clients",
             "demo-shorty-default-deny",
             "demo-shorty-dns",
         ],
-        "egress": ["demo-shorty-database-clients", "demo-shorty-dns"],
+        "egress": ["demo-shorty-backup-s3", "demo-shorty-database-clients", "demo-shorty-dns"],
         "admitted by": ["demo-shorty-postgresql"],
     }
-    # Only those two policies changed, and only by naming the backup pods.
+    (s3,) = named(objects, "NetworkPolicy", "demo-shorty-backup-s3")["spec"]["egress"]
+    assert s3 == {
+        "to": [{"ipBlock": {"cidr": "198.51.100.0/24"}}],
+        "ports": [{"protocol": "TCP", "port": 443}],
+    }
+    # Besides the bucket's policy, only those two changed, by naming the backup pods.
     without = render(PRODUCTION, sets=("backup.enabled=false",))
     before = {p["metadata"]["name"]: p for p in of_kind(without, "NetworkPolicy")}
     after = {p["metadata"]["name"]: p for p in of_kind(objects, "NetworkPolicy")}
-    assert before.keys() == after.keys()
+    assert after.keys() - before.keys() == {"demo-shorty-backup-s3"}
+    del after["demo-shorty-backup-s3"]
     changed = sorted(name for name in after if after[name] != before[name])
     assert changed == ["demo-shorty-database-clients", "demo-shorty-postgresql"]
     text = json.dumps([after[name] for name in changed])
@@ -263,7 +279,11 @@ def test_the_restore_job_is_valid_for_kubernetes(kube):
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ("backup.s3.bucket=mine", "additional properties 's3' not allowed"),
+        ("backup.s3.bukket=mine", "additional properties 'bukket' not allowed"),
+        ("backup.s3.bucket=My_Bucket", "backup/s3/bucket"),
+        ("backup.s3.enabled=true", "backup/s3/bucket"),  # enabled needs a bucket
+        ("backup.s3.endpoint=minio:9000", "backup/s3/endpoint"),  # a URL, with its scheme
+        ("networkPolicy.backupS3.port=0", "minimum: got 0, want 1"),
         ("backup.keep=0", "minimum: got 0, want 1"),
         ("backup.keep=many", "got string, want integer"),
         ("backup.failedJobsHistoryLimit=0", "minimum: got 0, want 1"),
@@ -307,6 +327,7 @@ def test_the_composed_database_url_is_what_libpq_needs():
     secrets = {
         ("demo-shorty", key): base64.b64decode(value).decode() for key, value in data.items()
     }
+    secrets |= {("shorty-backup-s3", key): "k" for key in S3_ENV if key.startswith("AWS_")}
     env = resolve(backup_pod(objects)["containers"][0], secrets)
     password = secrets[("demo-shorty", "postgres-password")]
     assert env["SHORTY_DATABASE_URL"] == (
@@ -314,11 +335,37 @@ def test_the_composed_database_url_is_what_libpq_needs():
     )
 
 
-def test_the_cronjobs_own_command_backs_up_real_postgresql(clean, tmp_path):
+@pytest.fixture(scope="module")
+def s3_endpoint(tmp_path_factory):
+    with s3_server(tmp_path_factory.mktemp("moto") / "server.log") as url:
+        yield url
+
+
+@pytest.mark.parametrize("with_s3", [False, True], ids=["volume", "volume-and-s3"])
+def test_the_cronjobs_own_command_backs_up_real_postgresql(clean, tmp_path, request, with_s3):
     """The CronJob's args and env as rendered, run with the image's ENTRYPOINT against
     the test PostgreSQL: the database comes whole from a Secret (existingSecretUrlKey,
-    CloudNativePG's way), and the PG* parts point at the same server. Only /backups is
-    moved to tmp_path."""
+    CloudNativePG's way), and the PG* parts point at the same server; with backup.s3,
+    the archive also lands in a bucket of a real S3 endpoint (moto's server), with the
+    keys from its Secret. Only /backups is moved to tmp_path."""
+    s3_sets: tuple[str, ...] = ()
+    secrets = {("test-db", "uri"): clean.database_url}
+    if with_s3:
+        endpoint = request.getfixturevalue("s3_endpoint")
+        client = s3_client(endpoint)
+        bucket = new_bucket(client)
+        s3_sets = (
+            "backup.s3.enabled=true",
+            f"backup.s3.bucket={bucket}",
+            "backup.s3.prefix=nightly",
+            f"backup.s3.endpoint={endpoint}",
+            "backup.s3.region=us-east-1",
+            "backup.s3.existingSecret=test-s3",
+        )
+        secrets |= {
+            ("test-s3", "AWS_ACCESS_KEY_ID"): ACCESS_KEY,
+            ("test-s3", "AWS_SECRET_ACCESS_KEY"): SECRET_KEY,
+        }
     url = urlsplit(clean.database_url)
     host = parse_qs(url.query).get("host", [url.hostname])[0]
     objects = render(
@@ -334,6 +381,7 @@ def test_the_cronjobs_own_command_backs_up_real_postgresql(clean, tmp_path):
             "externalDatabase.existingSecret=test-db",
             "externalDatabase.existingSecretUrlKey=uri",
             "externalRedis.url=redis://unused:6379/0",
+            *s3_sets,
         ),
     )
     (container,) = backup_pod(objects)["containers"]
@@ -345,10 +393,15 @@ def test_the_cronjobs_own_command_backs_up_real_postgresql(clean, tmp_path):
     ]
     assert str(here) in args  # the volume is where the command writes
     command, *rest = [*entrypoint(), *args]
-    env = resolve(container, {("test-db", "uri"): clean.database_url})
+    env = resolve(container, secrets)
     result = subprocess.run(
         [str(Path(sys.executable).parent / command), *rest],
-        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), **env},
+        env={
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=120,
@@ -364,3 +417,68 @@ def test_the_cronjobs_own_command_backs_up_real_postgresql(clean, tmp_path):
         check=True,
     ).stdout
     assert "TABLE public urls" in listing
+    if with_s3:
+        key = f"nightly/{made.path.name}"
+        assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == made.path.read_bytes()
+        assert f"Uploaded to s3://{bucket}/{key}" in result.stderr
+        assert SECRET_KEY not in result.stderr + result.stdout
+
+
+S3 = (
+    "backup.enabled=true",
+    "backup.s3.enabled=true",
+    "backup.s3.bucket=shorty-backups",
+    "backup.s3.prefix=/team/shorty/",
+    "backup.s3.endpoint=https://minio.storage:9000",
+    "backup.s3.existingSecret=minio-keys",
+    "backup.s3.accessKeyIdKey=access",
+    "backup.s3.secretAccessKeyKey=secret",
+    "networkPolicy.backupS3.port=9000",
+)
+
+
+def test_the_bucket_reaches_the_backup_and_restore_as_env_and_a_policy():
+    objects = render(None, sets=(*S3, *RESTORE, "backup.restore.fromS3=true"))
+    backup = env_of(backup_pod(objects)["containers"][0])
+    added = {name: backup[name] for name in backup if name not in DATABASE_ENV}
+    assert {
+        name: {k: v for k, v in item.items() if k != "name"} for name, item in added.items()
+    } == {
+        "SHORTY_BACKUP_S3_BUCKET": {"value": "shorty-backups"},
+        "SHORTY_BACKUP_S3_PREFIX": {"value": "/team/shorty/"},
+        "SHORTY_BACKUP_S3_ENDPOINT": {"value": "https://minio.storage:9000"},
+        "AWS_ACCESS_KEY_ID": {
+            "valueFrom": {"secretKeyRef": {"name": "minio-keys", "key": "access"}}
+        },
+        "AWS_SECRET_ACCESS_KEY": {
+            "valueFrom": {"secretKeyRef": {"name": "minio-keys", "key": "secret"}}
+        },
+    }
+    restore = named(objects, "Job", "demo-shorty-restore")["spec"]["template"]["spec"]
+    (container,) = restore["containers"]
+    # From the bucket, by the URI `shorty backup list` prints; downloaded into the volume.
+    assert container["args"][:3] == [
+        "backup",
+        "restore",
+        f"s3://shorty-backups/team/shorty/{ARCHIVE}",
+    ]
+    assert env_of(container) == {**backup, "TMPDIR": {"name": "TMPDIR", "value": "/backups"}}
+    policy = named(objects, "NetworkPolicy", "demo-shorty-backup-s3")["spec"]
+    assert policy["egress"][0]["ports"] == [{"protocol": "TCP", "port": 9000}]
+    assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "backup"
+
+
+def test_without_a_secret_no_keys_are_set_and_without_s3_nothing_of_it_is_rendered():
+    keyless = render(None, sets=S3[:3])
+    env = env_of(backup_pod(keyless)["containers"][0])
+    assert "SHORTY_BACKUP_S3_BUCKET" in env
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SHORTY_BACKUP_S3_PREFIX"} & set(env)
+    plain = render(None, sets=("backup.enabled=true",))
+    assert not [name for name in env_of(backup_pod(plain)["containers"][0]) if "S3" in name]
+    names = [p["metadata"]["name"] for p in of_kind(plain, "NetworkPolicy")]
+    assert "demo-shorty-backup-s3" not in names
+    failed = helm("template", "demo", str(CHART), *[
+        arg for item in (*RESTORE, "backup.restore.fromS3=true") for arg in ("--set", item)
+    ], check=False)  # fmt: skip
+    assert failed.returncode != 0
+    assert "backup.restore.fromS3 needs backup.s3.enabled" in failed.stderr

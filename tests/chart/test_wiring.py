@@ -49,6 +49,7 @@ def user_provided(values: dict[str, Any]) -> set[tuple[str, str]]:
         values["secrets"]["existingSecret"],
         values["externalDatabase"]["existingSecret"],
         values["externalRedis"]["existingSecret"],
+        values["backup"]["s3"]["existingSecret"],
         *(item["name"] for item in values["imagePullSecrets"]),
     ]
     return {("Secret", name) for name in secrets if name}
@@ -195,6 +196,11 @@ def outside_endpoints(values: dict[str, Any]) -> dict[str, tuple[Endpoint, list[
             peer_endpoint("external-database", peer, "192.0.2.20"),
             [(port, "TCP")],
         )
+    if values["backup"]["enabled"] and values["backup"]["s3"]["enabled"]:
+        found["s3"] = (
+            peer_endpoint("s3", np["backupS3"]["peers"][0], "192.0.2.40"),
+            [(np["backupS3"]["port"], "TCP")],
+        )
     if not values["redis"]["enabled"]:
         peer = (np["externalRedis"] or [{}])[0]
         found["external-redis"] = (
@@ -244,6 +250,7 @@ DOC_PEERS = {
     "the cluster DNS": ["dns"],
     "the `helm test` pod": ["test"],
     "Prometheus": ["prometheus"],
+    "the S3 endpoint": ["s3"],
     **{name: [name] for name in ("api", "redirect", "worker", "migrations", "operator", "backup")},
 }
 
@@ -263,6 +270,7 @@ def documented_flows(objects: wiring.Objects, values: dict[str, Any]) -> set[Flo
     external_ports = {
         "external-database": values["externalDatabase"]["port"],
         "external-redis": values["networkPolicy"]["externalRedisPort"],
+        "s3": values["networkPolicy"]["backupS3"]["port"],
     }
 
     def cell(text: str) -> list[str]:
@@ -274,6 +282,8 @@ def documented_flows(objects: wiring.Objects, values: dict[str, Any]) -> set[Flo
     for row in rows[1:]:  # the header first
         source, destination, port_cell = (c.strip() for c in row.strip("|").split("|"))
         if source.startswith("Prometheus") and not values["monitoring"]["enabled"]:
+            continue
+        if destination.startswith("the S3 endpoint") and not values["backup"]["s3"]["enabled"]:
             continue
         srcs, dsts = cell(source), cell(destination)
         ports = re.sub(r"\s*\([^)]*\)", "", port_cell).replace("`", "").split(", ")
