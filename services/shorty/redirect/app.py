@@ -190,15 +190,16 @@ def create_app(
             deps = redirect_deps(settings, resources)
             deps.clicks.start()
             subscribed = asyncio.Event()
-            forget, forget_all = deps.resolver.forget, deps.resolver.forget_all
+            forget, distrust_all = deps.resolver.forget, deps.resolver.distrust_all
 
             def resubscribed() -> None:
-                # Invalidations may have been missed: the LRU goes. Redis has just
+                # Invalidations may have been missed: no LRU copy is fresh any more
+                # (each is a stale copy, served only while PostgreSQL is away). Redis has just
                 # answered the SUBSCRIBE, so the lookups read it again at once instead
                 # of skipping it until its breaker probes: with PostgreSQL still away,
                 # skipping it turned every link the LRU held into a 503.
                 resources.redis_guard.answered_elsewhere("the invalidation subscription stands")
-                forget_all()
+                distrust_all()
 
             listener = asyncio.create_task(
                 listen(resources.redis, forget, resubscribed, subscribed=subscribed),

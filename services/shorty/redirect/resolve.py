@@ -124,6 +124,23 @@ class Resolver:
         if self._absent is not None:
             self._absent.clear()
 
+    def distrust_all(self) -> None:
+        """Invalidations may have been missed (Redis was away): no copy in the LRU is
+        fresh any more, but each stays a stale copy until its stale deadline, served
+        only while PostgreSQL is unavailable, as a Redis copy past its freshness is.
+        (Clearing the LRU instead turned its links into 503s when Redis no longer
+        held them and PostgreSQL was still away.) Unknown codes are forgotten."""
+        if self._stale_ttl <= 0:
+            self.forget_all()
+            return
+        self._sequence += 1
+        self._all_forgotten = self._sequence
+        if self._links is not None:
+            for code, (_, stale_until, fields) in self._links.items():
+                self._links[code] = (0.0, stale_until, fields)
+        if self._absent is not None:
+            self._absent.clear()
+
     async def resolve(self, code: str) -> CachedLink | None:
         if self._links is not None:
             now = time.monotonic()
