@@ -40,20 +40,24 @@ def subscribers(redis_url: str) -> int:
         client.close()
 
 
-def test_lru_links_keep_redirecting_when_redis_comes_back_before_postgres(
-    clean, postgres_proxy, redis_proxy
-):
-    add_link(clean.database_url, "hot1", "https://hot.example/")
-    add_link(clean.database_url, "cold1", "https://cold.example/")
-    settings = settings_for(
+def _outage_settings(clean, postgres_proxy, redis_proxy, db_cooldown=COOLDOWN):
+    return settings_for(
         clean,
         database_url=through(postgres_proxy, clean.database_url),
         redis_url=through(redis_proxy, clean.redis_url),
         db_timeout=1.0,
         db_breaker_threshold=1,
-        db_breaker_cooldown=COOLDOWN,
+        db_breaker_cooldown=db_cooldown,
         redis_backoff=COOLDOWN,
     )
+
+
+def test_lru_links_keep_redirecting_when_redis_comes_back_before_postgres(
+    clean, postgres_proxy, redis_proxy
+):
+    add_link(clean.database_url, "hot1", "https://hot.example/")
+    add_link(clean.database_url, "cold1", "https://cold.example/")
+    settings = _outage_settings(clean, postgres_proxy, redis_proxy)
     with TestClient(create_redirect(settings), follow_redirects=False) as client:
         wait_for(lambda: subscribers(clean.redis_url) == 1, 10, "the invalidation subscription")
         assert client.get("/hot1").status_code == 302  # in the LRU now, and in Redis
@@ -75,18 +79,6 @@ def test_lru_links_keep_redirecting_when_redis_comes_back_before_postgres(
             assert client.get("/cold1").status_code == 503
         finally:
             postgres_proxy.restore()
-
-
-def _outage_settings(clean, postgres_proxy, redis_proxy, db_cooldown=COOLDOWN):
-    return settings_for(
-        clean,
-        database_url=through(postgres_proxy, clean.database_url),
-        redis_url=through(redis_proxy, clean.redis_url),
-        db_timeout=1.0,
-        db_breaker_threshold=1,
-        db_breaker_cooldown=db_cooldown,
-        redis_backoff=COOLDOWN,
-    )
 
 
 def _forget_in_redis(redis_url: str, code: str) -> None:

@@ -44,6 +44,7 @@ import asyncpg
 import pytest
 import redis
 
+from shorty.embedded import drop_database
 from shorty.processes import Child, NotReady
 from tests.chart import pods
 from tests.chart.render import named, pod_specs, render
@@ -187,14 +188,6 @@ async def make_role_and_database(admin_url: str, user: str, password: str, name:
         # Identifiers and the alphanumeric password are the chart's: quoted as such.
         await conn.execute(f"{verb} ROLE \"{user}\" LOGIN PASSWORD '{password}'")
         await conn.execute(f'CREATE DATABASE "{name}" OWNER "{user}"')
-    finally:
-        await conn.close()
-
-
-async def drop_database(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
 
