@@ -5,7 +5,9 @@ import asyncio
 import pytest
 from click.testing import CliRunner
 
+from shorty import embedded
 from shorty.cli import main
+from shorty.store import migrate
 from tests.helpers import query, scalar
 
 
@@ -101,6 +103,28 @@ def test_migrate_is_repeatable(cli):
     assert first.exit_code == 0
     assert "Database migrated to head." in first.output
     assert cli("migrate").exit_code == 0
+
+
+def test_migrate_on_a_schema_newer_than_the_release(stack, monkeypatch):
+    """A rollback: the previous release's pods start on a database a newer release
+    migrated. The chart's init container runs `migrate --allow-newer`, which must not
+    crash-loop them; plain `migrate` says what is wrong."""
+    name = "shorty_test_newer"
+    url = asyncio.run(embedded.ensure_database(stack.admin_url, name))
+    try:
+        migrate.upgrade(url)
+        query(url, "UPDATE alembic_version SET version_num = '9999_from_the_future'")
+        monkeypatch.setenv("SHORTY_DATABASE_URL", url)
+        runner = CliRunner()
+        refused = runner.invoke(main, ["migrate"])
+        assert refused.exit_code == 1
+        assert "9999_from_the_future, newer than this release knows" in refused.output
+        allowed = runner.invoke(main, ["migrate", "--allow-newer"])
+        assert allowed.exit_code == 0, allowed.output
+        assert "Nothing to do" in allowed.output
+        assert scalar(url, "SELECT version_num FROM alembic_version") == "9999_from_the_future"
+    finally:
+        asyncio.run(embedded.drop_database(stack.admin_url, name))
 
 
 def test_long_key_name_is_a_clean_error(cli):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chart.render import CHART, helm, named, of_kind, pod_specs, render
+from tests.chart.render import CHART, SCENARIOS, helm, named, of_kind, pod_specs, render
 
 SECRET_KEYS = {
     "postgres-password",
@@ -96,12 +96,59 @@ def test_migrations_run_before_install_or_upgrade(scenario, hooks, init):
     assert job["metadata"]["annotations"]["helm.sh/hook"] == hooks
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["shorty", "migrate"]
+    assert "serviceAccountName" not in job["spec"]["template"]["spec"]
     assert job["spec"]["backoffLimit"] == 3
     assert job["spec"]["ttlSecondsAfterFinished"] > 0
     for name, pod in pod_specs(objects):
         if name in {"api", "redirect", "worker"}:
             migrates = [c["command"] for c in pod.get("initContainers", [])]
-            assert migrates == ([["shorty", "migrate"]] if init else []), name
+            assert migrates == ([["shorty", "migrate", "--allow-newer"]] if init else []), name
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
+def test_hook_pods_use_only_objects_that_exist_before_them(scenario):
+    """A hook runs before the chart's ordinary objects exist: what its pod names (a
+    ServiceAccount, a Secret, a ConfigMap) must be a hook of a lower weight, or none.
+    (The migrations Job once named the chart's ServiceAccount: on a first install with
+    an external database its pod would have been refused.)"""
+    objects = render(scenario)
+
+    def hook(obj):
+        annotations = obj["metadata"].get("annotations") or {}
+        if "helm.sh/hook" not in annotations:
+            return None
+        return int(annotations.get("helm.sh/hook-weight", "0"))
+
+    hooks = {(o["kind"], o["metadata"]["name"]): hook(o) for o in objects if hook(o) is not None}
+    for obj in objects:
+        weight = hook(obj)
+        if (
+            weight is None
+            or obj["kind"] != "Job"
+            or "test" in obj["metadata"]["annotations"]["helm.sh/hook"]
+        ):
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        named_objects = []
+        if "serviceAccountName" in pod:
+            named_objects.append(("ServiceAccount", pod["serviceAccountName"]))
+        for container in pod.get("containers", []) + pod.get("initContainers", []):
+            for item in container.get("env", []):
+                ref = item.get("valueFrom", {})
+                if "secretKeyRef" in ref:
+                    named_objects.append(("Secret", ref["secretKeyRef"]["name"]))
+                if "configMapKeyRef" in ref:
+                    named_objects.append(("ConfigMap", ref["configMapKeyRef"]["name"]))
+            for source in container.get("envFrom", []):
+                for kind, key in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
+                    if key in source:
+                        named_objects.append((kind, source[key]["name"]))
+        rendered = {(o["kind"], o["metadata"]["name"]) for o in objects}
+        for ref in named_objects:
+            if ref not in rendered:
+                continue  # the user's own (existingSecret): there before the install
+            assert ref in hooks, (obj["metadata"]["name"], ref, "not a hook")
+            assert hooks[ref] < weight, (obj["metadata"]["name"], ref, "not before it")
 
 
 def resolve(env: dict[str, dict], name: str, secrets: dict[str, str]) -> str:

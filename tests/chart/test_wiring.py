@@ -187,7 +187,9 @@ def outside_endpoints(values: dict[str, Any]) -> dict[str, tuple[Endpoint, list[
     np = values["networkPolicy"]
     found = {
         "dns": (peer_endpoint("dns", np["dns"], "10.244.0.10"), [(53, "UDP"), (53, "TCP")]),
-        "kube-api": (Endpoint("kube-api", ip="10.96.0.1"), [(443, "TCP"), (6443, "TCP")]),
+        # The API server's endpoint, as CNIs match egress after the Service address
+        # (10.96.0.1) is translated; production-like narrows the policy to it.
+        "kube-api": (Endpoint("kube-api", ip="172.18.0.2"), [(443, "TCP"), (6443, "TCP")]),
     }
     if not values["postgresql"]["enabled"]:
         peer = (np["externalDatabase"] or [{}])[0]

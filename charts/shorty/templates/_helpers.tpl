@@ -188,14 +188,16 @@ topologySpreadConstraints:
 {{- end }}
 {{- end }}
 
-{{/* The init container that migrates on first install with the chart's PostgreSQL. */}}
+{{/* The init container that migrates on first install with the chart's PostgreSQL.
+--allow-newer: after a rollback the previous release starts on the newer schema
+instead of crash-looping on a revision it does not know. */}}
 {{- define "shorty.migrateInitContainer" -}}
 {{- if .Values.postgresql.enabled }}
 initContainers:
   - name: migrate
     image: {{ include "shorty.image" . }}
     imagePullPolicy: {{ .Values.image.pullPolicy }}
-    command: [shorty, migrate]
+    command: [shorty, migrate, --allow-newer]
     env:
       {{- include "shorty.databaseEnv" . | nindent 6 }}
     resources:
