@@ -41,6 +41,8 @@ from shorty_operator.model import (
 from shorty_operator.peering import PeeringState
 from shorty_operator.progress import ProgressStorage
 
+log = logging.getLogger("shorty_operator.reconcile")
+
 GROUP, VERSION, PLURAL = "shorty.dev", "v1alpha1", "shortlinks"
 RESOURCE = (GROUP, VERSION, PLURAL)
 FINALIZER = "shorty.dev/link"  # held while the ShortLink's link may still exist in Shorty
@@ -296,6 +298,15 @@ def _show(
     patch.status.update(status(condition, body.status, link=outcome.link))
     if POLICY[reason].warns and _shown(body, memo) != (reason, generation):
         kopf.warn(body, reason=reason.value, message=outcome.message)
+        meta = body.metadata
+        log.warning(
+            "ShortLink %s/%s: %s: %s",
+            meta.namespace,
+            meta.name,
+            reason.value,
+            outcome.message,
+            extra=_reconcile_failure(body, reason),
+        )
     # Remembered here too: kopf writes the status after the handler, and the lock is
     # free before that, so the body may not show it yet to the next one in.
     memo["shown"] = (reason, generation)
@@ -313,6 +324,23 @@ def _shown(body: kopf.Body, memo: kopf.Memo) -> tuple[Reason | None, int | None]
     except ValueError:
         return None, None
     return reason, before.get("observedGeneration")
+
+
+def _reconcile_failure(body: kopf.Body, reason: Reason) -> dict[str, object]:
+    """The ECS fields of a failed reconciliation's log line (what Kibana's "operator
+    reconcile failures" counts)."""
+    meta = body.metadata
+    return {
+        "event.kind": "event",
+        "event.action": "reconcile",
+        "event.outcome": "failure",
+        "event.reason": reason.value,
+        "orchestrator.api_version": body.get("apiVersion", ""),
+        "orchestrator.resource.type": body.get("kind", ""),
+        "orchestrator.namespace": meta.namespace or "",
+        "orchestrator.resource.name": meta.name or "",
+        "orchestrator.resource.id": meta.uid or "",
+    }
 
 
 def _ref(body: kopf.Body) -> str:

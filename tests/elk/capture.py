@@ -32,6 +32,8 @@ from tests.operator.kube import FakeKube, ready
 
 SERVICES = ("api", "redirect", "worker", "operator")
 REDIRECTS = 40  # followed links in the workload (the sizing's denominator)
+# A caller's W3C trace (as an ingress with tracing sends it): its id must reach the log.
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 BROWSER = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)"
     " Chrome/126.0.0.0 Safari/537.36"
@@ -123,6 +125,7 @@ def _workload(url: str, api: Service, redirect: Service, operating: _Operating) 
         assert status in (301, 302), status
     get(redirect.port, "/no-such-code", headers=headers)  # 404
     get(redirect.port, f"/{code}", headers={"User-Agent": "Googlebot/2.1"})  # a bot
+    get(redirect.port, f"/{code}", headers={**headers, "traceparent": TRACEPARENT})
     call_json(api.port, "POST", "/api/v1/shorten", {"target": "javascript:alert(1)"}, auth)  # 422
     call_json(api.port, "POST", "/api/v1/shorten", {"target": "https://example.com"})  # 401
     call_json(

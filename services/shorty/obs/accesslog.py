@@ -60,8 +60,17 @@ class AccessLog:
         request_id: str,
         user_agent: str,
         client: str | None,
+        trace_id: str | None = None,
+        problem: str | None = None,
     ) -> None:
+        """``trace_id``: the request's W3C trace (32 hex digits); ``problem``: the slug of
+        the problem type it was answered with (``[a-z0-9-]``), as ``error.code``."""
         client_part = f'"client":{{"address":{_dumps(client)}}},' if client else ""
+        if trace_id:
+            client_part += f'"trace":{{"id":"{trace_id}"}},'
+        if problem:
+            client_part += f'"error":{{"code":"{problem}"}},'
+
         line = (
             f'{{"@timestamp":"{self._timestamp(time.time())}","log.level":"info",'
             f'"message":{_dumps(f"{method} {path} {status}")},"ecs.version":"1.6.0",'

@@ -1,4 +1,11 @@
-"""ECS JSON logs on stdout, one object per line, for Filebeat to ship."""
+"""ECS JSON logs on stdout, one object per line, for Filebeat to ship.
+
+Every field a line carries is an ECS field or lives under ``shorty.*``
+(tests/elk checks the captured lines against the ECS reference): the names our
+code passes in ``extra=`` are written that way, and ``_ecs_fields`` renames what
+libraries add — kopf's object reference becomes ``orchestrator.*``, kopf's
+internals are dropped, anything else lands under ``shorty.<name>``.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,41 @@ import sys
 
 import ecs_logging
 
+# What a LogRecord carries by itself; any other attribute came from ``extra=``.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+# kopf's ``k8s_ref`` (the object a line is about), as ECS names it.
+_KUBERNETES_REF = (
+    ("apiVersion", "orchestrator.api_version"),
+    ("kind", "orchestrator.resource.type"),
+    ("namespace", "orchestrator.namespace"),
+    ("name", "orchestrator.resource.name"),
+    ("uid", "orchestrator.resource.id"),
+)
+# Library extras that are noise in a log line: uvicorn's ANSI copy of the message,
+# kopf's settings repr (kilobytes a line) and its internal skip flag.
+_DROPPED = ("color_message", "settings", "k8s_skip")
 
-def _drop_color(record: logging.LogRecord) -> bool:
-    record.__dict__.pop("color_message", None)  # uvicorn's ANSI copy of the message
+
+def _ecs_fields(record: logging.LogRecord) -> bool:
+    fields = record.__dict__
+    for name in _DROPPED:
+        fields.pop(name, None)
+    ref = fields.pop("k8s_ref", None)
+    if isinstance(ref, dict):
+        for key, field in _KUBERNETES_REF:
+            if ref.get(key):
+                fields[field] = ref[key]
+    for name in [n for n in fields if n not in _RECORD_FIELDS and "." not in n]:
+        fields[f"shorty.{name}"] = fields.pop(name)
     return True
 
 
 def configure_logging(level: str, service: str) -> None:
-    """Send every log record (ours, uvicorn's, alembic's) to stdout as ECS JSON."""
+    """Send every log record (ours, uvicorn's, alembic's, kopf's) to stdout as ECS JSON."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         ecs_logging.StdlibFormatter(
@@ -22,7 +56,7 @@ def configure_logging(level: str, service: str) -> None:
             exclude_fields=["log.original", "process", "log.origin"],
         )
     )
-    handler.addFilter(_drop_color)
+    handler.addFilter(_ecs_fields)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -31,3 +65,5 @@ def configure_logging(level: str, service: str) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = name != "uvicorn.access"
+    # aiohttp's access log is the operator's probes (/healthz, /metrics): noise.
+    logging.getLogger("aiohttp.access").setLevel(max(logging.WARNING, root.level))

@@ -22,6 +22,10 @@ _INTERNAL = (
     b'"status":500,"detail":"Something failed on our side; the request id is in X-Request-ID."}'
 )
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# A problem body as web/problems.py renders it starts with its type: its slug is the
+# access line's ``error.code`` (what Kibana counts as "top problem types").
+_PROBLEM_START = b'{"type":"https://shorty.dev/problems/'
+_SLUG = re.compile(rb"[a-z0-9-]{1,64}")
 # What the access log and the latency histogram record when the caller went away
 # before it was answered (nginx's "client closed request"): not a 5xx, nothing sent.
 CLIENT_CLOSED = 499
@@ -67,19 +71,29 @@ class RequestLogMiddleware:
             return
         request_id = _incoming_id(scope) or os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
+        incoming = _header(scope, b"traceparent")
         if self.trace:
-            tracecontext.CURRENT.set(tracecontext.continue_from(_header(scope, b"traceparent")))
+            traceparent: str | None = tracecontext.continue_from(incoming)
+            tracecontext.CURRENT.set(traceparent)
+        else:  # the caller's trace, if it sent one
+            traceparent = incoming or None
         status = 500
+        problem: str | None = None
+        problem_body = False
         started = time.perf_counter()
         response_started = False
         id_header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
+            nonlocal status, response_started, problem, problem_body
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), id_header]
+                problem_body = status >= 400 and _PROBLEM[0] in message["headers"]
+            elif problem_body:
+                problem_body = False
+                problem = _problem_slug(message.get("body", b""))
             await send(message)
 
         try:
@@ -121,6 +135,8 @@ class RequestLogMiddleware:
                     request_id=request_id,
                     user_agent=_header(scope, b"user-agent")[:512],
                     client=scope["client"][0] if self.log_client and scope.get("client") else None,
+                    trace_id=_trace_id(traceparent) if traceparent else None,
+                    problem=problem,
                 )
 
     def _histogram(self, method: str, status: int) -> Histogram:
@@ -146,6 +162,18 @@ def _header(scope: Scope, name: bytes) -> str:
         if key == name:
             return str(value.decode("latin-1"))
     return ""
+
+
+def _trace_id(traceparent: str) -> str | None:
+    parsed = tracecontext.parse(traceparent)
+    return parsed[0] if parsed else None
+
+
+def _problem_slug(body: bytes) -> str | None:
+    if not body.startswith(_PROBLEM_START):
+        return None
+    match = _SLUG.match(body, len(_PROBLEM_START))
+    return match.group().decode() if match else None
 
 
 def _incoming_id(scope: Scope) -> str | None:

@@ -128,7 +128,7 @@ async def ensure_operator_api_key(pool: asyncpg.Pool, raw: str, email: str) -> b
         )
     log.info(
         "created the operator's API key (urls:read, urls:write)",
-        extra={"user.email": email, "keys.revoked": int(revoked.split()[-1])},
+        extra={"user.email": email, "shorty.keys.revoked": int(revoked.split()[-1])},
     )
     return True
 

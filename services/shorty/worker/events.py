@@ -114,7 +114,7 @@ class CacheUpdater:
         await self._cache.invalidate_many(list(dict.fromkeys(codes)))
         if log.isEnabledFor(logging.DEBUG):  # the traces the events belong to
             traces = [f.get(b"traceparent", b"").decode(errors="replace") for _, f in entries]
-            log.debug("applied %d link events", len(entries), extra={"traceparents": traces})
+            log.debug("applied %d link events", len(entries), extra={"shorty.traceparents": traces})
         return failures
 
 

@@ -115,7 +115,10 @@ async def run_worker(
             async def rollup_step() -> bool:  # again at once while a backlog drains
                 return (await aggregator.step()).behind
 
-            log.info("worker started", extra={"consumer": name, "geoip": geoip.enabled})
+            log.info(
+                "worker started",
+                extra={"shorty.worker.consumer": name, "shorty.worker.geoip": geoip.enabled},
+            )
             jobs = [
                 *(_consume(consumer, stop, redis) for consumer in clicks),
                 _consume(events, stop, redis),
