@@ -288,6 +288,19 @@ class Settings(BaseSettings):
         "30/minute", description="Login attempts per account from everywhere together."
     )
     access_log: bool = Field(True, description="One JSON line per HTTP request.")
+    access_log_sample: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of ordinary requests given an access line (1: all). Answers"
+        " >= 400 and requests slower than SHORTY_ACCESS_LOG_SLOW always get one.",
+    )
+    access_log_slow: float = Field(
+        0.1,
+        gt=0,
+        le=60,
+        description="Seconds past which a request is slow: always logged, however sampled.",
+    )
     metrics_port: int | None = Field(
         None,
         ge=0,

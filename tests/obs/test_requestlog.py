@@ -114,3 +114,76 @@ def test_access_log_can_be_switched_off(settings, json_lines):
     assert response.status_code == 401
     assert response.headers["x-request-id"]  # the id is still returned
     assert [x for x in json_lines() if x["log"]["logger"] == "shorty.request"] == []
+
+
+def _access(lines):
+    return [x for x in lines if x["log"]["logger"] == "shorty.request"]
+
+
+def test_sampling_keeps_every_error_and_every_slow_request(settings, json_lines):
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def fast(request):
+        return PlainTextResponse("ok")
+
+    async def slow(request):
+        import asyncio
+
+        await asyncio.sleep(0.06)
+        return PlainTextResponse("late")
+
+    async def missing(request):
+        return PlainTextResponse("no", status_code=404)
+
+    configure_logging("INFO", "api")
+    app = Starlette(
+        routes=[Route("/fast", fast), Route("/slow", slow), Route("/missing", missing)],
+        middleware=[Middleware(RequestLogMiddleware, service="api", sample=0.0, slow=0.05)],
+    )
+    with TestClient(app) as client:
+        json_lines()
+        for path in ("/fast", "/fast", "/slow", "/missing", "/fast"):
+            client.get(path)
+    logged = [x["url"]["path"] for x in _access(json_lines())]
+    assert logged == ["/slow", "/missing"]
+
+
+def test_sampling_keeps_about_its_share(settings, json_lines):
+    quarter = settings.model_copy(update={"access_log_sample": 0.25})
+    configure_logging("INFO", "api")
+    with TestClient(create_app(quarter)) as client:
+        json_lines()
+        for _ in range(400):
+            client.get("/api/v1/openapi.json")
+    logged = len(_access(json_lines()))
+    assert 50 <= logged <= 150  # 100 expected; outside: p < 1e-8
+
+
+def test_access_lines_carry_the_trace_and_the_problem_type(settings, json_lines):
+    from shorty.redirect.app import create_app as create_redirect
+
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    configure_logging("INFO", "redirect")
+    with TestClient(create_redirect(settings)) as client:
+        json_lines()
+        client.get("/nothere", headers={"traceparent": f"00-{trace}-b7ad6b7169203331-01"})
+        client.get("/nothere", headers={"traceparent": "00-not-a-trace"})
+        client.get("/nothere")
+    traced, malformed, plain = _access(json_lines())
+    assert traced["trace"]["id"] == trace
+    assert "trace" not in malformed
+    assert "trace" not in plain
+
+    configure_logging("INFO", "api")
+    with TestClient(create_app(settings)) as client:
+        json_lines()
+        client.get("/api/v1/urls/abc", headers={"traceparent": f"00-{trace}-b7ad6b7169203331-01"})
+        client.get("/api/v1/openapi.json")
+    unauthorised, fine = _access(json_lines())
+    assert unauthorised["error"]["code"] == "unauthenticated"
+    assert unauthorised["trace"]["id"] == trace  # the API continues the caller's trace
+    assert "error" not in fine
+    assert len(fine["trace"]["id"]) == 32  # or starts its own

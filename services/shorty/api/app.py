@@ -169,6 +169,8 @@ def create_app(
             service="api",
             skip_paths=health.PROBE_PATHS,
             access_log=settings.access_log,
+            sample=settings.access_log_sample,
+            slow=settings.access_log_slow,
             trace=True,
         ),
         # The budget starts once the request is let in and logged; its 503 is logged too.

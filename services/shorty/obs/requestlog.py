@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 import time
 
@@ -51,6 +52,8 @@ class RequestLogMiddleware:
         skip_paths: frozenset[str] = frozenset(),
         log_client: bool = True,
         access_log: bool = True,
+        sample: float = 1.0,
+        slow: float = 0.1,
         trace: bool = False,
     ) -> None:
         self.app = app
@@ -59,6 +62,9 @@ class RequestLogMiddleware:
         self.log_client = log_client
         self.access = AccessLog(service)
         self.access_log = access_log
+        # Below 1, ordinary requests are logged at this rate; errors and slow ones always.
+        self.sample = sample
+        self.slow = slow
         self.trace = trace  # keep the request's W3C traceparent for what it writes
         self._histograms: dict[tuple[str, int], Histogram] = {}
 
@@ -126,6 +132,12 @@ class RequestLogMiddleware:
                 self.access_log
                 and (scope["path"] not in self.skip_paths or status >= 400)
                 and self.access.enabled
+                and (
+                    self.sample >= 1
+                    or status >= 400
+                    or elapsed >= self.slow
+                    or random.random() < self.sample  # noqa: S311 (sampling, not secrets)
+                )
             ):
                 self.access.write(
                     method=scope["method"],

@@ -59,7 +59,13 @@ class RedirectService:
     service's ``RedirectDeps``) comes with every request's scope."""
 
     def __init__(
-        self, fallback: Starlette, *, access_log: bool = True, max_in_flight: int = 0
+        self,
+        fallback: Starlette,
+        *,
+        access_log: bool = True,
+        sample: float = 1.0,
+        slow: float = 0.1,
+        max_in_flight: int = 0,
     ) -> None:
         self.fallback = fallback
         self._app = RequestLogMiddleware(
@@ -68,6 +74,8 @@ class RedirectService:
             skip_paths=health.PROBE_PATHS,
             log_client=False,
             access_log=access_log,
+            sample=sample,
+            slow=slow,
         )
         self._bound = Bound("redirect", max_in_flight, PLAIN) if max_in_flight else None
 
@@ -224,5 +232,9 @@ def create_app(
     )
     fallback = Starlette(routes=probes, exception_handlers={404: not_found}, lifespan=lifespan)
     return RedirectService(
-        fallback, access_log=settings.access_log, max_in_flight=settings.max_in_flight
+        fallback,
+        access_log=settings.access_log,
+        sample=settings.access_log_sample,
+        slow=settings.access_log_slow,
+        max_in_flight=settings.max_in_flight,
     )
