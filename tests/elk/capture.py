@@ -31,7 +31,7 @@ from tests.operator.helpers import Operator, shortlink
 from tests.operator.kube import FakeKube, ready
 
 SERVICES = ("api", "redirect", "worker", "operator")
-REDIRECTS = 40  # followed links in the workload (the sizing's denominator)
+REDIRECTS = 40  # links followed by a browser in the workload
 # A caller's W3C trace (as an ingress with tracing sends it): its id must reach the log.
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 BROWSER = (
@@ -170,23 +170,29 @@ def main(argv: list[str]) -> None:
 
 
 def sizing(captured: Captured) -> dict[str, Any]:
-    """Bytes per line by service and kind, and lines per redirect."""
+    """Lines and bytes (newline included) by service: access lines and the rest apart."""
     figures: dict[str, Any] = {}
     for service in SERVICES:
         lines = captured.lines[service]
         access = [line for line in lines if '"logger":"shorty.request"' in line]
+        other = [line for line in lines if line not in access]
         figures[service] = {
             "lines": len(lines),
-            "bytes": sum(len(line.encode()) + 1 for line in lines),
+            "bytes": sum(_size(line) for line in lines),
             "access_lines": len(access),
-            "bytes_per_access_line": (
-                round(sum(len(line.encode()) + 1 for line in access) / len(access))
-                if access
-                else None
-            ),
+            "bytes_per_access_line": _mean(access),
+            "bytes_per_other_line": _mean(other),
         }
-    figures["redirects"] = captured.redirects
+    figures["redirects_followed"] = captured.redirects
     return figures
+
+
+def _size(line: str) -> int:
+    return len(line.encode()) + 1
+
+
+def _mean(lines: list[str]) -> int | None:
+    return round(sum(_size(line) for line in lines) / len(lines)) if lines else None
 
 
 if __name__ == "__main__":
