@@ -1,5 +1,6 @@
 """The ``shorty`` command: run the services, migrate, manage users, API keys and the
-dead-letter stream, run fault-injection experiments, back up and restore the database.
+dead-letter stream, run fault-injection experiments, back up and restore the database,
+load the logging stack's Elasticsearch and Kibana configuration.
 
 One module per command group; each declares its commands, and ``main`` gathers them.
 What they share: ``config.py`` (settings, ``--data-dir``) and ``servers.py`` (the
@@ -14,6 +15,7 @@ from shorty.cli.backup import backup
 from shorty.cli.chaos import chaos
 from shorty.cli.dev import dev
 from shorty.cli.dlq import dlq
+from shorty.cli.elk import elk
 from shorty.cli.keys import apikey
 from shorty.cli.migrate import migrate
 from shorty.cli.serve import serve
@@ -31,5 +33,5 @@ def main() -> None:
     """
 
 
-for command in (dev, serve, migrate, user, apikey, dlq, chaos, backup):
+for command in (dev, serve, migrate, user, apikey, dlq, chaos, backup, elk):
     main.add_command(command)
