@@ -39,6 +39,8 @@ def cli(clean, monkeypatch):
         ["dlq", "show"],
         ["dlq", "replay"],
         ["dlq", "purge"],
+        ["elk"],
+        ["elk", "setup"],
     ],
 )
 def test_every_command_has_help(args):
