@@ -51,11 +51,8 @@ ROUTES = {
 FROM_FILEBEAT = {
     "error.type": 'ndjson parser (add_error_key): "json" on a line that is not JSON',
     "error.message": "ndjson parser (add_error_key): the decoding error, with error.type",
-    "kubernetes.container.name": "add_kubernetes_metadata",
-    "kubernetes.namespace": "add_kubernetes_metadata",
-    "agent.ephemeral_id": "every Beat's events (agent.*)",
-    "log.offset": "the filestream input",
-    "input.type": "the filestream input",
+    "kubernetes.container.name": "the kubernetes autodiscover provider's pod metadata",
+    "kubernetes.namespace": "the kubernetes autodiscover provider's pod metadata",
 }
 FROM_LOGSTASH = {
     "@version": "every Logstash event",
@@ -264,25 +261,30 @@ try:
 except ValueError as error:
     raise RuntimeError("config unreadable") from error
 """
+OVERRAN = """
+import time
+from shorty.obs.logging import configure_logging
+from shorty.stopdeadline import StopDeadline
+configure_logging("INFO", "api")
+StopDeadline(0.01).arm()
+time.sleep(30)
+"""
 NOWHERE = "postgresql://shorty@127.0.0.1:1/shorty"  # nothing listens on port 1
 
 
 @pytest.fixture(scope="module")
 def plain_text() -> dict[str, list[str]]:
-    """Real output that is not a JSON log line, by kind, as the events Filebeat makes of
-    it (indented lines joined to the line before; a traceback whole), and the JSON line
-    of a failed startup whose message is a traceback."""
+    """Real output that is not a JSON log line (stderr), by kind, as the events Filebeat
+    makes of it, and the message of a failed startup's JSON line that is a traceback."""
     started = {
         "zero": _run("-c", "1 / 0"),
         "chained": _run("-c", CHAINED),
         "bare": _run("-c", "raise RuntimeError"),
         "settings": _run("-m", "shorty", "serve", "api", SHORTY_LOG_LEVEL="bogus"),
         "usage": _run("-m", "shorty", "serve", "api", "--no-such-option"),
-        "overran": _run(
-            "-c",
-            "import time; from shorty.stopdeadline import StopDeadline;"
-            " StopDeadline(0.01).arm(); time.sleep(30)",
-        ),
+        # As a service stops past its bound: its log line is JSON (stdout), the
+        # threads' stacks plain text (stderr).
+        "overran": _run("-c", OVERRAN),
         "startup": _run(
             "-m",
             "shorty",
@@ -299,8 +301,6 @@ def plain_text() -> dict[str, list[str]]:
     out = {kind: process.communicate(timeout=60) for kind, process in started.items()}
     assert all(process.returncode != 0 for process in started.values())
     events = {kind: _events(err) for kind, (_, err) in out.items()}
-    for kind in ("zero", "chained", "bare"):
-        events[kind] = [out[kind][1].rstrip("\n")]
     events["startup"] = [
         record["message"]
         for record in map(json.loads, out["startup"][0].splitlines())
@@ -309,16 +309,23 @@ def plain_text() -> dict[str, list[str]]:
     return events
 
 
+# Filebeat's multiline parser (elk/filebeat/filebeat.yml): consecutive lines that do not
+# start with "{" (blank ones too) are one event; a JSON line is always an event alone.
+FILEBEAT_MULTILINE = re.compile(r"^([^{]|$)")
+
+
 def _events(output: str) -> list[str]:
-    """Lines as Filebeat's multiline makes them events: an indented line continues the
-    event before it (a traceback, which has lines at the margin, is taken whole)."""
-    events: list[str] = []
+    """The events Filebeat makes of a container's lines."""
+    events: list[list[str]] = []
+    joining = False
     for line in output.splitlines():
-        if line[:1].isspace() and events:
-            events[-1] += "\n" + line
-        elif line:
-            events.append(line)
-    return events
+        continues = bool(FILEBEAT_MULTILINE.match(line))
+        if continues and joining:
+            events[-1].append(line)
+        else:
+            events.append([line])
+        joining = continues
+    return ["\n".join(lines) for lines in events]
 
 
 def _grok(grok: ls.GrokFilter) -> list[tuple[Grok, dict[str, str]]]:
@@ -377,10 +384,12 @@ def test_command_line_error_grok(plain_text: dict[str, list[str]], kind: str, me
 
 
 def test_thread_dump_is_recognised(plain_text: dict[str, list[str]]) -> None:
-    dumps = plain_text["overran"]
-    threads = [event for event in dumps if _condition("most recent call first").search(event)]
-    assert len(threads) >= 2  # the timer's thread and the main one
-    assert all(_match("command-line-error", event) is None for event in threads)
+    (dump,) = plain_text["overran"]
+    assert _condition("most recent call first").search(dump)
+    # The timer's thread (the current one) and the main thread.
+    assert len(re.findall(r"^(?:Current thread|Thread) 0x", dump, re.MULTILINE)) == 2
+    assert _match("command-line-error", dump) is None
+    assert not _condition("Traceback").search(dump)
 
 
 def test_patterns_leave_json_lines_alone(captured: Captured) -> None:
@@ -433,11 +442,15 @@ def test_every_field_read_comes_from_somewhere(captured: Captured) -> None:
     logged = {key for _, record in captured.all_records() for key in _flat(record)}
     written = {name for conf in WRITTEN.values() for name in conf}
     known = logged | set(FROM_FILEBEAT) | set(FROM_LOGSTASH) | written
+    everything_used: set[str] = set()
     for name, tree in TREES.items():
         used = ls.reads(tree) | ls.removes(tree)
         # A whole object (remove_field => ["[error]"]) is known when a field under it is.
         unknown = {f for f in used if not any(k == f or k.startswith(f + ".") for k in known)}
         assert unknown == set(), name
+        everything_used |= used
+    # And the lists above name nothing the pipelines do not use.
+    assert set(FROM_FILEBEAT) | set(FROM_LOGSTASH) <= everything_used
 
 
 def test_written_fields_are_ecs(ecs_fields: dict[str, dict[str, Any]]) -> None:
