@@ -138,7 +138,8 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 def _pairs(value: Any) -> dict[str, Any]:
-    """A hash option, or an array of alternating keys and values (mutate's ``gsub``)."""
+    """A hash option (add_field), which Logstash also takes as an array of keys and
+    values in turn."""
     if isinstance(value, dict):
         return value
     return dict(zip(value[::2], value[1::2], strict=True))
@@ -239,5 +240,9 @@ def pygrok_pattern(pattern: str) -> tuple[str, dict[str, str]]:
         names[word] = field(match.group(2))
         return "%{" + match.group(1) + ":" + word + "}"
 
-    translated = _GROK_CAPTURE.sub(rename, pattern).replace("(?m)", "(?s)")
-    return "(?m)" + translated, names
+    return "(?m)" + pygrok_definition(_GROK_CAPTURE.sub(rename, pattern)), names
+
+
+def pygrok_definition(regex: str) -> str:
+    """A grok ``pattern_definitions`` regular expression in Python's flags."""
+    return regex.replace("(?m)", "(?s)")

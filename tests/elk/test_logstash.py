@@ -330,7 +330,7 @@ def _events(output: str) -> list[str]:
 
 def _grok(grok: ls.GrokFilter) -> list[tuple[Grok, dict[str, str]]]:
     """The filter's patterns with pygrok, each with its capture names' fields."""
-    custom = {name: ls.pygrok_pattern(regex)[0][4:] for name, regex in grok.definitions.items()}
+    custom = {name: ls.pygrok_definition(regex) for name, regex in grok.definitions.items()}
     compiled = []
     for pattern in grok.patterns:
         translated, names = ls.pygrok_pattern(pattern)
