@@ -286,14 +286,7 @@ def plain_text() -> dict[str, list[str]]:
         # threads' stacks plain text (stderr).
         "overran": _run("-c", OVERRAN),
         "startup": _run(
-            "-m",
-            "shorty",
-            "serve",
-            "redirect",
-            "--port",
-            "0",
-            "--metrics-port",
-            "0",
+            *("-m", "shorty", "serve", "redirect", "--port", "0", "--metrics-port", "0"),
             SHORTY_DATABASE_URL=NOWHERE,
             SHORTY_REDIS_URL="redis://127.0.0.1:1/0",
         ),
