@@ -1,0 +1,156 @@
+"""The index template's mappings as flat field names, and where each field that the
+captured lines do not carry comes from (the collectors, or code paths the workload
+does not take). Read by test_elasticsearch.py and test_kibana.py."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import ROOT
+
+ELK = ROOT / "elk"
+ELASTICSEARCH = ELK / "elasticsearch"
+KIBANA = ELK / "kibana"
+COMPONENT_PREFIX = "component-template-"  # component-template-<name>.json (shorty elk setup)
+
+# Fields Filebeat and Logstash add to every line (or to some), with who adds them.
+# Only these and what the captured lines carry may be mapped or named in Kibana.
+PIPELINE_FIELDS: dict[str, str] = {
+    "agent.name": "Filebeat: every event",
+    "agent.type": "Filebeat: every event",
+    "agent.version": "Filebeat: every event",
+    "agent.id": "Filebeat: every event",
+    "agent.ephemeral_id": "Filebeat: every event",
+    "host.name": "Filebeat: every event (the node)",
+    "input.type": "Filebeat: the input (filestream)",
+    "log.file.path": "Filebeat filestream: the container log file",
+    "log.offset": "Filebeat filestream: the line's offset in the file",
+    "log.flags": "Filebeat multiline: joined tracebacks",
+    "stream": "Filebeat container parser: stdout or stderr",
+    "tags": "Filebeat and Logstash: tags of failed decoding or parsing",
+    "error.message": "Filebeat ndjson parser: a line that is not JSON",
+    "error.type": "Filebeat ndjson parser: a line that is not JSON",
+    "container.id": "Filebeat add_kubernetes_metadata",
+    "container.image.name": "Filebeat add_kubernetes_metadata",
+    "container.runtime": "Filebeat add_kubernetes_metadata",
+    "kubernetes.namespace": "Filebeat add_kubernetes_metadata",
+    "kubernetes.namespace_uid": "Filebeat add_kubernetes_metadata",
+    "kubernetes.pod.name": "Filebeat add_kubernetes_metadata",
+    "kubernetes.pod.uid": "Filebeat add_kubernetes_metadata",
+    "kubernetes.pod.ip": "Filebeat add_kubernetes_metadata",
+    "kubernetes.node.name": "Filebeat add_kubernetes_metadata",
+    "kubernetes.node.hostname": "Filebeat add_kubernetes_metadata",
+    "kubernetes.container.name": "Filebeat add_kubernetes_metadata",
+    "kubernetes.deployment.name": "Filebeat add_kubernetes_metadata",
+    "kubernetes.replicaset.name": "Filebeat add_kubernetes_metadata",
+    "kubernetes.statefulset.name": "Filebeat add_kubernetes_metadata",
+    "kubernetes.job.name": "Filebeat add_kubernetes_metadata",
+    "kubernetes.cronjob.name": "Filebeat add_kubernetes_metadata",
+    "kubernetes.labels": "Filebeat add_kubernetes_metadata: the pod's labels (dynamic, keyword)",
+    "@version": "Logstash: every event",
+    "data_stream.type": "Logstash: the routing (logs)",
+    "data_stream.dataset": "Logstash: the routing (shorty.<service>)",
+    "data_stream.namespace": "Logstash: the routing (default)",
+    "event.dataset": "Logstash: the routing (shorty.<service>)",
+}
+
+# Fields the services write on paths the scripted workload does not take, with the
+# file that writes each and the text that names it there (checked: the list cannot
+# outlive the code). Mapped so that these lines are searchable when they come.
+CODE_FIELDS: dict[str, tuple[str, str]] = {
+    "error.type": ("services/shorty/obs/requestlog.py", "log.exception"),
+    "error.message": ("services/shorty/obs/requestlog.py", "log.exception"),
+    "error.stack_trace": ("services/shorty/obs/requestlog.py", "log.exception"),
+    "user.id": ("services/shorty/api/sessions.py", "user__id="),
+    "user.target.id": ("services/shorty/api/accounts.py", "user__target__id="),
+    "user.email": ("services/shorty/store/bootstrap.py", '"user.email"'),
+    "shorty.keys.revoked": ("services/shorty/store/bootstrap.py", '"shorty.keys.revoked"'),
+    "shorty.traceparents": ("services/shorty/worker/events.py", '"shorty.traceparents"'),
+    "shorty.code": ("services/shorty/usecases/links.py", "shorty__code="),
+    "shorty.reason": ("services/shorty/usecases/links.py", "shorty__reason="),
+    "shorty.key.id": ("services/shorty/api/accounts.py", "shorty__key__id="),
+    "shorty.key.parent_id": ("services/shorty/api/accounts.py", "shorty__key__parent_id="),
+    "shorty.key.scopes": ("services/shorty/api/accounts.py", "shorty__key__scopes="),
+    "shorty.changes": ("services/shorty/api/accounts.py", "shorty__changes="),
+    "shorty.chaos.id": ("services/shorty/resilience/faults.py", '"shorty.chaos.id"'),
+    "shorty.chaos.dependency": (
+        "services/shorty/resilience/faults.py",
+        '"shorty.chaos.dependency"',
+    ),
+    "shorty.chaos.kind": ("services/shorty/resilience/faults.py", '"shorty.chaos.kind"'),
+    "shorty.chaos.seconds": ("services/shorty/api/chaos.py", "shorty__chaos__seconds="),
+    "shorty.chaos.latency_ms": ("services/shorty/store/chaos.py", 'params["latency_ms"]'),
+    "shorty.chaos.rate": ("services/shorty/store/chaos.py", 'params["rate"]'),
+}
+
+# Mapping types whose value is an object a line fills freely (no field below is mapped).
+OPEN_TYPES = frozenset({"flattened"})
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(path.read_text())
+    return body
+
+
+def component_templates() -> dict[str, dict[str, Any]]:
+    """Each component template's body by its name (as ``shorty elk setup`` names it)."""
+    return {
+        path.name[len(COMPONENT_PREFIX) : -len(".json")]: read_json(path)
+        for path in sorted(ELASTICSEARCH.glob(f"{COMPONENT_PREFIX}*.json"))
+    }
+
+
+def index_template() -> dict[str, Any]:
+    return read_json(ELASTICSEARCH / "index-template.json")
+
+
+def leaves(properties: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """(dotted name, mapping) of every mapped field: a typed field, or an object that
+    takes new fields dynamically (``dynamic: true``, named as the object)."""
+    for key, mapping in properties.items():
+        name = f"{prefix}{key}"
+        if "properties" in mapping:
+            yield from leaves(mapping["properties"], name + ".")
+        else:
+            yield name, mapping
+
+
+def mapped_fields() -> dict[str, dict[str, Any]]:
+    """Every field the composed template maps, by dotted name, and which component maps it
+    (``_component``)."""
+    fields: dict[str, dict[str, Any]] = {}
+    for name, body in component_templates().items():
+        properties = body["template"].get("mappings", {}).get("properties", {})
+        for field, mapping in leaves(properties):
+            assert field not in fields, f"{field} is mapped by two components"
+            fields[field] = {**mapping, "_component": name}
+    return fields
+
+
+def mapping_of(fields: dict[str, dict[str, Any]], name: str) -> str | None:
+    """The mapped field that takes the line's field ``name``: itself, or an open object
+    above it (flattened, or an object with ``dynamic: true``); None when nothing does."""
+    if name in fields:
+        return name
+    parts = name.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        above = ".".join(parts[:end])
+        mapping = fields.get(above)
+        if mapping is not None and (
+            mapping.get("type") in OPEN_TYPES or mapping.get("dynamic") in (True, "true")
+        ):
+            return above
+    return None
+
+
+def flatten(record: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted name, value) of each leaf of a log line: nested objects and dotted keys alike."""
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from flatten(value, name + ".")
+        else:
+            yield name, value
