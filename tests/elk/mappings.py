@@ -16,23 +16,19 @@ ELASTICSEARCH = ELK / "elasticsearch"
 KIBANA = ELK / "kibana"
 COMPONENT_PREFIX = "component-template-"  # component-template-<name>.json (shorty elk setup)
 
-# Fields Filebeat and Logstash add to every line (or to some), with who adds them.
-# Only these and what the captured lines carry may be mapped or named in Kibana.
+# Fields Filebeat and Logstash add to every line or to some (elk/filebeat/filebeat.yml,
+# elk/logstash/pipeline/*.conf), with who adds them. Only these and what the captured
+# lines carry may be mapped or named in Kibana. (Logstash removes @version,
+# agent.ephemeral_id, log.offset and input.type: they never reach Elasticsearch.)
 PIPELINE_FIELDS: dict[str, str] = {
     "agent.name": "Filebeat: every event",
     "agent.type": "Filebeat: every event",
     "agent.version": "Filebeat: every event",
     "agent.id": "Filebeat: every event",
-    "agent.ephemeral_id": "Filebeat: every event",
     "host.name": "Filebeat: every event (the node)",
-    "input.type": "Filebeat: the input (filestream)",
-    "log.file.path": "Filebeat filestream: the container log file",
-    "log.offset": "Filebeat filestream: the line's offset in the file",
-    "log.flags": "Filebeat multiline: joined tracebacks",
+    "log.file.path": "Filebeat filestream: the container's log file",
+    "log.flags": "Filebeat multiline: a joined traceback",
     "stream": "Filebeat container parser: stdout or stderr",
-    "tags": "Filebeat and Logstash: tags of failed decoding or parsing",
-    "error.message": "Filebeat ndjson parser: a line that is not JSON",
-    "error.type": "Filebeat ndjson parser: a line that is not JSON",
     "container.id": "Filebeat add_kubernetes_metadata",
     "container.image.name": "Filebeat add_kubernetes_metadata",
     "container.runtime": "Filebeat add_kubernetes_metadata",
@@ -49,12 +45,24 @@ PIPELINE_FIELDS: dict[str, str] = {
     "kubernetes.statefulset.name": "Filebeat add_kubernetes_metadata",
     "kubernetes.job.name": "Filebeat add_kubernetes_metadata",
     "kubernetes.cronjob.name": "Filebeat add_kubernetes_metadata",
-    "kubernetes.labels": "Filebeat add_kubernetes_metadata: the pod's labels (dynamic, keyword)",
-    "@version": "Logstash: every event",
+    "kubernetes.labels": "Filebeat add_kubernetes_metadata: the pod's labels (keyword each)",
+    "error.type": "Filebeat ndjson parser (a line not JSON); Logstash main: a traceback's",
+    "error.message": "Logstash main: a traceback's or command-line error's; dead-letter: why",
+    "error.stack_trace": "Logstash main: a plain-text traceback or thread dump",
+    "tags": "Logstash: shorty_plain_text, shorty_traceback_unparsed, shorty_deadletter",
+    "user_agent.name": "Logstash main: useragent filter",
+    "user_agent.version": "Logstash main: useragent filter",
+    "user_agent.os.name": "Logstash main: useragent filter",
+    "user_agent.os.version": "Logstash main: useragent filter",
+    "user_agent.os.full": "Logstash main: useragent filter",
+    "user_agent.device.name": "Logstash main: useragent filter",
     "data_stream.type": "Logstash: the routing (logs)",
-    "data_stream.dataset": "Logstash: the routing (shorty.<service>)",
-    "data_stream.namespace": "Logstash: the routing (default)",
-    "event.dataset": "Logstash: the routing (shorty.<service>)",
+    "data_stream.dataset": "Logstash: the routing (shorty.<service>, shorty.deadletter)",
+    "data_stream.namespace": "Logstash: the routing (the Kubernetes namespace)",
+    "event.dataset": "Logstash: the routing (as data_stream.dataset)",
+    "event.original": "Logstash dead-letter: the refused event as JSON text",
+    "event.created": "Logstash dead-letter: when Elasticsearch refused it",
+    "event.kind": "Logstash dead-letter: pipeline_error",
 }
 
 # Fields the services write on paths the scripted workload does not take, with the

@@ -274,6 +274,9 @@ def test_ecs_fields_are_mapped_as_ecs_maps_them(ecs_fields: dict[str, Any]):
         ours_above, ecs_above = mapping.get("ignore_above"), field.get("ignore_above")
         if ours_above != ecs_above:
             wrong.append(f"{name}: ignore_above {ours_above}, ECS has it {ecs_above}")
+        for option in ("index", "doc_values"):  # event.original: stored, never searched
+            if mapping.get(option, True) != field.get(option, True):
+                wrong.append(f"{name}: {option} {mapping.get(option)}, ECS has {field.get(option)}")
         ecs_multi = {multi["name"]: multi["type"] for multi in field.get("multi_fields", ())}
         ours = {sub: value["type"] for sub, value in mapping.get("fields", {}).items()}
         if ours != ecs_multi:
