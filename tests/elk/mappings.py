@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from shorty.elk.files import COMPONENT_TEMPLATE
 from tests.conftest import ROOT
 
 ELK = ROOT / "elk"
 ELASTICSEARCH = ELK / "elasticsearch"
 KIBANA = ELK / "kibana"
-COMPONENT_PREFIX = "component-template-"  # component-template-<name>.json (shorty elk setup)
 
 # Fields Filebeat and Logstash add to every line or to some (elk/filebeat/filebeat.yml,
 # elk/logstash/pipeline/*.conf), with who adds them. Only these and what the captured
@@ -106,8 +106,8 @@ def read_json(path: Path) -> dict[str, Any]:
 def component_templates() -> dict[str, dict[str, Any]]:
     """Each component template's body by its name (as ``shorty elk setup`` names it)."""
     return {
-        path.name[len(COMPONENT_PREFIX) : -len(".json")]: read_json(path)
-        for path in sorted(ELASTICSEARCH.glob(f"{COMPONENT_PREFIX}*.json"))
+        path.name[len(COMPONENT_TEMPLATE) : -len(".json")]: read_json(path)
+        for path in sorted(ELASTICSEARCH.glob(f"{COMPONENT_TEMPLATE}*.json"))
     }
 
 
