@@ -49,7 +49,10 @@ def test_logins_registrations_keys_roles_and_blocks_are_audited(api, admin, clea
         ("link-unblock", "success"),
     ]
     change = next(r for r in audit_log.records if r.__dict__["event.action"] == "user-change")
-    assert (change.__dict__["user.id"], change.__dict__["user.target.id"]) == (admin[0], ada_id)
+    assert (change.__dict__["user.id"], change.__dict__["user.target.id"]) == (
+        str(admin[0]),
+        str(ada_id),
+    )  # ECS keywords
     assert change.__dict__["shorty.changes"] == {"role": "admin"}
     text = " ".join(str(r.__dict__) for r in audit_log.records)
     for secret in (PASSWORD, key["key"], token, ada["email"]):

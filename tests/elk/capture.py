@@ -134,6 +134,11 @@ def _workload(url: str, api: Service, redirect: Service, operating: _Operating) 
         "/api/v1/auth/login",
         {"email": "logs@example.com", "password": "wrong password"},
     )
+    person = {"email": "reader@example.com", "password": "a long enough passphrase"}
+    status, _ = call_json(api.port, "POST", "/api/v1/auth/register", person)
+    assert status in (201, 202), status
+    status, _ = call_json(api.port, "POST", "/api/v1/auth/login", person)
+    assert status == 200, status
     call_json(api.port, "GET", f"/api/v1/urls/{code}", headers=auth)
     for _ in range(25):  # past the limit: 429
         status, _ = call_json(api.port, "GET", f"/api/v1/urls/{code}", headers=auth)

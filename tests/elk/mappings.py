@@ -68,7 +68,6 @@ CODE_FIELDS: dict[str, tuple[str, str]] = {
     "error.type": ("services/shorty/obs/requestlog.py", "log.exception"),
     "error.message": ("services/shorty/obs/requestlog.py", "log.exception"),
     "error.stack_trace": ("services/shorty/obs/requestlog.py", "log.exception"),
-    "user.id": ("services/shorty/api/sessions.py", "user__id="),
     "user.target.id": ("services/shorty/api/accounts.py", "user__target__id="),
     "user.email": ("services/shorty/store/bootstrap.py", '"user.email"'),
     "shorty.keys.revoked": ("services/shorty/store/bootstrap.py", '"shorty.keys.revoked"'),

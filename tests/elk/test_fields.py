@@ -137,6 +137,11 @@ def test_security_events_are_ecs_events(captured: Captured):
     assert failed_login
     assert failed_login[0]["event"]["category"] == "authentication"
     assert "password" not in json.dumps(failed_login[0]).lower().replace('"wrong password"', "")
+    logged_in = [
+        r for r in audit if r["event"]["action"] == "login" and r["event"]["outcome"] == "success"
+    ]
+    assert len(logged_in) == 1
+    assert logged_in[0]["user"]["id"].isdigit()  # ECS: a keyword
 
 
 def test_operator_lines_name_the_shortlink(captured: Captured):

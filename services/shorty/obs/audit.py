@@ -33,7 +33,14 @@ def audit(
         "event.action": action,
         "event.outcome": outcome,
     }
+    # ECS's user ids (``user.id``, ``user.target.id``) are keywords: written as text.
     extra.update(
-        {name.replace("__", "."): value for name, value in fields.items() if value is not None}
+        {
+            name.replace("__", "."): str(value)
+            if name.startswith("user__") and name.endswith("__id")
+            else value
+            for name, value in fields.items()
+            if value is not None
+        }
     )
     log.info("%s %s", action, outcome, extra=extra)
