@@ -393,10 +393,6 @@ def test_no_password_is_ever_printed(standin, url, config):
             assert password not in done.stdout + done.stderr  # ...and never shown
 
 
-@pytest.mark.skipif(
-    not (ROOT / "elk" / "elasticsearch" / "index-template.json").exists(),
-    reason="elk/elasticsearch/index-template.json is not written yet (helper es-kibana)",
-)
 def test_the_repositorys_elk_folder_loads(standin, url):
     """The real files, in the repository's layout (elasticsearch/ and kibana/)."""
     result = setup(url, ROOT / "elk")
