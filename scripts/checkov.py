@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -90,17 +91,24 @@ def scan(
     checkov: Path | None = None,
 ) -> Report:
     """Run checkov's ``framework`` on ``target`` (a file or a directory)."""
-    command = [str(checkov or checkov_binary()), "--framework", framework, "--output", "json"]
-    command += ["--quiet", "--compact", "--skip-download"]
-    command += ["--file" if target.is_file() else "--directory", str(target)]
-    if config is not None:
-        command += ["--config-file", str(config)]
     env = {**os.environ, **ENV}
     if helm is not None:
         env["PATH"] = f"{helm.parent}{os.pathsep}{env.get('PATH', '')}"
     # Run from an empty directory: checkov also reads a .checkov.yaml from its working
     # directory, and `config` must be the only settings it gets.
     with tempfile.TemporaryDirectory(prefix="checkov-cwd-") as cwd:
+        scanned = target
+        if framework == "helm" and target.is_dir():
+            # A chart with its symbolic links resolved, as `helm package` ships it
+            # (charts/shorty/elk -> ../../elk): Helm logs each link it follows on
+            # stderr, and checkov drops a chart whose `helm template` writes anything
+            # there ("Failed processing helm chart"), scanning nothing.
+            scanned = Path(shutil.copytree(target, Path(cwd) / "chart" / target.name))
+        command = [str(checkov or checkov_binary()), "--framework", framework, "--output", "json"]
+        command += ["--quiet", "--compact", "--skip-download"]
+        command += ["--file" if scanned.is_file() else "--directory", str(scanned)]
+        if config is not None:
+            command += ["--config-file", str(config)]
         result = subprocess.run(
             command, capture_output=True, text=True, check=False, cwd=cwd, env=env, timeout=300
         )
