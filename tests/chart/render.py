@@ -83,7 +83,7 @@ def pod_specs(objects: tuple[dict[str, Any], ...]) -> list[tuple[str, dict[str, 
     pods = []
     for obj in objects:
         kind = obj["kind"]
-        if kind in {"Deployment", "StatefulSet"} or kind == "Job":
+        if kind in {"Deployment", "StatefulSet", "DaemonSet", "Job"}:
             pods.append((component(obj), obj["spec"]["template"]["spec"]))
         elif kind == "CronJob":
             pods.append((component(obj), obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]))

@@ -5,6 +5,7 @@ trusted proxies from the Ingress, the migrations hook's order."""
 from __future__ import annotations
 
 import base64
+import copy
 import re
 import shutil
 from pathlib import Path
@@ -105,13 +106,11 @@ def test_migrations_run_before_install_or_upgrade(scenario, hooks, init):
             assert migrates == ([["shorty", "migrate", "--allow-newer"]] if init else []), name
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
-def test_hook_pods_use_only_objects_that_exist_before_them(scenario):
-    """A hook runs before the chart's ordinary objects exist: what its pod names (a
-    ServiceAccount, a Secret, a ConfigMap) must be a hook of a lower weight, or none.
-    (The migrations Job once named the chart's ServiceAccount: on a first install with
-    an external database its pod would have been refused.)"""
-    objects = render(scenario)
+def hook_reference_problems(objects) -> list[str]:
+    """A pre-install hook runs before the chart's ordinary objects exist: what its pod
+    names (a ServiceAccount, a Secret, a ConfigMap, a PVC; in env or as a volume) must
+    be a hook of a lower weight, or none. A hook that runs only after the install or
+    upgrade (the ELK setup Job) may also name the release's ordinary objects."""
 
     def hook(obj):
         annotations = obj["metadata"].get("annotations") or {}
@@ -120,14 +119,16 @@ def test_hook_pods_use_only_objects_that_exist_before_them(scenario):
         return int(annotations.get("helm.sh/hook-weight", "0"))
 
     hooks = {(o["kind"], o["metadata"]["name"]): hook(o) for o in objects if hook(o) is not None}
+    rendered = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    problems = []
     for obj in objects:
         weight = hook(obj)
-        if (
-            weight is None
-            or obj["kind"] != "Job"
-            or "test" in obj["metadata"]["annotations"]["helm.sh/hook"]
-        ):
+        if weight is None or obj["kind"] != "Job":
             continue
+        phases = set(obj["metadata"]["annotations"]["helm.sh/hook"].split(","))
+        if "test" in phases:
+            continue
+        after_install = phases <= {"post-install", "post-upgrade"}
         pod = obj["spec"]["template"]["spec"]
         named_objects = []
         if "serviceAccountName" in pod:
@@ -143,12 +144,45 @@ def test_hook_pods_use_only_objects_that_exist_before_them(scenario):
                 for kind, key in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
                     if key in source:
                         named_objects.append((kind, source[key]["name"]))
-        rendered = {(o["kind"], o["metadata"]["name"]) for o in objects}
+        for volume in pod.get("volumes", []):
+            if "secret" in volume:
+                named_objects.append(("Secret", volume["secret"]["secretName"]))
+            if "configMap" in volume:
+                named_objects.append(("ConfigMap", volume["configMap"]["name"]))
+            if "persistentVolumeClaim" in volume:
+                claim = volume["persistentVolumeClaim"]["claimName"]
+                named_objects.append(("PersistentVolumeClaim", claim))
         for ref in named_objects:
             if ref not in rendered:
                 continue  # the user's own (existingSecret): there before the install
-            assert ref in hooks, (obj["metadata"]["name"], ref, "not a hook")
-            assert hooks[ref] < weight, (obj["metadata"]["name"], ref, "not before it")
+            if after_install and ref not in hooks:
+                continue  # an ordinary object of the release: made before post-* hooks
+            if ref not in hooks:
+                problems.append(f"Job/{obj['metadata']['name']} uses {ref}: not a hook")
+            elif hooks[ref] >= weight:
+                problems.append(f"Job/{obj['metadata']['name']} uses {ref}: not before it")
+    return problems
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
+def test_hook_pods_use_only_objects_that_exist_before_them(scenario):
+    """(The migrations Job once named the chart's ServiceAccount: on a first install
+    with an external database its pod would have been refused.)"""
+    assert hook_reference_problems(render(scenario)) == []
+
+
+def test_the_hook_check_reports_a_hook_that_runs_too_early():
+    objects = copy.deepcopy(list(render("elk-values.yaml")))
+    assert hook_reference_problems(objects) == []
+    job = named(objects, "Job", "demo-shorty-elk-setup")
+    job["metadata"]["annotations"]["helm.sh/hook"] = "pre-install,pre-upgrade"
+    assert hook_reference_problems(objects) == [
+        "Job/demo-shorty-elk-setup uses ('ConfigMap', 'demo-shorty-elk-setup'): not a hook"
+    ]
+    job["metadata"]["annotations"]["helm.sh/hook-weight"] = "-10"
+    assert "Job/demo-shorty-elk-setup uses ('Secret', 'demo-shorty-elk'): not before it" in (
+        hook_reference_problems(objects)
+    )
 
 
 def resolve(env: dict[str, dict], name: str, secrets: dict[str, str]) -> str:

@@ -63,10 +63,15 @@ def test_shortys_pods_are_restricted(scenario, sets):
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
 def test_every_pod_runs_without_privilege(scenario):
-    """PostgreSQL and Redis too: non-root, no escalation, read-only root, RuntimeDefault."""
+    """PostgreSQL, Redis and the ELK stack too: non-root, no escalation, read-only
+    root, RuntimeDefault. Filebeat alone runs as root, to read the kubelet's root-owned
+    log files, with every capability dropped (tests/chart/test_elk.py)."""
     for name, pod in pod_specs(render(scenario)):
-        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["runAsNonRoot"] is (name != "filebeat"), name
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert not pod.get("hostNetwork"), name
+        assert not pod.get("hostPID"), name
+        assert not pod.get("hostIPC"), name
         for container in containers(pod):
             assert container["securityContext"] == RESTRICTED_CONTAINER, name
 
@@ -91,12 +96,13 @@ def test_shortys_image_tag_is_the_app_version_by_default():
 
 
 @pytest.mark.parametrize(("scenario", "sets"), RENDERS, ids=str)
-def test_only_the_operator_gets_a_service_account_token(scenario, sets):
+def test_only_the_operator_and_filebeat_get_a_service_account_token(scenario, sets):
+    """Filebeat's add_kubernetes_metadata reads pods, namespaces and nodes with it."""
     objects = render(scenario, sets=sets)
     for name, pod in pod_specs(objects):
-        assert pod["automountServiceAccountToken"] is (name == "operator"), name
+        assert pod["automountServiceAccountToken"] is (name in {"operator", "filebeat"}), name
     for account in of_kind(objects, "ServiceAccount"):
-        if component(account) != "operator":
+        if component(account) not in {"operator", "filebeat"}:
             assert account["automountServiceAccountToken"] is False
 
 
@@ -134,7 +140,14 @@ def test_rollouts_never_go_below_the_replica_count(scenario):
     objects = render(scenario)
     for deployment in of_kind(objects, "Deployment"):
         strategy = deployment["spec"]["strategy"]
-        if component(deployment) == "operator":
+        claims = [
+            volume
+            for volume in deployment["spec"]["template"]["spec"]["volumes"]
+            if "persistentVolumeClaim" in volume
+        ]
+        if component(deployment) == "operator" or claims:
+            # One operator at a time; a ReadWriteOnce claim (Logstash's dead-letter
+            # queue) cannot be attached to a second pod elsewhere.
             assert strategy == {"type": "Recreate"}
             assert deployment["spec"]["replicas"] == 1
         else:

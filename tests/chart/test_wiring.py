@@ -66,10 +66,26 @@ def container_env(objects: wiring.Objects, container: dict[str, Any]) -> dict[st
     return env
 
 
+def kibana_served(objects: wiring.Objects) -> dict[int, set[str]]:
+    """Kibana's login page, which answers without credentials: on server.port, under
+    server.basePath when Kibana itself strips it (rewriteBasePath), from the kibana.yml
+    the chart renders."""
+    (settings,) = [
+        yaml.safe_load(o["data"]["kibana.yml"])
+        for o in objects
+        if o["kind"] == "ConfigMap" and "kibana.yml" in o.get("data", {})
+    ]
+    base = settings.get("server.basePath", "") if settings.get("server.rewriteBasePath") else ""
+    return {settings.get("server.port", 5601): {f"{base}/login"}}
+
+
 def served(objects: wiring.Objects, container: dict[str, Any]) -> dict[int, set[str]]:
     """Port → the probe paths the program serves there, from its own options: `shorty
     serve X` (its --port; the metrics listener's /livez on --metrics-port, else
-    SHORTY_METRICS_PORT, else METRICS_PORTS) and `shorty-operator` (kopf's --liveness)."""
+    SHORTY_METRICS_PORT, else METRICS_PORTS), `shorty-operator` (kopf's --liveness)
+    and Kibana (its kibana.yml)."""
+    if "/kibana/kibana:" in container["image"]:
+        return kibana_served(objects)
     command = [*container.get("command", []), *container.get("args", [])]
     env = container_env(objects, container)
     if command[:2] == ["shorty", "serve"]:
@@ -254,6 +270,11 @@ DOC_PEERS = {
     "Prometheus": ["prometheus"],
     "the S3 endpoint": ["s3"],
     **{name: [name] for name in ("api", "redirect", "worker", "migrations", "operator", "backup")},
+    "filebeat": ["filebeat"],
+    "logstash": ["logstash"],
+    "Elasticsearch": ["elasticsearch"],
+    "Kibana": ["kibana"],
+    "the ELK setup Job": ["elk-setup"],
 }
 
 
@@ -287,14 +308,19 @@ def documented_flows(objects: wiring.Objects, values: dict[str, Any]) -> set[Flo
             continue
         if destination.startswith("the S3 endpoint") and not values["backup"]["s3"]["enabled"]:
             continue
+        kibana_ingress = values["elk"]["kibana"]["ingress"]["enabled"]
+        if "elk.kibana.ingress.enabled" in row and not kibana_ingress:
+            continue
         srcs, dsts = cell(source), cell(destination)
         ports = re.sub(r"\s*\([^)]*\)", "", port_cell).replace("`", "").split(", ")
         pairs = list(zip(dsts, ports, strict=True)) if len(dsts) == len(ports) > 1 else []
         pairs = pairs or [(d, p) for d in dsts for p in ports]
         for dst, port in pairs:
             for src in srcs:
-                if {src, dst} & SHORTY_PODS - set(inside):
+                if {src, dst} & OPTIONAL_PODS - set(inside):
                     continue  # a component this scenario does not render (the operator)
+                if src == dst:
+                    continue  # between the pods of one component: not told apart here
                 number, _, protocols = port.partition(" ")
                 for protocol in (protocols or "TCP").split("/"):
                     if dst in external_ports:
@@ -307,6 +333,8 @@ def documented_flows(objects: wiring.Objects, values: dict[str, Any]) -> set[Flo
 
 
 SHORTY_PODS = {"api", "redirect", "worker", "migrations", "operator", "backup", "test"}
+ELK_PODS = {"filebeat", "logstash", "elasticsearch", "kibana", "elk-setup"}
+OPTIONAL_PODS = SHORTY_PODS | ELK_PODS
 
 
 def test_network_policies_allow_exactly_the_documented_flows(scenario):

@@ -35,7 +35,7 @@ spec:
   template:
     metadata:
       labels:
-        {{- include "shorty.componentLabels" . | nindent 8 }}
+        {{- include "shorty.podLabels" . | nindent 8 }}
       annotations:
         # Settings and secrets are read once at start: roll the pods when they change.
         checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
