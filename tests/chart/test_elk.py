@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import re
 import shutil
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,20 @@ def test_the_chart_reads_elk_through_its_link():
     link = CHART / "elk"
     assert link.is_symlink()
     assert link.resolve() == ELK.resolve()
+
+
+def test_the_packaged_chart_carries_the_elk_files(tmp_path):
+    """`helm package` follows the link: the chart as published holds the files."""
+    helm("package", str(CHART), "--destination", str(tmp_path))
+    (archive,) = tmp_path.glob("shorty-*.tgz")
+    with tarfile.open(archive) as tar:
+        packaged = {
+            member.name.removeprefix("shorty/elk/"): tar.extractfile(member).read()  # type: ignore[union-attr]
+            for member in tar.getmembers()
+            if member.name.startswith("shorty/elk/") and member.isfile()
+        }
+    files = {str(p.relative_to(ELK)): p.read_bytes() for p in ELK.rglob("*") if p.is_file()}
+    assert packaged == files
 
 
 def test_the_setup_files_fit_in_a_configmap():
