@@ -10,9 +10,13 @@ through ci/elk-values.yaml."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import shutil
+import socket
+import ssl
 import tarfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +314,40 @@ def test_the_secret_holds_strong_passwords_and_a_certificate_for_the_services():
     assert {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH} <= set(usages)
     annotations = named(objects, "Secret", "demo-shorty-elk")["metadata"]["annotations"]
     assert annotations["helm.sh/resource-policy"] == "keep"
+
+
+def handshake(secret: dict[str, str], server_name: str, tmp_path: Path) -> None:
+    """A TLS handshake with a server holding the Secret's certificate, by a client that
+    trusts only the Secret's CA and checks the host name (as Logstash, Kibana and the
+    setup do: verification "full")."""
+    (tmp_path / "tls.crt").write_text(secret["tls.crt"])
+    (tmp_path / "tls.key").write_text(secret["tls.key"])
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    client_context = ssl.create_default_context(cadata=secret["ca.crt"])
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            connection, _ = listener.accept()
+            with connection, contextlib.suppress(ssl.SSLError, OSError):
+                server_context.wrap_socket(connection, server_side=True).close()
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                client_context.wrap_socket(raw, server_hostname=server_name).close()
+        finally:
+            thread.join(timeout=5)
+
+
+def test_the_certificate_serves_tls_to_clients_that_check_the_name(tmp_path):
+    secret = elk_secret(render(SCENARIO))
+    for name in ("demo-shorty-elasticsearch", "demo-shorty-elasticsearch.shorty.svc", "localhost"):
+        handshake(secret, name, tmp_path)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        handshake(secret, "demo-shorty-kibana", tmp_path)
 
 
 def chart_with_cluster_secret(tmp_path: Path, data: dict[str, str]) -> Path:
