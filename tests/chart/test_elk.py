@@ -25,6 +25,10 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from shorty.cli import main as cli_main
+from shorty.cli.elk import KIBANA_SYSTEM_VAR, LOGIN_VAR, LOGSTASH_VAR
+from shorty.elk.files import elasticsearch_files, saved_objects
+from shorty.elk.lifecycle import Lifecycle, time_value
 from tests.chart import wiring
 from tests.chart.netpol import Endpoint, allowed
 from tests.chart.render import (
@@ -187,6 +191,42 @@ def test_logstash_runs_the_pipelines_it_mounts_and_keeps_its_data_on_the_volume(
     assert Path(queue).is_relative_to(data)
     claim = {v["name"]: v for v in pod["volumes"]}["data"]["persistentVolumeClaim"]
     assert named(objects, "PersistentVolumeClaim", claim["claimName"])
+
+
+def logstash_bytes(text: str) -> int:
+    """Logstash's byte values (512mb, 1gb): powers of 1024."""
+    number, unit = re.fullmatch(r"(\d+)\s*([kmgt]?b)", str(text).lower()).groups()  # type: ignore[union-attr]
+    return int(number) * 1024 ** ["b", "kb", "mb", "gb", "tb"].index(unit)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "sets"), [(None, ON), (SCENARIO, ())], ids=["emptyDir", "pvc"]
+)
+def test_the_data_volume_holds_every_queue_at_its_cap(scenario, sets):
+    """Each pipeline's persisted queue and dead-letter queue, at their max_bytes
+    (pipelines.yml over logstash.yml over Logstash's defaults), fit in the volume."""
+    objects = render(scenario, sets=sets)
+    settings = yaml.safe_load(data_of(objects, "demo-shorty-logstash")["logstash.yml"]) or {}
+    pipelines = yaml.safe_load(data_of(objects, "demo-shorty-logstash")["pipelines.yml"])
+    defaults = {"queue.type": "memory", "queue.max_bytes": "1024mb"}
+    defaults |= {"dead_letter_queue.enable": False, "dead_letter_queue.max_bytes": "1024mb"}
+    needed = 0
+    for pipeline in pipelines:
+        merged = {**defaults, **settings, **pipeline}
+        if merged["queue.type"] == "persisted":
+            needed += logstash_bytes(merged["queue.max_bytes"])
+        if merged["dead_letter_queue.enable"]:
+            needed += logstash_bytes(merged["dead_letter_queue.max_bytes"])
+    pod = pod_of(objects, "Deployment", "demo-shorty-logstash")
+    volume = {v["name"]: v for v in pod["volumes"]}["data"]
+    if "emptyDir" in volume:
+        size = volume["emptyDir"]["sizeLimit"]
+    else:
+        claim = named(
+            objects, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"]
+        )
+        size = claim["spec"]["resources"]["requests"]["storage"]
+    assert needed <= quantity(size), (needed, size)
 
 
 # --- Elasticsearch -------------------------------------------------------------------
@@ -503,6 +543,52 @@ def test_the_hook_job_sets_up_everything_after_each_install_and_upgrade():
     secret = volumes[mounts[str(ca.parent)]]["secret"]
     assert secret["secretName"] == "demo-shorty-elk"
     assert [item["path"] for item in secret["items"]] == [ca.name]
+
+
+def setup_containers(objects) -> list[dict[str, Any]]:
+    found = [
+        container_named(deployment["spec"]["template"]["spec"], "elk-setup")
+        for deployment in of_kind(objects, "Deployment")
+        if component(deployment) in {"logstash", "kibana"}
+    ]
+    return [*found, *pod_of(objects, "Job", "demo-shorty-elk-setup")["containers"]]
+
+
+@pytest.mark.parametrize("sets", [(), ("elk.kibana.enabled=false",)], ids=["kibana", "no-kibana"])
+def test_the_setup_containers_give_the_command_all_it_reads(sets, tmp_path):
+    """`shorty elk setup` as the CLI defines it (shorty.cli.elk): the chart's options
+    are its options, its env its variables, and what the part needs is there; the
+    flat ConfigMap folder reads; the retention and warm age are ones it takes."""
+    objects = render(SCENARIO, sets=sets)
+    command = cli_main.commands["elk"].commands["setup"]  # type: ignore[attr-defined]
+    options = {name: param for param in command.params for name in param.opts}
+    variables = {param.envvar for param in command.params if param.envvar}
+    passwords = {LOGIN_VAR, LOGSTASH_VAR, KIBANA_SYSTEM_VAR}
+    for name, text in data_of(objects, "demo-shorty-elk-setup").items():
+        (tmp_path / name).write_text(text)
+    assert elasticsearch_files(tmp_path).index_template
+    assert saved_objects(tmp_path).count > 0
+    containers = setup_containers(objects)
+    assert len(containers) == (2 if sets else 3)  # Logstash's, Kibana's, the Job's
+    for container in containers:
+        argv = container["command"]
+        assert argv[:3] == ["shorty", "elk", "setup"]
+        parsed = dict(zip(argv[3::2], argv[4::2], strict=True))
+        assert set(parsed) <= set(options)
+        part = parsed["--part"]
+        assert part in options["--part"].type.choices  # type: ignore[attr-defined]
+        env = env_of(container)
+        assert set(env) <= variables | passwords
+        needed = {LOGIN_VAR}
+        if part in {"elasticsearch", "all"}:
+            needed |= {"SHORTY_ELK_ELASTICSEARCH_URL", LOGSTASH_VAR, KIBANA_SYSTEM_VAR}
+        if part in {"kibana", "all"}:
+            needed |= {"SHORTY_ELK_KIBANA_URL"}
+        assert needed <= set(env), (part, needed - set(env))
+        Lifecycle(
+            time_value(env["SHORTY_ELK_RETENTION"]["value"]),
+            time_value(env["SHORTY_ELK_WARM_AFTER"]["value"]),
+        )
 
 
 def test_without_kibana_the_setup_leaves_it_out():
