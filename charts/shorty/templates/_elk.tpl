@@ -7,12 +7,13 @@ is a file of elk/ (the chart reads it through the link charts/shorty/elk).
 {{- default (printf "%s-elk" (include "shorty.fullname" .)) .Values.elk.existingSecret }}
 {{- end }}
 
-{{/* The labels of a pod: (dict "root" $ "component" "api"). With the logging stack, the
-pods of Shorty's own processes, whose lines are ECS JSON, carry the label Filebeat's
-input selects (elk/filebeat/filebeat.yml); PostgreSQL's, Redis's and ELK's do not. */}}
+{{/* The labels of a pod: (dict "root" $ "component" "api"). The pods of Shorty's own
+processes, whose lines are ECS JSON, carry the label Filebeat's input selects
+(elk/filebeat/filebeat.yml) — with the chart's logging stack or a Filebeat of the
+cluster's own; PostgreSQL's, Redis's and ELK's do not. */}}
 {{- define "shorty.podLabels" -}}
 {{ include "shorty.componentLabels" . }}
-{{- if and .root.Values.elk.enabled (has .component (list "api" "redirect" "worker" "operator" "migrations" "backup")) }}
+{{- if has .component (list "api" "redirect" "worker" "operator" "migrations" "backup") }}
 shorty.dev/logs: ecs
 {{- end }}
 {{- end }}
