@@ -160,6 +160,8 @@ def _register(cluster: Cluster) -> None:
 class FakeKube:
     """The emulated API server on a thread of its own; synchronous helpers for the tests."""
 
+    cluster_class: type[Cluster] = Cluster  # tests/elk/pods.py serves Pods with a subclass
+
     def __init__(self) -> None:
         self.url = ""
         self.port = 0
@@ -185,7 +187,7 @@ class FakeKube:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        async with Cluster() as cluster, kmock.Server(cluster) as server:
+        async with self.cluster_class() as cluster, kmock.Server(cluster) as server:
             _register(cluster)
             self.cluster = cluster
             self.url = str(server.url).rstrip("/")
