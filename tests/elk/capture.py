@@ -26,6 +26,7 @@ from typing import Any
 from shorty import embedded
 from shorty.store import migrate
 from tests.e2e.processes import RedisServer, Service, call_json, get, service_env
+from tests.elk.fields import flatten
 from tests.helpers import scalar, user_with_key, wait_for
 from tests.operator.helpers import Operator, shortlink
 from tests.operator.kube import FakeKube, ready
@@ -55,6 +56,15 @@ class Captured:
         for service in SERVICES:
             for record in self.records(service):
                 yield service, record
+
+    def fields(self) -> dict[str, list[tuple[str, Any]]]:
+        """Each field the lines carry, by dotted name (tests/elk/fields.py): the
+        (service, value) pairs it was seen with, in order."""
+        seen: dict[str, list[tuple[str, Any]]] = {}
+        for service, record in self.all_records():
+            for name, value in flatten(record):
+                seen.setdefault(name, []).append((service, value))
+        return seen
 
 
 def capture(admin_url: str, folder: Path) -> Captured:

@@ -147,13 +147,3 @@ def mapping_of(fields: dict[str, dict[str, Any]], name: str) -> str | None:
         ):
             return above
     return None
-
-
-def flatten(record: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """(dotted name, value) of each leaf of a log line: nested objects and dotted keys alike."""
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            yield from flatten(value, name + ".")
-        else:
-            yield name, value

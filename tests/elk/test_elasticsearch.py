@@ -28,7 +28,6 @@ from tests.elk.mappings import (
     ELASTICSEARCH,
     PIPELINE_FIELDS,
     component_templates,
-    flatten,
     index_template,
     mapped_fields,
     mapping_of,
@@ -218,13 +217,13 @@ TAKES: dict[str, Callable[[object], bool]] = {
 def test_every_field_of_the_lines_is_mapped_with_a_type_that_takes_it(captured: Captured):
     fields = mapped_fields()
     wrong = set()
-    for service, record in captured.all_records():
-        for name, value in flatten(record):
-            mapped = mapping_of(fields, name)
-            if mapped is None:
-                wrong.add(f"{service}: {name} is not mapped")
-                continue
-            kind = fields[mapped].get("type", "object")
+    for name, seen in captured.fields().items():
+        mapped = mapping_of(fields, name)
+        if mapped is None:
+            wrong.update(f"{service}: {name} is not mapped" for service, _ in seen)
+            continue
+        kind = fields[mapped].get("type", "object")
+        for service, value in seen:
             values = value if isinstance(value, list) else [value]
             if not all(TAKES[kind](one) for one in values):
                 wrong.add(f"{service}: {name}={value!r} does not fit {mapped}'s {kind}")
@@ -235,11 +234,7 @@ def test_every_mapping_has_a_source(captured: Captured):
     """A field is mapped because the lines carry it, a collector adds it, or the code
     writes it on a path the workload does not take (listed with where)."""
     fields = mapped_fields()
-    carried = {
-        mapping_of(fields, name)
-        for _, record in captured.all_records()
-        for name, _ in flatten(record)
-    }
+    carried = {mapping_of(fields, name) for name in captured.fields()}
     unexplained = sorted(set(fields) - carried - PIPELINE_FIELDS.keys() - CODE_FIELDS.keys())
     assert not unexplained, (
         f"mapped, but neither in the lines nor added by a collector: {unexplained}"

@@ -6,12 +6,12 @@ rely on."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.elk.capture import SERVICES, TRACEPARENT, Captured
+from tests.elk.fields import flatten
 
 # The JSON value types an ECS field type accepts.
 JSON_TYPES: dict[str, tuple[type, ...]] = {
@@ -33,25 +33,6 @@ JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def flatten(record: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """(dotted name, value) of each leaf: nested objects and dotted keys alike."""
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            yield from flatten(value, name + ".")
-        else:
-            yield name, value
-
-
-def fields_of(captured: Captured) -> dict[str, list[tuple[str, Any]]]:
-    """Each field name: the (service, value) pairs it was seen with."""
-    seen: dict[str, list[tuple[str, Any]]] = {}
-    for service, record in captured.all_records():
-        for name, value in flatten(record):
-            seen.setdefault(name, []).append((service, value))
-    return seen
-
-
 def test_every_line_is_one_json_object(captured: Captured):
     for service in SERVICES:
         lines = [line for line in captured.lines[service] if line.strip()]
@@ -63,7 +44,7 @@ def test_every_line_is_one_json_object(captured: Captured):
 def test_every_field_is_ecs_or_shorty(captured: Captured, ecs_fields: dict[str, Any]):
     foreign = sorted(
         name
-        for name in fields_of(captured)
+        for name in captured.fields()
         if name not in ecs_fields and not name.startswith("shorty.")
     )
     assert not foreign, f"neither ECS nor shorty.*: {foreign}"
@@ -71,7 +52,7 @@ def test_every_field_is_ecs_or_shorty(captured: Captured, ecs_fields: dict[str, 
 
 def test_ecs_fields_have_the_reference_type(captured: Captured, ecs_fields: dict[str, Any]):
     wrong = []
-    for name, seen in fields_of(captured).items():
+    for name, seen in captured.fields().items():
         field = ecs_fields.get(name)
         if field is None:
             continue

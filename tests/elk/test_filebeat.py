@@ -34,6 +34,7 @@ import pytest
 import yaml
 
 from tests.elk.capture import SERVICES, Captured
+from tests.elk.fields import flat
 from tests.elk.pods import NODE, Pod, PodsKube
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -261,16 +262,6 @@ def _read(out: Path) -> list[dict[str, Any]]:
 def fields(event: dict[str, Any]) -> dict[str, Any]:
     """An event's fields by dotted path; not @metadata, which is never indexed."""
     return flat({key: value for key, value in event.items() if key != "@metadata"})
-
-
-def flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Leaf values by dotted path, dotted keys split as expand_keys does."""
-    if isinstance(value, dict) and value:
-        leaves: dict[str, Any] = {}
-        for key, inner in value.items():
-            leaves.update(flat(inner, f"{prefix}{key}."))
-        return leaves
-    return {prefix.rstrip("."): value}
 
 
 @pytest.fixture(scope="session")

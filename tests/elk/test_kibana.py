@@ -17,7 +17,6 @@ from tests.elk.capture import SERVICES, Captured
 from tests.elk.mappings import (
     KIBANA,
     PIPELINE_FIELDS,
-    flatten,
     index_template,
     mapped_fields,
     mapping_of,
@@ -261,13 +260,10 @@ def test_kql_extraction_sees_fields_and_values():
 @pytest.fixture(scope="module")
 def carried(captured: Captured) -> dict[str, set[Any]]:
     """Each field the captured lines carry, with the values seen."""
-    seen: dict[str, set[Any]] = {}
-    for _, record in captured.all_records():
-        for name, value in flatten(record):
-            seen.setdefault(name, set()).add(
-                json.dumps(value) if isinstance(value, list) else value
-            )
-    return seen
+    return {
+        name: {json.dumps(value) if isinstance(value, list) else value for _, value in seen}
+        for name, seen in captured.fields().items()
+    }
 
 
 def test_every_field_named_is_carried_or_added_and_mapped(carried: dict[str, set[Any]]):

@@ -22,6 +22,7 @@ from lscl.lang import LsclSelector
 from tests.elk import pipelines as ls
 from tests.elk import plaintext
 from tests.elk.capture import SERVICES, Captured
+from tests.elk.fields import flat, under
 
 with warnings.catch_warnings():
     # pygrok's module has regular expressions in plain strings ("\w"): compiled without
@@ -170,7 +171,7 @@ def test_routing_covers_the_four_services(captured: Captured) -> None:
     routes, other = _routes(MAIN)
     assert routes == ROUTES
     assert other == "shorty.other"
-    names = {_flat(record).get("service.name") for _, record in captured.all_records()}
+    names = {flat(record).get("service.name") for _, record in captured.all_records()}
     assert names == set(ROUTES), "the captured lines name other services than the routes"
     for dataset in [*routes.values(), other]:
         # A data stream's dataset has no "-" (the name's separator) and is lower case.
@@ -310,7 +311,7 @@ def test_thread_dump_is_recognised(plain_text: dict[str, list[str]]) -> None:
 
 
 def test_patterns_leave_json_lines_alone(captured: Captured) -> None:
-    records = [_flat(record) for _, record in captured.all_records()]
+    records = [flat(record) for _, record in captured.all_records()]
     # main.conf takes a line without log.level for plain text: every JSON line has one.
     assert all(record.get("log.level") for record in records)
     messages = [str(record.get("message", "")) for record in records]
@@ -330,18 +331,6 @@ def _condition(word: str) -> re.Pattern[str]:
 # Fields -------------------------------------------------------------------------------
 
 
-def _flat(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested objects and dotted keys alike as dotted names."""
-    flat: dict[str, Any] = {}
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flat(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def _written(tree: list[Any]) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for plugin in ls.plugins(tree):
@@ -356,14 +345,17 @@ def test_what_each_pipeline_writes_is_listed(name: str) -> None:
 
 
 def test_every_field_read_comes_from_somewhere(captured: Captured) -> None:
-    logged = {key for _, record in captured.all_records() for key in _flat(record)}
+    # An empty object carries no field a pipeline could read.
+    logged = {
+        name for _, record in captured.all_records() for name in flat(record, empty_objects=False)
+    }
     written = {name for conf in WRITTEN.values() for name in conf}
     known = logged | set(FROM_FILEBEAT) | set(FROM_LOGSTASH) | written
     everything_used: set[str] = set()
     for name, tree in TREES.items():
         used = ls.reads(tree) | ls.removes(tree)
         # A whole object (remove_field => ["[error]"]) is known when a field under it is.
-        unknown = {f for f in used if not any(k == f or k.startswith(f + ".") for k in known)}
+        unknown = {f for f in used if not any(under(k, f) for k in known)}
         assert unknown == set(), name
         everything_used |= used
     # And the lists above name nothing the pipelines do not use.
