@@ -1,6 +1,8 @@
 """The index template's mappings as flat field names, and where each field that the
-captured lines do not carry comes from (the collectors, or code paths the workload
-does not take). Read by test_elasticsearch.py and test_kibana.py."""
+captured lines do not carry comes from: the pipeline's field contract (what Filebeat and
+Logstash add and take away, read by test_filebeat.py and test_logstash.py, which hold
+each to its part), or code paths the workload does not take. Read by
+test_elasticsearch.py and test_kibana.py."""
 
 from __future__ import annotations
 
@@ -11,23 +13,24 @@ from typing import Any
 
 from shorty.elk.files import COMPONENT_TEMPLATE
 from tests.conftest import ROOT
+from tests.elk.fields import under
 
 ELK = ROOT / "elk"
 ELASTICSEARCH = ELK / "elasticsearch"
 KIBANA = ELK / "kibana"
 
-# Fields Filebeat and Logstash add to every line or to some (elk/filebeat/filebeat.yml,
-# elk/logstash/pipeline/*.conf), with who adds them. Only these and what the captured
-# lines carry may be mapped or named in Kibana. Not here, because they never reach
-# Elasticsearch: Filebeat drops agent.id, agent.ephemeral_id, host.name, input.type,
-# log.offset and stream; Logstash removes @version, and the ndjson parser's error.*
-# of a plain-text line (tagging it shorty_plain_text instead).
-PIPELINE_FIELDS: dict[str, str] = {
+# The pipeline's field contract: what Filebeat (elk/filebeat/filebeat.yml) and Logstash
+# (elk/logstash/pipeline/*.conf) add to a service's line and take away, with who does it
+# and why. test_filebeat.py runs Filebeat and holds it to its part, test_logstash.py
+# holds the pipelines to theirs; PIPELINE_FIELDS, built from both, is what reaches
+# Elasticsearch besides the lines' own fields.
+
+# Filebeat: what it adds to the event of a service's line, JSON or not.
+FILEBEAT_ADDS: dict[str, str] = {
     "agent.name": "Filebeat: every event",
     "agent.type": "Filebeat: every event",
     "agent.version": "Filebeat: every event",
     "log.file.path": "Filebeat filestream: the container's log file",
-    "log.flags": "Filebeat multiline: lines joined (a plain-text traceback)",
     "container.id": "Filebeat kubernetes autodiscover",
     "container.image.name": "Filebeat kubernetes autodiscover",
     "container.runtime": "Filebeat kubernetes autodiscover",
@@ -42,6 +45,26 @@ PIPELINE_FIELDS: dict[str, str] = {
     "kubernetes.replicaset.name": "Filebeat kubernetes autodiscover: a Deployment's pod",
     "kubernetes.job.name": "Filebeat kubernetes autodiscover: a Job's pod (migrations, backup)",
     "kubernetes.labels": "Filebeat kubernetes autodiscover: the pod's labels, de-dotted",
+}
+# ...and to a line that is not JSON, besides message and @timestamp.
+FILEBEAT_ADDS_TO_TEXT: dict[str, str] = {
+    "ecs.version": "Filebeat: every event (a JSON line of Shorty's has its own, which wins)",
+    "log.flags": "Filebeat multiline: lines joined (a plain-text traceback)",
+    "error.type": 'Filebeat ndjson parser (add_error_key): "json", the line is not JSON',
+    "error.message": "Filebeat ndjson parser (add_error_key): the decoding error",
+}
+# What Filebeat would add and does not send (filebeat.yml: drop_fields, disable_host).
+FILEBEAT_DROPS: dict[str, str] = {
+    "agent.ephemeral_id": "drop_fields: new on every start of Filebeat",
+    "agent.id": "drop_fields: one per node's registry, kubernetes.node.name says as much",
+    "input": "drop_fields: only input.type, always filestream",
+    "log.offset": "drop_fields: the byte offset in a file kubelet rotates",
+    "stream": "drop_fields: stdout or stderr, not ECS (a non-JSON line has error.type json)",
+    "host.name": "publisher_pipeline.disable_host: the Filebeat pod's name",
+}
+
+# Logstash: what the pipelines add (WRITTEN in test_logstash.py says which filter).
+LOGSTASH_ADDS: dict[str, str] = {
     "error.type": "Logstash main: a plain-text traceback's exception",
     "error.message": "Logstash main: a traceback's or command-line error's; dead-letter: why",
     "error.stack_trace": "Logstash main: a plain-text traceback or thread dump",
@@ -59,6 +82,23 @@ PIPELINE_FIELDS: dict[str, str] = {
     "event.original": "Logstash dead-letter: the refused event as JSON text",
     "event.created": "Logstash dead-letter: when Elasticsearch refused it",
     "event.kind": "Logstash dead-letter: pipeline_error",
+}
+# ...and what they remove (remove_field), with everything under it.
+LOGSTASH_REMOVES: dict[str, str] = {
+    "@version": "Logstash main: every Logstash event's, always 1",
+    "error": "Logstash main: a plain-text line's, Filebeat's decoding error (tagged "
+    "shorty_plain_text instead)",
+}
+
+# What the collectors add that reaches Elasticsearch, with who adds it. Only these and
+# what the captured lines carry may be mapped or named in Kibana.
+PIPELINE_FIELDS: dict[str, str] = {
+    **{
+        name: who
+        for name, who in (FILEBEAT_ADDS | FILEBEAT_ADDS_TO_TEXT).items()
+        if not any(under(name, removed) for removed in LOGSTASH_REMOVES)
+    },
+    **LOGSTASH_ADDS,
 }
 
 # Fields the services write on paths the scripted workload does not take, with the

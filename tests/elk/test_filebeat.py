@@ -34,7 +34,8 @@ import pytest
 import yaml
 
 from tests.elk.capture import SERVICES, Captured
-from tests.elk.fields import flat
+from tests.elk.fields import flat, under
+from tests.elk.mappings import FILEBEAT_ADDS, FILEBEAT_ADDS_TO_TEXT, FILEBEAT_DROPS
 from tests.elk.pods import NODE, Pod, PodsKube
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,20 +46,13 @@ NAMESPACE = "shorty"
 EVENTS_SECONDS = 30  # from start to the last expected event (about 2 s when well)
 CRI_START = datetime(2026, 12, 6, 4, 0, tzinfo=UTC)
 
-# The contract with the index template (elk/elasticsearch): what Filebeat adds to a
-# service's line. kubernetes.labels.* are the pod's labels, de-dotted.
-ADDED_FIELDS = {
-    "agent.name", "agent.type", "agent.version",
-    "container.id", "container.image.name", "container.runtime",
-    "kubernetes.container.name", "kubernetes.namespace", "kubernetes.node.name",
-    "kubernetes.pod.ip", "kubernetes.pod.name", "kubernetes.pod.uid",
-    "kubernetes.replicaset.name",
-    "log.file.path",
-    "orchestrator.cluster.name", "orchestrator.cluster.url",
-}  # fmt: skip
-# ...and to a line that is not JSON, besides `message` and `@timestamp`:
-ADDED_TO_TEXT = {"ecs.version", "error.message", "error.type", "log.flags"}
-DROPPED_FIELDS = {"agent.ephemeral_id", "agent.id", "host.name", "input.type", "log.offset"}
+# The contract (tests/elk/mappings.py) as these pods meet it: each is a Deployment's (no
+# kubernetes.job.name); a label is a field under kubernetes.labels.
+ADDED = FILEBEAT_ADDS.keys() - {"kubernetes.job.name"}
+# Objects Filebeat would add whose every field it drops: none may stay, not even empty.
+EMPTIED = {name.split(".")[0] for name in FILEBEAT_DROPS} - {
+    name.split(".")[0] for name in FILEBEAT_ADDS
+}
 
 # A crash before logging is set up: Python prints a chained traceback on stderr,
 # blank lines included.
@@ -264,6 +258,14 @@ def fields(event: dict[str, Any]) -> dict[str, Any]:
     return flat({key: value for key, value in event.items() if key != "@metadata"})
 
 
+def added(event: dict[str, Any], record: dict[str, Any] | None = None) -> set[str]:
+    """The fields of the event its line does not carry (``record``: the line's fields; a
+    text line carries none), named as the contract names them: a pod's label is
+    kubernetes.labels."""
+    names = set(fields(event)) - set(record or {})
+    return {"kubernetes.labels" if under(name, "kubernetes.labels") else name for name in names}
+
+
 @pytest.fixture(scope="session")
 def filebeat() -> Path:
     """The binary `make pytest` fetches; without it, skip (fail on CI), before any capture."""
@@ -343,10 +345,7 @@ def test_a_traceback_is_one_event_tagged_not_json(run: Run) -> None:
     assert "multiline" in event["log"]["flags"]
     first = next(line for line in run.lines["operator"] if line.stream == "stderr")
     assert event["@timestamp"] == first.at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    added = set(fields(event)) - {"message", "@timestamp"}
-    assert added - ADDED_FIELDS - ADDED_TO_TEXT <= {
-        key for key in added if key.startswith("kubernetes.labels.")
-    }
+    assert added(event) - {"message", "@timestamp"} == ADDED | FILEBEAT_ADDS_TO_TEXT.keys()
 
 
 def test_the_kubernetes_metadata_logstash_expects(run: Run) -> None:
@@ -370,12 +369,26 @@ def test_the_kubernetes_metadata_logstash_expects(run: Run) -> None:
 
 def test_only_the_agreed_fields_are_added(run: Run) -> None:
     for event in run.events:
-        assert not DROPPED_FIELDS & set(fields(event)), event
-        assert not {"stream", "input", "host"} & set(event), event  # nor empty objects
+        dropped = {name for name in fields(event) if any(under(name, d) for d in FILEBEAT_DROPS)}
+        assert not dropped, event
+        assert not EMPTIED & set(event), event  # nor empty objects
+    seen: set[str] = set()
     for _, event, record in run.decoded():
-        added = set(fields(event)) - set(record)
-        added = {key for key in added if not key.startswith("kubernetes.labels.")}
-        assert added <= ADDED_FIELDS, sorted(added - ADDED_FIELDS)
+        added_here = added(event, record)
+        assert added_here <= ADDED, sorted(added_here - ADDED)
+        seen |= added_here
+    assert seen == ADDED, f"agreed, but Filebeat added none: {sorted(ADDED - seen)}"
+
+
+def test_the_config_drops_what_the_contract_says() -> None:
+    shipped = yaml.safe_load(CONFIG.read_text())
+    (drop,) = [p["drop_fields"] for p in shipped["processors"] if "drop_fields" in p]
+    (template,) = shipped["filebeat.autodiscover"]["providers"][0]["templates"]
+    (config,) = template["config"]
+    dropped = set(drop["fields"])
+    if config.get("publisher_pipeline.disable_host"):
+        dropped.add("host.name")
+    assert dropped == FILEBEAT_DROPS.keys()
 
 
 def test_pods_without_the_label_are_not_read(run: Run) -> None:
