@@ -23,6 +23,13 @@ from tests.elk import pipelines as ls
 from tests.elk import plaintext
 from tests.elk.capture import SERVICES, Captured
 from tests.elk.fields import flat, under
+from tests.elk.mappings import (
+    FILEBEAT_ADDS,
+    FILEBEAT_ADDS_TO_TEXT,
+    FILEBEAT_DROPS,
+    LOGSTASH_ADDS,
+    LOGSTASH_REMOVES,
+)
 
 with warnings.catch_warnings():
     # pygrok's module has regular expressions in plain strings ("\w"): compiled without
@@ -45,19 +52,15 @@ ROUTES = {
     "shorty-operator": "shorty.operator",
 }
 
-# Where each field the pipelines use comes from, when not from the captured lines.
-FROM_FILEBEAT = {
-    "error.type": 'ndjson parser (add_error_key): "json" on a line that is not JSON',
-    "error.message": "ndjson parser (add_error_key): the decoding error, with error.type",
-    "kubernetes.container.name": "the kubernetes autodiscover provider's pod metadata",
-    "kubernetes.namespace": "the kubernetes autodiscover provider's pod metadata",
-}
+# Where each field the pipelines use comes from, when not from the captured lines nor
+# from Filebeat (FILEBEAT_ADDS and FILEBEAT_ADDS_TO_TEXT of tests/elk/mappings.py).
 FROM_LOGSTASH = {
     "@version": "every Logstash event",
     "@metadata.dead_letter_queue.reason": "dead_letter_queue input: Elasticsearch's answer",
     "@metadata.dead_letter_queue.entry_time": "dead_letter_queue input: when it was refused",
 }
-# What each pipeline sets, and which of its filters (by id) sets it.
+# What each pipeline sets, and which of its filters (by id) sets it: finer than
+# LOGSTASH_ADDS of tests/elk/mappings.py, and checked to agree with it.
 WRITTEN = {
     "main.conf": {
         "log.level": {"dotted-keys", "plain-text-level"},
@@ -344,13 +347,17 @@ def test_what_each_pipeline_writes_is_listed(name: str) -> None:
     assert _written(TREES[name]) == WRITTEN[name]
 
 
-def test_every_field_read_comes_from_somewhere(captured: Captured) -> None:
-    # An empty object carries no field a pipeline could read.
-    logged = {
+def _logged(captured: Captured) -> set[str]:
+    """The fields of the captured lines (an empty object carries none a pipeline reads)."""
+    return {
         name for _, record in captured.all_records() for name in flat(record, empty_objects=False)
     }
+
+
+def test_every_field_read_comes_from_somewhere(captured: Captured) -> None:
     written = {name for conf in WRITTEN.values() for name in conf}
-    known = logged | set(FROM_FILEBEAT) | set(FROM_LOGSTASH) | written
+    from_filebeat = FILEBEAT_ADDS.keys() | FILEBEAT_ADDS_TO_TEXT.keys()
+    known = _logged(captured) | from_filebeat | FROM_LOGSTASH.keys() | written
     everything_used: set[str] = set()
     for name, tree in TREES.items():
         used = ls.reads(tree) | ls.removes(tree)
@@ -358,8 +365,33 @@ def test_every_field_read_comes_from_somewhere(captured: Captured) -> None:
         unknown = {f for f in used if not any(under(k, f) for k in known)}
         assert unknown == set(), name
         everything_used |= used
-    # And the lists above name nothing the pipelines do not use.
-    assert set(FROM_FILEBEAT) | set(FROM_LOGSTASH) <= everything_used
+    # Nothing Filebeat drops: it never comes.
+    dropped = {f for f in everything_used if any(under(f, d) for d in FILEBEAT_DROPS)}
+    assert dropped == set()
+    # And the list above names nothing the pipelines do not use.
+    assert FROM_LOGSTASH.keys() <= everything_used
+
+
+def test_what_the_pipelines_remove_is_listed() -> None:
+    removed = set().union(*(ls.removes(tree) for tree in TREES.values()))
+    assert removed == LOGSTASH_REMOVES.keys()
+
+
+def test_what_the_pipelines_write_is_the_contract(captured: Captured) -> None:
+    """WRITTEN and LOGSTASH_ADDS agree: a field a pipeline writes reaches Elasticsearch as
+    one the contract has Logstash add, or as one of the lines' own (service.name of a
+    plain-text line, message and service.name of a dead letter); and each field the
+    contract has Logstash add, a pipeline writes."""
+    written = {
+        name
+        for conf in WRITTEN.values()
+        for name in conf
+        if not name.startswith("@metadata.")  # never indexed
+    }
+    stray = written - LOGSTASH_ADDS.keys() - _logged(captured)
+    assert not stray, f"written, but neither in LOGSTASH_ADDS nor in the lines: {sorted(stray)}"
+    unwritten = LOGSTASH_ADDS.keys() - written
+    assert not unwritten, f"in LOGSTASH_ADDS, but no pipeline writes it: {sorted(unwritten)}"
 
 
 def test_written_fields_are_ecs(ecs_fields: dict[str, dict[str, Any]]) -> None:
