@@ -1,4 +1,5 @@
-"""The index template's mappings as flat field names, and where each field that the
+"""elk/'s files as the ELK tests read them (where they are, the saved objects, the index
+template's mappings as flat field names), and where each field that the
 captured lines do not carry comes from: the pipeline's field contract (what Filebeat and
 Logstash add and take away, read by test_filebeat.py and test_logstash.py, which hold
 each to its part), or code paths the workload does not take. Read by
@@ -18,6 +19,9 @@ from tests.elk.fields import under
 ELK = ROOT / "elk"
 ELASTICSEARCH = ELK / "elasticsearch"
 KIBANA = ELK / "kibana"
+LOGSTASH = ELK / "logstash"
+FILEBEAT_CONFIG = ELK / "filebeat" / "filebeat.yml"
+SAVED_OBJECTS = KIBANA / "saved-objects.ndjson"
 
 # The pipeline's field contract: what Filebeat (elk/filebeat/filebeat.yml) and Logstash
 # (elk/logstash/pipeline/*.conf) add to a service's line and take away, with who does it
@@ -148,6 +152,24 @@ def component_templates() -> dict[str, dict[str, Any]]:
 
 def index_template() -> dict[str, Any]:
     return read_json(ELASTICSEARCH / "index-template.json")
+
+
+def ilm_policy() -> dict[str, Any]:
+    return read_json(ELASTICSEARCH / "ilm-policy.json")
+
+
+def writer_role() -> dict[str, Any]:
+    return read_json(ELASTICSEARCH / "logstash-writer-role.json")
+
+
+def saved_objects() -> list[dict[str, Any]]:
+    """Kibana's saved objects, one JSON object a line."""
+    objects = []
+    for number, line in enumerate(SAVED_OBJECTS.read_text().splitlines(), start=1):
+        item = json.loads(line)
+        assert isinstance(item, dict), f"line {number} is not an object"
+        objects.append(item)
+    return objects
 
 
 def leaves(properties: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:

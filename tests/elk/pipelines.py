@@ -25,8 +25,8 @@ from lscl.lang import (
 from lscl.parser import parse_lscl
 from pydantic import BaseModel
 
-ROOT = Path(__file__).resolve().parents[2]
-LOGSTASH = ROOT / "elk" / "logstash"
+from tests.elk.mappings import LOGSTASH
+
 PIPELINE_DIR = LOGSTASH / "pipeline"
 # Where the chart mounts elk/logstash/pipeline/ in the Logstash container.
 MOUNTED_PIPELINE_DIR = "/usr/share/logstash/pipeline"

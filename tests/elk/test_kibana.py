@@ -15,29 +15,20 @@ import pytest
 
 from tests.elk.capture import SERVICES, Captured
 from tests.elk.mappings import (
-    KIBANA,
     PIPELINE_FIELDS,
+    SAVED_OBJECTS,
     index_template,
     mapped_fields,
     mapping_of,
+    saved_objects,
 )
 
-SAVED_OBJECTS = KIBANA / "saved-objects.ndjson"
 RECORDS = "___records___"  # Lens's "count of documents" column names no field
 # What a dashboard's panel may show, and the saved-object type that holds it by reference.
 PANEL_TYPES = {"lens": "lens", "search": "search", "visualization": "visualization"}
 # Values of these fields in a query must be values the lines carry (a misspelt service
 # or logger would match nothing, silently).
 CLOSED_VALUES = ("service.name", "log.logger", "event.action", "event.outcome")
-
-
-def saved_objects() -> list[dict[str, Any]]:
-    objects = []
-    for number, line in enumerate(SAVED_OBJECTS.read_text().splitlines(), start=1):
-        item = json.loads(line)
-        assert isinstance(item, dict), f"line {number} is not an object"
-        objects.append(item)
-    return objects
 
 
 def of_type(kind: str) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from tests.elk.mappings import (
     FILEBEAT_ADDS,
     FILEBEAT_ADDS_TO_TEXT,
     FILEBEAT_DROPS,
+    LOGSTASH,
     LOGSTASH_ADDS,
     LOGSTASH_REMOVES,
 )
@@ -38,8 +39,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", SyntaxWarning)
     from pygrok import Grok
 
-SETTINGS = yaml.safe_load((ls.LOGSTASH / "logstash.yml").read_text())
-PIPELINES = yaml.safe_load((ls.LOGSTASH / "pipelines.yml").read_text())
+SETTINGS = yaml.safe_load((LOGSTASH / "logstash.yml").read_text())
+PIPELINES = yaml.safe_load((LOGSTASH / "pipelines.yml").read_text())
 CONFS = {path.name: path for path in sorted(ls.PIPELINE_DIR.glob("*.conf"))}
 TREES = {name: ls.parse(path) for name, path in CONFS.items()}
 MAIN, DEAD_LETTER = TREES["main.conf"], TREES["dead-letter.conf"]

@@ -22,10 +22,16 @@ from cryptography.x509.oid import NameOID
 
 from shorty.cli import main
 from shorty.elk.lifecycle import Lifecycle, time_value
+from tests.elk.mappings import (
+    ELK,
+    component_templates,
+    index_template,
+    saved_objects,
+    writer_role,
+)
 from tests.elk.standin import StandIn, serving
 from tests.helpers import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 ELASTIC = "elastic-Pw-4821"
 LOGSTASH = "logstash-Pw-7193"
 KIBANA_SYSTEM = "kibana-Pw-5530"
@@ -395,22 +401,19 @@ def test_no_password_is_ever_printed(standin, url, config):
 
 def test_the_repositorys_elk_folder_loads(standin, url):
     """The real files, in the repository's layout (elasticsearch/ and kibana/)."""
-    result = setup(url, ROOT / "elk")
+    result = setup(url, ELK)
     assert result.exit_code == 0, result.output
-    folder = ROOT / "elk" / "elasticsearch"
     template = standin.config["index/shorty-logs"]
     template.pop("_meta")
-    expected = json.loads((folder / "index-template.json").read_text())
+    expected = index_template()
     expected.pop("_meta", None)
     assert template == expected
-    for path in folder.glob("component-template-*.json"):
-        name = path.stem.removeprefix("component-template-")
-        assert standin.config[f"component/{name}"] == json.loads(path.read_text())
-    assert standin.roles["shorty_logstash_writer"] == json.loads(
-        (folder / "logstash-writer-role.json").read_text()
-    )
+    components = component_templates()
+    assert components
+    for name, body in components.items():
+        assert standin.config[f"component/{name}"] == body
+    assert standin.roles["shorty_logstash_writer"] == writer_role()
     phases = standin.config["ilm/shorty-logs"]["policy"]["phases"]
     assert (phases["warm"]["min_age"], phases["delete"]["min_age"]) == ("2d", "14d")
-    lines = (ROOT / "elk" / "kibana" / "saved-objects.ndjson").read_text().splitlines()
-    ids = {(o["type"], o["id"]) for o in map(json.loads, filter(str.strip, lines)) if "type" in o}
+    ids = {(o["type"], o["id"]) for o in saved_objects()}
     assert set(standin.saved_objects) == ids
