@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from shorty.elk.files import COMPONENT_TEMPLATE
 from tests.conftest import ROOT
+from tests.elk.capture import SERVICES
 from tests.elk.fields import under
 
 ELK = ROOT / "elk"
@@ -22,6 +24,9 @@ KIBANA = ELK / "kibana"
 LOGSTASH = ELK / "logstash"
 FILEBEAT_CONFIG = ELK / "filebeat" / "filebeat.yml"
 SAVED_OBJECTS = KIBANA / "saved-objects.ndjson"
+# The data streams of Shorty's lines in the namespace "default": one per service, and
+# shorty.other for a line of no known service (Logstash's routing).
+DATA_STREAMS = tuple(f"logs-shorty.{service}-default" for service in (*SERVICES, "other"))
 
 # The pipeline's field contract: what Filebeat (elk/filebeat/filebeat.yml) and Logstash
 # (elk/logstash/pipeline/*.conf) add to a service's line and take away, with who does it
@@ -152,6 +157,11 @@ def component_templates() -> dict[str, dict[str, Any]]:
 
 def index_template() -> dict[str, Any]:
     return read_json(ELASTICSEARCH / "index-template.json")
+
+
+def template_takes(stream: str) -> bool:
+    """The index template's patterns take the data stream ``stream``."""
+    return any(fnmatchcase(stream, pattern) for pattern in index_template()["index_patterns"])
 
 
 def ilm_policy() -> dict[str, Any]:

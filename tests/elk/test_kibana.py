@@ -15,12 +15,14 @@ import pytest
 
 from tests.elk.capture import SERVICES, Captured
 from tests.elk.mappings import (
+    DATA_STREAMS,
     PIPELINE_FIELDS,
     SAVED_OBJECTS,
     index_template,
     mapped_fields,
     mapping_of,
     saved_objects,
+    template_takes,
 )
 
 RECORDS = "___records___"  # Lens's "count of documents" column names no field
@@ -211,17 +213,15 @@ def test_lens_columns_are_whole():
 def test_data_views_cover_the_data_streams_of_the_template():
     views = {item["id"]: item["attributes"] for item in of_type("index-pattern")}
     patterns = index_template()["index_patterns"]
-    streams = [f"logs-shorty.{service}-default" for service in (*SERVICES, "other")]
     for view in views.values():
         assert view["timeFieldName"] == "@timestamp"
         for title in view["title"].split(","):
             # Whatever a view reads is a data stream the template makes.
-            sample = title.replace("*", "default")
-            assert any(fnmatchcase(sample, p) for p in patterns), title
+            assert template_takes(title.replace("*", "default")), title
     assert views["shorty-logs"]["title"] in patterns, "the all-services view reads them all"
     for service in SERVICES:
         view = views[f"shorty-logs-{service}"]
-        reads = [s for s in streams if fnmatchcase(s, view["title"])]
+        reads = [s for s in DATA_STREAMS if fnmatchcase(s, view["title"])]
         assert reads == [f"logs-shorty.{service}-default"], view["title"]
 
 

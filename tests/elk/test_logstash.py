@@ -9,7 +9,6 @@ is shown to come from the captured lines, from Filebeat, or from the pipeline it
 
 from __future__ import annotations
 
-import fnmatch
 import re
 import warnings
 from typing import Any
@@ -24,12 +23,14 @@ from tests.elk import plaintext
 from tests.elk.capture import SERVICES, Captured
 from tests.elk.fields import flat, under
 from tests.elk.mappings import (
+    DATA_STREAMS,
     FILEBEAT_ADDS,
     FILEBEAT_ADDS_TO_TEXT,
     FILEBEAT_DROPS,
     LOGSTASH,
     LOGSTASH_ADDS,
     LOGSTASH_REMOVES,
+    template_takes,
 )
 
 with warnings.catch_warnings():
@@ -45,7 +46,6 @@ CONFS = {path.name: path for path in sorted(ls.PIPELINE_DIR.glob("*.conf"))}
 TREES = {name: ls.parse(path) for name, path in CONFS.items()}
 MAIN, DEAD_LETTER = TREES["main.conf"], TREES["dead-letter.conf"]
 CA = "/usr/share/logstash/config/certs/ca.crt"
-TEMPLATE_PATTERN = "logs-shorty.*-*"  # the index template's (elk/elasticsearch/)
 ROUTES = {
     "shorty-api": "shorty.api",
     "shorty-redirect": "shorty.redirect",
@@ -180,7 +180,9 @@ def test_routing_covers_the_four_services(captured: Captured) -> None:
     for dataset in [*routes.values(), other]:
         # A data stream's dataset has no "-" (the name's separator) and is lower case.
         assert re.fullmatch(r"[a-z0-9_.]+", dataset), dataset
-        assert fnmatch.fnmatch(f"logs-{dataset}-default", TEMPLATE_PATTERN)
+        assert template_takes(f"logs-{dataset}-default"), dataset
+    streams = {f"logs-{dataset}-default" for dataset in [*routes.values(), other]}
+    assert streams == set(DATA_STREAMS), "the data streams the other tests know"
 
 
 def test_namespace_is_a_valid_data_stream_namespace() -> None:
@@ -193,7 +195,7 @@ def test_namespace_is_a_valid_data_stream_namespace() -> None:
         # mutate applies gsub before lowercase.
         made = re.sub(needle, replacement, namespace).lower()
         assert re.fullmatch(r"[a-z0-9_]{1,100}", made), (namespace, made)
-        assert fnmatch.fnmatch(f"logs-shorty.api-{made}", TEMPLATE_PATTERN)
+        assert template_takes(f"logs-shorty.api-{made}"), made
 
 
 @pytest.mark.parametrize("name", ["main.conf", "dead-letter.conf"])
@@ -237,7 +239,7 @@ def test_dead_letter_pipeline_reads_mains_queue() -> None:
         k: marked.options["add_field"][f"[data_stream][{k}]"]
         for k in ("type", "dataset", "namespace")
     }
-    assert fnmatch.fnmatch("{type}-{dataset}-{namespace}".format(**stream), TEMPLATE_PATTERN)
+    assert template_takes("{type}-{dataset}-{namespace}".format(**stream)), stream
     (pruned,) = [p for p in ls.plugins(DEAD_LETTER) if p.name == "prune"]
     assert pruned.options["whitelist_names"] == ["^@timestamp$"]
 
