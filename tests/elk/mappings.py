@@ -1,9 +1,8 @@
-"""elk/'s files as the ELK tests read them (where they are, the saved objects, the index
-template's mappings as flat field names), and where each field that the
-captured lines do not carry comes from: the pipeline's field contract (what Filebeat and
-Logstash add and take away, read by test_filebeat.py and test_logstash.py, which hold
-each to its part), or code paths the workload does not take. Read by
-test_elasticsearch.py and test_kibana.py."""
+"""elk/'s files as the ELK tests read them: where they are, the saved objects, the index
+template's mappings as flat field names. And where each field the captured lines do not
+carry comes from: the pipeline's field contract (what Filebeat and Logstash add and take
+away; test_filebeat.py and test_logstash.py hold each to its part), or code paths the
+workload does not take. test_elasticsearch.py and test_kibana.py read both."""
 
 from __future__ import annotations
 
