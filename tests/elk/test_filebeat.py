@@ -9,7 +9,8 @@ into ``/var/log/pods``), in CRI format (containerd; one line split in partial
 json-file format. The events Filebeat writes are checked field by field.
 
 What the run changes, and nothing else: the environment (``NODE_NAME``,
-``LOGSTASH_HOSTS``, ``KUBECONFIG`` to the emulator: Filebeat's client reads it),
+``SHORTY_NAMESPACE``, ``SHORTY_RELEASE``, ``LOGSTASH_HOSTS``, ``KUBECONFIG`` to the
+emulator: Filebeat's client reads it),
 ``--path.home``/``--path.data`` in a temporary folder, ``--strict.perms=false``
 (a checkout's file modes are the umask's), the output (``output.logstash.enabled=
 false``, ``output.file.*``) and the template's ``paths`` with its
@@ -70,11 +71,11 @@ except KeyError as exc:
 """
 
 
-def labels(component: str, logs: bool = True) -> dict[str, str]:
+def labels(component: str, logs: bool = True, release: str = "shorty") -> dict[str, str]:
     """The chart's labels on a pod; `shorty.dev/logs: ecs` on Shorty's own processes only."""
     chart = {
         "app.kubernetes.io/name": "shorty",
-        "app.kubernetes.io/instance": "shorty",
+        "app.kubernetes.io/instance": release,
         "app.kubernetes.io/component": component,
         "app.kubernetes.io/part-of": "shorty",
     }
@@ -97,6 +98,18 @@ POSTGRES_LINES = [
     "2026-12-06 04:00:00.000 UTC [1] LOG:  database system is ready to accept connections",
     '{"looks": "like json", "but": "is not Shorty\'s"}',
 ]
+# Labelled like Shorty's API, and claiming to be it, but not this release's: another
+# release in the same namespace, and a pod of another namespace wearing its labels.
+IMPOSTOR_LINES = [
+    '{"log.level":"info","message":"login success","service":{"name":"shorty-api"},'
+    '"log":{"logger":"shorty.audit"}}',
+]
+NOT_READ = [
+    (POSTGRES, POSTGRES_LINES),
+    (Pod("staging-api-7c6b5d4f3-stgx2", NAMESPACE, "api", labels("api", release="staging")),
+     IMPOSTOR_LINES),
+    (Pod("shorty-api-7c6b5d4f3-othx2", "elsewhere", "api", labels("api")), IMPOSTOR_LINES),
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -161,8 +174,9 @@ def write_logs(logs: Path, lines: dict[str, list[Line]]) -> None:
                     out.write(cri(line, "F", chunks[-1]))
                 else:
                     out.write(cri(line))
-    with container_file(logs, POSTGRES).open("w") as out:
-        out.writelines(cri(Line("stdout", text, CRI_START)) for text in POSTGRES_LINES)
+    for pod, texts in NOT_READ:
+        with container_file(logs, pod).open("w") as out:
+            out.writelines(cri(Line("stdout", text, CRI_START)) for text in texts)
 
 
 def crash_traceback() -> list[str]:
@@ -217,6 +231,8 @@ def run_filebeat(
     env = {
         "PATH": os.environ["PATH"],
         "NODE_NAME": NODE,
+        "SHORTY_NAMESPACE": NAMESPACE,
+        "SHORTY_RELEASE": "shorty",
         "LOGSTASH_HOSTS": "logstash.invalid:5044",
         "KUBECONFIG": str(kubeconfig),
     }
@@ -288,14 +304,20 @@ def run(filebeat: Path, captured: Captured, tmp_path_factory: pytest.TempPathFac
     write_logs(workdir / "log", lines)
     count = sum(len(expected_events(lines[service])) for service in SERVICES)
     with PodsKube() as kube:
-        for pod in (*PODS.values(), POSTGRES):
+        for pod in (*PODS.values(), *(pod for pod, _ in NOT_READ)):
             kube.add(pod)
         events = run_filebeat(filebeat, workdir, kube.kubeconfig(workdir), count)
     return Run(lines, events, traceback, workdir / "log")
 
 
 def test_the_shipped_config_passes_filebeat_test_config(filebeat: Path, tmp_path: Path) -> None:
-    env = {"PATH": os.environ["PATH"], "NODE_NAME": NODE, "LOGSTASH_HOSTS": "logstash:5044"}
+    env = {
+        "PATH": os.environ["PATH"],
+        "NODE_NAME": NODE,
+        "SHORTY_NAMESPACE": NAMESPACE,
+        "SHORTY_RELEASE": "shorty",
+        "LOGSTASH_HOSTS": "logstash:5044",
+    }
     command = [str(filebeat), "test", "config", "-c", str(FILEBEAT_CONFIG), "--strict.perms=false"]
     command += ["--path.home", str(tmp_path), "--path.data", str(tmp_path / "data")]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30)
@@ -395,8 +417,9 @@ def test_the_config_drops_what_the_contract_says() -> None:
     assert dropped == FILEBEAT_DROPS.keys()
 
 
-def test_pods_without_the_label_are_not_read(run: Run) -> None:
-    (written,) = (run.logs / "containers").glob(f"{POSTGRES.name}_*.log")
-    assert written.read_text().count("\n") == len(POSTGRES_LINES)
-    assert not [e for e in run.events if POSTGRES.container_id in e["log"]["file"]["path"]]
+def test_only_this_releases_labelled_pods_are_read(run: Run) -> None:
+    for pod, texts in NOT_READ:
+        (written,) = (run.logs / "containers").glob(f"{pod.name}_{pod.namespace}_*.log")
+        assert written.read_text().count("\n") == len(texts)
+        assert not [e for e in run.events if pod.container_id in e["log"]["file"]["path"]]
     assert {e["kubernetes"]["pod"]["name"] for e in run.events} == {p.name for p in PODS.values()}
