@@ -54,6 +54,7 @@ class StandIn:
         self.requests: list[tuple[str, str, str | None, bytes]] = []  # method, path, user, body
         self.es_unavailable = es_unavailable  # answers 503 to this many health checks
         self.kibana_unavailable = kibana_unavailable
+        self.refuse_rollovers = 0  # answers 400 to this many rollovers (a run cut short)
 
     def state(self) -> dict[str, Any]:
         """Everything a setup run changes, to compare two runs."""
@@ -186,6 +187,9 @@ class StandIn:
         stream = request.path_params["stream"]
         if stream not in self.data_streams:
             return es_error(404, "index_not_found_exception", f"no such index [{stream}]")
+        if self.refuse_rollovers:
+            self.refuse_rollovers -= 1
+            return es_error(400, "illegal_argument_exception", "refused by the test")
         self.rollovers.append(f"{stream}?{request.url.query}")
         return JSONResponse({"acknowledged": True, "rolled_over": False, "lazy": True})
 

@@ -140,8 +140,9 @@ def test_loads_everything_in_order_with_the_retention_substituted(standin, url, 
         "PUT /_ilm/policy/shorty-logs",
         "PUT /_component_template/shorty-logs-mappings",
         "GET /_index_template/shorty-logs",
-        "PUT /_index_template/shorty-logs",
-        "GET /_data_stream/logs-shorty.*-*",
+        "PUT /_index_template/shorty-logs",  # new: without its digest...
+        "GET /_data_stream/logs-shorty.*-*",  # ...the streams rolled over...
+        "PUT /_index_template/shorty-logs",  # ...then the digest recorded
         "PUT /_security/role/shorty_logstash_writer",
         "PUT /_security/user/shorty_logstash",
         "POST /_security/user/kibana_system/_password",
@@ -192,6 +193,15 @@ def test_a_second_run_leaves_the_same_state_and_rolls_over_only_after_a_template
     assert setup(url, config).exit_code == 0
     assert standin.config["component/shorty-logs-mappings"] == changed
     assert standin.rollovers == rolled * 2
+
+
+def test_a_run_cut_short_before_the_rollover_rolls_over_next_time(standin, url, config):
+    standin.data_streams = ["logs-shorty.api-default"]
+    standin.refuse_rollovers = 1
+    assert setup(url, config).exit_code == 1  # the template is in, the rollover failed
+    assert standin.rollovers == []
+    assert setup(url, config).exit_code == 0
+    assert standin.rollovers == ["logs-shorty.api-default?lazy=true"]
 
 
 def test_waits_for_servers_that_answer_503_then_200(standin, url, config):

@@ -62,8 +62,7 @@ def elasticsearch(
     say(f"  warm after {lifecycle.warm_after}, deleted after {lifecycle.retention}")
     for name, body in files.component_templates:
         put(es, f"_component_template/{name}", body, say)
-    if index_template(es, files, say):
-        roll_over_on_next_write(es, say)
+    index_template(es, files, say)
     put(es, f"_security/role/{WRITER_ROLE}", files.writer_role, say)
     user = {
         "password": passwords.logstash,
@@ -89,19 +88,23 @@ def outcome(answer: Answer) -> str:
     return {True: "created", False: "updated"}.get(created, "done")
 
 
-def index_template(es: Endpoint, files: ElasticsearchFiles, say: Say) -> bool:
-    """PUT the index template with a digest of every template body in its ``_meta``;
-    True when that digest differs from the one in place (a template was added or
-    changed), so existing data streams need a new backing index to take it."""
+def index_template(es: Endpoint, files: ElasticsearchFiles, say: Say) -> None:
+    """PUT the index template with a digest of every template body in its ``_meta``.
+    When that digest differs from the one in place (a template was added or changed),
+    existing data streams need a new backing index to take it: the template goes in
+    first without the new digest, the streams are rolled over, and only then is the
+    digest recorded, so a run cut short in between rolls them over again."""
     path = f"_index_template/{INDEX_TEMPLATE}"
     digest = files.templates_digest()
     previous = es.call("GET", path, accept=(404,))
     found = previous.body.get("index_templates", []) if previous.status == 200 else []
     before = [t.get("index_template", {}).get("_meta", {}).get(DIGEST) for t in found]
     body = dict(files.index_template)
-    body["_meta"] = {**body.get("_meta", {}), DIGEST: digest}
-    put(es, path, body, say)
-    return before != [digest]
+    meta = dict(body.get("_meta", {}))
+    if before != [digest]:
+        put(es, path, {**body, "_meta": meta}, say)
+        roll_over_on_next_write(es, say)
+    put(es, path, {**body, "_meta": {**meta, DIGEST: digest}}, say)
 
 
 def roll_over_on_next_write(es: Endpoint, say: Say) -> None:
