@@ -713,3 +713,16 @@ def test_a_persistent_dead_letter_queue_takes_one_logstash():
     )  # fmt: skip
     assert result.returncode != 0
     assert "set elk.logstash.replicas to 1" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("warm_after", "renders"),
+    [("335h", True), ("13d", True), ("336h", False), ("14d", False), ("20d", False)],
+)
+def test_warm_after_must_come_before_retention(warm_after: str, renders: bool):
+    """Else every setup container would refuse the values (shorty elk setup does too)."""
+    args = ["template", "demo", str(CHART), "--set", "elk.enabled=true"]
+    result = helm(*args, "--set", f"elk.warmAfter={warm_after}", check=False)
+    assert (result.returncode == 0) is renders, result.stderr
+    if not renders:
+        assert f"elk.warmAfter ({warm_after}) must be shorter than elk.retention" in result.stderr

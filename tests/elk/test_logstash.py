@@ -127,7 +127,7 @@ def test_a_broken_pipeline_does_not_parse(broken: str, old: str, new: str) -> No
 
 def test_settings() -> None:
     assert SETTINGS["pipeline.ecs_compatibility"] == "v8"
-    assert SETTINGS["api.http.host"] == "0.0.0.0"  # noqa: S104 - the probes' port
+    assert SETTINGS["api.http.host"] == "127.0.0.1"  # unauthenticated: never off the pod
     assert SETTINGS["api.http.port"] == 9600
     assert SETTINGS["dead_letter_queue.enable"] is True
     assert SETTINGS["queue.type"] == "persisted"

@@ -132,7 +132,7 @@ def test_sampling_keeps_every_error_and_every_slow_request(settings, json_lines)
     async def slow(request):
         import asyncio
 
-        await asyncio.sleep(0.06)
+        await asyncio.sleep(0.6)
         return PlainTextResponse("late")
 
     async def missing(request):
@@ -141,7 +141,7 @@ def test_sampling_keeps_every_error_and_every_slow_request(settings, json_lines)
     configure_logging("INFO", "api")
     app = Starlette(
         routes=[Route("/fast", fast), Route("/slow", slow), Route("/missing", missing)],
-        middleware=[Middleware(RequestLogMiddleware, service="api", sample=0.0, slow=0.05)],
+        middleware=[Middleware(RequestLogMiddleware, service="api", sample=0.0, slow=0.5)],
     )
     with TestClient(app) as client:
         json_lines()

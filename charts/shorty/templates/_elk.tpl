@@ -116,3 +116,11 @@ volumeMounts:
     items:
       - {key: ca.crt, path: ca.crt}
 {{- end }}
+
+{{/* An Elasticsearch time value (the schema allows a whole number and nanos, micros,
+ms, s, m, h or d) in nanoseconds, to compare two of them. */}}
+{{- define "shorty.timeValueNanos" -}}
+{{- $unit := regexFind "[a-z]+$" . }}
+{{- $scale := dict "nanos" 1 "micros" 1000 "ms" 1000000 "s" 1000000000 "m" 60000000000 "h" 3600000000000 "d" 86400000000000 }}
+{{- mul (int64 (trimSuffix $unit .)) (index $scale $unit) }}
+{{- end }}
