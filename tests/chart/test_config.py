@@ -110,7 +110,7 @@ def hook_reference_problems(objects) -> list[str]:
     """A pre-install hook runs before the chart's ordinary objects exist: what its pod
     names (a ServiceAccount, a Secret, a ConfigMap, a PVC; in env or as a volume) must
     be a hook of a lower weight, or none. A hook that runs only after the install or
-    upgrade (the ELK setup Job) may also name the release's ordinary objects."""
+    upgrade or rollback (the ELK setup Job) may also name the release's ordinary objects."""
 
     def hook(obj):
         annotations = obj["metadata"].get("annotations") or {}
@@ -128,7 +128,7 @@ def hook_reference_problems(objects) -> list[str]:
         phases = set(obj["metadata"]["annotations"]["helm.sh/hook"].split(","))
         if "test" in phases:
             continue
-        after_install = phases <= {"post-install", "post-upgrade"}
+        after_install = phases <= {"post-install", "post-upgrade", "post-rollback"}
         pod = obj["spec"]["template"]["spec"]
         named_objects = []
         if "serviceAccountName" in pod:

@@ -523,7 +523,7 @@ def test_the_hook_job_sets_up_everything_after_each_install_and_upgrade():
     objects = render(SCENARIO)
     job = named(objects, "Job", "demo-shorty-elk-setup")
     annotations = job["metadata"]["annotations"]
-    assert annotations["helm.sh/hook"] == "post-install,post-upgrade"
+    assert annotations["helm.sh/hook"] == "post-install,post-upgrade,post-rollback"
     assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation"
     assert job["spec"]["activeDeadlineSeconds"] == 900
     assert job["spec"]["backoffLimit"] == 3
