@@ -71,6 +71,17 @@ except KeyError as exc:
 """
 
 
+def filebeat_env() -> dict[str, str]:
+    """What the chart gives Filebeat (the Logstash host is never reached: output.file)."""
+    return {
+        "PATH": os.environ["PATH"],
+        "NODE_NAME": NODE,
+        "SHORTY_NAMESPACE": NAMESPACE,
+        "SHORTY_RELEASE": "shorty",
+        "LOGSTASH_HOSTS": "logstash.invalid:5044",
+    }
+
+
 def labels(component: str, logs: bool = True, release: str = "shorty") -> dict[str, str]:
     """The chart's labels on a pod; `shorty.dev/logs: ecs` on Shorty's own processes only."""
     chart = {
@@ -228,14 +239,7 @@ def run_filebeat(
         "-E", f"output.file.path={out}", "-E", "output.file.filename=events",
         "-E", f"filebeat.autodiscover.providers.0.templates.0.config.0.paths=[{moved}]",
     ]  # fmt: skip
-    env = {
-        "PATH": os.environ["PATH"],
-        "NODE_NAME": NODE,
-        "SHORTY_NAMESPACE": NAMESPACE,
-        "SHORTY_RELEASE": "shorty",
-        "LOGSTASH_HOSTS": "logstash.invalid:5044",
-        "KUBECONFIG": str(kubeconfig),
-    }
+    env = {**filebeat_env(), "KUBECONFIG": str(kubeconfig)}
     stderr = workdir / "filebeat.stderr"
     with stderr.open("w") as errors:
         process = subprocess.Popen(command, env=env, stdout=errors, stderr=errors)
@@ -311,13 +315,7 @@ def run(filebeat: Path, captured: Captured, tmp_path_factory: pytest.TempPathFac
 
 
 def test_the_shipped_config_passes_filebeat_test_config(filebeat: Path, tmp_path: Path) -> None:
-    env = {
-        "PATH": os.environ["PATH"],
-        "NODE_NAME": NODE,
-        "SHORTY_NAMESPACE": NAMESPACE,
-        "SHORTY_RELEASE": "shorty",
-        "LOGSTASH_HOSTS": "logstash:5044",
-    }
+    env = filebeat_env()
     command = [str(filebeat), "test", "config", "-c", str(FILEBEAT_CONFIG), "--strict.perms=false"]
     command += ["--path.home", str(tmp_path), "--path.data", str(tmp_path / "data")]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30)
