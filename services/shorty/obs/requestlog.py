@@ -77,12 +77,10 @@ class RequestLogMiddleware:
             return
         request_id = _incoming_id(scope) or os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
-        incoming = _header(scope, b"traceparent")
+        traceparent: str | None = None
         if self.trace:
-            traceparent: str | None = tracecontext.continue_from(incoming)
+            traceparent = tracecontext.continue_from(_header(scope, b"traceparent"))
             tracecontext.CURRENT.set(traceparent)
-        else:  # the caller's trace, if it sent one
-            traceparent = incoming or None
         status = 500
         problem: str | None = None
         problem_body = False
@@ -147,7 +145,8 @@ class RequestLogMiddleware:
                     request_id=request_id,
                     user_agent=_header(scope, b"user-agent")[:512],
                     client=scope["client"][0] if self.log_client and scope.get("client") else None,
-                    trace_id=_trace_id(traceparent) if traceparent else None,
+                    # The API's own trace; elsewhere the caller's, read only for the line.
+                    trace_id=_trace_id(traceparent or _header(scope, b"traceparent")),
                     problem=problem,
                 )
 
@@ -177,7 +176,7 @@ def _header(scope: Scope, name: bytes) -> str:
 
 
 def _trace_id(traceparent: str) -> str | None:
-    parsed = tracecontext.parse(traceparent)
+    parsed = tracecontext.parse(traceparent) if traceparent else None
     return parsed[0] if parsed else None
 
 
