@@ -76,22 +76,16 @@ def capture(admin_url: str, folder: Path) -> Captured:
     url = asyncio.run(embedded.ensure_database(admin_url, name))
     try:
         migrate.upgrade(url)
-        with _processes(url, folder) as (api, redirect, operator_ok):
-            _workload(url, api, redirect, operator_ok)
+        with _processes(url, folder) as (api, redirect, kube):
+            _workload(url, api, redirect, kube)
     finally:
         asyncio.run(embedded.drop_database(admin_url, name))
     lines = {service: (folder / f"{service}.log").read_text().splitlines() for service in SERVICES}
     return Captured(lines, REDIRECTS)
 
 
-@dataclass
-class _Operating:
-    kube: FakeKube
-    operator: Operator
-
-
 @contextmanager
-def _processes(url: str, folder: Path) -> Iterator[tuple[Service, Service, _Operating]]:
+def _processes(url: str, folder: Path) -> Iterator[tuple[Service, Service, FakeKube]]:
     redis_server = RedisServer(folder / "redis")
     redis_server.start()
     env = service_env(
@@ -112,7 +106,7 @@ def _processes(url: str, folder: Path) -> Iterator[tuple[Service, Service, _Oper
         with FakeKube() as kube:
             operator = Operator(kube, f"http://127.0.0.1:{api.port}", key, folder)
             try:
-                yield api, redirect, _Operating(kube, operator)
+                yield api, redirect, kube
             finally:
                 operator.stop()
     finally:
@@ -121,7 +115,7 @@ def _processes(url: str, folder: Path) -> Iterator[tuple[Service, Service, _Oper
         redis_server.stop()
 
 
-def _workload(url: str, api: Service, redirect: Service, operating: _Operating) -> None:
+def _workload(url: str, api: Service, redirect: Service, kube: FakeKube) -> None:
     _, key = user_with_key(url, "logs@example.com", scopes=("urls:read", "urls:write"))
     auth = {"Authorization": f"Bearer {key}"}
     status, link = call_json(
@@ -155,7 +149,6 @@ def _workload(url: str, api: Service, redirect: Service, operating: _Operating) 
         if status == 429:
             break
 
-    kube = operating.kube
     kube.apply(shortlink("docs", "default", alias="docs-link"))
     wait_for(lambda: _reason(kube, "docs") == "Synced", 30, "ShortLink docs to sync")
     kube.apply(shortlink("bad", "default", target="https://sho.rt/a-loop"))
