@@ -39,7 +39,7 @@ LINK = CachedLink(1, "https://example.com/landing").fields()
 # As redirect/resolve.py keeps it: (fresh until, stale until, fields).
 MEMORY: LRU[str, tuple[float, float, tuple[object, ...]]] = LRU(100_000)
 MEMORY["abcdefg"] = (1e18, 1e18, LINK)
-HISTOGRAM = REQUEST_SECONDS.labels("bench", "GET", "302")
+HISTOGRAM = REQUEST_SECONDS.labels("bench", "/{code}", "GET", "302")
 COUNTER = LOOKUPS.labels("bench", "hit")
 BOUND = Bound("bench", 1000)
 

@@ -53,7 +53,12 @@ def test_a_client_that_disconnects_mid_body_is_a_499_not_a_500(clean, tmp_path):
         assert "error" not in went[0]  # no stack trace
         samples = scrape(api.metrics_port)
         count = "shorty_http_request_duration_seconds_count"
-        assert sample(samples, count, service="api", method="POST", status="499") == 1
+        assert (
+            sample(
+                samples, count, service="api", route="/api/v1/shorten", method="POST", status="499"
+            )
+            == 1
+        )
         assert not [
             labels
             for (name, labels), value in samples.items()

@@ -91,7 +91,9 @@ def metrics_of_each_service(dev: Dev, api_port: int, redirect_port: int) -> None
     assert sorted(ports) == ["api", "redirect", "worker"]
     api = scrape(ports["api"])
     count = "shorty_http_request_duration_seconds_count"
-    assert sample(api, count, service="api", method="POST", status="201") == 1  # the shorten
+    assert (
+        sample(api, count, service="api", route="/api/v1/shorten", method="POST", status="201") == 1
+    )  # the shorten
     redirect = scrape(ports["redirect"])
     hits = [
         value

@@ -36,7 +36,10 @@ def test_the_api_serves_its_metrics_only_on_their_own_port(clean, tmp_path):
         samples = scrape(api.metrics_port)
         # The 404 above, counted by the API and read from its metrics port.
         count = "shorty_http_request_duration_seconds_count"
-        assert sample(samples, count, service="api", method="GET", status="404") == 1
+        assert (
+            sample(samples, count, service="api", route="unmatched", method="GET", status="404")
+            == 1
+        )
         assert listening(api.process.pid, api.metrics_port) == ["127.0.0.1"]
 
 

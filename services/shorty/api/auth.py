@@ -17,13 +17,17 @@ from shorty.bootstrap import api_deps_of
 from shorty.core.accounts import SESSION_KEY_ID, Principal
 from shorty.core.errors import DomainError
 from shorty.core.limits import Limit, parse_limit
-from shorty.obs.metrics import RATE_LIMITED
+from shorty.obs.metrics import RATE_LIMIT_DECISIONS
 from shorty.ratelimit.limiter import headers
 from shorty.web.clientip import client_ip, rate_limit_key
 from shorty.web.problems import Problem
 
 log = logging.getLogger(__name__)
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="shorty"'}
+_DECISIONS = {
+    True: RATE_LIMIT_DECISIONS.labels("api", "allowed"),
+    False: RATE_LIMIT_DECISIONS.labels("api", "limited"),
+}
 
 
 async def authenticate(request: Request, scope: str) -> Principal:
@@ -165,8 +169,9 @@ async def within_limits(
         [(key, limit) for key, limit in checks if limit is not None], cost
     )
     request.scope.setdefault("state", {})["ratelimit"] = decision
+    if decision.verdicts:  # a limit was checked (None for each: nothing decided)
+        _DECISIONS[decision.allowed].inc()
     if not decision.allowed:
-        RATE_LIMITED.labels("api").inc()
         shown = headers(decision)
         raise Problem(
             429,

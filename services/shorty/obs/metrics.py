@@ -8,11 +8,19 @@ from prometheus_client import Counter, Gauge, Histogram
 from shorty.obs.breakermetrics import BREAKER_STATE as BREAKER_STATE
 from shorty.obs.breakermetrics import BREAKER_TRANSITIONS as BREAKER_TRANSITIONS
 
+# Every label of a request is bounded (obs/requestlog.py): the route's template, never
+# its path; the method one of METHODS or "other"; the status the app sent.
 REQUEST_SECONDS = Histogram(
     "shorty_http_request_duration_seconds",
-    "Time to answer an HTTP request.",
-    ["service", "method", "status"],
+    "Time to answer an HTTP request, by route template, method and status.",
+    ["service", "route", "method", "status"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+PROBLEMS = Counter(
+    "shorty_http_problems_total",
+    "Responses answered with an application/problem+json, by problem type (its slug;"
+    ' "other" for one outside web/problems.py\'s catalogue).',
+    ["service", "type"],
 )
 LOOKUPS = Counter(
     "shorty_redirect_lookups_total",
@@ -45,7 +53,11 @@ CLICKS_FLUSHED = Counter("shorty_clicks_flushed_total", "Clicks written to the R
 CLICKS_DROPPED = Counter(
     "shorty_clicks_dropped_total", "Clicks lost because the buffer was full (oldest first)."
 )
-RATE_LIMITED = Counter("shorty_rate_limited_total", "Requests refused with 429.", ["service"])
+RATE_LIMIT_DECISIONS = Counter(
+    "shorty_ratelimit_decisions_total",
+    "Rate-limit checks, by decision: allowed, or limited (answered 429).",
+    ["service", "decision"],
+)
 SHED = Counter(
     "shorty_shed_requests_total",
     "Requests answered 503 at once because a bound of work in flight was reached"

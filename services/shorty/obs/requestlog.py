@@ -7,14 +7,16 @@ import os
 import random
 import re
 import time
+from dataclasses import dataclass
 
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shorty.obs import tracecontext
 from shorty.obs.accesslog import AccessLog
-from shorty.obs.metrics import REQUEST_SECONDS
+from shorty.obs.metrics import PROBLEMS, REQUEST_SECONDS
+from shorty.web.problems import PROBLEM_TYPES
 
 log = logging.getLogger("shorty.request")
 _PROBLEM = [(b"content-type", b"application/problem+json")]
@@ -30,6 +32,19 @@ _SLUG = re.compile(rb"[a-z0-9-]{1,64}")
 # What the access log and the latency histogram record when the caller went away
 # before it was answered (nginx's "client closed request"): not a 5xx, nothing sent.
 CLIENT_CLOSED = 499
+# The metrics' labels are bounded whatever a client sends: a method outside these is
+# "other", a path no route matched "unmatched", a route is its template.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")  # "{code:code}" -> "{code}"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTemplate:
+    """The route of a request a pure-ASGI app answers itself, put in ``scope["route"]``
+    where Starlette's router puts its own (both have the template as ``path``)."""
+
+    path: str
 
 
 class RequestLogMiddleware:
@@ -66,7 +81,10 @@ class RequestLogMiddleware:
         self.sample = sample
         self.slow = slow
         self.trace = trace  # keep the request's W3C traceparent for what it writes
-        self._histograms: dict[tuple[str, int], Histogram] = {}
+        # Label children made once each. Bounded: every part of the key is (the routes'
+        # templates, METHODS, the statuses the app sends; the problem catalogue).
+        self._histograms: dict[tuple[str | None, str, int], Histogram] = {}
+        self._problems: dict[str, Counter] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -83,18 +101,18 @@ class RequestLogMiddleware:
             tracecontext.CURRENT.set(traceparent)
         status = 500
         problem: str | None = None
-        problem_body = False
+        problem_body = problem_seen = False
         started = time.perf_counter()
         response_started = False
         id_header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started, problem, problem_body
+            nonlocal status, response_started, problem, problem_body, problem_seen
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), id_header]
-                problem_body = status >= 400 and _PROBLEM[0] in message["headers"]
+                problem_body = problem_seen = status >= 400 and _PROBLEM[0] in message["headers"]
             elif problem_body:
                 problem_body = False
                 problem = _problem_slug(message.get("body", b""))
@@ -125,7 +143,9 @@ class RequestLogMiddleware:
                 await send_with_id({"type": "http.response.body", "body": _INTERNAL})
         finally:
             elapsed = time.perf_counter() - started
-            self._histogram(scope["method"], status).observe(elapsed)
+            self._histogram(scope, status).observe(elapsed)
+            if problem_seen:
+                self._problem(problem).inc()
             if (
                 self.access_log
                 and (scope["path"] not in self.skip_paths or status >= 400)
@@ -150,13 +170,24 @@ class RequestLogMiddleware:
                     problem=problem,
                 )
 
-    def _histogram(self, method: str, status: int) -> Histogram:
-        key = (method, status)
+    def _histogram(self, scope: Scope, status: int) -> Histogram:
+        # Read once the app has run: Starlette's router (or the app itself, with a
+        # RouteTemplate) has put the route that took the request in the scope.
+        path = getattr(scope.get("route"), "path", None)
+        method = scope["method"]
+        key = (path, method if method in METHODS else "other", status)
         child = self._histograms.get(key)
         if child is None:
-            child = REQUEST_SECONDS.labels(self.service, method, str(status))
-            if len(self._histograms) < 1000:  # methods and statuses are few; stay bounded
-                self._histograms[key] = child
+            route = _CONVERTOR.sub(r"{\1}", path) if isinstance(path, str) else UNMATCHED
+            child = REQUEST_SECONDS.labels(self.service, route, key[1], str(status))
+            self._histograms[key] = child
+        return child
+
+    def _problem(self, slug: str | None) -> Counter:
+        known = slug if slug in PROBLEM_TYPES else "other"
+        child = self._problems.get(known)
+        if child is None:
+            child = self._problems[known] = PROBLEMS.labels(self.service, known)
         return child
 
     def _flush_at_shutdown(self, send: Send) -> Send:

@@ -31,8 +31,8 @@ from shorty.cache.invalidation import listen
 from shorty.core.codes import is_well_formed
 from shorty.core.links import LinkState
 from shorty.core.targets import ascii_url, merge_query
-from shorty.obs.metrics import DEADLINE_EXCEEDED, RATE_LIMITED
-from shorty.obs.requestlog import RequestLogMiddleware
+from shorty.obs.metrics import DEADLINE_EXCEEDED, RATE_LIMIT_DECISIONS
+from shorty.obs.requestlog import RequestLogMiddleware, RouteTemplate
 from shorty.redirect.clicks import click_fields
 from shorty.redirect.pages import not_redirecting
 from shorty.resilience.deadline import DeadlineExceeded
@@ -50,6 +50,10 @@ RETRY_AFTER_UNAVAILABLE = 5
 _OWN_PATHS = health.PROBE_PATHS
 _NO_STORE = b"no-store"
 _EXCEEDED = DEADLINE_EXCEEDED.labels("redirect")
+_ALLOWED = RATE_LIMIT_DECISIONS.labels("redirect", "allowed")
+_LIMITED = RATE_LIMIT_DECISIONS.labels("redirect", "limited")
+# The route of every request the hot path takes, as the request metrics name it.
+CODE_ROUTE = RouteTemplate("/{code}")
 
 
 class RedirectService:
@@ -103,6 +107,7 @@ class RedirectService:
         ):
             await self.fallback(scope, receive, send)
             return
+        scope["route"] = CODE_ROUTE
         await follow(scope["state"][DEPS], scope, receive, send)
 
 
@@ -115,9 +120,10 @@ async def follow(deps: RedirectDeps, scope: Scope, receive: Receive, send: Send)
     if deps.buckets is not None:
         wait = deps.buckets.take(rate_limit_key(ip, deps.settings.ipv6_prefix))
         if wait:
-            RATE_LIMITED.labels("redirect").inc()
+            _LIMITED.inc()
             await _refuse(scope, receive, send, 429, retry_after=math.ceil(wait))
             return
+        _ALLOWED.inc()
     now = time.time()
     spend = scope["method"] == "GET"  # HEAD is what link previews send: answered, not counted
     try:

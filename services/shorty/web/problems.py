@@ -14,6 +14,63 @@ from starlette.responses import JSONResponse
 
 PROBLEM_BASE = "https://shorty.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
+# Every problem type either service answers with (docs/api.md lists the API's; the
+# redirect's are in redirect/pages.py). The metric shorty_http_problems_total counts
+# by these and "other", so that its labels stay bounded; a test keeps them complete.
+PROBLEM_TYPES = frozenset(
+    {
+        # the API (docs/api.md, "Problems")
+        "alias-taken",
+        "body-too-large",
+        "bootstrap-refused",
+        "bulk-too-large",
+        "chaos-disabled",
+        "code-immutable",
+        "code-space-exhausted",
+        "deadline-exceeded",
+        "domain-error",
+        "experiment-not-found",
+        "experiment-running",
+        "idempotency-key-in-progress",
+        "idempotency-key-reused",
+        "insufficient-scope",
+        "internal-error",
+        "invalid-account",
+        "invalid-alias",
+        "invalid-api-key",
+        "invalid-credentials",
+        "invalid-cursor",
+        "invalid-expiry",
+        "invalid-limit",
+        "invalid-redirect-type",
+        "invalid-refresh-token",
+        "invalid-tag",
+        "invalid-target",
+        "invalid-token",
+        "key-not-found",
+        "link-not-found",
+        "malformed-json",
+        "method-not-allowed",
+        "not-found",
+        "overloaded",
+        "quota-exceeded",
+        "range-too-large",
+        "rate-limited",
+        "reference-taken",
+        "refresh-token-reused",
+        "registration-closed",
+        "service-unavailable",
+        "unauthenticated",
+        "unsupported-media-type",
+        "user-not-found",
+        "validation-failed",
+        # the redirect service, to a client asking for JSON (redirect/pages.py)
+        "link-blocked",
+        "link-gone",
+        "unavailable",
+        "unavailable-for-legal-reasons",
+    }
+)
 
 
 class ProblemResponse(JSONResponse):
