@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from shorty.cache.client import create_redis
 from shorty.cache.guard import RedisGuard
+from shorty.obs.poolmetrics import POOLS
 from shorty.resilience.breaker import Breaker
 from shorty.resilience.experiments import follow
 from shorty.resilience.faults import Faults
@@ -72,7 +73,8 @@ async def open_resources(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(polled.wait(), settings.db_timeout * 2 + 1)
     try:
-        yield Resources(pool, client, breaker, guard, faults)
+        with POOLS.watching(pool):
+            yield Resources(pool, client, breaker, guard, faults)
     finally:
         if poll is not None and faults is not None:
             poll.cancel()

@@ -6,7 +6,9 @@ acquire (and so every ``pool.fetch``, and the release that follows, which asyncp
 bounds by the acquire's timeout) SHORTY_DB_ACQUIRE_TIMEOUT; each query and each new
 connection's setup get SHORTY_DB_TIMEOUT (asyncpg's ``command_timeout`` and connect
 ``timeout``). Past either, the driver raises ``TimeoutError``: one of the
-``store.errors.UNAVAILABLE`` failures, which the services answer with 503.
+``store.errors.UNAVAILABLE`` failures, which the services answer with 503. The
+acquires not yet handed a connection are counted (``waiting``: the gauge
+``shorty_db_pool_waiting``, obs/poolmetrics.py).
 
 Every acquire also passes through the process's PostgreSQL circuit breaker
 (``shorty.resilience.breaker``): while it is open, ``acquire()`` raises
@@ -58,7 +60,7 @@ class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg is untyped
     """An asyncpg pool whose ``acquire()`` without a timeout waits ``acquire_timeout``,
     and which refuses to wait at all while ``breaker`` is open."""
 
-    __slots__ = ("acquire_timeout", "breaker", "faults")
+    __slots__ = ("acquire_timeout", "breaker", "faults", "waiting")
 
     def __init__(
         self,
@@ -72,6 +74,7 @@ class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg is untyped
         self.acquire_timeout = acquire_timeout
         self.breaker = breaker
         self.faults = faults
+        self.waiting = 0  # acquires not yet handed a connection (shorty_db_pool_waiting)
 
     def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
         wait = self.acquire_timeout if timeout is None else timeout
@@ -84,6 +87,14 @@ class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg is untyped
             wait = budget.bounded(wait)  # DeadlineExceeded before the breaker is asked
         self.breaker.check()  # BreakerOpen while open (or while its probe is out)
         return _ReportingAcquire(self, wait, self.breaker, budget, self.faults)
+
+    async def _acquire(self, timeout: float | None) -> asyncpg.Connection:  # noqa: ASYNC109 (asyncpg's own signature)
+        # Every acquire ends up here (``async with``, ``await``, ``pool.fetch``...).
+        self.waiting += 1
+        try:
+            return await super()._acquire(timeout)
+        finally:
+            self.waiting -= 1
 
 
 class _ReportingAcquire(PoolAcquireContext):  # type: ignore[misc]
