@@ -191,3 +191,24 @@ def test_published_events_are_pruned_after_their_days(clean):
     assert with_pool(clean, lambda pool, client: OutboxRelay(pool, client).prune(7)) == 1
     left = query(clean.database_url, "SELECT aggregate_id FROM outbox ORDER BY id")
     assert [r[0] for r in left] == ["new", "unsent"]
+
+
+def test_the_backlog_says_how_many_events_wait_and_how_long_the_oldest_has(clean):
+    """What shorty_outbox_unpublished and shorty_outbox_oldest_age_seconds show."""
+
+    async def backlog(pool, client):
+        return await OutboxRelay(pool, client).backlog()
+
+    empty = with_pool(clean, backlog)
+    assert (empty.events, empty.oldest_age) == (0, 0.0)
+    insert_events(clean.database_url, ["older", "newer"])
+    query(
+        clean.database_url,
+        "UPDATE outbox SET created_at = now() - interval '1 hour' WHERE aggregate_id = 'older'",
+    )
+    waiting = with_pool(clean, backlog)
+    assert waiting.events == 2
+    assert 3600 <= waiting.oldest_age < 3660
+    with_pool(clean, lambda pool, client: OutboxRelay(pool, client).step())
+    published = with_pool(clean, backlog)
+    assert (published.events, published.oldest_age) == (0, 0.0)

@@ -54,6 +54,23 @@ def test_clicks_wait_for_the_aggregator_and_are_rolled_up_once(clean):
     )
 
 
+def test_the_backlog_says_how_far_behind_the_rollups_are(clean):
+    """What shorty_rollup_waiting_clicks and shorty_rollup_delay_seconds show: the
+    clicks not rolled up yet, and the age of the oldest (since it was clicked)."""
+    link = add_link(clean.database_url, "behind")
+
+    def backlog():
+        return asyncio.run(with_pool(clean.database_url, lambda pool: Aggregator(pool).backlog()))
+
+    assert (backlog().clicks, backlog().oldest_age) == (0, 0.0)
+    store(clean.database_url, clicks("behind", link, 2))
+    waiting = backlog()
+    assert waiting.clicks == 2
+    assert abs(waiting.oldest_age - (datetime.now(UTC) - AT).total_seconds()) < 60
+    roll_up(clean.database_url)
+    assert (backlog().clicks, backlog().oldest_age) == (0, 0.0)
+
+
 def test_a_transaction_still_open_holds_the_watermark_back(clean):
     """An ingest transaction that began first and commits last is not passed over."""
     link = add_link(clean.database_url, "late")

@@ -128,8 +128,16 @@ OUTBOX_WAITING = Gauge("shorty_outbox_unpublished", "Outbox events not yet publi
 CLICKS_ROLLED_UP = Counter(
     "shorty_clicks_rolled_up_total", "Clicks folded into the hourly rollups by the aggregator."
 )
+OUTBOX_OLDEST_AGE = Gauge(
+    "shorty_outbox_oldest_age_seconds",
+    "Age of the oldest outbox event not yet published (0: none).",
+)
 ROLLUP_WAITING = Gauge(
     "shorty_rollup_waiting_clicks", "Clicks stored but not yet in the rollups (the stats lag)."
+)
+ROLLUP_DELAY = Gauge(
+    "shorty_rollup_delay_seconds",
+    "Age (since the click) of the oldest click stored but not yet in the rollups (0: none).",
 )
 
 # Fault injection (resilience/faults.py): off unless SHORTY_CHAOS_ENABLED.

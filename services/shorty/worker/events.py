@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -38,6 +39,19 @@ SELECT id, aggregate_type, aggregate_id, event_type, payload::text AS payload, t
        created_at
 FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1
 """
+
+
+_BACKLOG = """
+SELECT count(*) AS events,
+       coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0) AS oldest_age
+FROM outbox WHERE published_at IS NULL
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    events: int  # not yet published
+    oldest_age: float  # seconds since the oldest of them was written (0: none)
 
 
 class OutboxRelay:
@@ -68,8 +82,12 @@ class OutboxRelay:
         return len(rows)
 
     async def waiting(self) -> int:
-        query = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-        return int(await self._pool.fetchval(query))
+        return (await self.backlog()).events
+
+    async def backlog(self) -> Backlog:
+        """How many events wait to be published, and how long the oldest has."""
+        row = await self._pool.fetchrow(_BACKLOG)
+        return Backlog(int(row["events"]), max(float(row["oldest_age"]), 0.0))
 
     async def prune(self, keep_days: int) -> int:
         """Delete published rows older than ``keep_days``; return how many."""

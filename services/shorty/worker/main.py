@@ -31,7 +31,9 @@ from shorty.bootstrap import worker_deps
 from shorty.cache.guard import RedisGuard
 from shorty.obs.metrics import (
     DLQ_LENGTH,
+    OUTBOX_OLDEST_AGE,
     OUTBOX_WAITING,
+    ROLLUP_DELAY,
     ROLLUP_WAITING,
     STREAM_LAG,
     STREAM_LAG_SECONDS,
@@ -49,7 +51,7 @@ from shorty.worker.streams import DLQ, Consumer
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 600.0  # retention, expired idempotency keys, old outbox rows
-OBSERVE_SECONDS = 5.0  # stream metrics
+OBSERVE_SECONDS = 5.0  # stream and backlog metrics
 BLOCK_MS = 1000  # longest wait for new entries; also how soon a stop request is noticed
 OUTAGE_BASE, OUTAGE_CAP = 0.1, 1.0  # backoff while PostgreSQL or Redis is away (s)
 LAG_COUNT_CAP = 1000  # Redis < 7 has no lag counter: counted up to this many
@@ -105,8 +107,18 @@ async def run_worker(
 
             async def observe() -> bool:
                 await observe_streams(res.redis, [clicks[0], events])
-                OUTBOX_WAITING.set(await relay.waiting())
-                ROLLUP_WAITING.set(await aggregator.waiting())
+                return False
+
+            async def observe_backlogs() -> bool:
+                # Apart from the streams' (Redis) so that they show while Redis is away,
+                # when the outbox grows; and here, not at scrape time: a scrape never
+                # waits on PostgreSQL.
+                outbox = await relay.backlog()
+                OUTBOX_WAITING.set(outbox.events)
+                OUTBOX_OLDEST_AGE.set(outbox.oldest_age)
+                rollups = await aggregator.backlog()
+                ROLLUP_WAITING.set(rollups.clicks)
+                ROLLUP_DELAY.set(rollups.oldest_age)
                 return False
 
             async def relay_step() -> bool:
@@ -132,6 +144,7 @@ async def run_worker(
                 _forever("rollups", rollup_step, stop, idle=settings.rollup_interval),
                 _forever("housekeeping", housekeeping, stop, idle=HOUSEKEEPING_SECONDS),
                 _forever("stream metrics", observe, stop, idle=OBSERVE_SECONDS, redis=redis),
+                _forever("backlog metrics", observe_backlogs, stop, idle=OBSERVE_SECONDS),
             ]
             await asyncio.gather(*jobs)
             for consumer in (*clicks, events):

@@ -123,9 +123,17 @@ _REBASED = """
 UPDATE click_rollup_progress SET done_before = pg_current_xact_id()::text::bigint
 """
 _WAITING = """
-SELECT count(*) FROM clicks
+SELECT count(*) AS clicks,
+       coalesce(extract(epoch FROM clock_timestamp() - min(occurred_at)), 0) AS oldest_age
+FROM clicks
 WHERE ingest_xact >= (SELECT done_before FROM click_rollup_progress)
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    clicks: int  # stored, not rolled up yet
+    oldest_age: float  # seconds since the oldest of them was clicked (0: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,4 +204,10 @@ class Aggregator:
 
     async def waiting(self) -> int:
         """Clicks stored but not rolled up yet."""
-        return int(await self._pool.fetchval(_WAITING))
+        return (await self.backlog()).clicks
+
+    async def backlog(self) -> Backlog:
+        """Clicks stored but not rolled up yet, and the age of the oldest (since its
+        click): how far behind the statistics are."""
+        row = await self._pool.fetchrow(_WAITING)
+        return Backlog(int(row["clicks"]), max(float(row["oldest_age"]), 0.0))
