@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 import click
 import kopf
 
+from shorty.obs.buildinfo import describe_build
 from shorty.obs.exposition import MetricsPortBusy, metrics_listener
 from shorty.obs.logging import configure_logging
 from shorty_operator.handlers import Config, build_registry
@@ -189,6 +190,7 @@ def main(
     )
     peering_state = PeeringState(None if standalone else peering, standalone=standalone)
     peering_state.install()
+    describe_build("operator")
     with ExitStack() as stack:
         try:
             stack.enter_context(

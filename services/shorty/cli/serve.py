@@ -69,8 +69,10 @@ def serving_metrics(
 
     Opened before the service starts, so that a busy port is one line (raised in the
     lifespan, uvicorn would log a traceback) and the public port never opens."""
+    from shorty.obs.buildinfo import describe_build
     from shorty.obs.exposition import MetricsPortBusy, metrics_listener
 
+    describe_build(service)
     port = config.metrics_port_of(service) if option is None else option
     if port and port == public_port:
         raise click.ClickException(

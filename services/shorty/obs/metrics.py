@@ -7,6 +7,7 @@ from prometheus_client import Counter, Gauge, Histogram
 # Defined apart so that the operator exports them alone; importable from here too.
 from shorty.obs.breakermetrics import BREAKER_STATE as BREAKER_STATE
 from shorty.obs.breakermetrics import BREAKER_TRANSITIONS as BREAKER_TRANSITIONS
+from shorty.obs.buildinfo import BUILD as BUILD
 
 # Every label of a request is bounded (obs/requestlog.py): the route's template, never
 # its path; the method one of METHODS or "other"; the status the app sent.
