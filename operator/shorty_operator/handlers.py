@@ -20,11 +20,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
-from prometheus_client import Counter, Histogram
 
 from shorty.core.errors import CodeImmutable
 from shorty.resilience.breaker import Breaker
 from shorty_operator.client import ApiError, Conflict, Refused, ShortyClient, Unavailable
+from shorty_operator.metrics import (
+    DELETED,
+    DURATION,
+    READINESS,
+    RECONCILES,
+    RESULTS,
+    SHORTLINKS,
+    readiness,
+)
 from shorty_operator.model import (
     POLICY,
     InvalidSpec,
@@ -47,18 +55,6 @@ GROUP, VERSION, PLURAL = "shorty.dev", "v1alpha1", "shortlinks"
 RESOURCE = (GROUP, VERSION, PLURAL)
 FINALIZER = "shorty.dev/link"  # held while the ShortLink's link may still exist in Shorty
 RESYNC = "resync"  # the timer's id, as kopf's log lines name it
-
-RECONCILES = Counter(
-    "shorty_operator_reconciles_total",
-    "ShortLink reconciliations, by handler and result (the Ready reason, or Deleted)",
-    ["handler", "result"],
-)
-DURATION = Histogram(
-    "shorty_operator_reconcile_duration_seconds",
-    "Time spent reconciling a ShortLink, by handler",
-    ["handler"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
 
 
 @dataclass(frozen=True)
@@ -90,6 +86,7 @@ def build_registry(config: Config) -> kopf.OperatorRegistry:
     kopf.on.cleanup(id="cleanup", registry=registry)(cleanup)
     kopf.on.probe(id="peering", registry=registry)(peering)
     kopf.on.probe(id="api", registry=registry)(api)
+    kopf.index(*RESOURCE, id=READINESS, registry=registry)(readiness)
     kopf.on.resume(*RESOURCE, id="upsert", registry=registry)(upsert)
     kopf.on.create(*RESOURCE, id="upsert", registry=registry)(upsert)
     kopf.on.update(*RESOURCE, id="upsert", field="spec", registry=registry)(upsert)
@@ -109,8 +106,9 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
-async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
+async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     config: Config = memo["config"]
+    SHORTLINKS.watch(kwargs[READINESS])  # shorty_operator_shortlinks{ready}
     memo["shorty"] = ShortyClient(
         config.api_url,
         config.api_key,
@@ -167,7 +165,7 @@ async def upsert(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int
         with DURATION.labels("upsert").time():
             outcome = await _upsert(body, memo)
         _show(body, patch, memo, outcome, generation)
-    RECONCILES.labels("upsert", outcome.reason.value).inc()
+    RECONCILES.labels("upsert", RESULTS[outcome.reason]).inc()
     delay = _retry_delay(memo, outcome.reason, retry)
     if delay is not None:
         raise kopf.TemporaryError(POLICY[outcome.reason].failure, delay=delay)
@@ -187,7 +185,7 @@ async def resync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: 
         with DURATION.labels("timer").time():
             outcome = await _upsert(body, memo, repair=True)
         _show(body, patch, memo, outcome, generation)
-    RECONCILES.labels("timer", outcome.reason.value).inc()
+    RECONCILES.labels("timer", RESULTS[outcome.reason]).inc()
 
 
 async def delete(
@@ -201,12 +199,12 @@ async def delete(
             with DURATION.labels("delete").time():
                 existed = await client.delete(ref)
     except ApiError as exc:
-        RECONCILES.labels("delete", Reason.API_UNAVAILABLE.value).inc()
+        RECONCILES.labels("delete", RESULTS[Reason.API_UNAVAILABLE]).inc()
         outcome = Outcome(Reason.API_UNAVAILABLE, f"Deleting the link: {exc.message}")
         _show(body, patch, memo, outcome, body.metadata.get("generation"))
         delay = _retry_delay(memo, outcome.reason, retry)
         raise kopf.TemporaryError(exc.message, delay=delay) from None
-    RECONCILES.labels("delete", "Deleted").inc()
+    RECONCILES.labels("delete", DELETED).inc()
     logger.info("link %s %s", ref, "deleted" if existed else "was already gone")
 
 
