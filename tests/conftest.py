@@ -114,3 +114,13 @@ def settings_without_redis(clean: Stack, tmp_path: Path) -> Settings:
         redis_timeout=0.2,
         public_url=PUBLIC_URL,
     )
+
+
+@pytest.fixture(scope="session")
+def live_metrics(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The exposition text of each component (api, redirect, worker, operator), scraped
+    from its metrics port after a short scripted workload (tests/livemetrics.py): the
+    real processes, started once per session and stopped before the tests read it."""
+    from tests import livemetrics
+
+    return livemetrics.run(stack.admin_url, tmp_path_factory.mktemp("live-metrics"))

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.conftest import Stack
@@ -19,8 +20,9 @@ from tests.helpers import free_port, query, wait_for
 
 @contextmanager
 def running(kind: str, stack: Stack, folder: Path) -> Iterator[Service]:
-    """`shorty serve <kind>` with its metrics on a free port of 127.0.0.1."""
-    env = service_env(stack.database_url, stack.redis_url)
+    """`shorty serve <kind>` with its metrics on a free port of 127.0.0.1; with
+    uvicorn's WEB_CONCURRENCY set, which it must not follow (one process per pod)."""
+    env = service_env(stack.database_url, stack.redis_url, WEB_CONCURRENCY="3")
     service = Service(kind, env, folder / f"{kind}.log", metrics_port=free_port())
     try:
         yield service
@@ -41,6 +43,8 @@ def test_the_api_serves_its_metrics_only_on_their_own_port(clean, tmp_path):
             == 1
         )
         assert listening(api.process.pid, api.metrics_port) == ["127.0.0.1"]
+        # One process: the metrics in its memory are all of the pod's (no workers forked).
+        assert psutil.Process(api.process.pid).children() == []
 
 
 def test_the_redirect_serves_its_metrics_only_on_their_own_port(clean, tmp_path):
@@ -57,6 +61,7 @@ def test_the_redirect_serves_its_metrics_only_on_their_own_port(clean, tmp_path)
         assert sample(samples, lookups, tier="postgres", result="hit") == 1  # /mlink
         assert sample(samples, lookups, tier="postgres", result="absent") == 1  # /metrics
         assert listening(redirect.process.pid, redirect.metrics_port) == ["127.0.0.1"]
+        assert psutil.Process(redirect.process.pid).children() == []
 
 
 def test_the_worker_serves_its_metrics_on_the_host_asked_for(clean, tmp_path):
