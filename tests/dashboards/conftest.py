@@ -12,7 +12,7 @@ import pytest
 
 from tests.elk import node
 
-JS = Path(__file__).resolve().parent / "js"
+JS = node.DASHBOARDS
 
 
 @pytest.fixture(scope="session")

