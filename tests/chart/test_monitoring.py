@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.render import CHART, PROMETHEUS_API, ROOT, SCENARIOS, named, of_kind, render
+from tests.chart.render import (
+    CHART,
+    PROMETHEUS_API,
+    ROOT,
+    SCENARIOS,
+    helm,
+    named,
+    of_kind,
+    render,
+)
 from tests.elk import node
 
 DASHBOARDS = ROOT / "dashboards"
@@ -276,3 +285,17 @@ def test_the_link_to_dashboards_resolves():
     link = CHART / "dashboards"
     assert link.is_symlink()
     assert link.resolve() == DASHBOARDS
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("monitoring.dashboards.enable=true", "additional properties 'enable' not allowed"),
+        ("monitoring.podMonitor.interval=30", "got number, want string"),
+        ("monitoring.podMonitor.interval=30sec", "does not match pattern"),
+    ],
+)
+def test_the_values_schema_rejects_monitoring_typos(setting: str, message: str):
+    result = helm("template", "demo", str(CHART), "--set", setting, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
