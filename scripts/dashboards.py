@@ -5,9 +5,10 @@
 
 The JSON files are what ships (the chart's ConfigMaps read them through
 charts/shorty/dashboards; Grafana imports them as they are); this script is where
-they are written from, so that every panel has the same shape: the data source is the
-`datasource` variable (never a data source uid of someone's Grafana), every query
-filters on `$namespace`, rates use `$__rate_interval`, every panel has a unit. The
+they are written from, with scripts/grafana.py, so that every panel has the same
+shape: the data source is the `datasource` variable (never a data source uid of
+someone's Grafana), every query filters on `$namespace`, rates use
+`$__rate_interval`, every panel has a unit. The
 queries use only the metric names of docs/observability.md; tests/dashboards checks
 each against the live services' /metrics and Grafana's own schema (@grafana/schema).
 """
@@ -16,164 +17,29 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+# scripts/grafana.py: run as a script, this file's folder is on sys.path.
+from grafana import (
+    DATASOURCE,
+    Json,
+    Panel,
+    Row,
+    dashboard,
+    quantile,
+    query_variable,
+    rate,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "dashboards" / "grafana"
-SCHEMA_VERSION = 42  # @grafana/schema's defaultDashboard (Grafana 12.x-13.x)
-DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 NS = 'namespace=~"$namespace"'
 PROBES = 'route!~"/livez|/readyz"'
 # The SLOs of dashboards/rules/slo.yaml.
 ERROR_BUDGET, LATENCY_BUDGET, LATENCY_BOUND = 0.001, 0.01, "0.1"
 
-Json = dict[str, Any]
-
-
-# ---- panels ----
-
-
-def query(expr: str, legend: str = "__auto", ref: str = "A", instant: bool = False) -> Json:
-    return {
-        "datasource": DATASOURCE,
-        "editorMode": "code",
-        "expr": expr,
-        "legendFormat": legend,
-        "range": not instant,
-        "instant": instant,
-        "refId": ref,
-    }
-
-
-def _targets(queries: list[tuple[str, str]], instant: bool = False) -> list[Json]:
-    return [
-        query(expr, legend, chr(ord("A") + index), instant)
-        for index, (expr, legend) in enumerate(queries)
-    ]
-
-
-def _thresholds(steps: list[tuple[float | None, str]]) -> Json:
-    return {
-        "mode": "absolute",
-        "steps": [{"color": color, "value": value} for value, color in steps],
-    }
-
-
-@dataclass
-class Panel:
-    """One panel; its place (gridPos) and id are given when the dashboard is laid out."""
-
-    title: str
-    description: str
-    queries: list[tuple[str, str]]  # (PromQL, legend)
-    unit: str
-    kind: str = "timeseries"  # or "stat"
-    width: int = 12
-    height: int = 8
-    stack: bool = False
-    min: float | None = None
-    max: float | None = None
-    thresholds: list[tuple[float | None, str]] = field(default_factory=list)
-    mappings: list[Json] = field(default_factory=list)
-
-    def to_json(self, panel_id: int, x: int, y: int) -> Json:
-        defaults: Json = {"unit": self.unit}
-        if self.min is not None:
-            defaults["min"] = self.min
-        if self.max is not None:
-            defaults["max"] = self.max
-        if self.mappings:
-            defaults["mappings"] = self.mappings
-        steps = self.thresholds or [(None, "green")]
-        defaults["thresholds"] = _thresholds(steps)
-        if self.kind == "timeseries":
-            defaults["color"] = {"mode": "palette-classic"}
-            defaults["custom"] = {
-                "drawStyle": "line",
-                "lineWidth": 1,
-                "fillOpacity": 10,
-                "showPoints": "never",
-                "spanNulls": False,
-                "stacking": {"mode": "normal" if self.stack else "none", "group": "A"},
-                "thresholdsStyle": {"mode": "dashed" if self.thresholds else "off"},
-            }
-            options: Json = {
-                "legend": {
-                    "calcs": ["mean", "max", "lastNotNull"],
-                    "displayMode": "table",
-                    "placement": "bottom",
-                    "showLegend": True,
-                },
-                "tooltip": {"mode": "multi", "sort": "desc"},
-            }
-        else:
-            defaults["color"] = {"mode": "thresholds"}
-            options = {
-                "colorMode": "value",
-                "graphMode": "area",
-                "justifyMode": "auto",
-                "orientation": "auto",
-                "percentChangeColorMode": "standard",
-                "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-                "showPercentChange": False,
-                "textMode": "auto",
-                "wideLayout": True,
-            }
-        return {
-            "id": panel_id,
-            "type": self.kind,
-            "title": self.title,
-            "description": self.description,
-            "datasource": DATASOURCE,
-            "gridPos": {"x": x, "y": y, "w": self.width, "h": self.height},
-            "fieldConfig": {"defaults": defaults, "overrides": []},
-            "options": options,
-            "targets": _targets(self.queries, instant=self.kind == "stat"),
-        }
-
-
-@dataclass
-class Row:
-    title: str
-
 
 # ---- variables ----
-
-
-def datasource_variable() -> Json:
-    return {
-        "name": "datasource",
-        "label": "Data source",
-        "type": "datasource",
-        "query": "prometheus",
-        "hide": 0,
-        "includeAll": False,
-        "multi": False,
-        "options": [],
-        "refresh": 1,
-        "regex": "",
-    }
-
-
-def query_variable(name: str, label: str, expr: str, *, multi: bool = False) -> Json:
-    return {
-        "name": name,
-        "label": label,
-        "type": "query",
-        "datasource": DATASOURCE,
-        "query": {"qryType": 1, "query": expr, "refId": f"{name}-variable"},
-        "hide": 0,
-        "includeAll": multi,
-        "multi": multi,
-        **({"allValue": ".*"} if multi else {}),
-        "options": [],
-        "refresh": 2,  # on time range change: pods come and go
-        "regex": "",
-        "sort": 1,
-    }
-
 
 NAMESPACE = query_variable(
     "namespace", "Namespace", 'label_values(process_start_time_seconds{component!=""}, namespace)'
@@ -196,96 +62,6 @@ def pod_variable(component: str) -> Json:
         f'label_values(process_start_time_seconds{{{NS},component="{component}"}}, pod)',
         multi=True,
     )
-
-
-# ---- dashboards ----
-
-
-def dashboard(
-    uid: str,
-    title: str,
-    description: str,
-    items: list[Panel | Row],
-    variables: list[Json],
-    annotations: list[Json] | None = None,
-) -> Json:
-    """Panels laid out left to right, top to bottom (24 columns); a Row starts a line."""
-    panels: list[Json] = []
-    x = y = line_height = 0
-    for panel_id, item in enumerate(items, start=1):
-        if isinstance(item, Row):
-            y += line_height
-            x = line_height = 0
-            panels.append(
-                {
-                    "id": panel_id,
-                    "type": "row",
-                    "title": item.title,
-                    "collapsed": False,
-                    "gridPos": {"x": 0, "y": y, "w": 24, "h": 1},
-                    "panels": [],
-                }
-            )
-            y += 1
-            continue
-        if x + item.width > 24:
-            y += line_height
-            x = line_height = 0
-        panels.append(item.to_json(panel_id, x, y))
-        x += item.width
-        line_height = max(line_height, item.height)
-    builtin = {
-        "builtIn": 1,
-        "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-        "enable": True,
-        "hide": True,
-        "iconColor": "rgba(0, 211, 255, 1)",
-        "name": "Annotations & Alerts",
-        "type": "dashboard",
-    }
-    return {
-        "uid": uid,
-        "title": title,
-        "description": description,
-        "tags": ["shorty"],
-        "editable": True,
-        "graphTooltip": 1,
-        "schemaVersion": SCHEMA_VERSION,
-        "time": {"from": "now-6h", "to": "now"},
-        "timepicker": {},
-        "timezone": "browser",
-        "refresh": "1m",
-        "fiscalYearStartMonth": 0,
-        "liveNow": False,
-        "weekStart": "",
-        "annotations": {"list": [builtin, *(annotations or [])]},
-        "links": [
-            {
-                "title": "Shorty",
-                "type": "dashboards",
-                "tags": ["shorty"],
-                "asDropdown": True,
-                "includeVars": True,
-                "keepTime": True,
-                "icon": "external link",
-                "targetBlank": False,
-                "tooltip": "",
-                "url": "",
-            }
-        ],
-        "templating": {"list": [datasource_variable(), NAMESPACE, *variables]},
-        "panels": panels,
-    }
-
-
-def rate(metric: str, selector: str, by: str = "", window: str = "$__rate_interval") -> str:
-    grouping = f" by ({by})" if by else ""
-    return f"sum{grouping} (rate({metric}{{{selector}}}[{window}]))"
-
-
-def quantile(q: float, metric: str, selector: str, by: str = "") -> str:
-    labels = f"{by}, le" if by else "le"
-    return f"histogram_quantile({q}, {rate(metric + '_bucket', selector, labels)})"
 
 
 REQUESTS = "shorty_http_request_duration_seconds"
@@ -517,7 +293,7 @@ def overview() -> Json:
         "Shorty / Overview",
         "Shorty's SLOs and error budgets, and requests, errors and duration of every service.",
         items,
-        [component_variable()],
+        [NAMESPACE, component_variable()],
         [alerts],
     )
 
@@ -666,7 +442,7 @@ def redirect() -> Json:
         "Shorty / Redirect",
         "The redirect service: status, duration, lookup tiers and the click buffer.",
         items,
-        [pod_variable("redirect")],
+        [NAMESPACE, pod_variable("redirect")],
     )
 
 
@@ -764,7 +540,7 @@ def api() -> Json:
         "Shorty / API",
         "The API service: routes, duration, problems by type and rate limits.",
         items,
-        [],
+        [NAMESPACE],
     )
 
 
@@ -906,7 +682,7 @@ def pipeline() -> Json:
         "Shorty / Pipeline",
         "The worker: stream lag, dead letters, the outbox and the click statistics.",
         items,
-        [],
+        [NAMESPACE],
     )
 
 
@@ -983,7 +759,7 @@ def operator() -> Json:
         "Shorty / Operator",
         "The ShortLink operator: reconciles by result and duration, Ready conditions.",
         items,
-        [],
+        [NAMESPACE],
     )
 
 
@@ -1092,7 +868,7 @@ def dependencies() -> Json:
         "Shorty / PostgreSQL and Redis",
         "How Shorty's processes see their stores: the PostgreSQL pool, the breakers, Redis errors.",
         items,
-        [component_variable()],
+        [NAMESPACE, component_variable()],
     )
 
 
