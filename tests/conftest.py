@@ -69,10 +69,11 @@ def stack() -> Iterator[Stack]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_ambient_settings() -> Iterator[None]:
-    """Tests build their Settings explicitly; SHORTY_* from the shell must not leak in."""
+    """Tests build their Settings explicitly; SHORTY_* (and the OTEL_* of tracing) from
+    the shell must not leak in."""
     with pytest.MonkeyPatch.context() as patch:
         for name in list(os.environ):
-            if name.startswith("SHORTY_"):
+            if name.startswith(("SHORTY_", "OTEL_")):
                 patch.delenv(name)
         yield
 

@@ -23,8 +23,10 @@ from shorty.api.problems import domain_problem
 from shorty.api.routes import OPERATIONS, routing_table
 from shorty.bootstrap import DEPS, ApiDeps, api_deps
 from shorty.core.errors import DomainError
+from shorty.obs import tracing
 from shorty.obs.metrics import DEADLINE_EXCEEDED
 from shorty.obs.requestlog import RequestLogMiddleware
+from shorty.obs.serverspans import api_middleware
 from shorty.ratelimit.asgi import RateLimitHeadersMiddleware
 from shorty.resilience.deadline import DeadlineExceeded
 from shorty.resilience.faults import bypassed
@@ -164,6 +166,9 @@ def create_app(
             if settings.max_in_flight
             else []
         ),
+        # The request's span (continuing a caller's traceparent): current while it is
+        # logged and while its outbox events are written (they carry it).
+        api_middleware(tracing.current()),
         Middleware(
             RequestLogMiddleware,
             service="api",
@@ -171,7 +176,6 @@ def create_app(
             access_log=settings.access_log,
             sample=settings.access_log_sample,
             slow=settings.access_log_slow,
-            trace=True,
         ),
         # The budget starts once the request is let in and logged; its 503 is logged too.
         Middleware(

@@ -40,6 +40,17 @@ def server_settings() -> Settings:
     return config
 
 
+def start_tracing(service: str) -> None:
+    """OpenTelemetry for this process from the OTEL_* variables (a bad one stops the
+    command like a bad setting). What is left to export is sent at exit."""
+    from shorty.obs.tracing import TracingSettingsError, start
+
+    try:
+        start(service)
+    except TracingSettingsError as exc:
+        raise BadSettings(SettingsError(exc.problems)) from None
+
+
 def data_dir_option(func: F) -> F:
     """``--data-dir``: where the embedded servers live when no URL is set."""
     return click.option(

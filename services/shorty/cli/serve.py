@@ -11,7 +11,7 @@ from contextlib import ExitStack, contextmanager
 import click
 from starlette.types import ASGIApp
 
-from shorty.cli.config import F, server_settings
+from shorty.cli.config import F, server_settings, start_tracing
 from shorty.cli.servers import domain_errors, with_pool
 from shorty.settings import METRICS_PORTS, Settings
 from shorty.web.drain import Drain
@@ -96,6 +96,7 @@ def _serve_http(
 
     config = server_settings()
     configure_logging(config.log_level, service)
+    start_tracing(service)  # before the app is made: it takes the process's tracing
     watchdog = LoopWatchdog(config.liveness_max_lag)
     drain = Drain(config.drain_delay)
     app: ASGIApp
@@ -183,6 +184,7 @@ def serve_worker(metrics_host: str, metrics_port: int | None) -> None:
 
     config = server_settings()
     configure_logging(config.log_level, "worker")
+    start_tracing("worker")
     watchdog = LoopWatchdog(config.liveness_max_lag)
 
     async def watched() -> None:

@@ -62,12 +62,16 @@ class AccessLog:
         client: str | None,
         trace_id: str | None = None,
         problem: str | None = None,
+        span_id: str | None = None,
     ) -> None:
-        """``trace_id``: the request's W3C trace (32 hex digits); ``problem``: the slug of
-        the problem type it was answered with (``[a-z0-9-]``), as ``error.code``."""
+        """``trace_id``: the request's W3C trace (32 hex digits), ``span_id`` its span (16);
+        ``problem``: the slug of the problem type it was answered with (``[a-z0-9-]``),
+        as ``error.code``."""
         client_part = f'"client":{{"address":{_dumps(client)}}},' if client else ""
         if trace_id:
             client_part += f'"trace":{{"id":"{trace_id}"}},'
+        if span_id:
+            client_part += f'"span":{{"id":"{span_id}"}},'
         if problem:
             client_part += f'"error":{{"code":"{problem}"}},'
 

@@ -4,7 +4,9 @@ Every field a line carries is an ECS field or lives under ``shorty.*``
 (tests/elk checks the captured lines against the ECS reference): the names our
 code passes in ``extra=`` are written that way, and ``_ecs_fields`` renames what
 libraries add — kopf's object reference becomes ``orchestrator.*``, kopf's
-internals are dropped, anything else lands under ``shorty.<name>``.
+internals are dropped, anything else lands under ``shorty.<name>``. A line
+written inside a span carries its ``trace.id`` and ``span.id`` (the request's, the
+consumed batch's, the reconcile's), so that it leads to its trace.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import logging
 import sys
 
 import ecs_logging
+from opentelemetry import trace
+
+from shorty.obs import tracecontext
 
 # What a LogRecord carries by itself; any other attribute came from ``extra=``.
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -44,6 +49,9 @@ def _ecs_fields(record: logging.LogRecord) -> bool:
                 fields[field] = ref[key]
     for name in [n for n in fields if n not in _RECORD_FIELDS and "." not in n]:
         fields[f"shorty.{name}"] = fields.pop(name)
+    span = trace.get_current_span().get_span_context()
+    if span.is_valid and "trace.id" not in fields:
+        fields["trace.id"], fields["span.id"] = tracecontext.ids(span)
     return True
 
 

@@ -9,6 +9,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -69,7 +70,6 @@ class RequestLogMiddleware:
         access_log: bool = True,
         sample: float = 1.0,
         slow: float = 0.1,
-        trace: bool = False,
     ) -> None:
         self.app = app
         self.service = service
@@ -80,7 +80,6 @@ class RequestLogMiddleware:
         # Below 1, ordinary requests are logged at this rate; errors and slow ones always.
         self.sample = sample
         self.slow = slow
-        self.trace = trace  # keep the request's W3C traceparent for what it writes
         # Label children made once each. Bounded: every part of the key is (the routes'
         # templates, METHODS, the statuses the app sends; the problem catalogue).
         self._histograms: dict[tuple[str | None, str, int], Histogram] = {}
@@ -95,10 +94,6 @@ class RequestLogMiddleware:
             return
         request_id = _incoming_id(scope) or os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
-        traceparent: str | None = None
-        if self.trace:
-            traceparent = tracecontext.continue_from(_header(scope, b"traceparent"))
-            tracecontext.CURRENT.set(traceparent)
         status = 500
         problem: str | None = None
         problem_body = problem_seen = False
@@ -157,6 +152,7 @@ class RequestLogMiddleware:
                     or random.random() < self.sample  # noqa: S311 (sampling, not secrets)
                 )
             ):
+                trace_id, span_id = _trace_ids(scope)
                 self.access.write(
                     method=scope["method"],
                     path=scope["path"],
@@ -165,8 +161,8 @@ class RequestLogMiddleware:
                     request_id=request_id,
                     user_agent=_header(scope, b"user-agent")[:512],
                     client=scope["client"][0] if self.log_client and scope.get("client") else None,
-                    # The API's own trace; elsewhere the caller's, read only for the line.
-                    trace_id=_trace_id(traceparent or _header(scope, b"traceparent")),
+                    trace_id=trace_id,
+                    span_id=span_id,
                     problem=problem,
                 )
 
@@ -206,9 +202,14 @@ def _header(scope: Scope, name: bytes) -> str:
     return ""
 
 
-def _trace_id(traceparent: str) -> str | None:
-    parsed = tracecontext.parse(traceparent) if traceparent else None
-    return parsed[0] if parsed else None
+def _trace_ids(scope: Scope) -> tuple[str | None, str | None]:
+    """The request's span (the API's server span, a sampled redirect's); else the
+    caller's trace when it sent one, read only for the line (its span is not ours)."""
+    span = trace.get_current_span().get_span_context()
+    if span.is_valid:
+        return tracecontext.ids(span)
+    caller = tracecontext.span_context_of(_header(scope, b"traceparent"))
+    return (tracecontext.ids(caller)[0], None) if caller else (None, None)
 
 
 def _problem_slug(body: bytes) -> str | None:

@@ -1,39 +1,36 @@
-"""W3C Trace Context: the ``traceparent`` of the request being served.
+"""W3C Trace Context as text: the ``traceparent`` the outbox stores and the events
+stream carries, written and read by OpenTelemetry's W3C propagator.
 
-The API continues the trace of an incoming ``traceparent`` header (a new span
-in the same trace) or starts a new one, and keeps it in a context variable, so
-the outbox events a request writes carry the trace that caused them.
+An outbox event is written inside the API request's span, so it carries that span;
+the worker's spans continue from it (docs/observability.md, "Traces").
 """
 
 from __future__ import annotations
 
-import os
-import re
-from contextvars import ContextVar
+from opentelemetry import trace
+from opentelemetry.trace import SpanContext
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-CURRENT: ContextVar[str | None] = ContextVar("traceparent", default=None)
-# version 00: 32 hex trace id, 16 hex parent id, 2 hex flags (lower case only).
-_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
-
-
-def parse(value: str) -> tuple[str, str] | None:
-    """(trace id, flags) of a valid version-00 ``traceparent``; None otherwise."""
-    match = _TRACEPARENT.fullmatch(value.strip())
-    if match is None:
-        return None
-    trace_id, parent_id, flags = match.groups()
-    if trace_id == "0" * 32 or parent_id == "0" * 16:
-        return None
-    return trace_id, flags
-
-
-def continue_from(incoming: str) -> str:
-    """A ``traceparent`` for this request: a new span under ``incoming``'s trace, or
-    a new sampled trace when ``incoming`` is empty or invalid."""
-    parsed = parse(incoming) if incoming else None
-    trace_id, flags = parsed or (os.urandom(16).hex(), "01")
-    return f"00-{trace_id}-{os.urandom(8).hex()}-{flags}"
+# Always W3C, whatever OTEL_PROPAGATORS says: the stored format is W3C's.
+_W3C = TraceContextTextMapPropagator()
 
 
 def current() -> str | None:
-    return CURRENT.get()
+    """The ``traceparent`` of the span in progress; None outside any."""
+    carrier: dict[str, str] = {}
+    _W3C.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def span_context_of(traceparent: str) -> SpanContext | None:
+    """The (remote) span a ``traceparent`` names; None unless it is a valid one."""
+    if not traceparent:
+        return None
+    found = trace.get_current_span(_W3C.extract({"traceparent": traceparent}))
+    span = found.get_span_context()
+    return span if span.is_valid else None
+
+
+def ids(span: SpanContext) -> tuple[str, str]:
+    """(trace id, span id) in hex, as logs and ``traceparent`` write them."""
+    return trace.format_trace_id(span.trace_id), trace.format_span_id(span.span_id)

@@ -31,8 +31,10 @@ from shorty.cache.invalidation import listen
 from shorty.core.codes import is_well_formed
 from shorty.core.links import LinkState
 from shorty.core.targets import ascii_url, merge_query
+from shorty.obs import tracing
 from shorty.obs.metrics import DEADLINE_EXCEEDED, RATE_LIMIT_DECISIONS
 from shorty.obs.requestlog import RequestLogMiddleware, RouteTemplate
+from shorty.obs.serverspans import redirect_spans
 from shorty.redirect.clicks import click_fields
 from shorty.redirect.pages import not_redirecting
 from shorty.resilience.deadline import DeadlineExceeded
@@ -72,7 +74,7 @@ class RedirectService:
         max_in_flight: int = 0,
     ) -> None:
         self.fallback = fallback
-        self._app = RequestLogMiddleware(
+        request_log = RequestLogMiddleware(
             self._route,
             service="redirect",
             skip_paths=health.PROBE_PATHS,
@@ -81,6 +83,8 @@ class RedirectService:
             sample=sample,
             slow=slow,
         )
+        # A span for the sampled redirects only; nothing at all unless spans are exported.
+        self._app = redirect_spans(request_log, tracing.current())
         self._bound = Bound("redirect", max_in_flight, PLAIN) if max_in_flight else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,0 +1,77 @@
+"""Which spans are recorded: Shorty's sampler, built from ``OTEL_TRACES_SAMPLER``.
+
+A span with a parent follows its parent's decision (the ``parentbased_*``
+samplers; the plain ones re-decide by the trace id, as the SDK's do). A span
+without one — a root — is decided here:
+
+- a root another part of Shorty already drew for (``PRESAMPLED`` in the context
+  it starts from: the redirect service's request hook, which draws before any
+  span exists so that an unsampled redirect costs no span at all) is recorded;
+- a root with links (a batch of messages: the outbox relay's send) is recorded
+  when one of the messages it links to was;
+- a CLIENT root (a PostgreSQL or Redis call made outside any request or job: a
+  worker's polling, the redirect's click flush, a probe) is never recorded: it
+  would be a trace of one span, many times a second;
+- any other root (a request, a consumed batch, a reconcile) by the ratio, from
+  its trace id, so that every process agrees on a trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
+
+PRESAMPLED = otel_context.create_key("shorty-presampled")
+
+
+class Roots(Sampler):
+    """The decision for spans without a parent (every span, when not parent-based)."""
+
+    def __init__(self, ratio: float) -> None:
+        self.ratio = ratio
+        self._by_trace_id = TraceIdRatioBased(ratio)
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        decide: Sampler = self._by_trace_id
+        if otel_context.get_value(PRESAMPLED, parent_context):
+            decide = ALWAYS_ON
+        elif not trace.get_current_span(parent_context).get_span_context().is_valid:
+            if links:
+                sampled = any(link.context.trace_flags.sampled for link in links)
+                decide = ALWAYS_ON if sampled else ALWAYS_OFF
+            elif kind is SpanKind.CLIENT:
+                decide = ALWAYS_OFF
+        return decide.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"ShortyRoots{{{self.ratio}}}"
+
+
+def shorty_sampler(ratio: float, *, parent_based: bool = True) -> Sampler:
+    """``Roots`` at ``ratio``, behind the parent's decision when ``parent_based``."""
+    roots = Roots(ratio)
+    return ParentBased(roots) if parent_based else roots

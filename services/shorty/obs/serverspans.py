@@ -1,0 +1,157 @@
+"""The SERVER span of each HTTP request.
+
+The API uses OpenTelemetry's ASGI middleware (``api_middleware``), named after the
+route template as the request metrics are (``POST /api/v1/shorten``), probes left
+out, no spans for each ASGI message, and no query string kept (it may hold what
+the access log also leaves out).
+
+The redirect service cannot pay for that on its hot path: ``RedirectSpans`` decides
+first, from the caller's ``traceparent`` flag or a draw at the sampling ratio, and
+only a sampled redirect makes a span (with its PostgreSQL and Redis calls under it).
+An unsampled one costs a look at the headers and a random number. With nothing
+recording (no exporter), the redirect service makes no span at all
+(``redirect_spans`` returns the app as it is).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.middleware import Middleware
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shorty.obs.sampling import PRESAMPLED
+from shorty.obs.tracing import Tracing
+from shorty.web.health import PROBE_PATHS
+
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")  # "{code:code}" -> "{code}"
+_W3C = TraceContextTextMapPropagator()
+REDIRECT_ROUTE = "/{code}"
+# "00-<32 hex>-<16 hex>-<2 hex>": the sampled flag is the last bit of character 54.
+_TRACEPARENT_LENGTH, _SAMPLED_AT, _ODD_HEX = 55, 54, b"13579bdf"
+
+
+def api_middleware(tracing: Tracing) -> Middleware:
+    """OpenTelemetry's ASGI middleware as the API composes it (inside the load shedding,
+    outside the request log, so that the access line carries the span)."""
+    return Middleware(
+        OpenTelemetryMiddleware,
+        excluded_urls=",".join(PROBE_PATHS),
+        default_span_details=_route_span_details,
+        server_request_hook=_without_query,
+        tracer_provider=tracing.provider,
+        exclude_spans=["receive", "send"],
+    )
+
+
+def _route_span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
+    """``METHOD /route/{template}``: the route that will take the request (the app's
+    routes are in the scope before routing, Starlette puts itself there)."""
+    method = scope.get("method", "HTTP")
+    for route in getattr(scope.get("app"), "routes", ()):
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:  # PARTIAL: the path's route, another method (405)
+            template = _CONVERTOR.sub(r"{\1}", route.path)
+            return f"{method} {template}", {"http.route": template}
+    return method, {}
+
+
+def _without_query(span: trace.Span, scope: Scope) -> None:
+    """The URL attributes without the query string (the access log leaves it out too)."""
+    if not span.is_recording() or not scope.get("query_string"):
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    url = attributes.get("http.url")
+    if isinstance(url, str):
+        span.set_attribute("http.url", urlunsplit(urlsplit(url)._replace(query="")))
+    if "url.query" in attributes:
+        span.set_attribute("url.query", "REDACTED")
+
+
+def redirect_spans(app: ASGIApp, tracing: Tracing) -> ASGIApp:
+    """``app`` with ``RedirectSpans`` around it when spans are recorded; else ``app``."""
+    return RedirectSpans(app, tracing) if tracing.recording else app
+
+
+class RedirectSpans:
+    """A SERVER span for the sampled redirects only (see the module's docstring)."""
+
+    def __init__(self, app: ASGIApp, tracing: Tracing) -> None:
+        self.app = app
+        self.ratio = tracing.ratio
+        self.parent_based = tracing.parent_based
+        self.tracer = tracing.tracer(__name__)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PROBE_PATHS:
+            await self.app(scope, receive, send)
+            return
+        caller = b""
+        for key, value in scope["headers"]:
+            if key == b"traceparent":
+                caller = value
+                break
+        if self.parent_based and len(caller) >= _TRACEPARENT_LENGTH:
+            # The caller decided: its flags are the header's last two characters.
+            if caller[_SAMPLED_AT] not in _ODD_HEX:
+                await self.app(scope, receive, send)
+                return
+            parent = _W3C.extract({"traceparent": caller.decode("latin-1")})
+        elif random.random() < self.ratio:  # noqa: S311 (sampling, not secrets)
+            parent = otel_context.set_value(PRESAMPLED, True)
+            if caller:  # a trace to join, whatever the caller decided
+                parent = _W3C.extract({"traceparent": caller.decode("latin-1")}, parent)
+        else:
+            await self.app(scope, receive, send)
+            return
+        await self._traced(scope, receive, send, parent)
+
+    async def _traced(
+        self, scope: Scope, receive: Receive, send: Send, parent: otel_context.Context
+    ) -> None:
+        method = scope["method"]
+        routed = method in ("GET", "HEAD")
+        span = self.tracer.start_span(
+            f"{method} {REDIRECT_ROUTE}" if routed else method,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": method,
+                "url.path": scope["path"],
+                "url.scheme": scope.get("scheme", "http"),
+                **({"http.route": REDIRECT_ROUTE} if routed else {}),
+            },
+        )
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        status, failed = 500, False
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        except BaseException as exc:
+            failed = True
+            span.record_exception(exc)
+            span.set_attribute("error.type", type(exc).__qualname__)
+            span.set_status(Status(StatusCode.ERROR))
+            raise
+        finally:
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500 and not failed:
+                span.set_attribute("error.type", str(status))
+                span.set_status(Status(StatusCode.ERROR))
+            span.end()
+            otel_context.detach(token)

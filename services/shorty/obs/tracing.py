@@ -1,0 +1,234 @@
+"""OpenTelemetry traces for each Shorty process, configured by the standard ``OTEL_*``
+variables only (docs/observability.md, "Traces").
+
+- ``OTEL_TRACES_EXPORTER``: ``otlp`` (the default), ``console``, ``none``, or a
+  comma-separated list. ``otlp`` exports only when ``OTEL_EXPORTER_OTLP_ENDPOINT``
+  or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set (the exporter reads those, its
+  headers, timeout and certificates itself): without an endpoint nothing is
+  exported, tried or warned about. OTLP over HTTP (``http/protobuf``) only.
+- ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``: the SDK's six samplers,
+  with Shorty's rules for roots (``shorty.obs.sampling``). Unset, the redirect
+  service samples 1% of the traces it starts (``parentbased_traceidratio``,
+  ``DEFAULT_RATIOS``) and the other processes all (``parentbased_always_on``).
+- ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``: the resource, over
+  Shorty's own (``service.name`` = ``shorty-<service>``, as in the logs).
+- ``OTEL_SDK_DISABLED=true``: no tracing at all, not even trace ids.
+
+With no exporter, spans still carry ids (the logs' ``trace.id``, the outbox's
+``traceparent``) but none is recorded, and PostgreSQL and Redis calls are not
+instrumented. A bad value stops the process with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+)
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+from shorty import __version__
+from shorty.obs.sampling import shorty_sampler
+
+log = logging.getLogger(__name__)
+
+EXPORTERS = ("otlp", "console")
+SAMPLERS = {
+    "always_on": (1.0, False),
+    "always_off": (0.0, False),
+    "traceidratio": (None, False),
+    "parentbased_always_on": (1.0, True),
+    "parentbased_always_off": (0.0, True),
+    "parentbased_traceidratio": (None, True),
+}
+# The share of the traces each process starts itself, while OTEL_TRACES_SAMPLER is
+# unset: the public's redirects are many and alike; the rest is what an operator reads.
+DEFAULT_RATIOS = {"redirect": 0.01}
+OTLP_PROTOCOL = "http/protobuf"
+_ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+_PROTOCOLS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+
+
+class TracingSettingsError(Exception):
+    """Raised with one line per bad ``OTEL_*`` variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class TraceSettings:
+    enabled: bool  # False: OTEL_SDK_DISABLED
+    exporters: tuple[str, ...]  # of EXPORTERS: the ones that run (otlp only with an endpoint)
+    ratio: float  # of the traces this process starts
+    parent_based: bool  # a caller's decision is followed
+
+
+def read_settings(service: str, environ: Mapping[str, str]) -> TraceSettings:
+    """The tracing of ``service`` (api, redirect, worker, operator) as ``environ`` sets it."""
+    problems: list[str] = []
+    enabled = environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
+    names = [n.strip().lower() for n in environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",")]
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in (*EXPORTERS, "none")]
+    if unknown or ("none" in names and len(names) > 1):
+        problems.append(
+            f"OTEL_TRACES_EXPORTER: {', '.join(unknown) or 'none with another'} is not one of"
+            " otlp, console, none (a comma-separated list, or none alone)"
+        )
+    has_endpoint = any(environ.get(name, "").strip() for name in _ENDPOINTS)
+    exporters = tuple(n for n in EXPORTERS if n in names and (n != "otlp" or has_endpoint))
+    if "otlp" in exporters:
+        for name in _PROTOCOLS:
+            protocol = environ.get(name, "").strip()
+            if protocol and protocol != OTLP_PROTOCOL:
+                problems.append(
+                    f"{name}: {protocol} is not supported; Shorty exports OTLP over HTTP"
+                    f" ({OTLP_PROTOCOL}: the collector's port 4318)"
+                )
+    sampler = environ.get("OTEL_TRACES_SAMPLER", "").strip().lower()
+    ratio, parent_based = 1.0, True
+    if not sampler:
+        ratio = _ratio(environ, DEFAULT_RATIOS.get(service, 1.0), problems)
+    elif sampler not in SAMPLERS:
+        problems.append(f"OTEL_TRACES_SAMPLER: {sampler} is not one of {', '.join(SAMPLERS)}")
+    else:
+        fixed, parent_based = SAMPLERS[sampler]
+        ratio = fixed if fixed is not None else _ratio(environ, 1.0, problems)
+    if problems:
+        raise TracingSettingsError(problems)
+    return TraceSettings(enabled, exporters if enabled else (), ratio, parent_based)
+
+
+def _ratio(environ: Mapping[str, str], default: float, problems: list[str]) -> float:
+    text = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    if not text:
+        return default
+    try:
+        ratio = float(text)
+    except ValueError:
+        ratio = -1.0
+    if not 0.0 <= ratio <= 1.0:
+        problems.append("OTEL_TRACES_SAMPLER_ARG: must be a number from 0 to 1")
+    return ratio
+
+
+@dataclass(frozen=True)
+class Tracing:
+    """What a process traces with. ``recording``: some exporter takes its spans (else
+    no span is recorded, and the drivers are not instrumented)."""
+
+    provider: trace.TracerProvider
+    ratio: float = 0.0
+    parent_based: bool = True
+    recording: bool = False
+
+    def tracer(self, name: str) -> trace.Tracer:
+        return self.provider.get_tracer(name, __version__)
+
+    def shutdown(self) -> None:
+        """Export what is still buffered (each exporter within its own timeout)."""
+        if isinstance(self.provider, TracerProvider):
+            self.provider.shutdown()
+
+
+def build(service: str) -> Tracing:
+    """The tracing this process's environment asks for (the exporter and the resource
+    read their own variables there too)."""
+    settings = read_settings(service, os.environ)
+    if not settings.enabled:
+        return Tracing(trace.NoOpTracerProvider())
+    processors = [_processor(name) for name in settings.exporters]
+    resource = shorty_resource(service)
+    if not processors:
+        return Tracing(TracerProvider(sampler=ALWAYS_OFF, resource=resource))
+    sampler = shorty_sampler(settings.ratio, parent_based=settings.parent_based)
+    provider = TracerProvider(sampler=sampler, resource=resource)
+    for processor in processors:
+        provider.add_span_processor(processor)
+    return Tracing(provider, settings.ratio, settings.parent_based, recording=True)
+
+
+def shorty_resource(service: str) -> Resource:
+    """``service.name`` = ``shorty-<service>`` (as in the logs), Shorty's version; what
+    OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES say wins."""
+    own = {"service.name": f"shorty-{service}", "service.version": __version__}
+    return Resource.create(own).merge(OTELResourceDetector().detect())
+
+
+def _processor(name: str) -> SimpleSpanProcessor | BatchSpanProcessor:
+    if name == "console":  # a debugging aid: one JSON object per line, at once
+        return SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stdout, formatter=_one_line))
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return BatchSpanProcessor(OTLPSpanExporter())
+
+
+def _one_line(span: ReadableSpan) -> str:
+    return json.dumps(json.loads(span.to_json()), separators=(",", ":")) + os.linesep
+
+
+# Before a process installs its own: ids for the logs and the outbox, nothing recorded.
+_SILENT = TracerProvider(sampler=ALWAYS_OFF, shutdown_on_exit=False)
+_current = Tracing(_SILENT)
+
+
+def current() -> Tracing:
+    """The tracing this process installed (before that: ids only, nothing recorded)."""
+    return _current
+
+
+def install(tracing: Tracing) -> None:
+    """Make ``tracing`` the process's: what apps made from now on use, and, when it
+    records, PostgreSQL and Redis calls traced (asyncpg and redis-py instrumented)."""
+    global _current
+    uninstall()
+    _current = tracing
+    if tracing.recording:
+        for instrumentor in _drivers():
+            instrumentor.instrument(tracer_provider=tracing.provider)
+
+
+def uninstall() -> None:
+    global _current
+    if _current.recording:
+        for instrumentor in _drivers():
+            instrumentor.uninstrument()
+    _current = Tracing(_SILENT)
+
+
+def _drivers() -> list[Any]:  # BaseInstrumentors (mypy does not see that class)
+    """OpenTelemetry's instrumentation of asyncpg and redis-py (one instance each)."""
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    return [AsyncPGInstrumentor(), RedisInstrumentor()]  # type: ignore[no-untyped-call]
+
+
+def start(service: str) -> Tracing:
+    """Tracing for this process from its environment, also as OpenTelemetry's global
+    provider (libraries that trace on their own use it). ``TracingSettingsError``
+    when a variable is bad."""
+    tracing = build(service)
+    install(tracing)
+    trace.set_tracer_provider(tracing.provider)
+    if tracing.recording:
+        log.info(
+            "traces sampled at %g of the traces this process starts",
+            tracing.ratio,
+            extra={"shorty.tracing.parent_based": tracing.parent_based},
+        )
+    return tracing

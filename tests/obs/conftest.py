@@ -1,0 +1,40 @@
+"""Spans recorded in memory: the process's tracing while a test runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from shorty.obs import tracing
+from shorty.obs.sampling import shorty_sampler
+
+Record = Callable[..., InMemorySpanExporter]
+
+
+@pytest.fixture
+def record() -> Iterator[Record]:
+    """``record(ratio=1.0, parent_based=True)``: install a tracing whose spans go to the
+    in-memory exporter it returns (the drivers instrumented, as when exporting), until
+    the test ends."""
+    providers: list[TracerProvider] = []
+
+    def install(ratio: float = 1.0, *, parent_based: bool = True) -> InMemorySpanExporter:
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider(
+            sampler=shorty_sampler(ratio, parent_based=parent_based),
+            resource=tracing.shorty_resource("test"),
+            shutdown_on_exit=False,
+        )
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        providers.append(provider)
+        tracing.install(tracing.Tracing(provider, ratio, parent_based, recording=True))
+        return exporter
+
+    yield install
+    tracing.uninstall()
+    for provider in providers:
+        provider.shutdown()

@@ -1,0 +1,242 @@
+"""Tracing as the OTEL_* variables set it: exporters, sampling, resource, the
+traceparent text, and the trace ids in log lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from click.testing import CliRunner
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from starlette.testclient import TestClient
+
+from shorty.api.app import create_app
+from shorty.cli import main as shorty
+from shorty.obs import tracecontext, tracing
+from shorty.obs.logging import configure_logging
+from shorty.obs.sampling import PRESAMPLED, shorty_sampler
+from tests.obs.traces import Collector, one
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER = f"00-{TRACE}-00f067aa0ba902b7-01"
+
+
+@pytest.fixture
+def lines(capsys):
+    """The JSON lines written to stdout so far (logging reset at the end)."""
+    yield lambda: [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    logging.getLogger().handlers[:] = []
+
+
+def setenv(monkeypatch, environ):
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+
+
+def spans_of(built):
+    with built.tracer("test").start_as_current_span("work") as span:
+        return span
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},  # OTLP is the default exporter: off without an endpoint
+        {"OTEL_TRACES_EXPORTER": "otlp"},
+        {"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
+    ],
+)
+def test_without_an_exporter_ids_are_made_but_nothing_is_recorded(environ, monkeypatch, caplog):
+    setenv(monkeypatch, environ)
+    caplog.set_level(logging.DEBUG)
+    built = tracing.build("api")
+    span = spans_of(built)
+    assert not built.recording
+    assert span.get_span_context().is_valid  # the logs and the outbox still get ids
+    assert not span.is_recording()
+    built.shutdown()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_an_endpoint_sends_the_spans_over_otlp(monkeypatch):
+    with Collector().running() as collector:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint)
+        built = tracing.build("worker")
+        assert built.recording
+        span = spans_of(built)
+        built.shutdown()  # flushes the batch
+        (received,) = collector.received()
+    assert (received.name, received.service) == ("work", "shorty-worker")
+    assert received.span_id == format(span.get_span_context().span_id, "016x")
+
+
+def test_the_console_exporter_writes_one_json_line_per_span(monkeypatch, lines):
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    built = tracing.build("api")
+    span = spans_of(built)
+    built.shutdown()
+    (written,) = lines()
+    assert written["name"] == "work"
+    assert written["context"]["span_id"] == f"0x{span.get_span_context().span_id:016x}"
+    assert written["resource"]["attributes"]["service.name"] == "shorty-api"
+
+
+def test_the_sdk_disabled_makes_no_trace_at_all(monkeypatch):
+    setenv(monkeypatch, {"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "console"})
+    built = tracing.build("api")
+    assert not built.recording
+    assert not spans_of(built).get_span_context().is_valid
+
+
+@pytest.mark.parametrize(
+    ("service", "environ", "expected"),
+    [
+        ("redirect", {}, (0.01, True)),  # the public's redirects: a low default
+        ("api", {}, (1.0, True)),
+        ("redirect", {"OTEL_TRACES_SAMPLER_ARG": "0.2"}, (0.2, True)),
+        ("api", {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio"}, (1.0, True)),
+        (
+            "api",
+            {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"},
+            (0.5, True),
+        ),
+        ("redirect", {"OTEL_TRACES_SAMPLER": "parentbased_always_on"}, (1.0, True)),
+        ("api", {"OTEL_TRACES_SAMPLER": "always_off"}, (0.0, False)),
+        (
+            "api",
+            {"OTEL_TRACES_SAMPLER": "TraceIdRatio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+            (0.1, False),
+        ),
+    ],
+)
+def test_sampling_settings(service, environ, expected):
+    settings = tracing.read_settings(service, environ)
+    assert (settings.ratio, settings.parent_based) == expected
+
+
+@pytest.mark.parametrize(
+    ("environ", "problem"),
+    [
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER: zipkin is not one of"),
+        ({"OTEL_TRACES_EXPORTER": "none,console"}, "OTEL_TRACES_EXPORTER: none with another"),
+        ({"OTEL_TRACES_SAMPLER": "jaeger_remote"}, "OTEL_TRACES_SAMPLER: jaeger_remote is not"),
+        ({"OTEL_TRACES_SAMPLER_ARG": "2"}, "OTEL_TRACES_SAMPLER_ARG: must be a number from 0"),
+        ({"OTEL_TRACES_SAMPLER_ARG": "lots"}, "OTEL_TRACES_SAMPLER_ARG: must be a number from 0"),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+            "OTEL_EXPORTER_OTLP_PROTOCOL: grpc is not supported",
+        ),
+    ],
+)
+def test_a_bad_variable_is_named(environ, problem):
+    with pytest.raises(tracing.TracingSettingsError) as refused:
+        tracing.read_settings("api", environ)
+    (line,) = refused.value.problems
+    assert line.startswith(problem)
+
+
+def test_a_bad_variable_stops_the_service_with_one_line(monkeypatch):
+    setenv(
+        monkeypatch,
+        {
+            "SHORTY_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
+            "SHORTY_REDIS_URL": "redis://127.0.0.1:9/0",
+            "OTEL_TRACES_SAMPLER": "sometimes",
+        },
+    )
+    try:
+        result = CliRunner().invoke(shorty, ["serve", "worker", "--metrics-port", "0"])
+    finally:
+        logging.getLogger().handlers[:] = []
+    assert result.exit_code == 2
+    assert "OTEL_TRACES_SAMPLER: sometimes is not one of" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_the_environment_names_the_service_over_shortys_default(monkeypatch):
+    assert tracing.shorty_resource("api").attributes["service.name"] == "shorty-api"
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "edge-api")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod")
+    resource = tracing.shorty_resource("api").attributes
+    assert (resource["service.name"], resource["deployment.environment"]) == ("edge-api", "prod")
+
+
+def remote(sampled: bool) -> SpanContext:
+    flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+    return SpanContext(int(TRACE, 16), 0x00F067AA0BA902B7, is_remote=True, trace_flags=flags)
+
+
+def decide(sampler, *, parent=None, kind=SpanKind.INTERNAL, links=(), presampled=False) -> bool:
+    context = otel_context.Context()
+    if parent is not None:
+        context = trace.set_span_in_context(NonRecordingSpan(parent), context)
+    if presampled:
+        context = otel_context.set_value(PRESAMPLED, True, context)
+    result = sampler.should_sample(context, 0x1234, "s", kind, None, list(links))
+    return bool(result.decision.is_sampled())
+
+
+def test_roots_and_children_are_decided_by_shortys_rules():
+    always, never = shorty_sampler(1.0), shorty_sampler(0.0)
+    assert decide(always)
+    assert not decide(never)
+    assert decide(never, presampled=True)  # the redirect's hook drew already
+    assert not decide(always, kind=SpanKind.CLIENT)  # a call outside any request or job
+    assert decide(always, kind=SpanKind.CLIENT, parent=remote(True))
+    assert not decide(always, parent=remote(False))  # the parent's decision
+    assert decide(never, parent=remote(True))
+    # A batch is recorded when one of the messages it links to was.
+    assert decide(never, kind=SpanKind.CLIENT, links=[Link(remote(False)), Link(remote(True))])
+    assert not decide(always, kind=SpanKind.CLIENT, links=[Link(remote(False))])
+    # Not parent-based: the ratio, whatever the parent said.
+    assert decide(shorty_sampler(1.0, parent_based=False), parent=remote(False))
+
+
+def test_traceparent_text_is_the_span_in_progress():
+    assert tracecontext.current() is None
+    provider = TracerProvider(sampler=shorty_sampler(1.0), shutdown_on_exit=False)
+    with provider.get_tracer("test").start_as_current_span("work") as span:
+        text = tracecontext.current()
+    ids = tracecontext.ids(span.get_span_context())
+    assert text == f"00-{ids[0]}-{ids[1]}-{text[-2:]}"
+    assert int(text[-2:], 16) & 1  # sampled
+    parsed = tracecontext.span_context_of(CALLER)
+    assert parsed is not None
+    assert tracecontext.ids(parsed) == (TRACE, "00f067aa0ba902b7")
+    for bad in ("", "garbage", f"00-{'0' * 32}-00f067aa0ba902b7-01", CALLER.upper()):
+        assert tracecontext.span_context_of(bad) is None
+
+
+def test_log_lines_written_inside_a_span_carry_its_ids(lines):
+    configure_logging("INFO", "worker")
+    log = logging.getLogger("shorty.test")
+    provider = TracerProvider(sampler=shorty_sampler(0.0), shutdown_on_exit=False)
+    log.warning("outside")
+    with provider.get_tracer("test").start_as_current_span("work") as span:  # unsampled too
+        log.warning("inside")
+    outside, inside = [line for line in lines() if line["log"]["logger"] == "shorty.test"]
+    assert "trace" not in outside
+    assert "span" not in outside
+    trace_id, span_id = tracecontext.ids(span.get_span_context())
+    assert (inside["trace"]["id"], inside["span"]["id"]) == (trace_id, span_id)
+
+
+def test_the_apis_lines_carry_its_span_which_continues_the_caller(settings, record, lines):
+    spans = record()
+    configure_logging("INFO", "api")
+    with TestClient(create_app(settings)) as client:
+        lines()
+        client.get("/api/v1/urls/abc?secret=s3cret", headers={"traceparent": CALLER})
+    request = one(spans.get_finished_spans(), "GET /api/v1/urls/{code}")
+    assert request.parent is not None
+    assert request.parent.is_remote
+    assert format(request.parent.span_id, "016x") == "00f067aa0ba902b7"
+    assert request.attributes["http.route"] == "/api/v1/urls/{code}"
+    assert request.attributes["http.status_code"] == 401
+    assert "s3cret" not in json.dumps(dict(request.attributes))  # no query kept
+    (access,) = [line for line in lines() if line["log"]["logger"] == "shorty.request"]
+    assert (access["trace"]["id"], access["span"]["id"]) == tracecontext.ids(request.context)
