@@ -22,8 +22,11 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aredis
+from opentelemetry.trace import SpanKind
 
 from shorty.cache.links import LinkCache
+from shorty.obs import tracing
+from shorty.obs.messagespans import message_span
 from shorty.obs.metrics import OUTBOX_PUBLISHED
 from shorty.worker.streams import Consumer, Entry, Failure
 
@@ -59,6 +62,7 @@ class OutboxRelay:
         self._pool = pool
         self._redis = client
         self.batch = batch
+        self._tracer = tracing.current().tracer(__name__)
 
     async def step(self) -> int:
         """Publish one batch; return how many events (0: nothing waiting, or another
@@ -69,15 +73,20 @@ class OutboxRelay:
             rows = await conn.fetch(_TAKE, self.batch)
             if not rows:
                 return 0
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for row in rows:
-                    fields: dict[Any, Any] = event_fields(row)
-                    pipe.xadd(EVENTS, fields, maxlen=EVENTS_MAXLEN, approximate=True)
-                await pipe.execute()
-            await conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                [row["id"] for row in rows],
-            )
+            # Each event keeps the traceparent of the request that wrote it.
+            carried = [row["traceparent"] or "" for row in rows]
+            with message_span(self._tracer, "send", EVENTS, SpanKind.CLIENT, carried, {}) as span:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for row in rows:
+                        fields: dict[Any, Any] = event_fields(row)
+                        pipe.xadd(EVENTS, fields, maxlen=EVENTS_MAXLEN, approximate=True)
+                    ids = await pipe.execute()
+                if len(ids) == 1:
+                    span.set_attribute("messaging.message.id", ids[0].decode())
+                await conn.execute(
+                    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                    [row["id"] for row in rows],
+                )
         OUTBOX_PUBLISHED.inc(len(rows))
         return len(rows)
 

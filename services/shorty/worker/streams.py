@@ -33,10 +33,13 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aredis
+from opentelemetry.trace import Span, SpanKind
+from opentelemetry.util.types import AttributeValue
 from redis.exceptions import (
     ClusterDownError,
     OutOfMemoryError,
@@ -45,6 +48,8 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from shorty.obs import tracing
+from shorty.obs.messagespans import message_span
 from shorty.obs.metrics import STREAM_BATCH, STREAM_ENTRIES, STREAM_HELD_BACK
 from shorty.resilience.retry import full_jitter
 
@@ -114,6 +119,7 @@ class Consumer:
         self._recover: bytes | str | None = "0"  # what this name held before a restart
         self._next_claim = 0.0
         self._claim_from = "0-0"  # XAUTOCLAIM's cursor: where the last scan stopped
+        self._tracer = tracing.current().tracer(__name__)
 
     async def ensure_group(self) -> None:
         try:
@@ -129,15 +135,31 @@ class Consumer:
         entries = self._inflight
         if entries:
             STREAM_BATCH.labels(self.stream, self.group).observe(len(entries))
-            try:
-                failures = await self._handler(entries)
-            except ResponseError as exc:
-                if isinstance(exc, _PASSING_REFUSALS):
-                    raise
-                failures = {i: Failure(f"{type(exc).__name__}: {exc}") for i, _ in entries}
-            await self._settle(entries, failures)
+            with self._process_span(entries) as span:
+                try:
+                    failures = await self._handler(entries)
+                except ResponseError as exc:
+                    if isinstance(exc, _PASSING_REFUSALS):
+                        raise
+                    failures = {i: Failure(f"{type(exc).__name__}: {exc}") for i, _ in entries}
+                if failures:
+                    span.set_attribute("shorty.stream.failed", len(failures))
+                await self._settle(entries, failures)
         self._inflight = None
         return len(entries)
+
+    def _process_span(self, entries: list[Entry]) -> AbstractContextManager[Span]:
+        """The batch's CONSUMER span, continuing the traces its entries carry."""
+        carried = [fields.get(b"traceparent", b"").decode("latin-1") for _, fields in entries]
+        attributes: dict[str, AttributeValue] = {
+            "messaging.consumer.group.name": self.group,
+            "messaging.client.id": self.name,
+        }
+        if len(entries) == 1:
+            attributes["messaging.message.id"] = entries[0][0].decode()
+        return message_span(
+            self._tracer, "process", self.stream, SpanKind.CONSUMER, carried, attributes
+        )
 
     def retry_due_in(self) -> float | None:
         """Seconds until the next failed entry is due again (None: none waiting)."""
