@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 import click
 import kopf
 
+from shorty.obs import tracing
 from shorty.obs.buildinfo import describe_build
 from shorty.obs.exposition import MetricsPortBusy, metrics_listener
 from shorty.obs.logging import configure_logging
@@ -174,6 +175,10 @@ def main(
     if liveness:
         check_liveness(liveness)
     configure_logging(log_level.upper(), "operator")
+    try:
+        tracing.start("operator")  # what is left to export is sent at exit
+    except tracing.TracingSettingsError as exc:
+        raise click.UsageError(f"invalid settings: {'; '.join(exc.problems)}") from None
     watched = [name for entry in namespaces for name in entry.split()]
     config = Config(
         api_url=api_url,

@@ -23,6 +23,7 @@ import aiohttp
 
 from shorty.core.errors import LinkNotFound, QuotaExceeded
 from shorty.resilience.breaker import Breaker
+from shorty_operator.tracing import api_trace_configs
 
 
 class ApiError(Exception):
@@ -86,6 +87,7 @@ class ShortyClient:
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": "shorty-operator"},
             timeout=aiohttp.ClientTimeout(total=timeout),
             connector=aiohttp.TCPConnector(limit=connections),
+            trace_configs=api_trace_configs(),  # a span per call; the traceparent sent
         )
 
     async def close(self) -> None:

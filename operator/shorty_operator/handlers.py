@@ -48,6 +48,7 @@ from shorty_operator.model import (
 )
 from shorty_operator.peering import PeeringState
 from shorty_operator.progress import ProgressStorage
+from shorty_operator.tracing import reconcile_span, reconciled
 
 log = logging.getLogger("shorty_operator.reconcile")
 
@@ -87,17 +88,18 @@ def build_registry(config: Config) -> kopf.OperatorRegistry:
     kopf.on.probe(id="peering", registry=registry)(peering)
     kopf.on.probe(id="api", registry=registry)(api)
     kopf.index(*RESOURCE, id=READINESS, registry=registry)(readiness)
-    kopf.on.resume(*RESOURCE, id="upsert", registry=registry)(upsert)
-    kopf.on.create(*RESOURCE, id="upsert", registry=registry)(upsert)
-    kopf.on.update(*RESOURCE, id="upsert", field="spec", registry=registry)(upsert)
+    traced_upsert = reconcile_span("upsert")(upsert)  # a span per handler call
+    kopf.on.resume(*RESOURCE, id="upsert", registry=registry)(traced_upsert)
+    kopf.on.create(*RESOURCE, id="upsert", registry=registry)(traced_upsert)
+    kopf.on.update(*RESOURCE, id="upsert", field="spec", registry=registry)(traced_upsert)
     kopf.timer(
         *RESOURCE,
         id=RESYNC,
         interval=config.interval,
         initial_delay=config.interval,
         registry=registry,
-    )(resync)
-    kopf.on.delete(*RESOURCE, id="delete", registry=registry)(delete)
+    )(reconcile_span(RESYNC)(resync))
+    kopf.on.delete(*RESOURCE, id="delete", registry=registry)(reconcile_span("delete")(delete))
     return registry
 
 
@@ -166,6 +168,7 @@ async def upsert(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int
             outcome = await _upsert(body, memo)
         _show(body, patch, memo, outcome, generation)
     RECONCILES.labels("upsert", RESULTS[outcome.reason]).inc()
+    reconciled(outcome.reason.value)
     delay = _retry_delay(memo, outcome.reason, retry)
     if delay is not None:
         raise kopf.TemporaryError(POLICY[outcome.reason].failure, delay=delay)
@@ -186,6 +189,7 @@ async def resync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: 
             outcome = await _upsert(body, memo, repair=True)
         _show(body, patch, memo, outcome, generation)
     RECONCILES.labels("timer", RESULTS[outcome.reason]).inc()
+    reconciled(outcome.reason.value)
 
 
 async def delete(
@@ -200,11 +204,13 @@ async def delete(
                 existed = await client.delete(ref)
     except ApiError as exc:
         RECONCILES.labels("delete", RESULTS[Reason.API_UNAVAILABLE]).inc()
+        reconciled(Reason.API_UNAVAILABLE.value)
         outcome = Outcome(Reason.API_UNAVAILABLE, f"Deleting the link: {exc.message}")
         _show(body, patch, memo, outcome, body.metadata.get("generation"))
         delay = _retry_delay(memo, outcome.reason, retry)
         raise kopf.TemporaryError(exc.message, delay=delay) from None
     RECONCILES.labels("delete", DELETED).inc()
+    reconciled("Deleted")
     logger.info("link %s %s", ref, "deleted" if existed else "was already gone")
 
 

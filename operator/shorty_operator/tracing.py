@@ -1,0 +1,62 @@
+"""The operator's traces: one span per handler call (``<handler> ShortLink``, a root
+of its own), and under it each call to Shorty's API (OpenTelemetry's aiohttp client
+instrumentation), which sends the ``traceparent`` the API continues: one trace runs
+from a reconcile to the API's database write. Configured like every Shorty process
+(``shorty.obs.tracing``, the OTEL_* variables)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+import kopf
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.instrumentation.aiohttp_client import create_trace_config
+
+from shorty.obs import tracing
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def reconcile_span(handler: str) -> Callable[[Handler], Handler]:
+    """Run the kopf handler inside a span named ``<handler> ShortLink`` that says which
+    object it was about; ``reconciled`` adds how it went."""
+
+    def wrap(func: Handler) -> Handler:
+        @functools.wraps(func)
+        async def traced(*args: Any, **kwargs: Any) -> Any:
+            body: kopf.Body | None = kwargs.get("body")
+            meta = body.metadata if body is not None else None
+            attributes = {"shorty.reconcile.handler": handler}
+            if meta is not None:
+                attributes |= {
+                    "k8s.namespace.name": meta.namespace or "",
+                    "shorty.shortlink.name": meta.name or "",
+                    "shorty.shortlink.uid": meta.uid or "",
+                }
+            tracer = tracing.current().tracer(__name__)
+            with tracer.start_as_current_span(
+                f"{handler} ShortLink",
+                context=otel_context.Context(),  # each call is a trace of its own
+                attributes=attributes,
+            ) as span:
+                if kwargs.get("retry"):
+                    span.set_attribute("shorty.reconcile.retry", kwargs["retry"])
+                return await func(*args, **kwargs)
+
+        return traced  # type: ignore[return-value]
+
+    return wrap
+
+
+def reconciled(result: str) -> None:
+    """What the reconcile in progress came to (a Ready reason, or Deleted)."""
+    trace.get_current_span().set_attribute("shorty.reconcile.result", result)
+
+
+def api_trace_configs() -> list[aiohttp.TraceConfig]:
+    """For the API client's session: a CLIENT span per call, and its ``traceparent``."""
+    return [create_trace_config(tracer_provider=tracing.current().provider)]

@@ -1,0 +1,87 @@
+"""One trace from a ShortLink's reconcile to the API's database write.
+
+The operator and the API are real processes here (the operator against the
+emulated Kubernetes API, as in tests/operator), so their spans cannot reach an
+in-memory exporter: they are exported as in production, over OTLP/HTTP, to a
+receiver this test runs (tests/obs/traces.py), which keeps them."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+import pytest
+
+from shorty import embedded
+from shorty.embedded import drop_database
+from shorty.store import migrate
+from tests.e2e.processes import Service, service_env
+from tests.helpers import user_with_key, wait_for
+from tests.obs.traces import Collector, Received
+from tests.operator.helpers import Operator, namespace, shortlink
+from tests.operator.kube import FakeKube
+
+
+@contextmanager
+def database(stack) -> Iterator[str]:
+    """A fresh, migrated database of the test's own."""
+    name = f"shorty_trace_{secrets.token_hex(4)}"
+    url = asyncio.run(embedded.ensure_database(stack.admin_url, name))
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        asyncio.run(drop_database(stack.admin_url, name))
+
+
+def test_a_reconcile_is_one_trace_down_to_the_apis_database_write(stack, tmp_path):
+    with ExitStack() as running:
+        url = running.enter_context(database(stack))
+        _, key = user_with_key(url, "operator@example.com", scopes=("urls:read", "urls:write"))
+        collector = running.enter_context(Collector().running())
+        otel = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",  # ms: export at once, not every 5 s
+        }
+        api = Service("api", service_env(url, stack.redis_url, **otel), tmp_path / "api.log")
+        running.callback(api.stop)
+        kube = running.enter_context(FakeKube())
+        operator = Operator(kube, f"http://127.0.0.1:{api.port}", key, tmp_path, env=otel)
+        running.callback(lambda: operator.stop() == 0 or pytest.fail("the operator failed"))
+        ns = namespace()
+        uid = kube.apply(shortlink("traced", ns, code="op-traced"))["metadata"]["uid"]
+        chain = wait_for(
+            lambda: reconcile_chain(collector.received(), uid),
+            30,
+            "the reconcile's spans, down to the API's INSERT",
+        )
+
+    reconcile, call, request, insert = chain
+    assert reconcile.service == "shorty-operator"
+    assert reconcile.parent_id == ""
+    assert reconcile.name == "upsert ShortLink"
+    assert reconcile.attributes["shorty.reconcile.result"] == "Synced"
+    assert reconcile.attributes["k8s.namespace.name"] == ns
+    assert (call.service, call.kind, call.name) == ("shorty-operator", "CLIENT", "PUT")
+    assert (request.service, request.kind) == ("shorty-api", "SERVER")
+    assert request.attributes["http.route"] == "/api/v1/refs"
+    assert (insert.service, insert.kind) == ("shorty-api", "CLIENT")
+    assert insert.attributes["db.system"] == "postgresql"
+    assert len({span.trace_id for span in chain}) == 1
+
+
+def reconcile_chain(spans: list[Received], uid: str) -> tuple[Received, ...] | None:
+    """(reconcile, its PUT to the API, the API's request span, its INSERT INTO urls)
+    once all four have arrived."""
+    by_id = {span.span_id: span for span in spans}
+    for insert in spans:
+        if not insert.attributes.get("db.statement", "").lstrip().startswith("INSERT INTO urls"):
+            continue
+        request = by_id.get(insert.parent_id)
+        call = by_id.get(request.parent_id) if request else None
+        reconcile = by_id.get(call.parent_id) if call else None
+        if reconcile and reconcile.attributes.get("shorty.shortlink.uid") == uid:
+            return reconcile, call, request, insert
+    return None
