@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lru import LRU
 
+from bench import tracing
 from shorty.cache.links import CachedLink
 from shorty.core.codes import generate_code, is_well_formed, validate_alias
 from shorty.core.targets import Origin, TargetRules, normalize_target
@@ -83,6 +84,7 @@ CASES = {
     "redirect: histogram": lambda: HISTOGRAM.observe(0.000_08),
     "redirect: counter": COUNTER.inc,
     "redirect: shed bound": _bounded,
+    **tracing.CASES,  # tracing on: the redirect's span hook, unsampled and sampled
 }
 
 
