@@ -219,6 +219,11 @@ def outside_endpoints(values: dict[str, Any]) -> dict[str, tuple[Endpoint, list[
             peer_endpoint("s3", np["backupS3"]["peers"][0], "192.0.2.40"),
             [(np["backupS3"]["port"], "TCP")],
         )
+    if values["otel"]["endpoint"]:
+        found["otel-collector"] = (
+            peer_endpoint("otel-collector", np["otelCollector"]["peers"][0], "192.0.2.50"),
+            [(np["otelCollector"]["port"], "TCP")],
+        )
     if not values["redis"]["enabled"]:
         peer = (np["externalRedis"] or [{}])[0]
         found["external-redis"] = (
@@ -269,6 +274,7 @@ DOC_PEERS = {
     "the `helm test` pod": ["test"],
     "Prometheus": ["prometheus"],
     "the S3 endpoint": ["s3"],
+    "the OTLP collector": ["otel-collector"],
     **{name: [name] for name in ("api", "redirect", "worker", "migrations", "operator", "backup")},
     "filebeat": ["filebeat"],
     "logstash": ["logstash"],
@@ -294,6 +300,7 @@ def documented_flows(objects: wiring.Objects, values: dict[str, Any]) -> set[Flo
         "external-database": values["externalDatabase"]["port"],
         "external-redis": values["networkPolicy"]["externalRedisPort"],
         "s3": values["networkPolicy"]["backupS3"]["port"],
+        "otel-collector": values["networkPolicy"]["otelCollector"]["port"],
     }
 
     def cell(text: str) -> list[str]:
@@ -307,6 +314,8 @@ def documented_flows(objects: wiring.Objects, values: dict[str, Any]) -> set[Flo
         if source.startswith("Prometheus") and not values["monitoring"]["enabled"]:
             continue
         if destination.startswith("the S3 endpoint") and not values["backup"]["s3"]["enabled"]:
+            continue
+        if destination.startswith("the OTLP collector") and not values["otel"]["endpoint"]:
             continue
         kibana_ingress = values["elk"]["kibana"]["ingress"]["enabled"]
         if "elk.kibana.ingress.enabled" in row and not kibana_ingress:

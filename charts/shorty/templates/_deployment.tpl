@@ -73,6 +73,7 @@ spec:
             - name: SHORTY_SECRET_KEY
               valueFrom:
                 secretKeyRef: {name: {{ include "shorty.secretName" $root }}, key: secret-key}
+            {{- include "shorty.otelEnv" . | nindent 12 }}
             {{- if eq $component "api" }}
             {{- if $root.Values.initialAdmin.enabled }}
             - name: SHORTY_INITIAL_API_KEY

@@ -159,6 +159,28 @@ the whole URL from its Secret).
 {{- end }}
 {{- end }}
 
+{{/*
+OpenTelemetry's variables of one component, (dict "root" $ "component" "redirect"):
+otel.env, and with otel.endpoint the collector and the redirect's own sampling ratio.
+*/}}
+{{- define "shorty.otelEnv" -}}
+{{- $otel := .root.Values.otel }}
+{{- if $otel.endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ $otel.endpoint | quote }}
+{{- end }}
+{{- range $name, $value := $otel.env }}
+{{- if not (and (eq $.component "redirect") (eq $name "OTEL_TRACES_SAMPLER_ARG")) }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end }}
+{{- if and $otel.endpoint (eq .component "redirect") }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ $otel.redirectSampleRatio | quote }}
+{{- end }}
+{{- end }}
+
 {{/* The public URL: publicUrl, else from the Ingress, else port-forward's. */}}
 {{- define "shorty.publicUrl" -}}
 {{- if .Values.publicUrl }}{{ .Values.publicUrl }}
