@@ -240,3 +240,12 @@ def test_the_apis_lines_carry_its_span_which_continues_the_caller(settings, reco
     assert "s3cret" not in json.dumps(dict(request.attributes))  # no query kept
     (access,) = [line for line in lines() if line["log"]["logger"] == "shorty.request"]
     assert (access["trace"]["id"], access["span"]["id"]) == tracecontext.ids(request.context)
+
+
+def test_probes_are_not_traced_but_a_link_named_like_one_is(settings, record):
+    spans = record()
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/livez").status_code == 200
+        client.get("/api/v1/urls/livez")
+    requests = [s.name for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert requests == ["GET /api/v1/urls/{code}"]

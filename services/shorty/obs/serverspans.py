@@ -36,6 +36,9 @@ from shorty.web.health import PROBE_PATHS
 _CONVERTOR = re.compile(r"\{(\w+):\w+\}")  # "{code:code}" -> "{code}"
 _W3C = TraceContextTextMapPropagator()
 REDIRECT_ROUTE = "/{code}"
+# The middleware searches its regexes in "scheme://host/path": the probes' paths alone
+# (not /api/v1/urls/livez, a link's).
+_PROBES = "://[^/]*(?:" + "|".join(sorted(PROBE_PATHS)) + ")$"
 # "00-<32 hex>-<16 hex>-<2 hex>": the sampled flag is the last bit of character 54.
 _TRACEPARENT_LENGTH, _SAMPLED_AT, _ODD_HEX = 55, 54, b"13579bdf"
 
@@ -45,7 +48,7 @@ def api_middleware(tracing: Tracing) -> Middleware:
     outside the request log, so that the access line carries the span)."""
     return Middleware(
         OpenTelemetryMiddleware,
-        excluded_urls=",".join(PROBE_PATHS),
+        excluded_urls=_PROBES,
         default_span_details=_route_span_details,
         server_request_hook=_without_query,
         tracer_provider=tracing.provider,
