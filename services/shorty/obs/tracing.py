@@ -7,9 +7,9 @@ variables only (docs/observability.md, "Traces").
   headers, timeout and certificates itself): without an endpoint nothing is
   exported, tried or warned about. OTLP over HTTP (``http/protobuf``) only.
 - ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``: the SDK's six samplers,
-  with Shorty's rules for roots (``shorty.obs.sampling``). Unset, the redirect
-  service samples 1% of the traces it starts (``parentbased_traceidratio``,
-  ``DEFAULT_RATIOS``) and the other processes all (``parentbased_always_on``).
+  with Shorty's rules for roots (``shorty.obs.sampling``). Unset, the sampler is
+  ``parentbased_traceidratio`` and the ratio (the argument) 0.01 for the redirect
+  service (``DEFAULT_RATIOS``), 1 for the other processes.
 - ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``: the resource, over
   Shorty's own (``service.name`` = ``shorty-<service>``, as in the logs).
 - ``OTEL_SDK_DISABLED=true``: no tracing at all, not even trace ids.
