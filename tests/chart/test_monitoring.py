@@ -130,6 +130,22 @@ def test_the_prometheusrule_carries_the_rule_files_as_they_are():
     assert len(of_kind(off, "PodMonitor")) == 4
 
 
+def test_the_runbook_links_point_where_the_value_says():
+    page = "https://wiki.example.com/shorty/runbooks"
+    objects = render(
+        None, api_versions=(PROMETHEUS_API,), sets=(*ON, f"monitoring.rules.runbookUrl={page}")
+    )
+    alerts = [
+        rule
+        for group in named(objects, "PrometheusRule", "demo-shorty")["spec"]["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+    assert alerts
+    for alert in alerts:
+        assert alert["annotations"]["runbook_url"] == f"{page}#{alert['alert'].lower()}"
+
+
 def test_the_dashboards_are_sidecar_configmaps_byte_for_byte():
     sets = (
         "monitoring.dashboards.enabled=true",
@@ -293,6 +309,7 @@ def test_the_link_to_dashboards_resolves():
         ("monitoring.dashboards.enable=true", "additional properties 'enable' not allowed"),
         ("monitoring.podMonitor.interval=30", "got number, want string"),
         ("monitoring.podMonitor.interval=30sec", "does not match pattern"),
+        ("monitoring.rules.runbookUrl=runbooks.md", "does not match pattern"),
     ],
 )
 def test_the_values_schema_rejects_monitoring_typos(setting: str, message: str):
