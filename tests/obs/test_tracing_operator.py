@@ -61,7 +61,9 @@ def test_a_reconcile_is_one_trace_down_to_the_apis_database_write(stack, tmp_pat
     reconcile, call, request, insert = chain
     assert reconcile.service == "shorty-operator"
     assert reconcile.parent_id == ""
-    assert reconcile.name == "upsert ShortLink"
+    # The create's handler makes the link; on a loaded machine the resync timer may get
+    # there first (its PUT is the same upsert): either way a reconcile is the root.
+    assert reconcile.name in {"upsert ShortLink", "resync ShortLink"}
     assert reconcile.attributes["shorty.reconcile.result"] == "Synced"
     assert reconcile.attributes["k8s.namespace.name"] == ns
     assert (call.service, call.kind, call.name) == ("shorty-operator", "CLIENT", "PUT")
