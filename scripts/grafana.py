@@ -251,6 +251,15 @@ def rate(metric: str, selector: str, by: str = "", window: str = "$__rate_interv
     return f"sum{grouping} (rate({metric}{{{selector}}}[{window}]))"
 
 
+def rate_sum(series: list[tuple[str, str]], by: str = "", window: str = "$__rate_interval") -> str:
+    """The rates of several counters added up, e.g. requests answered and requests shed:
+    their series have label sets of their own, so ``or`` keeps all of them and the sum
+    adds them (either family may be missing)."""
+    grouping = f" by ({by})" if by else ""
+    rates = " or ".join(f"rate({metric}{{{selector}}}[{window}])" for metric, selector in series)
+    return f"sum{grouping} ({rates})"
+
+
 def quantile(q: float, metric: str, selector: str, by: str = "") -> str:
     labels = f"{by}, le" if by else "le"
     return f"histogram_quantile({q}, {rate(metric + '_bucket', selector, labels)})"
