@@ -4,8 +4,10 @@ variables only (docs/observability.md, "Traces").
 - ``OTEL_TRACES_EXPORTER``: ``otlp`` (the default), ``console``, ``none``, or a
   comma-separated list. ``otlp`` exports only when ``OTEL_EXPORTER_OTLP_ENDPOINT``
   or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set (the exporter reads those, its
-  headers, timeout and certificates itself): without an endpoint nothing is
-  exported, tried or warned about. OTLP over HTTP (``http/protobuf``) only.
+  headers, timeout and certificates itself; the timeout is ``EXPORT_TIMEOUT``
+  unless set): without an endpoint nothing is exported, tried or warned about.
+  OTLP over HTTP (``http/protobuf``) only. A stopping process gives what is queued
+  ``SHUTDOWN_TIMEOUT`` at most.
 - ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``: the SDK's six samplers,
   with Shorty's rules for roots (``shorty.obs.sampling``). Unset, the sampler is
   ``parentbased_traceidratio`` and the ratio (the argument) 0.01 for the redirect
@@ -21,10 +23,12 @@ instrumented. A bad value stops the process with one line naming the variable.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +63,13 @@ DEFAULT_RATIOS = {"redirect": 0.01}
 OTLP_PROTOCOL = "http/protobuf"
 _ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 _PROTOCOLS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+_TIMEOUTS = ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
+# Seconds an export may take, retries included, unless a _TIMEOUTS variable says (the
+# SDK's 10 s would keep a silent collector's requests open for long).
+EXPORT_TIMEOUT = 5.0
+# Seconds a stopping process gives its queued spans: the chart lets a pod 25 s to stop,
+# drain and graceful shutdown included; a collector down or slow must not take them.
+SHUTDOWN_TIMEOUT = 2.0
 
 
 class TracingSettingsError(Exception):
@@ -139,10 +150,22 @@ class Tracing:
     def tracer(self, name: str) -> trace.Tracer:
         return self.provider.get_tracer(name, __version__)
 
-    def shutdown(self) -> None:
-        """Export what is still buffered (each exporter within its own timeout)."""
-        if isinstance(self.provider, TracerProvider):
-            self.provider.shutdown()
+    def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+        """Export what is still queued, for ``timeout`` seconds at most: past that it is
+        dropped (the SDK's own shutdown has no bound while an export is retried)."""
+        if not isinstance(self.provider, TracerProvider):
+            return
+        stopping = threading.Thread(
+            target=self.provider.shutdown, name="shorty-traces-shutdown", daemon=True
+        )
+        stopping.start()
+        stopping.join(timeout)
+        if stopping.is_alive():
+            log.warning(
+                "spans not exported within %g s of stopping were dropped"
+                " (the collector is down or slow)",
+                timeout,
+            )
 
 
 def build(service: str) -> Tracing:
@@ -154,9 +177,12 @@ def build(service: str) -> Tracing:
     processors = [_processor(name) for name in settings.exporters]
     resource = shorty_resource(service)
     if not processors:
-        return Tracing(TracerProvider(sampler=ALWAYS_OFF, resource=resource))
+        return Tracing(
+            TracerProvider(sampler=ALWAYS_OFF, resource=resource, shutdown_on_exit=False)
+        )
     sampler = shorty_sampler(settings.ratio, parent_based=settings.parent_based)
-    provider = TracerProvider(sampler=sampler, resource=resource)
+    # Not at exit by the SDK, which waits as long as an export retries: Tracing.shutdown.
+    provider = TracerProvider(sampler=sampler, resource=resource, shutdown_on_exit=False)
     for processor in processors:
         provider.add_span_processor(processor)
     return Tracing(provider, settings.ratio, settings.parent_based, recording=True)
@@ -174,7 +200,10 @@ def _processor(name: str) -> SimpleSpanProcessor | BatchSpanProcessor:
         return SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stdout, formatter=_one_line))
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return BatchSpanProcessor(OTLPSpanExporter())
+    timeout = (
+        None if any(os.environ.get(name, "").strip() for name in _TIMEOUTS) else EXPORT_TIMEOUT
+    )
+    return BatchSpanProcessor(OTLPSpanExporter(timeout=timeout))
 
 
 def _one_line(span: ReadableSpan) -> str:
@@ -220,11 +249,13 @@ def _drivers() -> list[Any]:  # BaseInstrumentors (mypy does not see that class)
 
 def start(service: str) -> Tracing:
     """Tracing for this process from its environment, also as OpenTelemetry's global
-    provider (libraries that trace on their own use it). ``TracingSettingsError``
-    when a variable is bad."""
+    provider (libraries that trace on their own use it), shut down at exit within
+    ``SHUTDOWN_TIMEOUT`` however the process ends. ``TracingSettingsError`` when a
+    variable is bad."""
     tracing = build(service)
     install(tracing)
     trace.set_tracer_provider(tracing.provider)
+    atexit.register(tracing.shutdown)
     if tracing.recording:
         log.info(
             "traces sampled at %g of the traces this process starts",
