@@ -15,11 +15,10 @@ from typing import Any, TypeVar, cast
 import click
 import kopf
 
-from shorty.obs import tracing
 from shorty.obs.buildinfo import describe_build
 from shorty.obs.exposition import MetricsPortBusy, metrics_listener
 from shorty.obs.logging import configure_logging
-from shorty_operator.handlers import Config, build_registry
+from shorty.obs.tracesettings import TracingSettingsError, read_settings
 from shorty_operator.peering import PeeringState
 
 KEY_ENV = "SHORTY_OPERATOR_API_KEY"
@@ -176,8 +175,14 @@ def main(
         check_liveness(liveness)
     configure_logging(log_level.upper(), "operator")
     try:
+        # Before OpenTelemetry's SDK is imported (the handlers' spans): it reads some
+        # of the variables as it is, and fails with a traceback.
+        read_settings("operator", os.environ)
+        from shorty.obs import tracing
+        from shorty_operator.handlers import Config, build_registry
+
         tracing.start("operator")  # what is left to export is sent at exit
-    except tracing.TracingSettingsError as exc:
+    except TracingSettingsError as exc:
         raise click.UsageError(f"invalid settings: {'; '.join(exc.problems)}") from None
     watched = [name for entry in namespaces for name in entry.split()]
     config = Config(

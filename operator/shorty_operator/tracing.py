@@ -14,7 +14,6 @@ import aiohttp
 import kopf
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
 from shorty.obs import tracing
 
@@ -59,4 +58,8 @@ def reconciled(result: str) -> None:
 
 def api_trace_configs() -> list[aiohttp.TraceConfig]:
     """For the API client's session: a CLIENT span per call, and its ``traceparent``."""
+    # Imported here, once the OTEL_* variables are checked: OpenTelemetry's
+    # instrumentation reads OTEL_PROPAGATORS as it is imported, and fails with a traceback.
+    from opentelemetry.instrumentation.aiohttp_client import create_trace_config
+
     return [create_trace_config(tracer_provider=tracing.current().provider)]

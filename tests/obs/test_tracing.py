@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -16,7 +19,7 @@ from starlette.testclient import TestClient
 
 from shorty.api.app import create_app
 from shorty.cli import main as shorty
-from shorty.obs import tracecontext, tracing
+from shorty.obs import tracecontext, tracesettings, tracing
 from shorty.obs.logging import configure_logging
 from shorty.obs.sampling import PRESAMPLED, shorty_sampler
 from tests.obs.traces import Collector, one
@@ -114,7 +117,7 @@ def test_the_sdk_disabled_makes_no_trace_at_all(monkeypatch):
     ],
 )
 def test_sampling_settings(service, environ, expected):
-    settings = tracing.read_settings(service, environ)
+    settings = tracesettings.read_settings(service, environ)
     assert (settings.ratio, settings.parent_based) == expected
 
 
@@ -133,19 +136,75 @@ def test_sampling_settings(service, environ, expected):
     ],
 )
 def test_a_bad_variable_is_named(environ, problem):
-    with pytest.raises(tracing.TracingSettingsError) as refused:
-        tracing.read_settings("api", environ)
+    with pytest.raises(tracesettings.TracingSettingsError) as refused:
+        tracesettings.read_settings("api", environ)
     (line,) = refused.value.problems
     assert line.startswith(problem)
 
 
-def test_a_bad_variable_stops_the_service_with_one_line(monkeypatch):
+ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+
+
+@pytest.mark.parametrize(
+    ("environ", "problem"),
+    [
+        ({"OTEL_TRACES_SAMPLER": "sometimes"}, "OTEL_TRACES_SAMPLER: sometimes is not one of"),
+        ({"OTEL_PROPAGATORS": "tracecontext,bogus"}, "OTEL_PROPAGATORS: bogus is not one of"),
+        ({"OTEL_SDK_DISABLED": "yes"}, "OTEL_SDK_DISABLED: yes is not true or false"),
+        (
+            {"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "abc"},
+            "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: abc is not a whole number, 0 or more",
+        ),
+        (
+            {"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "-1"},
+            "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: -1 is not a whole number, 0 or more",
+        ),
+        (
+            {**ENDPOINT, "OTEL_BSP_SCHEDULE_DELAY": "-1"},
+            "OTEL_BSP_SCHEDULE_DELAY: -1 is not a whole number, 1 or more",
+        ),
+        (
+            {**ENDPOINT, "OTEL_BSP_MAX_QUEUE_SIZE": "abc"},
+            "OTEL_BSP_MAX_QUEUE_SIZE: abc is not a whole number, 1 or more",
+        ),
+        (
+            {**ENDPOINT, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "999999"},
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: 999999 is more than the queue holds",
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "not a url"},
+            "OTEL_EXPORTER_OTLP_ENDPOINT: not a url is not an http:// or https:// URL",
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "collector:4318"},
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: collector:4318 is not an http:// or https://",
+        ),
+        (
+            {**ENDPOINT, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "-5"},
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: -5 is not a number of seconds above 0",
+        ),
+        (
+            {**ENDPOINT, "OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"},
+            "OTEL_EXPORTER_OTLP_COMPRESSION: zstd is not one of gzip, deflate, none",
+        ),
+        (
+            {**ENDPOINT, "OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem"},
+            "OTEL_EXPORTER_OTLP_CERTIFICATE: /nonexistent/ca.pem is not a file",
+        ),
+        (
+            # Never echoed: the value of a header may be a token.
+            {**ENDPOINT, "OTEL_EXPORTER_OTLP_HEADERS": "x-team=a,authorization Bearer s3cret"},
+            "OTEL_EXPORTER_OTLP_HEADERS: entry 2 is not name=value",
+        ),
+    ],
+)
+def test_a_bad_variable_stops_the_service_with_one_line(environ, problem, monkeypatch):
     setenv(
         monkeypatch,
         {
             "SHORTY_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
             "SHORTY_REDIS_URL": "redis://127.0.0.1:9/0",
-            "OTEL_TRACES_SAMPLER": "sometimes",
+            **environ,
         },
     )
     try:
@@ -153,8 +212,35 @@ def test_a_bad_variable_stops_the_service_with_one_line(monkeypatch):
     finally:
         logging.getLogger().handlers[:] = []
     assert result.exit_code == 2
-    assert "OTEL_TRACES_SAMPLER: sometimes is not one of" in result.output
-    assert "Traceback" not in result.output
+    heading, line = result.output.splitlines()
+    assert heading == "Error: invalid settings:"
+    assert line.startswith(f"  {problem}")
+    assert "s3cret" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("service", "name", "value"),
+    [
+        ("api", "OTEL_PROPAGATORS", "bogus"),  # read as the instrumentation is imported
+        ("worker", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "abc"),  # as the SDK is
+    ],
+)
+def test_a_variable_opentelemetry_reads_at_import_is_one_line_too(service, name, value):
+    """A process of its own, which has not imported OpenTelemetry's modules yet."""
+    env = {
+        **os.environ,
+        **ENDPOINT,
+        "SHORTY_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
+        "SHORTY_REDIS_URL": "redis://127.0.0.1:9/0",
+        name: value,
+    }
+    command = [sys.executable, "-m", "shorty", "serve", service, "--metrics-port", "0"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    heading, line = done.stderr.splitlines()
+    assert heading == "Error: invalid settings:"
+    assert line.startswith(f"  {name}: {value} is not")
 
 
 def test_the_environment_names_the_service_over_shortys_default(monkeypatch):

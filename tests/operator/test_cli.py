@@ -142,3 +142,23 @@ def test_the_breaker_options_are_read_from_the_environment(tmp_path):
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "Invalid value for '--breaker-threshold'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+        ("OTEL_PROPAGATORS", "bogus"),  # read as OpenTelemetry's instrumentation is imported
+        ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "abc"),  # as its SDK is
+    ],
+)
+def test_a_bad_otel_variable_is_a_usage_error(name, value, tmp_path):
+    """Also those OpenTelemetry reads as it is imported: that is once they are checked."""
+    command, env = operator_command(tmp_path=tmp_path)
+    env[name] = value
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1].startswith(
+        f"Error: invalid settings: {name}: {value} is not"
+    )
+    assert "Traceback" not in done.stderr

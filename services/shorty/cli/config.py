@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,9 +44,13 @@ def server_settings() -> Settings:
 def start_tracing(service: str) -> None:
     """OpenTelemetry for this process from the OTEL_* variables (a bad one stops the
     command like a bad setting). What is left to export is sent at exit."""
-    from shorty.obs.tracing import TracingSettingsError, start
+    from shorty.obs.tracesettings import TracingSettingsError, read_settings
 
     try:
+        # Before OpenTelemetry's SDK is imported: it reads some of them as it is.
+        read_settings(service, os.environ)
+        from shorty.obs.tracing import start
+
         start(service)
     except TracingSettingsError as exc:
         raise BadSettings(SettingsError(exc.problems)) from None

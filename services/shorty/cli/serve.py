@@ -180,11 +180,12 @@ def serve_worker(metrics_host: str, metrics_port: int | None) -> None:
     interface by default. Stops on SIGTERM/SIGINT.
     """
     from shorty.obs.logging import configure_logging
-    from shorty.worker.main import run_worker
 
     config = server_settings()
     configure_logging(config.log_level, "worker")
-    start_tracing("worker")
+    start_tracing("worker")  # before the worker's modules: they import OpenTelemetry's SDK
+    from shorty.worker.main import run_worker
+
     watchdog = LoopWatchdog(config.liveness_max_lag)
 
     async def watched() -> None:

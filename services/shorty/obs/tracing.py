@@ -11,14 +11,15 @@ variables only (docs/observability.md, "Traces").
 - ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``: the SDK's six samplers,
   with Shorty's rules for roots (``shorty.obs.sampling``). Unset, the sampler is
   ``parentbased_traceidratio`` and the ratio (the argument) 0.01 for the redirect
-  service (``DEFAULT_RATIOS``), 1 for the other processes.
+  service (``tracesettings.DEFAULT_RATIOS``), 1 for the other processes.
 - ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``: the resource, over
   Shorty's own (``service.name`` = ``shorty-<service>``, as in the logs).
 - ``OTEL_SDK_DISABLED=true``: no tracing at all, not even trace ids.
 
 With no exporter, spans still carry ids (the logs' ``trace.id``, the outbox's
 ``traceparent``) but none is recorded, and PostgreSQL and Redis calls are not
-instrumented. A bad value stops the process with one line naming the variable.
+instrumented. A bad value stops the process with one line naming the variable
+(``shorty.obs.tracesettings``, which a process calls before it imports this module).
 """
 
 from __future__ import annotations
@@ -29,13 +30,12 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -45,96 +45,21 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from shorty import __version__
 from shorty.obs.sampling import shorty_sampler
+from shorty.obs.tracesettings import (
+    TIMEOUTS,
+    TraceSettings,
+    TracingSettingsError,
+    read_settings,
+)
 
 log = logging.getLogger(__name__)
 
-EXPORTERS = ("otlp", "console")
-SAMPLERS = {
-    "always_on": (1.0, False),
-    "always_off": (0.0, False),
-    "traceidratio": (None, False),
-    "parentbased_always_on": (1.0, True),
-    "parentbased_always_off": (0.0, True),
-    "parentbased_traceidratio": (None, True),
-}
-# The share of the traces each process starts itself, while OTEL_TRACES_SAMPLER is
-# unset: the public's redirects are many and alike; the rest is what an operator reads.
-DEFAULT_RATIOS = {"redirect": 0.01}
-OTLP_PROTOCOL = "http/protobuf"
-_ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
-_PROTOCOLS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
-_TIMEOUTS = ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
-# Seconds an export may take, retries included, unless a _TIMEOUTS variable says (the
+# Seconds an export may take, retries included, unless a timeout variable says (the
 # SDK's 10 s would keep a silent collector's requests open for long).
 EXPORT_TIMEOUT = 5.0
 # Seconds a stopping process gives its queued spans: the chart lets a pod 25 s to stop,
 # drain and graceful shutdown included; a collector down or slow must not take them.
 SHUTDOWN_TIMEOUT = 2.0
-
-
-class TracingSettingsError(Exception):
-    """Raised with one line per bad ``OTEL_*`` variable."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-@dataclass(frozen=True)
-class TraceSettings:
-    enabled: bool  # False: OTEL_SDK_DISABLED
-    exporters: tuple[str, ...]  # of EXPORTERS: the ones that run (otlp only with an endpoint)
-    ratio: float  # of the traces this process starts
-    parent_based: bool  # a caller's decision is followed
-
-
-def read_settings(service: str, environ: Mapping[str, str]) -> TraceSettings:
-    """The tracing of ``service`` (api, redirect, worker, operator) as ``environ`` sets it."""
-    problems: list[str] = []
-    enabled = environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
-    names = [n.strip().lower() for n in environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",")]
-    names = [n for n in names if n]
-    unknown = [n for n in names if n not in (*EXPORTERS, "none")]
-    if unknown or ("none" in names and len(names) > 1):
-        problems.append(
-            f"OTEL_TRACES_EXPORTER: {', '.join(unknown) or 'none with another'} is not one of"
-            " otlp, console, none (a comma-separated list, or none alone)"
-        )
-    has_endpoint = any(environ.get(name, "").strip() for name in _ENDPOINTS)
-    exporters = tuple(n for n in EXPORTERS if n in names and (n != "otlp" or has_endpoint))
-    if "otlp" in exporters:
-        for name in _PROTOCOLS:
-            protocol = environ.get(name, "").strip()
-            if protocol and protocol != OTLP_PROTOCOL:
-                problems.append(
-                    f"{name}: {protocol} is not supported; Shorty exports OTLP over HTTP"
-                    f" ({OTLP_PROTOCOL}: the collector's port 4318)"
-                )
-    sampler = environ.get("OTEL_TRACES_SAMPLER", "").strip().lower()
-    ratio, parent_based = 1.0, True
-    if not sampler:
-        ratio = _ratio(environ, DEFAULT_RATIOS.get(service, 1.0), problems)
-    elif sampler not in SAMPLERS:
-        problems.append(f"OTEL_TRACES_SAMPLER: {sampler} is not one of {', '.join(SAMPLERS)}")
-    else:
-        fixed, parent_based = SAMPLERS[sampler]
-        ratio = fixed if fixed is not None else _ratio(environ, 1.0, problems)
-    if problems:
-        raise TracingSettingsError(problems)
-    return TraceSettings(enabled, exporters if enabled else (), ratio, parent_based)
-
-
-def _ratio(environ: Mapping[str, str], default: float, problems: list[str]) -> float:
-    text = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
-    if not text:
-        return default
-    try:
-        ratio = float(text)
-    except ValueError:
-        ratio = -1.0
-    if not 0.0 <= ratio <= 1.0:
-        problems.append("OTEL_TRACES_SAMPLER_ARG: must be a number from 0 to 1")
-    return ratio
 
 
 @dataclass(frozen=True)
@@ -174,6 +99,13 @@ def build(service: str) -> Tracing:
     settings = read_settings(service, os.environ)
     if not settings.enabled:
         return Tracing(trace.NoOpTracerProvider())
+    try:
+        return _built(service, settings)
+    except ValueError as exc:  # what read_settings does not know of, as the SDK says it
+        raise TracingSettingsError([f"OTEL_* variables: {exc}"]) from None
+
+
+def _built(service: str, settings: TraceSettings) -> Tracing:
     processors = [_processor(name) for name in settings.exporters]
     resource = shorty_resource(service)
     if not processors:
@@ -200,9 +132,7 @@ def _processor(name: str) -> SimpleSpanProcessor | BatchSpanProcessor:
         return SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stdout, formatter=_one_line))
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    timeout = (
-        None if any(os.environ.get(name, "").strip() for name in _TIMEOUTS) else EXPORT_TIMEOUT
-    )
+    timeout = None if any(os.environ.get(name, "").strip() for name in TIMEOUTS) else EXPORT_TIMEOUT
     return BatchSpanProcessor(OTLPSpanExporter(timeout=timeout))
 
 
@@ -211,7 +141,23 @@ def _one_line(span: ReadableSpan) -> str:
 
 
 # Before a process installs its own: ids for the logs and the outbox, nothing recorded.
-_SILENT = TracerProvider(sampler=ALWAYS_OFF, shutdown_on_exit=False)
+# Made at import, so from no variable (its limits and resource given): a bad one is for
+# read_settings to name, not for an import to crash on.
+_SILENT = TracerProvider(
+    sampler=ALWAYS_OFF,
+    resource=Resource.get_empty(),
+    span_limits=SpanLimits(
+        max_attributes=SpanLimits.UNSET,
+        max_events=SpanLimits.UNSET,
+        max_links=SpanLimits.UNSET,
+        max_span_attributes=SpanLimits.UNSET,
+        max_event_attributes=SpanLimits.UNSET,
+        max_link_attributes=SpanLimits.UNSET,
+        max_attribute_length=SpanLimits.UNSET,
+        max_span_attribute_length=SpanLimits.UNSET,
+    ),
+    shutdown_on_exit=False,
+)
 _current = Tracing(_SILENT)
 
 
