@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import subprocess
 import sys
 
@@ -119,6 +120,22 @@ def test_the_sdk_disabled_makes_no_trace_at_all(monkeypatch):
 def test_sampling_settings(service, environ, expected):
     settings = tracesettings.read_settings(service, environ)
     assert (settings.ratio, settings.parent_based) == expected
+
+
+@pytest.mark.parametrize(
+    ("service", "sampler", "trusted"),
+    [
+        ("redirect", "", False),  # the public's callers
+        ("api", "", False),
+        ("worker", "", True),  # its remote parents are the outbox's: Shorty's own
+        ("operator", "", True),
+        ("redirect", "parentbased_traceidratio", True),  # the operator says so
+        ("api", "parentbased_always_on", True),
+    ],
+)
+def test_callers_are_trusted_by_the_public_services_only_when_told(service, sampler, trusted):
+    environ = {"OTEL_TRACES_SAMPLER": sampler} if sampler else {}
+    assert tracesettings.read_settings(service, environ).trust_callers is trusted
 
 
 @pytest.mark.parametrize(
@@ -280,6 +297,33 @@ def test_roots_and_children_are_decided_by_shortys_rules():
     assert not decide(always, kind=SpanKind.CLIENT, links=[Link(remote(False))])
     # Not parent-based: the ratio, whatever the parent said.
     assert decide(shorty_sampler(1.0, parent_based=False), parent=remote(False))
+
+
+def test_an_untrusted_callers_sampled_flag_is_drawn_for_not_read_from_its_trace_id():
+    """The caller chooses the trace id: one whose low half is zeros passes any ratio
+    the trace id is compared with."""
+    random.seed(17)
+    chosen = SpanContext(
+        int(TRACE[:16] + "0" * 16, 16),
+        0x00F067AA0BA902B7,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
+    untrusted = shorty_sampler(0.01, trust_callers=False)
+    recorded = sum(decide(untrusted, parent=chosen, kind=SpanKind.SERVER) for _ in range(1000))
+    assert 0 < recorded < 50  # about 10
+    assert not decide(shorty_sampler(0.0, trust_callers=False), parent=remote(True))
+    assert not decide(untrusted, parent=remote(False))  # "not sampled" is followed
+    assert decide(shorty_sampler(0.0, trust_callers=True), parent=remote(True))
+    assert decide(untrusted, parent=remote(True), presampled=True)  # the redirect drew
+
+
+def test_a_public_callers_sampled_flag_does_not_decide_for_the_api(settings, record):
+    spans = record(0.0)
+    with TestClient(create_app(settings)) as client:
+        for _ in range(200):
+            client.get("/api/v1/urls/abc", headers={"traceparent": CALLER})
+    assert spans.get_finished_spans() == ()
 
 
 def test_traceparent_text_is_the_span_in_progress():

@@ -43,8 +43,24 @@ def test_at_ratio_zero_a_redirect_makes_no_span_at_all(settings, link, record):
     assert spans.get_finished_spans() == ()
 
 
-def test_a_sampled_caller_is_followed_at_any_ratio(settings, link, record):
+def test_a_public_callers_sampled_flag_does_not_decide(settings, link, record):
+    """Else anyone could have every redirect traced (a third of the throughput)."""
     spans = record(0.0)
+    assert set(follow(settings, link, *[SAMPLED] * 1000)) == {302}
+    assert spans.get_finished_spans() == ()
+
+
+def test_a_public_callers_trace_is_joined_when_the_ratio_draws_it(settings, link, record):
+    spans = record(1.0)
+    assert follow(settings, link, SAMPLED) == [302]
+    request = one(spans.get_finished_spans(), "GET /{code}")
+    assert format(request.context.trace_id, "032x") == CALLER_TRACE
+    assert request.parent is not None
+    assert format(request.parent.span_id, "016x") == CALLER_SPAN
+
+
+def test_a_trusted_caller_is_followed_at_any_ratio(settings, link, record):
+    spans = record(0.0, trust_callers=True)  # OTEL_TRACES_SAMPLER=parentbased_*
     assert follow(settings, link, SAMPLED) == [302]
     finished = spans.get_finished_spans()
     request = one(finished, "GET /{code}")
@@ -87,7 +103,7 @@ def test_spans_are_made_only_while_some_exporter_takes_them(settings, record):
 
 
 def test_the_access_line_carries_the_sampled_redirects_span(settings, link, record, capsys):
-    spans = record(0.0)
+    spans = record(0.0, trust_callers=True)
     configure_logging("INFO", "redirect")
     try:
         follow(settings, link, SAMPLED, {})

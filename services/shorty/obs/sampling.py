@@ -1,8 +1,13 @@
 """Which spans are recorded: Shorty's sampler, built from ``OTEL_TRACES_SAMPLER``.
 
 A span with a parent follows its parent's decision (the ``parentbased_*``
-samplers; the plain ones re-decide by the trace id, as the SDK's do). A span
-without one — a root — is decided here:
+samplers; the plain ones re-decide by the trace id, as the SDK's do) — but for a
+caller not trusted (``trust_callers`` false: the public services' default, see
+``shorty.obs.tracesettings``), whose sampled ``traceparent`` is joined (same trace
+id, its span the parent) while whether the span is recorded is drawn here at the
+ratio (``CallerDraw``): else anyone could have every request traced. A caller that
+says "not sampled" is followed: that costs nothing. A span without a parent — a
+root — is decided here:
 
 - a root another part of Shorty already drew for (``PRESAMPLED`` in the context
   it starts from: the redirect service's request hook, which draws before any
@@ -18,6 +23,7 @@ without one — a root — is decided here:
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 from opentelemetry import context as otel_context
@@ -71,7 +77,44 @@ class Roots(Sampler):
         return f"ShortyRoots{{{self.ratio}}}"
 
 
-def shorty_sampler(ratio: float, *, parent_based: bool = True) -> Sampler:
-    """``Roots`` at ``ratio``, behind the parent's decision when ``parent_based``."""
+class CallerDraw(Sampler):
+    """A caller's sampled ``traceparent``, not trusted: recorded at ``ratio`` by a draw
+    of ours, not by the trace id, which the caller chose (one whose low half is zeros
+    passes any ratio). Recorded when the redirect's request hook drew already."""
+
+    def __init__(self, ratio: float) -> None:
+        self.ratio = ratio
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        drawn = otel_context.get_value(PRESAMPLED, parent_context) or (
+            random.random() < self.ratio  # noqa: S311 (sampling, not secrets)
+        )
+        decide = ALWAYS_ON if drawn else ALWAYS_OFF
+        return decide.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"ShortyCallerDraw{{{self.ratio}}}"
+
+
+def shorty_sampler(
+    ratio: float, *, parent_based: bool = True, trust_callers: bool = True
+) -> Sampler:
+    """``Roots`` at ``ratio``, behind the parent's decision when ``parent_based`` (a
+    remote parent's only when ``trust_callers``; else ``CallerDraw``)."""
     roots = Roots(ratio)
-    return ParentBased(roots) if parent_based else roots
+    if not parent_based:
+        return roots
+    if trust_callers:
+        return ParentBased(roots)
+    return ParentBased(roots, remote_parent_sampled=CallerDraw(ratio))

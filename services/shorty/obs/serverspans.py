@@ -6,11 +6,11 @@ out, no spans for each ASGI message, and no query string kept (it may hold what
 the access log also leaves out).
 
 The redirect service cannot pay for that on its hot path: ``RedirectSpans`` decides
-first, from the caller's ``traceparent`` flag or a draw at the sampling ratio, and
-only a sampled redirect makes a span (with its PostgreSQL and Redis calls under it).
-An unsampled one costs a look at the headers and a random number. With nothing
-recording (no exporter), the redirect service makes no span at all
-(``redirect_spans`` returns the app as it is).
+first, from a draw at the sampling ratio (or a trusted caller's ``traceparent`` flag:
+``shorty.obs.sampling``), and only a sampled redirect makes a span (with its
+PostgreSQL and Redis calls under it). An unsampled one costs a look at the headers
+and a random number. With nothing recording (no exporter), the redirect service
+makes no span at all (``redirect_spans`` returns the app as it is).
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ class RedirectSpans:
         self.app = app
         self.ratio = tracing.ratio
         self.parent_based = tracing.parent_based
+        self.trust_callers = tracing.trust_callers
         self.tracer = tracing.tracer(__name__)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,11 +104,13 @@ class RedirectSpans:
             if key == b"traceparent":
                 caller = value
                 break
-        if self.parent_based and len(caller) >= _TRACEPARENT_LENGTH:
-            # The caller decided: its flags are the header's last two characters.
-            if caller[_SAMPLED_AT] not in _ODD_HEX:
-                await self.app(scope, receive, send)
-                return
+        # A caller's flags are the header's last two characters: "not sampled" is
+        # followed, "sampled" only from a trusted caller (else the ratio decides).
+        followed = self.parent_based and len(caller) >= _TRACEPARENT_LENGTH
+        if followed and caller[_SAMPLED_AT] not in _ODD_HEX:
+            await self.app(scope, receive, send)
+            return
+        if followed and self.trust_callers:
             parent = _W3C.extract({"traceparent": caller.decode("latin-1")})
         elif random.random() < self.ratio:  # noqa: S311 (sampling, not secrets)
             parent = otel_context.set_value(PRESAMPLED, True)

@@ -30,6 +30,10 @@ SAMPLERS = {
 # The share of the traces each process starts itself, while OTEL_TRACES_SAMPLER is
 # unset: the public's redirects are many and alike; the rest is what an operator reads.
 DEFAULT_RATIOS = {"redirect": 0.01}
+# Their callers are the public: a caller's sampled traceparent is joined but not obeyed
+# (anyone could have every request traced) unless OTEL_TRACES_SAMPLER names a
+# parentbased_* sampler, which is the operator saying that their callers are trusted.
+PUBLIC_SERVICES = ("api", "redirect")
 OTLP_PROTOCOL = "http/protobuf"
 _PROTOCOLS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 # Span limits: whole numbers, 0 or more (the SDK reads them whenever it makes a provider).
@@ -77,7 +81,8 @@ class TraceSettings:
     enabled: bool  # False: OTEL_SDK_DISABLED
     exporters: tuple[str, ...]  # of EXPORTERS: the ones that run (otlp only with an endpoint)
     ratio: float  # of the traces this process starts
-    parent_based: bool  # a caller's decision is followed
+    parent_based: bool  # a parent's decision is followed
+    trust_callers: bool = True  # a remote parent's too (else: joined, drawn at the ratio)
 
 
 def read_settings(service: str, environ: Mapping[str, str]) -> TraceSettings:
@@ -119,7 +124,8 @@ def read_settings(service: str, environ: Mapping[str, str]) -> TraceSettings:
         problems += sdk_problems(environ, otlp="otlp" in exporters)
     if problems:
         raise TracingSettingsError(problems)
-    return TraceSettings(enabled, exporters if enabled else (), ratio, parent_based)
+    trust_callers = service not in PUBLIC_SERVICES or sampler.startswith("parentbased_")
+    return TraceSettings(enabled, exporters if enabled else (), ratio, parent_based, trust_callers)
 
 
 def _ratio(environ: Mapping[str, str], default: float, problems: list[str]) -> float:

@@ -71,6 +71,7 @@ class Tracing:
     ratio: float = 0.0
     parent_based: bool = True
     recording: bool = False
+    trust_callers: bool = False  # see shorty.obs.sampling
 
     def tracer(self, name: str) -> trace.Tracer:
         return self.provider.get_tracer(name, __version__)
@@ -112,12 +113,22 @@ def _built(service: str, settings: TraceSettings) -> Tracing:
         return Tracing(
             TracerProvider(sampler=ALWAYS_OFF, resource=resource, shutdown_on_exit=False)
         )
-    sampler = shorty_sampler(settings.ratio, parent_based=settings.parent_based)
+    sampler = shorty_sampler(
+        settings.ratio,
+        parent_based=settings.parent_based,
+        trust_callers=settings.trust_callers,
+    )
     # Not at exit by the SDK, which waits as long as an export retries: Tracing.shutdown.
     provider = TracerProvider(sampler=sampler, resource=resource, shutdown_on_exit=False)
     for processor in processors:
         provider.add_span_processor(processor)
-    return Tracing(provider, settings.ratio, settings.parent_based, recording=True)
+    return Tracing(
+        provider,
+        settings.ratio,
+        settings.parent_based,
+        recording=True,
+        trust_callers=settings.trust_callers,
+    )
 
 
 def shorty_resource(service: str) -> Resource:
@@ -206,6 +217,9 @@ def start(service: str) -> Tracing:
         log.info(
             "traces sampled at %g of the traces this process starts",
             tracing.ratio,
-            extra={"shorty.tracing.parent_based": tracing.parent_based},
+            extra={
+                "shorty.tracing.parent_based": tracing.parent_based,
+                "shorty.tracing.trust_callers": tracing.trust_callers,
+            },
         )
     return tracing
