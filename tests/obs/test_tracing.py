@@ -379,3 +379,13 @@ def test_probes_are_not_traced_but_a_link_named_like_one_is(settings, record):
         client.get("/api/v1/urls/livez")
     requests = [s.name for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
     assert requests == ["GET /api/v1/urls/{code}"]
+
+
+def test_a_method_http_does_not_define_is_named_http_by_the_api(settings, record):
+    spans = record()
+    with TestClient(create_app(settings)) as client:
+        assert client.request("FOO123", "/api/v1/urls/abc").status_code == 405
+        client.request("FOO123", "/no/such/route")
+    requests = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert [s.name for s in requests] == ["HTTP /api/v1/urls/{code}", "HTTP"]
+    assert {s.attributes["http.method"] for s in requests} == {"_OTHER"}

@@ -116,3 +116,15 @@ def test_the_access_line_carries_the_sampled_redirects_span(settings, link, reco
     assert traced["span"]["id"] == format(request.context.span_id, "016x")
     assert "trace" not in plain
     assert "span" not in plain
+
+
+def test_a_method_http_does_not_define_is_named_http(settings, link, record):
+    """A client's own methods would be as many span names as it likes."""
+    spans = record(1.0)
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        client.request("FOO123", link)
+    (request,) = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert request.name == "HTTP"
+    assert request.attributes["http.request.method"] == "_OTHER"
+    assert request.attributes["http.request.method_original"] == "FOO123"
+    assert "http.route" not in request.attributes

@@ -25,6 +25,8 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.http import sanitize_method
+from opentelemetry.util.types import AttributeValue
 from starlette.middleware import Middleware
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -59,13 +61,20 @@ def api_middleware(tracing: Tracing) -> Middleware:
 def _route_span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
     """``METHOD /route/{template}``: the route that will take the request (the app's
     routes are in the scope before routing, Starlette puts itself there)."""
-    method = scope.get("method", "HTTP")
+    method = _span_method(sanitize_method(scope.get("method", "_OTHER")))
     for route in getattr(scope.get("app"), "routes", ()):
         match, _ = route.matches(scope)
         if match is not Match.NONE:  # PARTIAL: the path's route, another method (405)
             template = _CONVERTOR.sub(r"{\1}", route.path)
             return f"{method} {template}", {"http.route": template}
     return method, {}
+
+
+def _span_method(method: str) -> str:
+    """A span name's method: a method HTTP does not define (``_OTHER``, as OpenTelemetry's
+    ``sanitize_method`` calls it) is ``HTTP``, as OpenTelemetry's conventions say (a
+    client's own would be as many span names as it likes)."""
+    return "HTTP" if method == "_OTHER" else method
 
 
 def _without_query(span: trace.Span, scope: Scope) -> None:
@@ -124,18 +133,22 @@ class RedirectSpans:
     async def _traced(
         self, scope: Scope, receive: Receive, send: Send, parent: otel_context.Context
     ) -> None:
-        method = scope["method"]
+        method = sanitize_method(scope["method"])  # a client's own is _OTHER
         routed = method in ("GET", "HEAD")
+        attributes: dict[str, AttributeValue] = {
+            "http.request.method": method,
+            "url.path": scope["path"],
+            "url.scheme": scope.get("scheme", "http"),
+        }
+        if routed:
+            attributes["http.route"] = REDIRECT_ROUTE
+        if method != scope["method"]:
+            attributes["http.request.method_original"] = scope["method"]
         span = self.tracer.start_span(
-            f"{method} {REDIRECT_ROUTE}" if routed else method,
+            f"{method} {REDIRECT_ROUTE}" if routed else _span_method(method),
             context=parent,
             kind=SpanKind.SERVER,
-            attributes={
-                "http.request.method": method,
-                "url.path": scope["path"],
-                "url.scheme": scope.get("scheme", "http"),
-                **({"http.route": REDIRECT_ROUTE} if routed else {}),
-            },
+            attributes=attributes,
         )
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         status, failed = 500, False
