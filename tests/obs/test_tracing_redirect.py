@@ -3,11 +3,13 @@ span exists, and the access line carrying the span."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
 import pytest
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
+from starlette.requests import ClientDisconnect
 from starlette.testclient import TestClient
 
 from shorty.obs import tracing
@@ -128,3 +130,31 @@ def test_a_method_http_does_not_define_is_named_http(settings, link, record):
     assert request.attributes["http.request.method"] == "_OTHER"
     assert request.attributes["http.request.method_original"] == "FOO123"
     assert "http.route" not in request.attributes
+
+
+def test_a_caller_that_went_away_is_499_and_no_error_as_in_the_access_log(record):
+    """As the redirect service composes them: the span's hook over the request log,
+    which answers a caller gone (ClientDisconnect) with nothing and logs 499
+    (tests/obs/test_requestlog.py)."""
+    spans = record(1.0)
+
+    async def reads_a_body_that_never_comes(scope, receive, send):
+        raise ClientDisconnect()
+
+    request_log = RequestLogMiddleware(reads_a_body_that_never_comes, service="redirect")
+    app = RedirectSpans(request_log, tracing.current())
+    scope = {"type": "http", "method": "GET", "path": "/gone1", "headers": [], "state": {}}
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    asyncio.run(app(scope, receive, send))
+    assert sent == []
+    (request,) = spans.get_finished_spans()
+    assert request.attributes["http.response.status_code"] == 499
+    assert request.status.status_code is StatusCode.UNSET
+    assert "error.type" not in request.attributes

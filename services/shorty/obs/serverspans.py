@@ -31,6 +31,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shorty.obs.requestlog import CLIENT_CLOSED
 from shorty.obs.sampling import PRESAMPLED
 from shorty.obs.tracing import Tracing
 from shorty.web.health import PROBE_PATHS
@@ -151,12 +152,13 @@ class RedirectSpans:
             attributes=attributes,
         )
         token = otel_context.attach(trace.set_span_in_context(span, parent))
-        status, failed = 500, False
+        answered: int | None = None
+        failed = False
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal answered
             if message["type"] == "http.response.start":
-                status = message["status"]
+                answered = message["status"]
             await send(message)
 
         try:
@@ -168,6 +170,9 @@ class RedirectSpans:
             span.set_status(Status(StatusCode.ERROR))
             raise
         finally:
+            # The request log inside answers every failure itself (a 500) but one: the
+            # caller that went away, left unanswered. That is 499 there and here, no error.
+            status = answered or (500 if failed else CLIENT_CLOSED)
             span.set_attribute("http.response.status_code", status)
             if status >= 500 and not failed:
                 span.set_attribute("error.type", str(status))
