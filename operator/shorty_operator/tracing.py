@@ -15,7 +15,7 @@ import kopf
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from shorty.obs import tracing
+from shorty.obs import headercapture, tracing
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
@@ -61,5 +61,21 @@ def api_trace_configs() -> list[aiohttp.TraceConfig]:
     # Imported here, once the OTEL_* variables are checked: OpenTelemetry's
     # instrumentation reads OTEL_PROPAGATORS as it is imported, and fails with a traceback.
     from opentelemetry.instrumentation.aiohttp_client import create_trace_config
+    from opentelemetry.util.http import (
+        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST,
+        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE,
+    )
 
-    return [create_trace_config(tracer_provider=tracing.current().provider)]
+    return [
+        create_trace_config(
+            tracer_provider=tracing.current().provider,
+            # Read from the environment by the instrumentor only, not by this function.
+            captured_request_headers=headercapture.captured(
+                OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST
+            ),
+            captured_response_headers=headercapture.captured(
+                OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE
+            ),
+            sensitive_headers=headercapture.redacted(),  # the API key among them
+        )
+    ]

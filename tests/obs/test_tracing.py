@@ -389,3 +389,33 @@ def test_a_method_http_does_not_define_is_named_http_by_the_api(settings, record
     requests = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
     assert [s.name for s in requests] == ["HTTP /api/v1/urls/{code}", "HTTP"]
     assert {s.attributes["http.method"] for s in requests} == {"_OTHER"}
+
+
+SECRETS = {
+    "authorization": "Bearer s3cret-key",
+    "proxy-authorization": "Basic s3cret-proxy",
+    "cookie": "sid=s3cret-cookie",
+    "x-api-key": "s3cret-api-key",
+}
+
+
+@pytest.mark.parametrize("added", ["", "x-team"])
+def test_captured_headers_never_carry_a_credential(settings, record, monkeypatch, added):
+    """Even with every header captured, and with more names to redact (which would
+    replace the list, left to OpenTelemetry)."""
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", ".*")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE", ".*")
+    if added:
+        monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", added)
+    spans = record()
+    with TestClient(create_app(settings)) as client:
+        client.get("/api/v1/urls/abc", headers={**SECRETS, "x-team": "blue"})
+    (request,) = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    attributes = dict(request.attributes)
+    assert "s3cret" not in json.dumps(attributes)
+    for name in SECRETS:
+        key = "http.request.header." + name.replace("-", "_")
+        assert attributes[key] == ("[REDACTED]",)
+    team = "[REDACTED]" if added else "blue"
+    assert attributes["http.request.header.x_team"] == (team,)
+    assert attributes["http.response.header.content_type"] == ("application/problem+json",)

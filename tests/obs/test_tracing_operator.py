@@ -12,11 +12,14 @@ import secrets
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
+import aiohttp
 import pytest
+from opentelemetry.trace import SpanKind
 
 from shorty import embedded
 from shorty.embedded import drop_database
 from shorty.store import migrate
+from shorty_operator.tracing import api_trace_configs, reconcile_span
 from tests.e2e.processes import Service, service_env
 from tests.helpers import user_with_key, wait_for
 from tests.obs.traces import Collector, Received
@@ -87,3 +90,22 @@ def reconcile_chain(spans: list[Received], uid: str) -> tuple[Received, ...] | N
         if reconcile and reconcile.attributes.get("shorty.shortlink.uid") == uid:
             return reconcile, call, request, insert
     return None
+
+
+def test_the_operators_api_calls_never_carry_its_key_in_a_span(record, monkeypatch):
+    """With every request header captured: the key the operator sends is redacted."""
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST", ".*")
+    spans = record()
+    with Collector().running() as answering:  # any HTTP server that answers a POST
+
+        @reconcile_span("upsert")  # a call outside any is not recorded
+        async def call() -> None:
+            async with aiohttp.ClientSession(trace_configs=api_trace_configs()) as session:
+                headers = {"Authorization": "Bearer shk_s3cret", "X-Team": "blue"}
+                async with session.post(answering.endpoint, data=b"", headers=headers) as done:
+                    assert done.status == 200
+
+        asyncio.run(call())
+    (sent,) = [s for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert sent.attributes["http.request.header.authorization"] == ("[REDACTED]",)
+    assert sent.attributes["http.request.header.x_team"] == ("blue",)

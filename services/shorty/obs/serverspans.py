@@ -31,6 +31,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shorty.obs import headercapture
 from shorty.obs.requestlog import CLIENT_CLOSED
 from shorty.obs.sampling import PRESAMPLED
 from shorty.obs.tracing import Tracing
@@ -56,6 +57,7 @@ def api_middleware(tracing: Tracing) -> Middleware:
         server_request_hook=_without_query,
         tracer_provider=tracing.provider,
         exclude_spans=["receive", "send"],
+        http_capture_headers_sanitize_fields=headercapture.redacted(),
     )
 
 
