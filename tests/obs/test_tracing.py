@@ -289,6 +289,7 @@ def test_roots_and_children_are_decided_by_shortys_rules():
     assert not decide(never)
     assert decide(never, presampled=True)  # the redirect's hook drew already
     assert not decide(always, kind=SpanKind.CLIENT)  # a call outside any request or job
+    assert not decide(always, kind=SpanKind.CONSUMER)  # a batch that carried no trace
     assert decide(always, kind=SpanKind.CLIENT, parent=remote(True))
     assert not decide(always, parent=remote(False))  # the parent's decision
     assert decide(never, parent=remote(True))

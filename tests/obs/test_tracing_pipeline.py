@@ -15,6 +15,7 @@ from shorty.api.app import create_app
 from shorty.cache.links import LinkCache
 from shorty.obs import tracecontext
 from shorty.worker.events import EVENTS, CacheUpdater, OutboxRelay
+from shorty.worker.streams import Consumer, Entry, Failure
 from tests.helpers import query, user_with_key
 from tests.obs.traces import children, one, parent_of
 
@@ -92,3 +93,31 @@ def test_a_shortened_link_is_one_trace_from_the_request_to_the_cache_update(
     assert process.attributes["messaging.message.id"] == send.attributes["messaging.message.id"]
     updates = [s.attributes.get("db.statement", "") for s in children(finished, process)]
     assert any("DEL" in statement and "PUBLISH" in statement for statement in updates)
+
+
+def test_a_batch_whose_entries_carry_no_trace_is_not_recorded(clean, record):
+    """Clicks carry none: a trace per click batch, several a second, would be noise."""
+    spans = record()  # the worker's ratio: every trace it starts
+    caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+    async def consume(stream: str, entries: list[dict[str, str]]) -> None:
+        client = aredis.Redis.from_url(clean.redis_url, socket_timeout=2)
+
+        async def handle(batch: list[Entry]) -> dict[bytes, Failure]:
+            await client.get("anything")  # a call inside the batch's span
+            return {}
+
+        try:
+            for fields in entries:
+                await client.xadd(stream, fields)
+            consumer = Consumer(client, stream, "test", "w1", handle)
+            await consumer.ensure_group()
+            assert await consumer.step(block_ms=100) == len(entries)
+        finally:
+            await client.aclose()
+
+    asyncio.run(consume("test:untraced", [{"n": "1"}, {"n": "2"}, {"n": "3"}]))
+    assert spans.get_finished_spans() == ()
+    asyncio.run(consume("test:traced", [{"n": "1"}, {"n": "2", "traceparent": caller}]))
+    process = one(spans.get_finished_spans(), "process test:traced")
+    assert [format(link.context.span_id, "016x") for link in process.links] == [caller[36:52]]

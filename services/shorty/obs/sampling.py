@@ -17,6 +17,8 @@ root — is decided here:
 - a CLIENT root (a PostgreSQL or Redis call made outside any request or job: a
   worker's polling, the redirect's click flush, a probe) is never recorded: it
   would be a trace of one span, many times a second;
+- a CONSUMER root without links (a consumed batch none of whose messages carried
+  a trace: the clicks) neither: a trace per batch, several a second, is noise;
 - any other root (a request, a consumed batch, a reconcile) by the ratio, from
   its trace id, so that every process agrees on a trace.
 """
@@ -67,7 +69,7 @@ class Roots(Sampler):
             if links:
                 sampled = any(link.context.trace_flags.sampled for link in links)
                 decide = ALWAYS_ON if sampled else ALWAYS_OFF
-            elif kind is SpanKind.CLIENT:
+            elif kind in (SpanKind.CLIENT, SpanKind.CONSUMER):
                 decide = ALWAYS_OFF
         return decide.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state
