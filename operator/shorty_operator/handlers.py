@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +49,7 @@ from shorty_operator.model import (
 )
 from shorty_operator.peering import PeeringState
 from shorty_operator.progress import ProgressStorage
-from shorty_operator.tracing import reconcile_span, reconciled
+from shorty_operator.tracing import reconcile_span, reconciled, repair_span
 
 log = logging.getLogger("shorty_operator.reconcile")
 
@@ -98,7 +99,7 @@ def build_registry(config: Config) -> kopf.OperatorRegistry:
         interval=config.interval,
         initial_delay=config.interval,
         registry=registry,
-    )(reconcile_span(RESYNC)(resync))
+    )(reconcile_span(RESYNC, routine=True)(resync))
     kopf.on.delete(*RESOURCE, id="delete", registry=registry)(reconcile_span("delete")(delete))
     return registry
 
@@ -263,10 +264,11 @@ async def _upsert(body: kopf.Body, memo: kopf.Memo, repair: bool = False) -> Out
         link = await client.get(ref) if repair else None
         changed = [] if link is None else drift(want, link)
         if link is None or changed:
-            link, created = await _put(client, ref, want, None if "alias" in want else known)
-            if repair and (known or not created):
-                what = "was missing" if created else f"had drifted ({', '.join(changed)})"
-                kopf.info(body, reason="Restored", message=f"The link {what}; put back.")
+            with repair_span(body, changed) if repair else nullcontext():
+                link, created = await _put(client, ref, want, None if "alias" in want else known)
+                if repair and (known or not created):
+                    what = "was missing" if created else f"had drifted ({', '.join(changed)})"
+                    kopf.info(body, reason="Restored", message=f"The link {what}; put back.")
     except Conflict as exc:
         if exc.kind == CodeImmutable.slug:
             return Outcome(Reason.INVALID_SPEC, exc.message)

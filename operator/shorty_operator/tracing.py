@@ -7,40 +7,39 @@ from a reconcile to the API's database write. Configured like every Shorty proce
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import aiohttp
 import kopf
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
 
 from shorty.obs import headercapture, tracing
+from shorty.obs.sampling import ROUTINE
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
-def reconcile_span(handler: str) -> Callable[[Handler], Handler]:
+def reconcile_span(handler: str, *, routine: bool = False) -> Callable[[Handler], Handler]:
     """Run the kopf handler inside a span named ``<handler> ShortLink`` that says which
-    object it was about; ``reconciled`` adds how it went."""
+    object it was about; ``reconciled`` adds how it went. ``routine``: a timer's run,
+    which most times finds nothing to do: not recorded, nor are its API calls (a trace
+    per ShortLink per interval would be noise); what it finds to do is ``repair_span``'s
+    trace."""
 
     def wrap(func: Handler) -> Handler:
         @functools.wraps(func)
         async def traced(*args: Any, **kwargs: Any) -> Any:
-            body: kopf.Body | None = kwargs.get("body")
-            meta = body.metadata if body is not None else None
-            attributes = {"shorty.reconcile.handler": handler}
-            if meta is not None:
-                attributes |= {
-                    "k8s.namespace.name": meta.namespace or "",
-                    "shorty.shortlink.name": meta.name or "",
-                    "shorty.shortlink.uid": meta.uid or "",
-                }
-            tracer = tracing.current().tracer(__name__)
-            with tracer.start_as_current_span(
+            context = otel_context.Context()  # each call is a trace of its own
+            if routine:
+                context = otel_context.set_value(ROUTINE, True, context)
+            with _tracer().start_as_current_span(
                 f"{handler} ShortLink",
-                context=otel_context.Context(),  # each call is a trace of its own
-                attributes=attributes,
+                context=context,
+                attributes=_about(handler, kwargs.get("body")),
             ) as span:
                 if kwargs.get("retry"):
                     span.set_attribute("shorty.reconcile.retry", kwargs["retry"])
@@ -49,6 +48,34 @@ def reconcile_span(handler: str) -> Callable[[Handler], Handler]:
         return traced  # type: ignore[return-value]
 
     return wrap
+
+
+@contextmanager
+def repair_span(body: kopf.Body, drift: list[str]) -> Iterator[None]:
+    """A trace of its own (a root: recorded at the ratio) for the change a routine run
+    found to make, ``drift`` the fields it puts back (none: the link was missing)."""
+    attributes = _about("repair", body)
+    attributes["shorty.reconcile.drift"] = drift or ["missing"]
+    with _tracer().start_as_current_span(
+        "repair ShortLink", context=otel_context.Context(), attributes=attributes
+    ):
+        yield
+
+
+def _tracer() -> trace.Tracer:
+    return tracing.current().tracer(__name__)
+
+
+def _about(handler: str, body: kopf.Body | None) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {"shorty.reconcile.handler": handler}
+    meta = body.metadata if body is not None else None
+    if meta is not None:
+        attributes |= {
+            "k8s.namespace.name": meta.namespace or "",
+            "shorty.shortlink.name": meta.name or "",
+            "shorty.shortlink.uid": meta.uid or "",
+        }
+    return attributes
 
 
 def reconciled(result: str) -> None:

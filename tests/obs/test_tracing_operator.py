@@ -20,8 +20,8 @@ from shorty import embedded
 from shorty.embedded import drop_database
 from shorty.store import migrate
 from shorty_operator.tracing import api_trace_configs, reconcile_span
-from tests.e2e.processes import Service, service_env
-from tests.helpers import user_with_key, wait_for
+from tests.e2e.processes import Service, call_json, service_env
+from tests.helpers import bearer, user_with_key, wait_for
 from tests.obs.traces import Collector, Received
 from tests.operator.helpers import Operator, namespace, shortlink
 from tests.operator.kube import FakeKube
@@ -60,14 +60,31 @@ def test_a_reconcile_is_one_trace_down_to_the_apis_database_write(stack, tmp_pat
             30,
             "the reconcile's spans, down to the API's INSERT",
         )
+        # Behind the operator's back: its timer puts the link back, in a trace of its own.
+        assert call_json(api.port, "DELETE", "/api/v1/urls/op-traced", None, bearer(key))[0] == 204
+        repair = wait_for(
+            lambda: reconcile_chain(
+                collector.received(), uid, {"repair ShortLink"}, after=chain[0].trace_id
+            ),
+            30,
+            "the repair's spans, down to the API's INSERT",
+        )
+        received = collector.received()
+
+    # The timer's runs that found nothing to do (one a second here) are not recorded.
+    operators = {span.name for span in received if span.service == "shorty-operator"}
+    assert operators <= {"upsert ShortLink", "repair ShortLink", "PUT"}
+    assert repair[0].attributes["shorty.reconcile.drift"] == ("missing",)
+    assert repair[0].parent_id == ""
+    assert len({span.trace_id for span in repair}) == 1
 
     reconcile, call, request, insert = chain
     assert reconcile.service == "shorty-operator"
     assert reconcile.parent_id == ""
     # The create's handler makes the link; on a loaded machine the resync timer may get
-    # there first (its PUT is the same upsert): either way a reconcile is the root.
-    assert reconcile.name in {"upsert ShortLink", "resync ShortLink"}
-    assert reconcile.attributes["shorty.reconcile.result"] == "Synced"
+    # there first (it finds the link missing and puts it): either way a root of its own.
+    if reconcile.name == "upsert ShortLink":
+        assert reconcile.attributes["shorty.reconcile.result"] == "Synced"
     assert reconcile.attributes["k8s.namespace.name"] == ns
     assert (call.service, call.kind, call.name) == ("shorty-operator", "CLIENT", "PUT")
     assert (request.service, request.kind) == ("shorty-api", "SERVER")
@@ -77,9 +94,14 @@ def test_a_reconcile_is_one_trace_down_to_the_apis_database_write(stack, tmp_pat
     assert len({span.trace_id for span in chain}) == 1
 
 
-def reconcile_chain(spans: list[Received], uid: str) -> tuple[Received, ...] | None:
-    """(reconcile, its PUT to the API, the API's request span, its INSERT INTO urls)
-    once all four have arrived."""
+def reconcile_chain(
+    spans: list[Received],
+    uid: str,
+    names: set[str] = frozenset({"upsert ShortLink", "repair ShortLink"}),
+    after: str = "",
+) -> tuple[Received, ...] | None:
+    """(a reconcile of one of ``names``, its PUT to the API, the API's request span,
+    its INSERT INTO urls) once all four have arrived, in a trace other than ``after``."""
     by_id = {span.span_id: span for span in spans}
     for insert in spans:
         if not insert.attributes.get("db.statement", "").lstrip().startswith("INSERT INTO urls"):
@@ -87,7 +109,12 @@ def reconcile_chain(spans: list[Received], uid: str) -> tuple[Received, ...] | N
         request = by_id.get(insert.parent_id)
         call = by_id.get(request.parent_id) if request else None
         reconcile = by_id.get(call.parent_id) if call else None
-        if reconcile and reconcile.attributes.get("shorty.shortlink.uid") == uid:
+        if (
+            reconcile
+            and reconcile.name in names
+            and reconcile.trace_id != after
+            and reconcile.attributes.get("shorty.shortlink.uid") == uid
+        ):
             return reconcile, call, request, insert
     return None
 

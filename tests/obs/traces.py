@@ -111,4 +111,6 @@ def _attributes(pairs: Iterable[Any]) -> dict[str, Any]:
 
 def _value(value: AnyValue) -> Any:
     kind = value.WhichOneof("value")
+    if kind == "array_value":  # as the SDK keeps a sequence: a tuple
+        return tuple(_value(item) for item in value.array_value.values)
     return getattr(value, kind) if kind else None

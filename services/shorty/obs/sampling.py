@@ -19,6 +19,8 @@ root — is decided here:
   would be a trace of one span, many times a second;
 - a CONSUMER root without links (a consumed batch none of whose messages carried
   a trace: the clicks) neither: a trace per batch, several a second, is noise;
+- a ``ROUTINE`` root (the operator's resync timer, whose runs mostly find nothing
+  to do) neither; what one does find to do is a root of its own;
 - any other root (a request, a consumed batch, a reconcile) by the ratio, from
   its trace id, so that every process agrees on a trace.
 """
@@ -43,6 +45,7 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 PRESAMPLED = otel_context.create_key("shorty-presampled")
+ROUTINE = otel_context.create_key("shorty-routine")
 
 
 class Roots(Sampler):
@@ -65,6 +68,8 @@ class Roots(Sampler):
         decide: Sampler = self._by_trace_id
         if otel_context.get_value(PRESAMPLED, parent_context):
             decide = ALWAYS_ON
+        elif otel_context.get_value(ROUTINE, parent_context):
+            decide = ALWAYS_OFF
         elif not trace.get_current_span(parent_context).get_span_context().is_valid:
             if links:
                 sampled = any(link.context.trace_flags.sampled for link in links)
