@@ -89,6 +89,24 @@ def test_the_console_exporter_writes_one_json_line_per_span(monkeypatch, lines):
     assert written["resource"]["attributes"]["service.name"] == "shorty-api"
 
 
+@pytest.mark.parametrize(
+    ("environ", "kept"),
+    [
+        ({}, 1024),  # a client's 5,000-character User-Agent is not kept whole
+        ({"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "10"}, 10),
+        ({"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "5000"}, 5000),
+    ],
+)
+def test_attribute_values_are_cut_at_a_length(environ, kept, monkeypatch, lines):
+    setenv(monkeypatch, {"OTEL_TRACES_EXPORTER": "console", **environ})
+    built = tracing.build("api")
+    with built.tracer("test").start_as_current_span("work") as span:
+        span.set_attribute("user_agent.original", "U" * 5000)
+    built.shutdown()
+    (written,) = lines()
+    assert len(written["attributes"]["user_agent.original"]) == kept
+
+
 def test_the_sdk_disabled_makes_no_trace_at_all(monkeypatch):
     setenv(monkeypatch, {"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "console"})
     built = tracing.build("api")

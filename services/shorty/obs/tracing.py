@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 # Seconds an export may take, retries included, unless a timeout variable says (the
 # SDK's 10 s would keep a silent collector's requests open for long).
 EXPORT_TIMEOUT = 5.0
+# Characters an attribute's value keeps unless OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT says (the
+# SDK keeps any length: a client's User-Agent of any size went to the collector whole).
+ATTRIBUTE_LENGTH = 1024
 # Seconds a stopping process gives its queued spans: the chart lets a pod 25 s to stop,
 # drain and graceful shutdown included; a collector down or slow must not take them.
 SHUTDOWN_TIMEOUT = 2.0
@@ -118,8 +121,15 @@ def _built(service: str, settings: TraceSettings) -> Tracing:
         parent_based=settings.parent_based,
         trust_callers=settings.trust_callers,
     )
-    # Not at exit by the SDK, which waits as long as an export retries: Tracing.shutdown.
-    provider = TracerProvider(sampler=sampler, resource=resource, shutdown_on_exit=False)
+    # Set, even empty (no limit), the variable is the SDK's to read.
+    length = None if "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT" in os.environ else ATTRIBUTE_LENGTH
+    provider = TracerProvider(
+        sampler=sampler,
+        resource=resource,
+        span_limits=SpanLimits(max_attribute_length=length),
+        # Not at exit by the SDK, which waits as long as an export retries: Tracing.shutdown.
+        shutdown_on_exit=False,
+    )
     for processor in processors:
         provider.add_span_processor(processor)
     return Tracing(
