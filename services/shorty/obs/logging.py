@@ -18,6 +18,7 @@ import ecs_logging
 from opentelemetry import trace
 
 from shorty.obs import tracecontext
+from shorty.obs.logthrottle import Throttle
 
 # What a LogRecord carries by itself; any other attribute came from ``extra=``.
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -64,6 +65,7 @@ def configure_logging(level: str, service: str) -> None:
             exclude_fields=["log.original", "process", "log.origin"],
         )
     )
+    handler.addFilter(Throttle())  # OpenTelemetry's: one line a minute per logger
     handler.addFilter(_ecs_fields)
     root = logging.getLogger()
     root.handlers[:] = [handler]
