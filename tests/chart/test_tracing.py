@@ -57,6 +57,26 @@ def test_a_ratio_in_otel_env_is_for_every_component_but_the_redirect():
     }
 
 
+def secrets_given(objects) -> dict[str, list[str]]:
+    """component → the Secrets its containers take whole (envFrom)."""
+    found = {}
+    for name, spec in pod_specs(objects):
+        for container in spec.get("containers", []):
+            names = [
+                s["secretRef"]["name"] for s in container.get("envFrom", []) if "secretRef" in s
+            ]
+            if names:
+                found[name] = names
+    return found
+
+
+def test_a_secret_of_your_own_gives_the_four_components_its_otel_variables():
+    """A collector's token (OTEL_EXPORTER_OTLP_HEADERS) is no value of the chart's."""
+    assert secrets_given(render(PRODUCTION)) == {}
+    found = secrets_given(render(None, sets=("otel.existingSecret=collector-token",)))
+    assert found == {component: ["collector-token"] for component in TRACED}
+
+
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
@@ -70,6 +90,7 @@ def test_a_ratio_in_otel_env_is_for_every_component_but_the_redirect():
         ),
         ("otel.endpont=http://c:4318", "additional properties 'endpont' not allowed"),
         ("networkPolicy.otelCollector.port=0", "minimum: got 0, want 1"),
+        ("otel.existingSecret=Collector_Token", "otel/existingSecret"),  # no object name
     ],
 )
 def test_the_values_schema_rejects_bad_otel_values(setting, message):

@@ -64,6 +64,9 @@ spec:
           envFrom:
             - configMapRef:
                 name: {{ include "shorty.fullname" $root }}
+            {{- with $root.Values.otel.existingSecret }}
+            - secretRef: {name: {{ . }}}  # OTEL_* variables (otel.existingSecret)
+            {{- end }}
           env:
             {{- include "shorty.databaseEnv" $root | nindent 12 }}
             {{- include "shorty.redisEnv" $root | nindent 12 }}
