@@ -264,21 +264,10 @@ def type_errors(folder: Path, objects: list[tuple[str, dict[str, Any]]]) -> dict
         lines.append(f"export const object{index}: I{obj['kind']} = {json.dumps(obj)};")
     source = folder / "objects.ts"
     source.write_text("\n".join(lines) + "\n")
-    done = node.run(
-        "node_modules/typescript/bin/tsc",
-        *("--strict", "--noEmit", "--skipLibCheck", "--pretty", "false"),
-        *("--module", "nodenext", "--moduleResolution", "nodenext", "--target", "es2022"),
-        str(source),
-        folder=node.DASHBOARDS,
-    )
     line_of = {n + 3: const for n, const in enumerate(consts)}  # after the two imports
     errors: dict[str, list[str]] = {}
-    for line in done.stdout.splitlines():
-        match = re.match(r"[^(]+\.ts\((?P<line>\d+),\d+\): error (?P<error>.*)", line)
-        if match:
-            label = consts[line_of[int(match["line"])]]
-            errors.setdefault(label, []).append(match["error"])
-    assert errors or done.returncode == 0, done.stdout + done.stderr
+    for _, line, error in node.tsc([source], folder=node.DASHBOARDS):
+        errors.setdefault(consts[line_of[line]], []).append(error)
     return errors
 
 

@@ -21,7 +21,6 @@ from tests.conftest import ROOT
 from tests.dashboards.queries import Json, dashboards, panels, selectors, substitute
 from tests.elk import node
 
-TSC = "node_modules/typescript/bin/tsc"
 PANELCFG = "@grafana/schema/dist/esm/raw/composable/{0}/panelcfg/x/{1}PanelCfg_types.gen"
 # Panel types the dashboards use → (the module of its options in @grafana/schema, the
 # panel's type: its options, and its field config where the panel has one of its own).
@@ -91,31 +90,11 @@ def typescript(boards: dict[str, Json]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def tsc(js: Path, folder: Path, files: list[Path]) -> dict[str, list[str]]:
-    """tsc --strict --noEmit over ``files``: the errors by file name."""
-    (folder / "node_modules").symlink_to(js / "node_modules", target_is_directory=True)
-    done = node.run(
-        TSC,
-        "--strict",
-        "--noEmit",
-        "--skipLibCheck",
-        "--module",
-        "nodenext",
-        "--moduleResolution",
-        "nodenext",
-        "--target",
-        "es2022",
-        "--pretty",
-        "false",
-        *map(str, files),
-        folder=js,
-    )
+def tsc(js: Path, files: list[Path]) -> dict[str, list[str]]:
+    """The type errors of ``files`` by file name, against ``js``'s packages."""
     errors: dict[str, list[str]] = {}
-    for line in done.stdout.splitlines():
-        match = re.match(r"(?P<file>[^(]+\.ts)\(\d+,\d+\): error (?P<error>.*)", line)
-        if match:
-            errors.setdefault(Path(match["file"]).name, []).append(match["error"])
-    assert errors or done.returncode == 0, done.stdout + done.stderr  # tsc itself failed
+    for name, _, error in node.tsc(files, folder=js):
+        errors.setdefault(name, []).append(error)
     return errors
 
 
@@ -172,7 +151,7 @@ def test_the_dashboards_type_check_and_broken_copies_do_not(dashboard_js: Path, 
         mutate(board)
         broken[label] = tmp_path / f"broken-{label}.ts"
         broken[label].write_text(typescript({"broken.json": board}))
-    errors = tsc(dashboard_js, tmp_path, [good, *broken.values()])
+    errors = tsc(dashboard_js, [good, *broken.values()])
     assert "dashboards.ts" not in errors, "\n".join(errors["dashboards.ts"])
     for label, (_, says) in BROKEN.items():
         found = errors.get(broken[label].name, [])

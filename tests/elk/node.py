@@ -5,11 +5,13 @@
 
 ``python -m tests.elk.node [folder]`` runs ``npm ci`` in the folder (tests/elk/js by
 default) when its package-lock.json is newer than the last install (a stamp in
-node_modules); ``run(script, *args)`` runs a package's script with that node.
+node_modules); ``run(script, *args)`` runs a package's script with that node, and
+``tsc(folder, files)`` type-checks TypeScript files with the folder's compiler.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +47,35 @@ def run(
         timeout=timeout,
         check=False,
     )
+
+
+TSC = "node_modules/typescript/bin/tsc"  # relative to a tools folder (HERE, DASHBOARDS)
+_TSC_ERROR = re.compile(r"(?P<file>[^(]+\.ts)\((?P<line>\d+),\d+\): error (?P<error>.*)")
+
+
+def tsc(files: list[Path], *, folder: Path = HERE) -> list[tuple[str, int, str]]:
+    """``tsc --strict --noEmit`` over ``files`` with ``folder``'s TypeScript and types:
+    (file name, line, message) of each error. The files' folders get a link to
+    ``folder``'s node_modules, so that their imports resolve. tsc failing without naming
+    an error (a missing file, a bad option) fails the test."""
+    for parent in {file.parent for file in files}:
+        link = parent / "node_modules"
+        if not link.exists():
+            link.symlink_to(folder / "node_modules", target_is_directory=True)
+    done = run(
+        TSC,
+        *("--strict", "--noEmit", "--skipLibCheck", "--pretty", "false"),
+        *("--module", "nodenext", "--moduleResolution", "nodenext", "--target", "es2022"),
+        *map(str, files),
+        folder=folder,
+    )
+    errors = [
+        (Path(m["file"]).name, int(m["line"]), m["error"])
+        for m in map(_TSC_ERROR.match, done.stdout.splitlines())
+        if m
+    ]
+    assert errors or done.returncode == 0, done.stdout + done.stderr  # tsc itself failed
+    return errors
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import ipaddress
 import json
-import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -34,8 +33,6 @@ from tests.elk.mappings import (
     template_takes,
     writer_role,
 )
-
-TSC = "node_modules/typescript/bin/tsc"  # relative to tests/elk/js (node.run's folder)
 
 # A request's const name → (the client's request type, the request: the file's body and
 # the name it is PUT under).
@@ -138,30 +135,11 @@ BROKEN: dict[str, tuple[Callable[[Requests], None], str]] = {
 }
 
 
-def tsc(folder: Path, files: list[Path]) -> dict[str, list[str]]:
-    """tsc --strict --noEmit over ``files``: the errors by file name."""
-    (folder / "node_modules").symlink_to(node.HERE / "node_modules", target_is_directory=True)
-    done = node.run(
-        TSC,
-        "--strict",
-        "--noEmit",
-        "--skipLibCheck",
-        "--module",
-        "nodenext",
-        "--moduleResolution",
-        "nodenext",
-        "--target",
-        "es2022",
-        "--pretty",
-        "false",
-        *map(str, files),
-    )
+def tsc(files: list[Path]) -> dict[str, list[str]]:
+    """The type errors of ``files`` by file name."""
     errors: dict[str, list[str]] = {}
-    for line in done.stdout.splitlines():
-        match = re.match(r"(?P<file>[^(]+\.ts)\(\d+,\d+\): error (?P<error>.*)", line)
-        if match:
-            errors.setdefault(Path(match["file"]).name, []).append(match["error"])
-    assert errors or done.returncode == 0, done.stdout + done.stderr  # tsc itself failed
+    for name, _, error in node.tsc(files):
+        errors.setdefault(name, []).append(error)
     return errors
 
 
@@ -174,7 +152,7 @@ def test_requests_type_check_and_broken_copies_do_not(js: None, tmp_path: Path):
         mutate(found)
         broken[label] = tmp_path / f"broken-{label}.ts"
         broken[label].write_text(typescript(found))
-    errors = tsc(tmp_path, [good, *broken.values()])
+    errors = tsc([good, *broken.values()])
     assert "requests.ts" not in errors, errors["requests.ts"]
     for label, (_, says) in BROKEN.items():
         found_errors = errors.get(broken[label].name, [])
