@@ -11,9 +11,13 @@ forwards bytes both ways until told otherwise:
 - ``cut()``: close every connection and refuse new ones (a crash);
   ``restore()`` lets connections in again.
 
-It runs its own event loop in a thread, so a test drives it from synchronous code
-while the services under test run as processes. ``paused(pid)`` SIGSTOPs a process
-and always SIGCONTs it.
+It runs in a process of its own (this file run as a script), driven line by line
+over its stdin and stdout, so a test drives it from synchronous code while the
+services under test run as processes. Not a thread of the test's process: the
+test's garbage collector and its threads holding the GIL stalled every byte the
+proxy forwarded for 100 ms and more, a fault of its own that no row asked for
+(a 0.1 s Redis deadline in the redirect saw it as Redis down). ``paused(pid)``
+SIGSTOPs a process and always SIGCONTs it.
 """
 
 from __future__ import annotations
@@ -21,13 +25,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
-import threading
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 CHUNK = 65_536
+ANSWER_WITHIN = 10.0  # seconds the proxy process has to answer a command
 
 
 class Proxy:
@@ -36,108 +43,151 @@ class Proxy:
         embedded servers listen on one)."""
         self.target = target
         self.port = 0
-        self._delay = 0.0
-        self._flowing: asyncio.Event | None = None  # cleared while paused
-        self._refusing = False
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._held = 0  # chunks waiting for resume()
-        self.accepted = 0  # connections asked of the proxy so far (refused ones too)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._failure: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="fault-proxy", daemon=True)
+        self._process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> Proxy:
-        self._thread.start()
-        if not self._ready.wait(10) or self._failure is not None:
-            raise RuntimeError(f"the proxy did not start: {self._failure!r}")
+        where = f"tcp:{self.target}" if isinstance(self.target, int) else f"unix:{self.target}"
+        self._process = subprocess.Popen(
+            [sys.executable, "-I", __file__, where],  # -I: tests/ not on its sys.path
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            self.port = int(self._ask("port"))
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.resume()
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+        process, self._process = self._process, None
+        if process is None:
+            return
+        assert process.stdin is not None
+        assert process.stdout is not None
+        with contextlib.suppress(OSError):
+            process.stdin.close()  # the proxy's cue to close everything and exit
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        process.stdout.close()
 
     # what a test does
 
     def pause(self) -> None:
-        self._on_loop(lambda flowing: flowing.clear())
+        self._ask("pause")
 
     def resume(self) -> None:
-        self._on_loop(lambda flowing: flowing.set())
-
-    def _on_loop(self, change: Callable[[asyncio.Event], None]) -> None:
-        if self._loop is None or self._flowing is None:
-            return
-        done = threading.Event()
-        flowing = self._flowing
-
-        def apply() -> None:
-            change(flowing)
-            done.set()
-
-        self._loop.call_soon_threadsafe(apply)
-        done.wait(5)
+        self._ask("resume")
 
     def slow(self, seconds: float) -> None:
-        self._delay = seconds
+        self._ask(f"slow {seconds!r}")
 
     def cut(self) -> None:
         """Close every connection now and refuse new ones until ``restore``."""
-        self._refusing = True
-        if self._loop is not None:
-            done = threading.Event()
-
-            def close_all() -> None:
-                for writer in list(self._writers):
-                    writer.transport.abort()
-                done.set()
-
-            self._loop.call_soon_threadsafe(close_all)
-            done.wait(5)
+        self._ask("cut")
 
     def restore(self) -> None:
-        self._refusing = False
-        self._delay = 0.0
-        self.resume()
+        self._ask("restore")
+
+    @property
+    def accepted(self) -> int:
+        """Connections asked of the proxy so far (refused ones too)."""
+        return self._counts()[0]
 
     @property
     def connections(self) -> int:
-        return len(self._writers) // 2
+        return self._counts()[1]
 
     @property
     def held(self) -> int:
         """Chunks received while paused and not yet forwarded (a query that reached
         the "server" and waits for its answer)."""
-        return self._held
+        return self._counts()[2]
 
-    # the loop
+    def _counts(self) -> tuple[int, int, int]:
+        accepted, connections, held = self._ask("counts").split()
+        return int(accepted), int(connections), int(held)
 
-    def _run(self) -> None:
+    def _ask(self, command: str) -> str:
+        """Send one command; its answer once the proxy has carried it out."""
+        process = self._process
+        if process is None:
+            raise RuntimeError("the proxy is not running (use it as a context manager)")
+        assert process.stdin is not None
+        assert process.stdout is not None
         try:
-            asyncio.run(self._serve())
-        except BaseException as exc:
-            self._failure = exc
-            self._ready.set()
+            process.stdin.write(command + "\n")
+            process.stdin.flush()
+        except OSError as exc:
+            raise RuntimeError(f"the proxy exited ({process.poll()}): {exc}") from exc
+        ready, _, _ = select.select([process.stdout], [], [], ANSWER_WITHIN)
+        line = process.stdout.readline() if ready else ""
+        if not line.endswith("\n"):
+            raise RuntimeError(f"the proxy did not answer {command!r} (exit {process.poll()})")
+        return line.strip()
 
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        self._flowing = asyncio.Event()
-        self._flowing.set()
+
+class _Forwarder:
+    """The proxy process: the listening socket, the pipes, and the commands."""
+
+    def __init__(self, target: str) -> None:
+        kind, _, where = target.partition(":")
+        self.target: int | str = int(where) if kind == "tcp" else where
+        self.delay = 0.0
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self.refusing = False
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.held = 0
+        self.accepted = 0
+        self.port = 0
+
+    async def serve(self) -> None:
         server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
+        commands = asyncio.StreamReader()
+        loop = asyncio.get_running_loop()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
         async with server:
-            await self._stop.wait()
-            for writer in list(self._writers):
-                writer.transport.abort()
+            while line := await commands.readline():  # until the test closes stdin
+                sys.stdout.write(self.command(line.decode()) + "\n")
+                sys.stdout.flush()
+            self._abort_all()
+
+    def command(self, line: str) -> str:
+        name, _, argument = line.strip().partition(" ")
+        if name == "port":
+            return str(self.port)
+        if name == "counts":
+            return f"{self.accepted} {len(self.writers) // 2} {self.held}"
+        if name == "pause":
+            self.flowing.clear()
+        elif name == "resume":
+            self.flowing.set()
+        elif name == "slow":
+            self.delay = float(argument)
+        elif name == "cut":
+            self.refusing = True
+            self._abort_all()
+        elif name == "restore":
+            self.refusing = False
+            self.delay = 0.0
+            self.flowing.set()
+        else:
+            return f"unknown command {name!r}"
+        return "ok"
+
+    def _abort_all(self) -> None:
+        for writer in list(self.writers):
+            writer.transport.abort()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
-        if self._refusing:
+        if self.refusing:
             writer.transport.abort()
             return
         try:
@@ -148,27 +198,26 @@ class Proxy:
         except OSError:
             writer.transport.abort()
             return
-        self._writers |= {writer, up_writer}
+        self.writers |= {writer, up_writer}
         try:
             await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
         finally:
             for one in (writer, up_writer):
-                self._writers.discard(one)
+                self.writers.discard(one)
                 one.transport.abort()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(CHUNK):
-                assert self._flowing is not None
-                if not self._flowing.is_set():  # paused: hold the bytes
-                    self._held += 1
+                if not self.flowing.is_set():  # paused: hold the bytes
+                    self.held += 1
                     try:
-                        await self._flowing.wait()
+                        await self.flowing.wait()
                     finally:
-                        self._held -= 1
-                if self._delay:
-                    await asyncio.sleep(self._delay)
-                if self._refusing:
+                        self.held -= 1
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                if self.refusing:
                     return
                 writer.write(data)
                 await writer.drain()
@@ -194,3 +243,7 @@ def paused(pid: int) -> Iterator[None]:
 def _state(pid: int) -> str:
     """The process's state letter from /proc (R, S, T for stopped, ...)."""
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+if __name__ == "__main__":  # the proxy process (Proxy starts it)
+    asyncio.run(_Forwarder(sys.argv[1]).serve())
