@@ -9,6 +9,8 @@ drops: PostgreSQL never sees it.
 Each click gets its id here, at the redirect, and every copy of it carries that
 id: the copy a timed-out write left in Redis, the retry's, a redelivery, a
 replay. The worker stores one click per (id, time), so each redirect counts once.
+The same id is the redirect's request id (``X-Request-ID``, ``http.request.id``)
+unless the caller sent one: an access line and its click name each other.
 """
 
 from __future__ import annotations
@@ -54,16 +56,23 @@ def network_of(ip: str) -> str:
         return ""
 
 
-def _click_ids() -> Iterator[str]:
-    """This process's click ids: a random 64-bit prefix, then a counter (hex both).
+def _click_ids() -> Iterator[int]:
+    """This process's click ids: a random 63-bit prefix, then a 64-bit counter, as one
+    number whose 32 hex digits are the id (the shape of the request ids the request
+    log makes).
 
     A counter costs a click a tenth of what a uuid4 would. Ids never hold a "-", so
     none equals a stream entry ID (the key of clicks written before there were ids).
     """
-    return map(f"{secrets.token_hex(8)}{{:x}}".format, itertools.count())
+    return itertools.count((secrets.randbits(63) | 1 << 63) << 64)  # the top bit: 32 digits
 
 
 _ids = _click_ids()
+
+
+def next_click_id() -> str:
+    """A new click id of this process."""
+    return hex(next(_ids))[2:]
 
 
 def _ids_of_child() -> None:
@@ -90,17 +99,43 @@ def click_fields(
 ) -> Click:
     """What one click records (in FIELDS order), from the request's raw ASGI headers.
     Whether the user agent is a bot is decided by the worker, off the hot path."""
-    referrer = user_agent = ""
+    referrer: bytes | None = None
+    user_agent = ""
     for name, value in headers:
         if name == b"referer":
-            referrer = value.decode("latin-1")
+            referrer = value
         elif name == b"user-agent":
             user_agent = value.decode("latin-1")[:512]
+    return click_of(code, link_id, now_ms, referrer, user_agent, ip, secret, next_click_id())
+
+
+def click_of(
+    code: str,
+    link_id: int,
+    now_ms: int,
+    referrer: bytes | None,
+    user_agent: str,
+    ip: str,
+    secret: bytes,
+    click_id: str,
+) -> Click:
+    """``click_fields`` from what the redirect has already read off the request: the
+    raw Referer (or None), the user agent as the access line writes it (at most 512
+    characters), the client's address and the click's id (``next_click_id``)."""
     referrer_host = ""
     if referrer:
         with contextlib.suppress(ValueError):
-            referrer_host = (urlsplit(referrer).hostname or "")[:255]
+            referrer_host = (urlsplit(referrer.decode("latin-1")).hostname or "")[:255]
+        if not referrer_host.isprintable():
+            referrer_host = referrer_host.translate(_SEPARATORS)
     # The link id keeps a click from being counted for a later link with the same code.
     vh = visitor_hash(secret, ip, user_agent, now_ms)
     net = network_of(ip)
-    return (code, str(link_id), str(now_ms), referrer_host, user_agent, vh, net, next(_ids))
+    if not user_agent.isprintable():  # the separators of a batch (clickbuffer.py) never in it
+        user_agent = user_agent.translate(_SEPARATORS)
+    return (code, str(link_id), str(now_ms), referrer_host, user_agent, vh, net, click_id)
+
+
+# What separates clicks and their values in a batch sent to Redis (clickbuffer.py);
+# the other values (code, digits, hex, an address) cannot hold them.
+_SEPARATORS = {0x1E: " ", 0x1F: " "}
