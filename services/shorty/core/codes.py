@@ -78,4 +78,6 @@ def validate_alias(alias: str) -> str:
 
 def is_well_formed(code: str) -> bool:
     """True if ``code`` could name a link: cheap check before any lookup."""
+    if code.isalnum() and code.isascii():  # the usual shape, answered without the regex
+        return ALIAS_MIN <= len(code) <= ALIAS_MAX
     return _CODE.fullmatch(code) is not None
