@@ -110,7 +110,7 @@ class RequestLogMiddleware:
                 problem_body = problem_seen = status >= 400 and _PROBLEM[0] in message["headers"]
             elif problem_body:
                 problem_body = False
-                problem = _problem_slug(message.get("body", b""))
+                problem = problem_slug(message.get("body", b""))
             await send(message)
 
         try:
@@ -118,53 +118,79 @@ class RequestLogMiddleware:
         except ClientDisconnect:
             if not response_started:
                 status = CLIENT_CLOSED
-            log.info(
-                "client went away during %s %s",
-                scope["method"],
-                scope["path"],
-                extra={"http.request.id": request_id},
-            )
+            went_away(scope, request_id)
         except Exception:
-            log.exception(
-                "unhandled error on %s %s",
-                scope["method"],
-                scope["path"],
-                extra={"http.request.id": request_id},
-            )
+            unhandled(scope, request_id)
             if not response_started:
-                await send_with_id(
-                    {"type": "http.response.start", "status": 500, "headers": _PROBLEM}
-                )
-                await send_with_id({"type": "http.response.body", "body": _INTERNAL})
+                await internal_error(send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            self._histogram(scope, status).observe(elapsed)
-            if problem_seen:
-                self._problem(problem).inc()
-            if (
-                self.access_log
-                and (scope["path"] not in self.skip_paths or status >= 400)
-                and self.access.enabled
-                and (
-                    self.sample >= 1
-                    or status >= 400
-                    or elapsed >= self.slow
-                    or random.random() < self.sample  # noqa: S311 (sampling, not secrets)
-                )
-            ):
-                trace_id, span_id = _trace_ids(scope)
-                self.access.write(
-                    method=scope["method"],
-                    path=scope["path"],
-                    status=status,
-                    seconds=elapsed,
-                    request_id=request_id,
-                    user_agent=_header(scope, b"user-agent")[:512],
-                    client=scope["client"][0] if self.log_client and scope.get("client") else None,
-                    trace_id=trace_id,
-                    span_id=span_id,
-                    problem=problem,
-                )
+            self.record(scope, status, elapsed, request_id, problem, problem_seen=problem_seen)
+
+    def record(
+        self,
+        scope: Scope,
+        status: int,
+        elapsed: float,
+        request_id: str,
+        problem: str | None = None,
+        *,
+        problem_seen: bool = False,
+    ) -> None:
+        """What a finished request leaves behind: its latency in the histogram, a
+        problem answer in the problems' counter (``problem_seen``: it was one,
+        ``problem``: its slug, if read), and, by the rules of ``__init__`` (skipped
+        paths, sampling), its access line."""
+        self._histogram(scope, status).observe(elapsed)
+        if problem_seen:
+            self._problem(problem).inc()
+        if self._wants_line(scope["path"], status, elapsed):
+            trace_id, span_id = _trace_ids(scope)
+            self.access.write(
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                seconds=elapsed,
+                request_id=request_id,
+                user_agent=_header(scope, b"user-agent")[:512],
+                client=scope["client"][0] if self.log_client and scope.get("client") else None,
+                trace_id=trace_id,
+                span_id=span_id,
+                problem=problem,
+            )
+
+    def record_known(
+        self,
+        scope: Scope,
+        now: float,
+        status: int,
+        elapsed: float,
+        request_id: str,
+        user_agent: str,
+    ) -> None:
+        """``record`` for an app that serves a request without this middleware (the
+        redirect's hot path, which has read these facts once for everything it
+        records): no problem, no client, no trace (neither its own span nor a
+        caller's); the method, path and ``request_id`` need no JSON escaping
+        (``AccessLog.write_known``)."""
+        self._histogram(scope, status).observe(elapsed)
+        if self._wants_line(scope["path"], status, elapsed):
+            self.access.write_known(
+                now, scope["method"], scope["path"], status, elapsed, request_id, user_agent
+            )
+
+    def _wants_line(self, path: str, status: int, elapsed: float) -> bool:
+        return (
+            self.access_log
+            and (path not in self.skip_paths or status >= 400)
+            and self.access.enabled
+            and (
+                self.sample >= 1
+                or status >= 400
+                or elapsed >= self.slow
+                or random.random() < self.sample  # noqa: S311 (sampling, not secrets)
+            )
+        )
 
     def _histogram(self, scope: Scope, status: int) -> Histogram:
         # Read once the app has run: Starlette's router (or the app itself, with a
@@ -195,6 +221,49 @@ class RequestLogMiddleware:
         return sender
 
 
+def went_away(scope: Scope, request_id: str) -> None:
+    """The line for a caller that disconnected before it was answered (a 499)."""
+    log.info(
+        "client went away during %s %s",
+        scope["method"],
+        scope["path"],
+        extra={"http.request.id": request_id},
+    )
+
+
+def unhandled(scope: Scope, request_id: str) -> None:
+    """The line (with its traceback) for an exception that escaped the app."""
+    log.exception(
+        "unhandled error on %s %s",
+        scope["method"],
+        scope["path"],
+        extra={"http.request.id": request_id},
+    )
+
+
+# The slug of the 500 problem below, for what records it.
+INTERNAL_ERROR = "internal-error"
+
+
+async def internal_error(send: Send, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    """The 500 problem, pointing at X-Request-ID (``send`` or ``headers`` add it)."""
+    await send({"type": "http.response.start", "status": 500, "headers": [*_PROBLEM, *headers]})
+    await send({"type": "http.response.body", "body": _INTERNAL})
+
+
+def accepted_id(value: bytes | None) -> str | None:
+    """A caller's X-Request-ID, if it is one to keep (safe in a log line and a header)."""
+    if not value:
+        return None
+    candidate = value.decode("latin-1")
+    return candidate if _SAFE_ID.fullmatch(candidate) else None
+
+
+def is_problem(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a response with these headers is a problem+json."""
+    return _PROBLEM[0] in headers
+
+
 def _header(scope: Scope, name: bytes) -> str:
     for key, value in scope["headers"]:
         if key == name:
@@ -212,7 +281,7 @@ def _trace_ids(scope: Scope) -> tuple[str | None, str | None]:
     return (tracecontext.ids(caller)[0], None) if caller else (None, None)
 
 
-def _problem_slug(body: bytes) -> str | None:
+def problem_slug(body: bytes) -> str | None:
     if not body.startswith(_PROBLEM_START):
         return None
     match = _SLUG.match(body, len(_PROBLEM_START))

@@ -141,18 +141,25 @@ class Resolver:
         if self._absent is not None:
             self._absent.clear()
 
-    async def resolve(self, code: str) -> CachedLink | None:
+    def cached(self, code: str) -> CachedLink | None:
+        """The LRU's fresh copy of ``code``'s link, counted as a hit; None when it has
+        none. What the redirect asks first, before it awaits anything."""
         if self._links is not None:
-            now = time.monotonic()
             entry = self._links.get(code)
-            if entry is not None and entry[0] > now:
+            if entry is not None and entry[0] > time.monotonic():
                 _LRU_HIT.inc()
                 return CachedLink(*entry[2])
-            if self._absent is not None:
-                absent_until = self._absent.get(code)
-                if absent_until is not None and absent_until > now:
-                    _LRU_ABSENT.inc()
-                    return None
+        return None
+
+    async def resolve(self, code: str) -> CachedLink | None:
+        link = self.cached(code)
+        if link is not None:
+            return link
+        if self._absent is not None:
+            absent_until = self._absent.get(code)
+            if absent_until is not None and absent_until > time.monotonic():
+                _LRU_ABSENT.inc()
+                return None
         async with deadline.within(self._deadline):
             pending = self._in_flight.get(code)
             if pending is not None:
