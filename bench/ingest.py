@@ -260,14 +260,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clicks", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    servers = embedded.EmbeddedServers()
     admin_url = os.environ.get("SHORTY_DATABASE_URL")
     redis_url = os.environ.get("SHORTY_REDIS_URL")
     DATA.mkdir(parents=True, exist_ok=True)
-    if admin_url is None:
-        servers._postgres, admin_url = embedded.start_postgres(DATA)
-    if redis_url is None:
-        servers._redis, redis_url = embedded.start_redis(DATA)
+    servers = embedded.start(DATA, postgres=admin_url is None, redis=redis_url is None)
+    admin_url = admin_url or servers.database_url
+    redis_url = redis_url or servers.redis_url
+    assert admin_url is not None
+    assert redis_url is not None
     name = f"shorty_bench_{secrets.token_hex(4)}"
     database_url = asyncio.run(embedded.ensure_database(admin_url, name))
     try:

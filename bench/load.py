@@ -132,10 +132,11 @@ class Stack:
         DATA.mkdir(parents=True, exist_ok=True)
         admin_url = os.environ.get("SHORTY_DATABASE_URL")
         redis_url = os.environ.get("SHORTY_REDIS_URL")
-        if admin_url is None:
-            self.servers._postgres, admin_url = embedded.start_postgres(DATA)
-        if redis_url is None:
-            self.servers._redis, redis_url = embedded.start_redis(DATA)
+        self.servers = embedded.start(DATA, postgres=admin_url is None, redis=redis_url is None)
+        admin_url = admin_url or self.servers.database_url
+        redis_url = redis_url or self.servers.redis_url
+        assert admin_url is not None
+        assert redis_url is not None
         print(f"seeding {self.links:,} links ...", flush=True)
         codes = codes_for(self.links, seed=7)
         self.codes_file = DATA / "load-codes.txt"

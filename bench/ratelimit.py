@@ -50,11 +50,11 @@ async def measure(url: str, algorithm: str) -> dict[str, float]:
 
 
 def main() -> None:
-    servers = embedded.EmbeddedServers()
     url = os.environ.get("SHORTY_REDIS_URL")
-    if url is None:
-        DATA.mkdir(parents=True, exist_ok=True)
-        servers._redis, url = embedded.start_redis(DATA)
+    DATA.mkdir(parents=True, exist_ok=True)
+    servers = embedded.start(DATA, postgres=False, redis=url is None)
+    url = url or servers.redis_url
+    assert url is not None
     try:
         rows = {algorithm: asyncio.run(measure(url, algorithm)) for algorithm in ALGORITHMS}
     finally:
