@@ -287,6 +287,11 @@ class Settings(BaseSettings):
     login_limit_per_account: str = Field(
         "30/minute", description="Login attempts per account from everywhere together."
     )
+    server: Literal["uvicorn", "granian"] = Field(
+        "uvicorn",
+        description="The HTTP server of `shorty serve api|redirect` (--server): uvicorn,"
+        " or granian (Rust; docs/performance.md).",
+    )
     access_log: bool = Field(True, description="One JSON line per HTTP request.")
     access_log_sample: float = Field(
         1.0,

@@ -19,16 +19,22 @@ from tests.e2e.processes import Service, get, service_env
 from tests.faults import Proxy
 from tests.helpers import free_port
 
+SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}
 
-@pytest.mark.parametrize("kind", ["api", "redirect", "worker"])
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_service_stopped_by_a_signal_exits_0(clean, tmp_path, kind, sig):
-    env = service_env(clean.database_url, clean.redis_url)
+
+@pytest.mark.parametrize(
+    ("kind", "server", "sig"),
+    [(kind, "uvicorn", sig) for kind in ("api", "redirect", "worker") for sig in SIGNALS]
+    # `shorty serve --server granian`: the same stop (SIGINT takes the same path there)
+    + [("api", "granian", "SIGTERM"), ("redirect", "granian", "SIGTERM")],
+)
+def test_a_service_stopped_by_a_signal_exits_0(clean, tmp_path, kind, server, sig):
+    env = service_env(clean.database_url, clean.redis_url, SHORTY_SERVER=server)
     metrics = free_port() if kind == "worker" else 0  # the worker's liveness is its metrics
     service = Service(kind, env, tmp_path / f"{kind}.log", metrics_port=metrics)
     try:
         assert get(service.port or metrics, "/livez")[0] == 200
-        code = service.stop(20, sig)
+        code = service.stop(20, SIGNALS[sig])
     finally:
         service.kill()
     assert code == 0, service.tail()
@@ -77,11 +83,14 @@ def _draining(port: int) -> bool:
     return status == 503 and json.loads(body) == {"status": "draining"}
 
 
-def test_sigterm_drains_first_readiness_503_while_requests_are_served(clean, tmp_path):
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_sigterm_drains_first_readiness_503_while_requests_are_served(clean, tmp_path, server):
     """The drain delay (SHORTY_DRAIN_DELAY): after SIGTERM, /readyz answers 503
     ``draining`` at once while every other request is still served; the stop begins
     once the delay is over, and ends with exit 0."""
-    env = service_env(clean.database_url, clean.redis_url, SHORTY_DRAIN_DELAY="3")
+    env = service_env(
+        clean.database_url, clean.redis_url, SHORTY_DRAIN_DELAY="3", SHORTY_SERVER=server
+    )
     service = Service("redirect", env, tmp_path / "redirect.log")
     try:
         assert get(service.port, "/readyz")[0] == 200
@@ -102,10 +111,14 @@ def test_sigterm_drains_first_readiness_503_while_requests_are_served(clean, tmp
 
 
 @pytest.mark.parametrize(
-    "second", [signal.SIGTERM, signal.SIGINT], ids=["second SIGTERM", "then SIGINT"]
+    ("second", "server"),
+    [(signal.SIGTERM, "uvicorn"), (signal.SIGINT, "uvicorn"), (signal.SIGTERM, "granian")],
+    ids=["second SIGTERM", "then SIGINT", "second SIGTERM under granian"],
 )
-def test_a_second_signal_cuts_the_drain_short(clean, tmp_path, second):
-    env = service_env(clean.database_url, clean.redis_url, SHORTY_DRAIN_DELAY="10")
+def test_a_second_signal_cuts_the_drain_short(clean, tmp_path, second, server):
+    env = service_env(
+        clean.database_url, clean.redis_url, SHORTY_DRAIN_DELAY="10", SHORTY_SERVER=server
+    )
     service = Service("api", env, tmp_path / "api.log")
     try:
         _signalled(service, signal.SIGTERM)

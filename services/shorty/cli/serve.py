@@ -88,13 +88,30 @@ def serving_metrics(
         yield
 
 
+def server_option(func: F) -> F:
+    """``--server`` of ``shorty serve api|redirect``."""
+    return click.option(
+        "--server",
+        type=click.Choice(["uvicorn", "granian"]),
+        default=None,
+        help="HTTP server: uvicorn, or granian (Rust; faster, docs/performance.md)."
+        " This option, else SHORTY_SERVER, else uvicorn.",
+    )(func)
+
+
 def _serve_http(
-    service: str, host: str, port: int, metrics_host: str | None, metrics_port: int | None
+    service: str,
+    host: str,
+    port: int,
+    metrics_host: str | None,
+    metrics_port: int | None,
+    server: str | None,
 ) -> None:
     from shorty.obs.logging import configure_logging
     from shorty.web.server import serve
 
     config = server_settings()
+    server = server or config.server
     configure_logging(config.log_level, service)
     start_tracing(service)  # before the app is made: it takes the process's tracing
     watchdog = LoopWatchdog(config.liveness_max_lag)
@@ -122,6 +139,7 @@ def _serve_http(
     with serving_metrics(config, service, metrics_at, metrics_port, port, watchdog=watchdog):
         serve(
             app,
+            server=server,
             drain=drain,
             host=host,
             port=port,
@@ -141,22 +159,26 @@ def _serve_http(
 @click.option("--host", default="0.0.0.0", show_default=True, help="Interface to listen on.")  # noqa: S104
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
 @metrics_options("api")
-def serve_api(host: str, port: int, metrics_host: str | None, metrics_port: int | None) -> None:
+@server_option
+def serve_api(
+    host: str, port: int, metrics_host: str | None, metrics_port: int | None, server: str | None
+) -> None:
     """The JSON API (/api/v1/...), with /livez and /readyz; its metrics on their own port.
 
     On SIGTERM, /readyz answers 503 while requests are still served for
     SHORTY_DRAIN_DELAY seconds (5), then it stops accepting, finishes what is open and
     exits 0. SIGINT (Ctrl-C) or a second SIGTERM skips the delay.
     """
-    _serve_http("api", host, port, metrics_host, metrics_port)
+    _serve_http("api", host, port, metrics_host, metrics_port, server)
 
 
 @serve.command("redirect")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Interface to listen on.")  # noqa: S104
 @click.option("--port", default=8080, show_default=True, help="Port to listen on.")
 @metrics_options("redirect")
+@server_option
 def serve_redirect(
-    host: str, port: int, metrics_host: str | None, metrics_port: int | None
+    host: str, port: int, metrics_host: str | None, metrics_port: int | None, server: str | None
 ) -> None:
     """The public redirects (GET|HEAD /<code>), with /livez and /readyz; its metrics on
     their own port.
@@ -166,7 +188,7 @@ def serve_redirect(
     writes its buffered clicks and exits 0. SIGINT (Ctrl-C) or a second SIGTERM skips
     the delay.
     """
-    _serve_http("redirect", host, port, metrics_host, metrics_port)
+    _serve_http("redirect", host, port, metrics_host, metrics_port, server)
 
 
 @serve.command("worker")

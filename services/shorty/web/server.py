@@ -8,6 +8,8 @@ ran). And uvicorn re-raises the SIGTERM it caught once it has stopped, so a clea
 drain would end with -15 (143 in Kubernetes, counted as a failure): here a stop
 that drained and ran the lifespan's shutdown exits 0; one whose shutdown failed, 1.
 Before all that, a SIGTERM waits out the drain delay (``shorty.web.drain``).
+``server="granian"`` runs the app under granian instead, with the same stop
+(``shorty.web.granianserver``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from shorty.stopdeadline import STOP_SECONDS, StopDeadline
 from shorty.web.drain import Drain
 
 SHUTDOWN_FAILURE = 1
+SERVERS = ("uvicorn", "granian")
 
 
 class _BoundedServer(uvicorn.Server):
@@ -50,7 +53,12 @@ class _BoundedServer(uvicorn.Server):
 
 
 def serve(
-    app: Any, *, stop_seconds: float = STOP_SECONDS, drain: Drain | None = None, **options: Any
+    app: Any,
+    *,
+    server: str = "uvicorn",
+    stop_seconds: float = STOP_SECONDS,
+    drain: Drain | None = None,
+    **options: Any,
 ) -> None:
     """``uvicorn.run(app, **options)`` for an app object, the stop bounded by
     ``stop_seconds`` and started, after a SIGTERM, once ``drain``'s delay is over
@@ -58,13 +66,28 @@ def serve(
     Returns (exit 0) after a clean stop; exits with uvicorn's
     start-up failure status when the server never started (a lifespan that failed),
     as ``uvicorn.run`` does, and with 1 when the lifespan's shutdown failed (uvicorn
-    logged why) or the stop overran its bound."""
+    logged why) or the stop overran its bound. With ``server="granian"``, granian
+    serves ``options["host"]:options["port"]`` instead (its other settings are
+    fixed: ``shorty.web.granianserver``), stopping and exiting the same way."""
+    if server == "granian":
+        from shorty.web import granianserver
+
+        granianserver.serve(
+            app,
+            host=options["host"],
+            port=options["port"],
+            stop_seconds=stop_seconds,
+            drain=drain or Drain(),
+        )
+        return
+    if server != "uvicorn":
+        raise ValueError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
     config = uvicorn.Config(app, **options)
-    server = _BoundedServer(config, stop_seconds, drain or Drain())
+    bounded = _BoundedServer(config, stop_seconds, drain or Drain())
     with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C
-        server.run()
-    if not server.started:
+        bounded.run()
+    if not bounded.started:
         sys.exit(STARTUP_FAILURE)
-    lifespan = getattr(server, "lifespan", None)
+    lifespan = getattr(bounded, "lifespan", None)
     if lifespan is not None and getattr(lifespan, "shutdown_failed", False):
         sys.exit(SHUTDOWN_FAILURE)
