@@ -26,6 +26,9 @@ def scope(peer, *forwarded):
         ("10.0.0.5", [], "10.0.0.5"),
         ("10.0.0.5", ["not-an-ip"], "10.0.0.5"),
         ("fd00::1", ["2001:db8::1"], "2001:db8::1"),
+        # An IPv4 peer of a server on both families (granian on ::): its IPv4 address.
+        ("::ffff:198.51.100.1", [], "198.51.100.1"),
+        ("::ffff:10.0.0.5", ["203.0.113.9"], "203.0.113.9"),
     ],
 )
 def test_client_ip(peer, forwarded, expected):
