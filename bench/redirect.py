@@ -5,7 +5,9 @@ seeds links, then serves each app with uvicorn (uvloop, httptools, one process)
 and drives it with wrk (one thread, fixed connections, fixed time) over random
 codes. Cases:
 
-  hot       the service with every link in its LRU   vs  bare ASGI 301
+  hot       the service with every link in its LRU   vs  bare ASGI 301, under each
+            of --servers (uvicorn, and granian as `shorty serve --server granian`
+            runs it: one process, uvloop)
   redis     the service with the LRU off             vs  Starlette + one Redis GET
   postgres  the service with LRU and Redis cache off vs  Starlette + one asyncpg SELECT
   scale     the postgres case with 10,000 and with 1,000,000 links (p99 ratio),
@@ -15,8 +17,9 @@ Careful: a Redis named by SHORTY_REDIS_URL is flushed (FLUSHDB) to seed it, and 
 PostgreSQL named by SHORTY_DATABASE_URL gets databases shorty_bench* (re)created.
 
 Prints one table and writes it to bench/results/redirect.json. Targets are
-ratios within the run (see docs/performance.md); nothing here is tuned per case
-except the tiers the case is about.
+ratios within the run, each app against the baseline under the same server (see
+docs/performance.md); nothing here is tuned per case except the tiers the case is
+about. The redis, postgres and scale cases run under the first of --servers.
 """
 
 from __future__ import annotations
@@ -168,17 +171,26 @@ class Server(Child):
         return found
 
 
-def shorty_server(env: dict[str, str]) -> Server:
+def named(app: str, server: str) -> str:
+    """How a run is named: the app, and the server when it is not uvicorn."""
+    return app if server == "uvicorn" else f"{app}@{server}"
+
+
+def shorty_server(env: dict[str, str], server: str = "uvicorn") -> Server:
     port, metrics_port = free_port(), free_port()
     command = [sys.executable, "-m", "shorty", "serve", "redirect", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--metrics-port", str(metrics_port)]
-    return Server("shorty", command, env, port, metrics_port)
+    command += ["--port", str(port), "--metrics-port", str(metrics_port), "--server", server]
+    return Server(named("shorty", server), command, env, port, metrics_port)
 
 
-def baseline_server(app: str, env: dict[str, str]) -> Server:
+def baseline_server(app: str, env: dict[str, str], server: str = "uvicorn") -> Server:
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", f"bench.baselines:{app}", *UVICORN]
-    return Server(app, [*command, "--port", str(port), "--host", "127.0.0.1"], env, port)
+    if server == "uvicorn":
+        command = [sys.executable, "-m", "uvicorn", f"bench.baselines:{app}", *UVICORN]
+        command += ["--host", "127.0.0.1"]
+    else:
+        command = [sys.executable, "-m", "bench.serve", app]
+    return Server(named(app, server), [*command, "--port", str(port)], env, port)
 
 
 def wrk(url: str, codes_file: Path, *, connections: int, seconds: int, script: str) -> str:
@@ -290,23 +302,33 @@ def main(argv: list[str] | None = None) -> None:
         help="comma-separated subset of: hot, redis, postgres, scale",
     )
     parser.add_argument(
+        "--servers",
+        default="uvicorn,granian",
+        help="comma-separated HTTP servers for the hot case (Shorty and bare ASGI under"
+        " each): uvicorn, granian; the other cases run under the first",
+    )
+    parser.add_argument(
         "--scale-connections",
         type=int,
         default=16,
         help="wrk connections for the scale case (below saturation: p99 is service time)",
     )
     args = parser.parse_args(argv)
+    args.servers = args.servers.split(",")
+    if not args.servers or not set(args.servers) <= {"uvicorn", "granian"}:
+        parser.error("--servers: uvicorn, granian or both")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: sudo apt-get install wrk (Debian/Ubuntu)")
 
     DATA.mkdir(parents=True, exist_ok=True)
-    servers = embedded.EmbeddedServers()
     admin_url = os.environ.get("SHORTY_DATABASE_URL")
     redis_url = os.environ.get("SHORTY_REDIS_URL")
-    if admin_url is None:
-        servers._postgres, admin_url = embedded.start_postgres(DATA)
-    if redis_url is None:
-        servers._redis, redis_url = embedded.start_redis(DATA)
+    # embedded.start keeps what stop() needs to stop them (a Redis was left running).
+    servers = embedded.start(DATA, postgres=admin_url is None, redis=redis_url is None)
+    admin_url = admin_url or servers.database_url
+    redis_url = redis_url or servers.redis_url
+    assert admin_url is not None
+    assert redis_url is not None
     runs: list[Run] = []
     try:
         print(f"seeding {args.links:,} links ...", flush=True)
@@ -332,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
         if "redis" in cases:
             seed_redis(redis_url, database_url, codes)
             group = [
-                shorty_server({**env, "SHORTY_LRU_SIZE": "0"}),
+                shorty_server({**env, "SHORTY_LRU_SIZE": "0"}, args.servers[0]),
                 baseline_server("starlette_redis", env),
             ]
             try:
@@ -340,7 +362,10 @@ def main(argv: list[str] | None = None) -> None:
             finally:
                 stop_all(group)
         if "postgres" in cases:
-            group = [shorty_server(pg_env), baseline_server("starlette_postgres", env)]
+            group = [
+                shorty_server(pg_env, args.servers[0]),
+                baseline_server("starlette_postgres", env),
+            ]
             try:
                 runs += compare("postgres", [(server, codes_file) for server in group], args)
             finally:
@@ -355,18 +380,22 @@ def main(argv: list[str] | None = None) -> None:
 def hot(env: dict[str, str], codes_file: Path, args: argparse.Namespace) -> list[Run]:
     """Every link in the LRU (kept for the whole run), against bare ASGI."""
     hot_env = {**env, "SHORTY_LRU_SIZE": str(args.links), "SHORTY_LRU_TTL": "3600"}
-    group = [shorty_server(hot_env), baseline_server("bare", env)]
-    group.append(baseline_server("starlette_dict", env))
+    group = []
     try:
+        for server in args.servers:
+            group += [shorty_server(hot_env, server), baseline_server("bare", env, server)]
+        group.append(baseline_server("starlette_dict", env))
         print("warming the LRU ...", flush=True)
         warm = max(5, args.links // 4000)
-        wrk(
-            group[0].url,
-            codes_file,
-            connections=args.connections,
-            seconds=warm,
-            script="sequential_codes.lua",
-        )
+        for shorty in group:
+            if shorty.name.startswith("shorty"):
+                wrk(
+                    shorty.url,
+                    codes_file,
+                    connections=args.connections,
+                    seconds=warm,
+                    script="sequential_codes.lua",
+                )
         return compare("hot", [(server, codes_file) for server in group], args)
     finally:
         stop_all(group)
@@ -383,7 +412,7 @@ def scale(admin_url: str, pg_env: dict[str, str], args: argparse.Namespace) -> l
             scale_file = DATA / f"codes-{count}.txt"
             scale_file.write_text("\n".join(scale_codes) + "\n")
             url = asyncio.run(seed_database(admin_url, f"shorty_bench_{count}", scale_codes))
-            server = shorty_server({**pg_env, "SHORTY_DATABASE_URL": url})
+            server = shorty_server({**pg_env, "SHORTY_DATABASE_URL": url}, args.servers[0])
             server.name = f"shorty-{count // 1000}k"
             group.append(server)
             files.append(scale_file)
@@ -403,29 +432,43 @@ def scale(admin_url: str, pg_env: dict[str, str], args: argparse.Namespace) -> l
         stop_all(group)
 
 
+def baseline_of(run: Run) -> str | None:
+    """The run a Shorty run is measured against: the case's baseline, same server."""
+    app, _, server = run.server.partition("@")
+    base = {"hot": "bare", "redis": "starlette_redis", "postgres": "starlette_postgres"}
+    if app != "shorty" or run.case not in base:
+        return None
+    return named(base[run.case], server or "uvicorn")
+
+
 def report(runs: list[Run], args: argparse.Namespace) -> None:
     by = {(r.case, r.server): r for r in runs}
-    pairs = {"hot": "bare", "redis": "starlette_redis", "postgres": "starlette_postgres"}
     print()
     print(f"{'case':<10}{'server':<20}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}")
+    checks: dict[str, float | None] = {}
     for run in runs:
-        base = by.get((run.case, pairs.get(run.case, "")))
-        ratio = (
-            run.requests_per_s / base.requests_per_s if base and run.server == "shorty" else None
-        )
+        base = by.get((run.case, baseline_of(run) or ""))
+        ratio = run.requests_per_s / base.requests_per_s if base else None
+        if ratio is not None:
+            server = run.server.partition("@")[2]
+            checks[f"{run.case}_ratio" + (f"_{server}" if server else "")] = round(ratio, 3)
         shown = f"{ratio:.2f}" if ratio is not None else ""
         print(
             f"{run.case:<10}{run.server:<20}{run.requests_per_s:>10,.0f}{run.p50_ms:>9.2f}{run.p99_ms:>9.2f}{shown:>8}"
         )
-    checks = {}
-    for case, base_name in pairs.items():
-        mine, base = by.get((case, "shorty")), by.get((case, base_name))
-        if mine and base:
-            checks[f"{case}_ratio"] = round(mine.requests_per_s / base.requests_per_s, 3)
-    hot = by.get(("hot", "shorty"))
-    if hot:
-        checks["hot_p99_ms"] = hot.p99_ms
-        checks["hot_rss_mb"] = hot.rss_mb
+    for run in runs:  # each server's Shorty against the bare app under uvicorn, too
+        bare = by.get(("hot", "bare"))
+        if run.case == "hot" and run.server.startswith("shorty@") and bare:
+            server = run.server.partition("@")[2]
+            checks[f"hot_{server}_vs_uvicorn_bare"] = round(
+                run.requests_per_s / bare.requests_per_s, 3
+            )
+    for run in runs:
+        if run.case == "hot" and run.server.startswith("shorty"):
+            server = run.server.partition("@")[2]
+            suffix = f"_{server}" if server else ""
+            checks[f"hot_p99_ms{suffix}"] = run.p99_ms
+            checks[f"hot_rss_mb{suffix}"] = run.rss_mb
     small, large = by.get(("scale", "shorty-10k")), by.get(("scale", "shorty-1000k"))
     if small and large:
         checks["scale_p99_ratio"] = round(large.p99_ms / small.p99_ms, 3)
@@ -445,6 +488,7 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
             "seconds": args.seconds,
             "connections": args.connections,
             "scale_connections": args.scale_connections,
+            "servers": args.servers,
             "wrk_threads": 1,
         },
         "runs": [asdict(run) for run in runs],
