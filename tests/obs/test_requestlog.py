@@ -187,3 +187,37 @@ def test_access_lines_carry_the_trace_and_the_problem_type(settings, json_lines)
     assert unauthorised["trace"]["id"] == trace  # the API continues the caller's trace
     assert "error" not in fine
     assert len(fine["trace"]["id"]) == 32  # or starts its own
+
+
+def test_the_redirects_own_path_keeps_the_request_logs_rules(settings, clean, json_lines):
+    """GET /{code} is observed without the middleware (redirect/app.py): the same
+    fields, the same sampling (errors always, others at the rate), the caller's trace."""
+    from shorty.redirect.app import create_app as create_redirect
+    from tests.redirect.helpers import add_link
+
+    add_link(clean.database_url, "logged")
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    configure_logging("INFO", "redirect")
+    with TestClient(create_redirect(settings), follow_redirects=False) as client:
+        json_lines()
+        redirected = client.get("/logged", headers={"User-Agent": 'say "hi"'})
+        client.head("/logged", headers={"traceparent": f"00-{trace}-b7ad6b7169203331-01"})
+    get, head = _access(json_lines())
+    assert get["message"] == "GET /logged 302"
+    assert get["http"]["request"]["id"] == redirected.headers["x-request-id"]
+    assert get["http"]["response"]["status_code"] == 302
+    assert get["url"]["path"] == "/logged"
+    assert get["user_agent"]["original"] == 'say "hi"'
+    assert get["service"]["name"] == "shorty-redirect"
+    assert isinstance(get["event"]["duration"], int)
+    assert "trace" not in get
+    assert head["message"] == "HEAD /logged 302"
+    assert head["trace"]["id"] == trace
+
+    sampled = settings.model_copy(update={"access_log_sample": 0.0})
+    with TestClient(create_redirect(sampled), follow_redirects=False) as client:
+        json_lines()
+        for _ in range(5):
+            client.get("/logged")
+        client.get("/missing")
+    assert [x["http"]["response"]["status_code"] for x in _access(json_lines())] == [404]

@@ -250,3 +250,51 @@ def test_click_limit_holds_under_concurrency(client, clean):
         statuses = list(pool.map(lambda _: client.get("/scarce").status_code, range(50)))
     assert statuses.count(302) == 5
     assert statuses.count(410) == 45
+
+
+def test_the_request_id_is_the_clicks_id_unless_the_caller_sent_one(settings, clean, cache):
+    """One id names a redirect's access line, its X-Request-ID and its click; a caller's
+    own X-Request-ID is kept for the first two, while the click keeps an id of ours (a
+    caller must not choose how clicks are counted: the worker stores one per id)."""
+    add_link(clean.database_url, "named")
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        ours = client.get("/named")
+        theirs = client.get("/named", headers={"X-Request-ID": "req-42"})
+        unsafe = client.get("/named", headers={"X-Request-ID": "bad id"})
+    first, second, third = (entry[1][b"cid"].decode() for entry in cache.xrange(STREAM))
+    assert ours.headers["x-request-id"] == first
+    assert len(first) == 32
+    assert int(first, 16)  # hex digits
+    assert theirs.headers["x-request-id"] == "req-42"
+    assert second not in ("req-42", first)
+    assert unsafe.headers["x-request-id"] == third  # a refused id is replaced by ours
+
+
+def test_an_error_in_the_redirect_is_a_500_problem_with_the_request_id(settings, clean, caplog):
+    class Broken:
+        def cached(self, code):
+            raise RuntimeError("boom")
+
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        client.app_state[DEPS] = replace(client.app_state[DEPS], resolver=Broken())
+        response = client.get("/abc1234", headers={"X-Request-ID": "trace-me"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "trace-me"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == PROBLEM_BASE + "internal-error"
+    (record,) = [r for r in caplog.records if r.getMessage() == "unhandled error on GET /abc1234"]
+    assert record.exc_info[1].args == ("boom",)
+    assert record.__dict__["http.request.id"] == "trace-me"
+
+
+def test_a_user_agent_with_the_batch_separators_is_stored_without_them(settings, clean, cache):
+    """Clicks travel to Redis joined by RS and US (clickbuffer.py): a user agent holding
+    them, quotes or backslashes lands in the stream as sent, those two characters
+    excepted, and the clicks around it keep their own fields."""
+    add_link(clean.database_url, "agents")
+    odd = 'evil "agent" \\ \x1ex\x1fy'
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        for agent in ("plain/1.0", odd, "plain/2.0"):
+            assert client.get("/agents", headers={"User-Agent": agent}).status_code == 302
+    agents = [entry[1][b"ua"].decode() for entry in cache.xrange(STREAM)]
+    assert agents == ["plain/1.0", 'evil "agent" \\  x y', "plain/2.0"]
