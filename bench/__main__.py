@@ -1,9 +1,10 @@
 """`make bench`: `python -m bench [core|ratelimit|ingest|redirect] [options]` (all when no name);
-`python -m bench load ramp|spike|soak [options]` (load runs, never part of the all)."""
+`python -m bench load ramp|spike|soak [options]` (load runs, never part of the all);
+`python -m bench instructions [options]` (valgrind's count per redirect, never part of the all)."""
 
 import sys
 
-from bench import core, ingest, load, ratelimit, redirect
+from bench import core, ingest, instructions, load, ratelimit, redirect
 
 name = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else None
 if name == "core":
@@ -14,6 +15,8 @@ elif name == "ingest":
     ingest.main(sys.argv[2:])
 elif name == "load":
     load.main(sys.argv[2:])
+elif name == "instructions":
+    instructions.main(sys.argv[2:])
 elif name == "redirect":
     redirect.main(sys.argv[2:])
 elif name is None:
@@ -22,4 +25,6 @@ elif name is None:
     ingest.main([])
     redirect.main(sys.argv[1:])
 else:
-    raise SystemExit(f"unknown benchmark {name!r}: core, ratelimit, ingest, redirect or load")
+    raise SystemExit(
+        f"unknown benchmark {name!r}: core, ratelimit, ingest, redirect, load or instructions"
+    )
