@@ -1,10 +1,11 @@
 """`make bench`: `python -m bench [core|ratelimit|ingest|redirect] [options]` (all when no name);
 `python -m bench load ramp|spike|soak [options]` (load runs, never part of the all);
-`python -m bench instructions [options]` (valgrind's count per redirect, never part of the all)."""
+`python -m bench instructions|profile [options]` (valgrind's count per redirect, py-spy's
+shares of its time; never part of the all)."""
 
 import sys
 
-from bench import core, ingest, instructions, load, ratelimit, redirect
+from bench import core, ingest, instructions, load, profile, ratelimit, redirect
 
 name = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else None
 if name == "core":
@@ -17,6 +18,8 @@ elif name == "load":
     load.main(sys.argv[2:])
 elif name == "instructions":
     instructions.main(sys.argv[2:])
+elif name == "profile":
+    profile.main(sys.argv[2:])
 elif name == "redirect":
     redirect.main(sys.argv[2:])
 elif name is None:
@@ -26,5 +29,6 @@ elif name is None:
     redirect.main(sys.argv[1:])
 else:
     raise SystemExit(
-        f"unknown benchmark {name!r}: core, ratelimit, ingest, redirect, load or instructions"
+        f"unknown benchmark {name!r}: core, ratelimit, ingest, redirect, load, instructions"
+        " or profile"
     )
