@@ -5,7 +5,7 @@ them with the ``Settings`` to one function here, and yields what it returns as
 Starlette lifespan state under ``DEPS``: a frozen, typed object, so a handler
 reads ``deps.links`` (checked by mypy) instead of an untyped ``app.state.links``.
 
-- ``RedirectDeps``: the redirect hot path (``shorty.redirect.app.follow``).
+- ``RedirectDeps``: the redirect hot path (``shorty.redirect.app``).
 - ``ApiDeps``: the API's stores, tokens, limiter, link cache and Redis guard; handlers get
   it with ``api_deps_of(request)``.
 - ``WorkerDeps``: the worker's consumers and jobs (``shorty.worker.main``).
