@@ -193,14 +193,12 @@ class RequestLogMiddleware:
         )
 
     def _histogram(self, scope: Scope, status: int) -> Histogram:
-        # Read once the app has run: Starlette's router (or the app itself, with a
-        # RouteTemplate) has put the route that took the request in the scope.
-        path = getattr(scope.get("route"), "path", None)
+        path = _route_path(scope)
         method = scope["method"]
         key = (path, method if method in METHODS else "other", status)
         child = self._histograms.get(key)
         if child is None:
-            route = _CONVERTOR.sub(r"{\1}", path) if isinstance(path, str) else UNMATCHED
+            route = route_template(path) if path is not None else UNMATCHED
             child = REQUEST_SECONDS.labels(self.service, route, key[1], str(status))
             self._histograms[key] = child
         return child
@@ -262,6 +260,26 @@ def accepted_id(value: bytes | None) -> str | None:
 def is_problem(headers: list[tuple[bytes, bytes]]) -> bool:
     """Whether a response with these headers is a problem+json."""
     return _PROBLEM[0] in headers
+
+
+def _route_path(scope: Scope) -> str | None:
+    """The path of the route that took the request (``/api/v1/urls/{code:code}``), read
+    once the app has run: Starlette's router (or the app itself, with a
+    ``RouteTemplate``) has put it in the scope. None when no route matched."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else None
+
+
+def route_template(path: str) -> str:
+    """A route's path as its template, the convertors left out (``{code:code}`` ->
+    ``{code}``): the request metrics' ``route`` label and the API span's name."""
+    return _CONVERTOR.sub(r"{\1}", path)
+
+
+def template_of(scope: Scope) -> str | None:
+    """The template of the route that took the request, once the app has run."""
+    path = _route_path(scope)
+    return route_template(path) if path is not None else None
 
 
 def _header(scope: Scope, name: bytes) -> str:

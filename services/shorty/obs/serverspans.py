@@ -16,7 +16,6 @@ makes no span at all (``redirect_spans`` returns the app as it is).
 from __future__ import annotations
 
 import random
-import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,16 +27,14 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.http import sanitize_method
 from opentelemetry.util.types import AttributeValue
 from starlette.middleware import Middleware
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shorty.obs import headercapture
-from shorty.obs.requestlog import CLIENT_CLOSED
+from shorty.obs.requestlog import CLIENT_CLOSED, template_of
 from shorty.obs.sampling import PRESAMPLED
 from shorty.obs.tracing import Tracing
 from shorty.web.health import PROBE_PATHS
 
-_CONVERTOR = re.compile(r"\{(\w+):\w+\}")  # "{code:code}" -> "{code}"
 _W3C = TraceContextTextMapPropagator()
 REDIRECT_ROUTE = "/{code}"
 # The middleware searches its regexes in "scheme://host/path": the probes' paths alone
@@ -51,9 +48,9 @@ def api_middleware(tracing: Tracing) -> Middleware:
     """OpenTelemetry's ASGI middleware as the API composes it (inside the load shedding,
     outside the request log, so that the access line carries the span)."""
     return Middleware(
-        OpenTelemetryMiddleware,
+        _traced,
         excluded_urls=_PROBES,
-        default_span_details=_route_span_details,
+        default_span_details=_method_span_details,
         server_request_hook=_without_query,
         tracer_provider=tracing.provider,
         exclude_spans=["receive", "send"],
@@ -61,16 +58,43 @@ def api_middleware(tracing: Tracing) -> Middleware:
     )
 
 
-def _route_span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
-    """``METHOD /route/{template}``: the route that will take the request (the app's
-    routes are in the scope before routing, Starlette puts itself there)."""
-    method = _span_method(sanitize_method(scope.get("method", "_OTHER")))
-    for route in getattr(scope.get("app"), "routes", ()):
-        match, _ = route.matches(scope)
-        if match is not Match.NONE:  # PARTIAL: the path's route, another method (405)
-            template = _CONVERTOR.sub(r"{\1}", route.path)
-            return f"{method} {template}", {"http.route": template}
-    return method, {}
+def _method_span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
+    """The span's name before routing: the method (``_NamedByRoute`` adds the route)."""
+    return _span_method(sanitize_method(scope.get("method", "_OTHER"))), {}
+
+
+def _traced(app: ASGIApp, /, **options: Any) -> ASGIApp:
+    """OpenTelemetry's middleware around ``app``, its span named by route once routed."""
+    return OpenTelemetryMiddleware(_NamedByRoute(app), **options)
+
+
+class _NamedByRoute:
+    """Names the request's span ``METHOD /route/{template}`` and sets ``http.route`` as
+    its answer starts (the span ends with the answer's last part), once the router has
+    chosen the route (a method the path does not take: the path's route, answered 405):
+    read where Starlette's router puts it in the scope, as the request metrics read it,
+    not by matching every route before the router does (two passes over the routes for
+    every request, spans recorded or not). Nothing to do unless the span records."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        span = trace.get_current_span()
+        if not span.is_recording():
+            await self.app(scope, receive, send)
+            return
+
+        async def named_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                template = template_of(scope)
+                if template is not None:
+                    method = _span_method(sanitize_method(scope.get("method", "_OTHER")))
+                    span.update_name(f"{method} {template}")
+                    span.set_attribute("http.route", template)
+            await send(message)
+
+        await self.app(scope, receive, named_send)
 
 
 def _span_method(method: str) -> str:
