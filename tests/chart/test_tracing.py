@@ -57,6 +57,21 @@ def test_a_ratio_in_otel_env_is_for_every_component_but_the_redirect():
     }
 
 
+def test_the_redirects_ratio_holds_when_the_endpoint_is_in_a_secret():
+    """The collector's endpoint given by otel.existingSecret (with its token), and a
+    sampler named in otel.env: the redirect pods still get their ratio, not the
+    sampler's default of 1 (every redirect traced)."""
+    sets = ("otel.existingSecret=collector", "otel.env.OTEL_TRACES_SAMPLER=traceidratio")
+    found = otel_env(render(None, sets=sets))
+    assert found["redirect"] == {
+        "OTEL_TRACES_SAMPLER": "traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.01",
+    }
+    assert "OTEL_TRACES_SAMPLER_ARG" not in found["api"]
+    found = otel_env(render(None, sets=("otel.existingSecret=collector",)))
+    assert found == {"redirect": {"OTEL_TRACES_SAMPLER_ARG": "0.01"}}
+
+
 def secrets_given(objects) -> dict[str, list[str]]:
     """component → the Secrets its containers take whole (envFrom)."""
     found = {}

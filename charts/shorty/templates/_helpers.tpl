@@ -175,7 +175,9 @@ otel.env, and with otel.endpoint the collector and the redirect's own sampling r
   value: {{ $value | quote }}
 {{- end }}
 {{- end }}
-{{- if and $otel.endpoint (eq .component "redirect") }}
+{{- /* Whenever traces may be exported: the endpoint may come from existingSecret, and
+  a sampler named in otel.env without its ratio would trace every redirect. */}}
+{{- if and (or $otel.endpoint $otel.existingSecret $otel.env) (eq .component "redirect") }}
 - name: OTEL_TRACES_SAMPLER_ARG
   value: {{ $otel.redirectSampleRatio | quote }}
 {{- end }}
