@@ -37,15 +37,15 @@ CLIENT_CLOSED = 499
 # "other", a path no route matched "unmatched", a route is its template.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
-_CONVERTOR = re.compile(r"\{(\w+):\w+\}")  # "{code:code}" -> "{code}"
 
 
 @dataclass(frozen=True, slots=True)
 class RouteTemplate:
     """The route of a request a pure-ASGI app answers itself, put in ``scope["route"]``
-    where Starlette's router puts its own (both have the template as ``path``)."""
+    where Starlette's router puts its own (both have the template as ``path_format``:
+    ``/api/v1/urls/{code}`` for a route of ``/api/v1/urls/{code:code}``)."""
 
-    path: str
+    path_format: str
 
 
 class RequestLogMiddleware:
@@ -193,12 +193,12 @@ class RequestLogMiddleware:
         )
 
     def _histogram(self, scope: Scope, status: int) -> Histogram:
-        path = _route_path(scope)
+        template = template_of(scope)
         method = scope["method"]
-        key = (path, method if method in METHODS else "other", status)
+        key = (template, method if method in METHODS else "other", status)
         child = self._histograms.get(key)
         if child is None:
-            route = route_template(path) if path is not None else UNMATCHED
+            route = template if template is not None else UNMATCHED
             child = REQUEST_SECONDS.labels(self.service, route, key[1], str(status))
             self._histograms[key] = child
         return child
@@ -262,24 +262,12 @@ def is_problem(headers: list[tuple[bytes, bytes]]) -> bool:
     return _PROBLEM[0] in headers
 
 
-def _route_path(scope: Scope) -> str | None:
-    """The path of the route that took the request (``/api/v1/urls/{code:code}``), read
-    once the app has run: Starlette's router (or the app itself, with a
-    ``RouteTemplate``) has put it in the scope. None when no route matched."""
-    path = getattr(scope.get("route"), "path", None)
-    return path if isinstance(path, str) else None
-
-
-def route_template(path: str) -> str:
-    """A route's path as its template, the convertors left out (``{code:code}`` ->
-    ``{code}``): the request metrics' ``route`` label and the API span's name."""
-    return _CONVERTOR.sub(r"{\1}", path)
-
-
 def template_of(scope: Scope) -> str | None:
-    """The template of the route that took the request, once the app has run."""
-    path = _route_path(scope)
-    return route_template(path) if path is not None else None
+    """The template of the route that took the request (``/api/v1/urls/{code}``), read
+    once the app has run: Starlette's router (or the app itself, with a
+    ``RouteTemplate``) has put the route in the scope. None when no route matched."""
+    template = getattr(scope.get("route"), "path_format", None)
+    return template if isinstance(template, str) else None
 
 
 def _header(scope: Scope, name: bytes) -> str:
