@@ -177,11 +177,11 @@ def main(
     try:
         # Before OpenTelemetry's SDK is imported (the handlers' spans): it reads some
         # of the variables as it is, and fails with a traceback.
-        read_settings("operator", os.environ)
+        otel = read_settings("operator", os.environ)
         from shorty.obs import tracing
         from shorty_operator.handlers import Config, build_registry
 
-        tracing.start("operator")  # what is left to export is sent at exit
+        tracing.start("operator", otel)  # what is left to export is sent at exit
     except TracingSettingsError as exc:
         raise click.UsageError(f"invalid settings: {'; '.join(exc.problems)}") from None
     watched = [name for entry in namespaces for name in entry.split()]

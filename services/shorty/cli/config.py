@@ -48,10 +48,10 @@ def start_tracing(service: str) -> None:
 
     try:
         # Before OpenTelemetry's SDK is imported: it reads some of them as it is.
-        read_settings(service, os.environ)
+        otel = read_settings(service, os.environ)
         from shorty.obs.tracing import start
 
-        start(service)
+        start(service, otel)
     except TracingSettingsError as exc:
         raise BadSettings(SettingsError(exc.problems)) from None
 

@@ -97,10 +97,10 @@ class Tracing:
             )
 
 
-def build(service: str) -> Tracing:
+def build(service: str, settings: TraceSettings | None = None) -> Tracing:
     """The tracing this process's environment asks for (the exporter and the resource
-    read their own variables there too)."""
-    settings = read_settings(service, os.environ)
+    read their own variables there too); ``settings``: read already from it."""
+    settings = settings or read_settings(service, os.environ)
     if not settings.enabled:
         return Tracing(trace.NoOpTracerProvider())
     try:
@@ -214,12 +214,12 @@ def _drivers() -> list[Any]:  # BaseInstrumentors (mypy does not see that class)
     return [AsyncPGInstrumentor(), RedisInstrumentor()]  # type: ignore[no-untyped-call]
 
 
-def start(service: str) -> Tracing:
-    """Tracing for this process from its environment, also as OpenTelemetry's global
-    provider (libraries that trace on their own use it), shut down at exit within
-    ``SHUTDOWN_TIMEOUT`` however the process ends. ``TracingSettingsError`` when a
-    variable is bad."""
-    tracing = build(service)
+def start(service: str, settings: TraceSettings | None = None) -> Tracing:
+    """Tracing for this process from its environment (``settings``: read already from
+    it), also as OpenTelemetry's global provider (libraries that trace on their own use
+    it), shut down at exit within ``SHUTDOWN_TIMEOUT`` however the process ends.
+    ``TracingSettingsError`` when a variable is bad."""
+    tracing = build(service, settings)
     install(tracing)
     trace.set_tracer_provider(tracing.provider)
     atexit.register(tracing.shutdown)
