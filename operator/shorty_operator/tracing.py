@@ -91,16 +91,17 @@ def api_trace_configs() -> list[aiohttp.TraceConfig]:
     from opentelemetry.util.http import (
         OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST,
         OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE,
+        get_custom_headers,
     )
 
     return [
         create_trace_config(
             tracer_provider=tracing.current().provider,
             # Read from the environment by the instrumentor only, not by this function.
-            captured_request_headers=headercapture.captured(
+            captured_request_headers=get_custom_headers(
                 OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST
             ),
-            captured_response_headers=headercapture.captured(
+            captured_response_headers=get_custom_headers(
                 OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE
             ),
             sensitive_headers=headercapture.redacted(),  # the API key among them

@@ -23,9 +23,3 @@ def redacted() -> list[str]:
         *CREDENTIALS,
         *get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS),
     ]
-
-
-def captured(variable: str) -> list[str]:
-    """The header names ``variable`` (an ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_*``)
-    asks to capture."""
-    return get_custom_headers(variable)

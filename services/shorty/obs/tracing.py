@@ -25,7 +25,6 @@ instrumented. A bad value stops the process with one line naming the variable
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import sys
@@ -158,7 +157,7 @@ def _processor(name: str) -> SimpleSpanProcessor | BatchSpanProcessor:
 
 
 def _one_line(span: ReadableSpan) -> str:
-    return json.dumps(json.loads(span.to_json()), separators=(",", ":")) + os.linesep
+    return f"{span.to_json(indent=None)}{os.linesep}"
 
 
 # Before a process installs its own: ids for the logs and the outbox, nothing recorded.
