@@ -94,38 +94,29 @@ class RequestLogMiddleware:
             return
         request_id = _incoming_id(scope) or os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
-        status = 500
-        problem: str | None = None
-        problem_body = problem_seen = False
+        answered = Answered(send, (b"x-request-id", request_id.encode()))
+        gone = False
         started = time.perf_counter()
-        response_started = False
-        id_header = (b"x-request-id", request_id.encode())
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started, problem, problem_body, problem_seen
-            if message["type"] == "http.response.start":
-                response_started = True
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
-                problem_body = problem_seen = status >= 400 and _PROBLEM[0] in message["headers"]
-            elif problem_body:
-                problem_body = False
-                problem = problem_slug(message.get("body", b""))
-            await send(message)
-
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, answered)
         except ClientDisconnect:
-            if not response_started:
-                status = CLIENT_CLOSED
+            gone = True
             went_away(scope, request_id)
         except Exception:
             unhandled(scope, request_id)
-            if not response_started:
-                await internal_error(send_with_id)
+            if not answered.status:
+                await internal_error(answered)
         finally:
             elapsed = time.perf_counter() - started
-            self.record(scope, status, elapsed, request_id, problem, problem_seen=problem_seen)
+            status = answered.status or (CLIENT_CLOSED if gone else 500)
+            self.record(
+                scope,
+                status,
+                elapsed,
+                request_id,
+                answered.problem,
+                problem_seen=answered.problem_seen,
+            )
 
     def record(
         self,
@@ -257,9 +248,30 @@ def accepted_id(value: bytes | None) -> str | None:
     return candidate if _SAFE_ID.fullmatch(candidate) else None
 
 
-def is_problem(headers: list[tuple[bytes, bytes]]) -> bool:
-    """Whether a response with these headers is a problem+json."""
-    return _PROBLEM[0] in headers
+class Answered:
+    """A request's ``send``: adds its X-Request-ID and keeps what was answered: the
+    status (0 until the answer starts), whether it is a problem+json and its type's
+    slug (read from the body's first part)."""
+
+    __slots__ = ("_slug_next", "id_header", "problem", "problem_seen", "send", "status")
+
+    def __init__(self, send: Send, id_header: tuple[bytes, bytes]) -> None:
+        self.send = send
+        self.id_header = id_header
+        self.status = 0
+        self.problem_seen = self._slug_next = False
+        self.problem: str | None = None
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            headers = [*message.get("headers", ()), self.id_header]
+            message["headers"] = headers
+            self.problem_seen = self._slug_next = self.status >= 400 and _PROBLEM[0] in headers
+        elif self._slug_next:
+            self._slug_next = False
+            self.problem = problem_slug(message.get("body", b""))
+        await self.send(message)
 
 
 def template_of(scope: Scope) -> str | None:
@@ -295,5 +307,7 @@ def problem_slug(body: bytes) -> str | None:
 
 
 def _incoming_id(scope: Scope) -> str | None:
-    candidate = _header(scope, b"x-request-id")
-    return candidate if candidate and _SAFE_ID.fullmatch(candidate) else None
+    for key, value in scope["headers"]:
+        if key == b"x-request-id":
+            return accepted_id(value)
+    return None

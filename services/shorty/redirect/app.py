@@ -28,7 +28,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from shorty.bootstrap import DEPS, RedirectDeps, redirect_deps
 from shorty.cache.invalidation import listen
@@ -41,12 +41,11 @@ from shorty.obs.metrics import DEADLINE_EXCEEDED, RATE_LIMIT_DECISIONS
 from shorty.obs.requestlog import (
     CLIENT_CLOSED,
     INTERNAL_ERROR,
+    Answered,
     RequestLogMiddleware,
     RouteTemplate,
     accepted_id,
     internal_error,
-    is_problem,
-    problem_slug,
     unhandled,
     went_away,
 )
@@ -145,7 +144,7 @@ class RedirectService:
         id_header = (b"x-request-id", request_id.encode())
         status = 500
         answered = False  # the redirect's start was sent
-        refused: _Sent | None = None  # how a refusal was answered
+        refused: Answered | None = None  # how a refusal was answered
         failed = False  # answered with the 500 problem
         user_agent = ""
         try:
@@ -167,7 +166,7 @@ class RedirectService:
             else:
                 link = await follow(deps, scope, now, cached)
             if isinstance(link, Refusal):
-                refused = _Sent(send, id_header)
+                refused = Answered(send, id_header)
                 await link.answer(scope, receive, refused)
                 return
             location = link.target
@@ -258,30 +257,6 @@ class Refusal(NamedTuple):
             Request(scope), self.status, retry_after=self.retry_after, blocked_by=self.blocked_by
         )
         await response(scope, receive, send)
-
-
-class _Sent:
-    """A refusal's ``send``: adds the X-Request-ID and keeps the status and problem type
-    sent (what RequestLogMiddleware's wrapper does, for requests not redirected)."""
-
-    __slots__ = ("id_header", "problem", "problem_seen", "send", "status")
-
-    def __init__(self, send: Send, id_header: tuple[bytes, bytes]) -> None:
-        self.send = send
-        self.id_header = id_header
-        self.status = 0  # not started
-        self.problem_seen = False  # a problem+json answer
-        self.problem: str | None = None
-
-    async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            self.status = message["status"]
-            headers = [*message.get("headers", ()), self.id_header]
-            message["headers"] = headers
-            self.problem_seen = self.status >= 400 and is_problem(headers)
-        elif self.problem_seen and self.problem is None:
-            self.problem = problem_slug(message.get("body", b""))
-        await self.send(message)
 
 
 NOT_FOUND = Refusal(404)
