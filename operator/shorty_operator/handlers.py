@@ -161,6 +161,13 @@ async def api(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
 # back a link the delete handler has just deleted.
 
 
+def _counted(handler: str, reason: Reason | None) -> None:
+    """What a handler's reconcile came to (a Ready reason; None: deleted), in
+    ``shorty_operator_reconciles_total`` and on its span."""
+    RECONCILES.labels(handler, RESULTS[reason] if reason is not None else DELETED).inc()
+    reconciled(reason.value if reason is not None else "Deleted")
+
+
 async def upsert(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
     """Resume, create, update: make the link match the spec."""
     async with _lock(memo):
@@ -168,8 +175,7 @@ async def upsert(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int
         with DURATION.labels("upsert").time():
             outcome = await _upsert(body, memo)
         _show(body, patch, memo, outcome, generation)
-    RECONCILES.labels("upsert", RESULTS[outcome.reason]).inc()
-    reconciled(outcome.reason.value)
+    _counted("upsert", outcome.reason)
     delay = _retry_delay(memo, outcome.reason, retry)
     if delay is not None:
         raise kopf.TemporaryError(POLICY[outcome.reason].failure, delay=delay)
@@ -189,8 +195,7 @@ async def resync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: 
         with DURATION.labels("timer").time():
             outcome = await _upsert(body, memo, repair=True)
         _show(body, patch, memo, outcome, generation)
-    RECONCILES.labels("timer", RESULTS[outcome.reason]).inc()
-    reconciled(outcome.reason.value)
+    _counted("timer", outcome.reason)
 
 
 async def delete(
@@ -204,14 +209,12 @@ async def delete(
             with DURATION.labels("delete").time():
                 existed = await client.delete(ref)
     except ApiError as exc:
-        RECONCILES.labels("delete", RESULTS[Reason.API_UNAVAILABLE]).inc()
-        reconciled(Reason.API_UNAVAILABLE.value)
+        _counted("delete", Reason.API_UNAVAILABLE)
         outcome = Outcome(Reason.API_UNAVAILABLE, f"Deleting the link: {exc.message}")
         _show(body, patch, memo, outcome, body.metadata.get("generation"))
         delay = _retry_delay(memo, outcome.reason, retry)
         raise kopf.TemporaryError(exc.message, delay=delay) from None
-    RECONCILES.labels("delete", DELETED).inc()
-    reconciled("Deleted")
+    _counted("delete", None)
     logger.info("link %s %s", ref, "deleted" if existed else "was already gone")
 
 
