@@ -7,7 +7,9 @@ codes. Cases:
 
   hot       the service with every link in its LRU   vs  bare ASGI 301, under each
             of --servers (uvicorn, and granian as `shorty serve --server granian`
-            runs it: one process, uvloop)
+            runs it: one process, uvloop); and, under the first, the service with
+            tracing on (shorty+otel: spans exported over OTLP to a receiver in
+            this process that drops them, the redirect's default ratio 0.01)
   redis     the service with the LRU off             vs  Starlette + one Redis GET
   postgres  the service with LRU and Redis cache off vs  Starlette + one asyncpg SELECT
   scale     the postgres case with 10,000 and with 1,000,000 links (p99 ratio),
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -37,10 +40,13 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import asyncpg
@@ -176,13 +182,43 @@ def named(app: str, server: str) -> str:
     return app if server == "uvicorn" else f"{app}@{server}"
 
 
-def shorty_server(env: dict[str, str], server: str = "uvicorn") -> Server:
+def shorty_server(env: dict[str, str], server: str = "uvicorn", app: str = "shorty") -> Server:
+    """``app``: the run's name (``shorty+otel`` for the service tracing)."""
     port, metrics_port = free_port(), free_port()
     command = [sys.executable, "-m", "shorty", "serve", "redirect", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--metrics-port", str(metrics_port)]
     if server != "uvicorn":  # the default: a checkout from before the option runs too
         command += ["--server", server]
-    return Server(named("shorty", server), command, env, port, metrics_port)
+    return Server(named(app, server), command, env, port, metrics_port)
+
+
+class _Dropped(BaseHTTPRequestHandler):
+    """An OTLP/HTTP receiver's answer to every export: accepted (an empty
+    ExportTraceServiceResponse), the spans dropped."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def otlp_sink() -> Iterator[str]:
+    """An OTLP/HTTP endpoint on 127.0.0.1 that takes spans and drops them: what the
+    traced service pays is its spans and their export, not a collector's work."""
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Dropped)
+    thread = threading.Thread(target=sink.serve_forever, name="otlp-sink", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sink.server_address[1]}"
+    finally:
+        sink.shutdown()
+        sink.server_close()
 
 
 def baseline_server(app: str, env: dict[str, str], server: str = "uvicorn") -> Server:
@@ -310,6 +346,12 @@ def main(argv: list[str] | None = None) -> None:
         " each): uvicorn, granian; the other cases run under the first",
     )
     parser.add_argument(
+        "--no-tracing",
+        dest="tracing",
+        action="store_false",
+        help="leave out the hot case's shorty+otel run (the service exporting spans)",
+    )
+    parser.add_argument(
         "--scale-connections",
         type=int,
         default=16,
@@ -383,9 +425,14 @@ def hot(env: dict[str, str], codes_file: Path, args: argparse.Namespace) -> list
     """Every link in the LRU (kept for the whole run), against bare ASGI."""
     hot_env = {**env, "SHORTY_LRU_SIZE": str(args.links), "SHORTY_LRU_TTL": "3600"}
     group = []
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(stop_all, group)
         for server in args.servers:
             group += [shorty_server(hot_env, server), baseline_server("bare", env, server)]
+        if args.tracing:  # the default sampler and ratio: only where spans go is set
+            endpoint = stack.enter_context(otlp_sink())
+            traced = {**hot_env, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
+            group.append(shorty_server(traced, args.servers[0], "shorty+otel"))
         group.append(baseline_server("starlette_dict", env))
         print("warming the LRU ...", flush=True)
         warm = max(5, args.links // 4000)
@@ -399,8 +446,6 @@ def hot(env: dict[str, str], codes_file: Path, args: argparse.Namespace) -> list
                     script="sequential_codes.lua",
                 )
         return compare("hot", [(server, codes_file) for server in group], args)
-    finally:
-        stop_all(group)
 
 
 def scale(admin_url: str, pg_env: dict[str, str], args: argparse.Namespace) -> list[Run]:
@@ -438,9 +483,16 @@ def baseline_of(run: Run) -> str | None:
     """The run a Shorty run is measured against: the case's baseline, same server."""
     app, _, server = run.server.partition("@")
     base = {"hot": "bare", "redis": "starlette_redis", "postgres": "starlette_postgres"}
-    if app != "shorty" or run.case not in base:
+    if app not in ("shorty", "shorty+otel") or run.case not in base:
         return None
     return named(base[run.case], server or "uvicorn")
+
+
+def _suffix(run: Run) -> str:
+    """A check's name after its case: ``_otel`` for the service tracing, then the
+    server when it is not uvicorn (``hot_ratio_otel``, ``hot_p99_ms_granian``)."""
+    app, _, server = run.server.partition("@")
+    return ("_otel" if app == "shorty+otel" else "") + (f"_{server}" if server else "")
 
 
 def report(runs: list[Run], args: argparse.Namespace) -> None:
@@ -452,8 +504,7 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
         base = by.get((run.case, baseline_of(run) or ""))
         ratio = run.requests_per_s / base.requests_per_s if base else None
         if ratio is not None:
-            server = run.server.partition("@")[2]
-            checks[f"{run.case}_ratio" + (f"_{server}" if server else "")] = round(ratio, 3)
+            checks[f"{run.case}_ratio{_suffix(run)}"] = round(ratio, 3)
         shown = f"{ratio:.2f}" if ratio is not None else ""
         print(
             f"{run.case:<10}{run.server:<20}{run.requests_per_s:>10,.0f}{run.p50_ms:>9.2f}{run.p99_ms:>9.2f}{shown:>8}"
@@ -467,10 +518,8 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
             )
     for run in runs:
         if run.case == "hot" and run.server.startswith("shorty"):
-            server = run.server.partition("@")[2]
-            suffix = f"_{server}" if server else ""
-            checks[f"hot_p99_ms{suffix}"] = run.p99_ms
-            checks[f"hot_rss_mb{suffix}"] = run.rss_mb
+            checks[f"hot_p99_ms{_suffix(run)}"] = run.p99_ms
+            checks[f"hot_rss_mb{_suffix(run)}"] = run.rss_mb
     small, large = by.get(("scale", "shorty-10k")), by.get(("scale", "shorty-1000k"))
     if small and large:
         checks["scale_p99_ratio"] = round(large.p99_ms / small.p99_ms, 3)
