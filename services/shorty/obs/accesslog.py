@@ -68,12 +68,8 @@ class AccessLog:
         request whose ``method``, ``path`` and ``request_id`` need no JSON escaping
         (the redirect's: a well-formed code; its own id or one the request log
         accepted). The user agent is escaped as ``write`` does."""
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         self._append(
-            f'{{"@timestamp":"{self._stamp}.{int((now - second) * 1000):03d}Z",'
+            f'{{"@timestamp":"{self._timestamp(now)}",'
             f'"log.level":"info","message":"{method} {path} {status}","ecs.version":"1.6.0",'
             f'"event":{{"duration":{int(seconds * 1e9)}}},'
             f'"http":{{"request":{{"id":"{request_id}","method":"{method}"}},'
