@@ -1,6 +1,9 @@
 """The `shorty` command against the real test database (SHORTY_DATABASE_URL set)."""
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -98,6 +101,32 @@ def test_cli_errors_are_one_line(cli):
     bad_scope = cli("apikey", "create", "--email", "x@example.com", "--scope", "root")
     assert bad_scope.exit_code == 2
     assert "'root' is not one of" in bad_scope.output
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "abc"),  # read as OpenTelemetry's SDK is imported
+        ("OTEL_PROPAGATORS", "bogus"),  # as its propagation is
+    ],
+)
+def test_a_bad_otel_variable_read_at_import_is_one_line_for_every_command(name, value):
+    """Not only `shorty serve`: `shorty dlq list` imports the SDK too (in a process of
+    its own: this one has imported it already)."""
+    environ = {**os.environ, name: value}
+    environ |= {"SHORTY_DATABASE_URL": "postgresql://x@127.0.0.1:1/x"}
+    environ |= {"SHORTY_REDIS_URL": "redis://127.0.0.1:1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "shorty", "dlq", "list"],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"{name}: {value} is not" in done.stderr
 
 
 def test_migrate_is_repeatable(cli):

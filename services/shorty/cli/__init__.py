@@ -13,6 +13,7 @@ import click
 from shorty import __version__
 from shorty.cli.backup import backup
 from shorty.cli.chaos import chaos
+from shorty.cli.config import check_opentelemetry_imports
 from shorty.cli.dev import dev
 from shorty.cli.dlq import dlq
 from shorty.cli.elk import elk
@@ -31,6 +32,7 @@ def main() -> None:
 
     Settings come from SHORTY_* environment variables (see README).
     """
+    check_opentelemetry_imports()
 
 
 for command in (dev, serve, migrate, user, apikey, dlq, chaos, backup, elk):

@@ -41,6 +41,17 @@ def server_settings() -> Settings:
     return config
 
 
+def check_opentelemetry_imports() -> None:
+    """The OTEL_* variables OpenTelemetry reads as it is imported (span limits, the
+    propagators), checked before any command imports it: a bad one stops the command
+    with one line each, not a traceback from an import deep inside it."""
+    from shorty.obs.tracesettings import propagator_problems, sdk_problems
+
+    problems = sdk_problems(os.environ, otlp=False) + propagator_problems(os.environ)
+    if problems:
+        raise BadSettings(SettingsError(problems))
+
+
 def start_tracing(service: str) -> None:
     """OpenTelemetry for this process from the OTEL_* variables (a bad one stops the
     command like a bad setting). What is left to export is sent at exit."""
