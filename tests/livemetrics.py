@@ -14,26 +14,11 @@ The numbers below are what it did, for the tests that check the values moved.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import secrets
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
 
-from shorty import embedded
-from shorty.store import migrate
-from tests.e2e.processes import (
-    RedisServer,
-    Service,
-    call_json,
-    get,
-    sample,
-    scrape,
-    service_env,
-)
-from tests.helpers import another_key, bearer, free_port, query, user_with_key, wait_for
+from tests.e2e.processes import call_json, get, sample, scrape
+from tests.fleet import Fleet, fleet
+from tests.helpers import another_key, bearer, query, user_with_key, wait_for
 
 COMPONENTS = ("api", "redirect", "worker", "operator")
 # The redirect's per-client bucket: REDIRECT_BURST requests pass (no refill to speak
@@ -44,84 +29,31 @@ BULK_ITEMS = 2
 POOL_MAX = 4  # SHORTY_DB_POOL_MAX of every service
 MISSING_CODE = "no-such-link"
 SHORTLINK = "live-metrics"
-T = TypeVar("T")
 
 
 def run(admin_url: str, folder: Path) -> dict[str, str]:
     """Start everything, run the workload, scrape, stop; the expositions."""
-    name = f"shorty_live_{secrets.token_hex(4)}"
-    url = asyncio.run(embedded.ensure_database(admin_url, name))
-    try:
-        migrate.upgrade(url)
-        with _running(url, folder) as (api, redirect, worker, operator, kube):
-            _workload(url, api, redirect, worker, operator, kube)
-            return {
-                "api": get(api.metrics_port, "/metrics")[2].decode(),
-                "redirect": get(redirect.metrics_port, "/metrics")[2].decode(),
-                "worker": get(worker.metrics_port, "/metrics")[2].decode(),
-                "operator": operator.metrics(),
-            }
-    finally:
-        asyncio.run(embedded.drop_database(admin_url, name))
+    settings = {
+        "SHORTY_PUBLIC_URL": "https://sho.rt",
+        "SHORTY_DB_POOL_MAX": str(POOL_MAX),
+        "SHORTY_REDIRECT_RATE": "0.001",
+        "SHORTY_REDIRECT_BURST": str(REDIRECT_BURST),
+    }
+    with fleet(admin_url, folder, **settings) as running:
+        _workload(running)
+        return {
+            "api": get(running.api.metrics_port, "/metrics")[2].decode(),
+            "redirect": get(running.redirect.metrics_port, "/metrics")[2].decode(),
+            "worker": get(running.worker.metrics_port, "/metrics")[2].decode(),
+            "operator": running.operator.metrics(),
+        }
 
 
-@contextlib.contextmanager
-def _running(url: str, folder: Path) -> Iterator[tuple[Any, ...]]:
-    # Imported here: only this fixture needs the emulated cluster.
-    from tests.operator.helpers import Operator
-    from tests.operator.kube import FakeKube
-
-    _, operator_key = user_with_key(url, "operator@example.com", scopes=("urls:read", "urls:write"))
-    redis_server = RedisServer(folder / "redis")
-    redis_server.start()
-    env = service_env(
-        url,
-        redis_server.url,
-        SHORTY_PUBLIC_URL="https://sho.rt",
-        SHORTY_DB_POOL_MAX=str(POOL_MAX),
-        SHORTY_REDIRECT_RATE="0.001",
-        SHORTY_REDIRECT_BURST=str(REDIRECT_BURST),
-    )
-    started: list[Any] = []
-    try:
-        # Side by side, each waiting for its own start (a second or two each); all
-        # stopped before the emulated cluster is (the operator watches it).
-        with FakeKube() as kube, ThreadPoolExecutor(4) as pool:
-            futures: list[Future[Any]] = []
-            try:
-                api_port = free_port()
-
-                def service(kind: str, port: int | None = None) -> Callable[[], Service]:
-                    return lambda: Service(
-                        kind, env, folder / f"{kind}.log", port, metrics_port=free_port()
-                    )
-
-                def operator() -> Operator:
-                    return Operator(kube, f"http://127.0.0.1:{api_port}", operator_key, folder)
-
-                kinds = (service("api", api_port), service("redirect"), service("worker"))
-                futures = [pool.submit(_kept(started, make)) for make in (*kinds, operator)]
-                yield (*(future.result() for future in futures), kube)
-            finally:
-                for future in futures:
-                    future.exception()  # every start over (a failed one killed itself)
-                codes = list(pool.map(lambda child: child.stop(), started))
-            assert codes == [0] * len(codes), f"not all stopped cleanly (see the logs): {codes}"
-    finally:
-        redis_server.stop()
-
-
-def _kept(started: list[Any], make: Callable[[], T]) -> Callable[[], T]:
-    def start() -> T:
-        child = make()
-        started.append(child)
-        return child
-
-    return start
-
-
-def _workload(url: str, api: Any, redirect: Any, worker: Any, operator: Any, kube: Any) -> None:
+def _workload(running: Fleet) -> None:
     from tests.operator.kube import ready
+
+    url, api, redirect, worker = running.url, running.api, running.redirect, running.worker
+    operator, kube = running.operator, running.kube
 
     user_id, key = user_with_key(url, "live@example.com")
     auth = bearer(key)

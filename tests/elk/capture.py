@@ -13,22 +13,19 @@ prints the sizing figures of docs/logging.md (bytes per line, lines per redirect
 
 from __future__ import annotations
 
-import asyncio
 import json
-import secrets
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from shorty import embedded
-from shorty.store import migrate
-from tests.e2e.processes import RedisServer, Service, call_json, get, service_env
+from tests.e2e.processes import Service, call_json, get
 from tests.elk.fields import flatten
+from tests.fleet import fleet
 from tests.helpers import scalar, user_with_key, wait_for
-from tests.operator.helpers import Operator, shortlink
+from tests.operator.helpers import shortlink
 from tests.operator.kube import FakeKube, ready
 
 SERVICES = ("api", "redirect", "worker", "operator")
@@ -72,47 +69,17 @@ def capture(admin_url: str, folder: Path) -> Captured:
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.log"):  # the processes append: start from nothing
         old.unlink()
-    name = f"shorty_logs_{secrets.token_hex(4)}"
-    url = asyncio.run(embedded.ensure_database(admin_url, name))
-    try:
-        migrate.upgrade(url)
-        with _processes(url, folder) as (api, redirect, kube):
-            _workload(url, api, redirect, kube)
-    finally:
-        asyncio.run(embedded.drop_database(admin_url, name))
+    settings = {
+        "SHORTY_PUBLIC_URL": "https://sho.rt",
+        "SHORTY_ACCESS_LOG": "true",
+        "SHORTY_LOG_LEVEL": "INFO",
+        # A small limit, so that the workload meets a 429 as users do.
+        "SHORTY_LIMIT_PER_KEY": "20/minute",
+    }
+    with fleet(admin_url, folder, **settings) as running:
+        _workload(running.url, running.api, running.redirect, running.kube)
     lines = {service: (folder / f"{service}.log").read_text().splitlines() for service in SERVICES}
     return Captured(lines, REDIRECTS)
-
-
-@contextmanager
-def _processes(url: str, folder: Path) -> Iterator[tuple[Service, Service, FakeKube]]:
-    redis_server = RedisServer(folder / "redis")
-    redis_server.start()
-    env = service_env(
-        url,
-        redis_server.url,
-        SHORTY_PUBLIC_URL="https://sho.rt",
-        SHORTY_ACCESS_LOG="true",
-        SHORTY_LOG_LEVEL="INFO",
-        # A small limit, so that the workload meets a 429 as users do.
-        SHORTY_LIMIT_PER_KEY="20/minute",
-    )
-    started: list[Any] = []
-    try:
-        started.append(api := Service("api", env, folder / "api.log"))
-        started.append(redirect := Service("redirect", env, folder / "redirect.log"))
-        started.append(Service("worker", env, folder / "worker.log"))
-        _, key = user_with_key(url, "operator@example.com", scopes=("urls:read", "urls:write"))
-        with FakeKube() as kube:
-            operator = Operator(kube, f"http://127.0.0.1:{api.port}", key, folder)
-            try:
-                yield api, redirect, kube
-            finally:
-                operator.stop()
-    finally:
-        for process in reversed(started):
-            process.stop()
-        redis_server.stop()
 
 
 def _workload(url: str, api: Service, redirect: Service, kube: FakeKube) -> None:
