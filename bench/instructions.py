@@ -216,24 +216,16 @@ def main(argv: list[str] | None = None) -> None:
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed: sudo apt-get install valgrind (Debian/Ubuntu)")
-    from bench.redirect import DATA, codes_for, seed_database, seed_redis
-    from shorty import embedded
+    from bench.redirect import seeded_stores
 
-    DATA.mkdir(parents=True, exist_ok=True)
-    servers = embedded.start(DATA)
-    assert servers.database_url is not None
-    assert servers.redis_url is not None
-    try:
-        codes = codes_for(CODES, seed=3)
-        codes_file = DATA / "instruction-codes.txt"
-        codes_file.write_text("\n".join(codes) + "\n")
-        database_url = asyncio.run(seed_database(servers.database_url, "shorty_instr", codes))
-        seed_redis(servers.redis_url, database_url, codes)
+    with seeded_stores(
+        CODES, seed=3, database="shorty_instr", codes_name="instruction-codes.txt"
+    ) as stores:
         env = {
             **SLOW_CLOCK,
-            "SHORTY_DATABASE_URL": database_url,
-            "SHORTY_REDIS_URL": servers.redis_url,
-            "BENCH_CODES": str(codes_file),
+            "SHORTY_DATABASE_URL": stores.database_url,
+            "SHORTY_REDIS_URL": stores.redis_url,
+            "BENCH_CODES": str(stores.codes_file),
         }
         print(f"{'app':<28}{'instructions/request':>22}")
         for app in args.apps.split(","):
@@ -241,8 +233,6 @@ def main(argv: list[str] | None = None) -> None:
             twice = count(app, 2 * args.requests, parts, env)
             name = app + (f" without {args.without}" if app == "shorty" and parts else "")
             print(f"{name:<28}{(twice - once) / args.requests:>22,.0f}", flush=True)
-    finally:
-        servers.stop()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ The raw samples are kept in bench/results/profile-<server>.txt.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
 import os
 import shutil
@@ -25,17 +24,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench.redirect import (
-    DATA,
-    HERE,
-    RESULTS,
-    codes_for,
-    seed_database,
-    seed_redis,
-    shorty_server,
-)
+from bench.redirect import HERE, RESULTS, seeded_stores, shorty_server
 from bench.redirect import wrk as run_wrk
-from shorty import embedded
 
 # (part, test on one frame as py-spy names it: "function (path/file.py:line)").
 PARTS: list[tuple[str, Callable[[str], bool]]] = [
@@ -91,19 +81,11 @@ def main(argv: list[str] | None = None) -> None:
     spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     if shutil.which("wrk") is None or not os.path.exists(spy):
         raise SystemExit("wrk and py-spy are needed: apt-get install wrk; pip install py-spy")
-    DATA.mkdir(parents=True, exist_ok=True)
-    servers = embedded.start(DATA)
-    assert servers.database_url is not None
-    assert servers.redis_url is not None
-    try:
-        codes = codes_for(args.links, seed=1)
-        codes_file = DATA / "codes.txt"
-        codes_file.write_text("\n".join(codes) + "\n")
-        database_url = asyncio.run(seed_database(servers.database_url, "shorty_bench", codes))
-        seed_redis(servers.redis_url, database_url, codes)
+    with seeded_stores(args.links, seed=1, database="shorty_bench") as stores:
+        codes_file = stores.codes_file
         env = {
-            "SHORTY_DATABASE_URL": database_url,
-            "SHORTY_REDIS_URL": servers.redis_url,
+            "SHORTY_DATABASE_URL": stores.database_url,
+            "SHORTY_REDIS_URL": stores.redis_url,
             "SHORTY_SECRET_KEY": "bench-secret-key",
             "SHORTY_LOG_LEVEL": "INFO",
             "SHORTY_DRAIN_DELAY": "0",
@@ -128,8 +110,6 @@ def main(argv: list[str] | None = None) -> None:
             load.wait(args.seconds + 30)
         finally:
             service.stop(20)
-    finally:
-        servers.stop()
     print(f"shorty serve redirect --server {args.server}, {args.seconds} s of samples ({out}):")
     for part, share in shares(out.read_text()):
         print(f"| {part} | {share * 100:.1f}% |")

@@ -135,6 +135,46 @@ def seed_redis(redis_url: str, database_url: str, codes: list[str]) -> None:
     client.close()
 
 
+@dataclass(frozen=True)
+class Stores:
+    """PostgreSQL and Redis with links seeded (``seeded_stores``)."""
+
+    admin_url: str  # the server's: more databases can be made there
+    database_url: str  # the seeded database
+    redis_url: str
+    codes: list[str]  # the seeded codes
+    codes_file: Path  # the same, one a line (what wrk's scripts read)
+
+
+@contextlib.contextmanager
+def seeded_stores(
+    links: int, *, seed: int, database: str, codes_name: str = "codes.txt"
+) -> Iterator[Stores]:
+    """The embedded PostgreSQL and Redis (or those of SHORTY_DATABASE_URL and
+    SHORTY_REDIS_URL), ``links`` codes drawn with ``seed`` seeded into a database
+    ``database`` and into Redis, the codes written to ``DATA/codes_name``; the embedded
+    servers stopped on leaving."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    admin_url = os.environ.get("SHORTY_DATABASE_URL")
+    redis_url = os.environ.get("SHORTY_REDIS_URL")
+    # embedded.start keeps what stop() needs to stop them (a Redis was left running).
+    servers = embedded.start(DATA, postgres=admin_url is None, redis=redis_url is None)
+    admin_url = admin_url or servers.database_url
+    redis_url = redis_url or servers.redis_url
+    assert admin_url is not None
+    assert redis_url is not None
+    try:
+        print(f"seeding {links:,} links ...", flush=True)
+        codes = codes_for(links, seed=seed)
+        codes_file = DATA / codes_name
+        codes_file.write_text("\n".join(codes) + "\n")
+        database_url = asyncio.run(seed_database(admin_url, database, codes))
+        seed_redis(redis_url, database_url, codes)
+        yield Stores(admin_url, database_url, redis_url, codes, codes_file)
+    finally:
+        servers.stop()
+
+
 class Server(Child):
     """A server under test, ready once made; its stderr goes to DATA/<name>.log (its
     stdout, the access log, nowhere: writing it down would cost as much as serving)."""
@@ -364,23 +404,10 @@ def main(argv: list[str] | None = None) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: sudo apt-get install wrk (Debian/Ubuntu)")
 
-    DATA.mkdir(parents=True, exist_ok=True)
-    admin_url = os.environ.get("SHORTY_DATABASE_URL")
-    redis_url = os.environ.get("SHORTY_REDIS_URL")
-    # embedded.start keeps what stop() needs to stop them (a Redis was left running).
-    servers = embedded.start(DATA, postgres=admin_url is None, redis=redis_url is None)
-    admin_url = admin_url or servers.database_url
-    redis_url = redis_url or servers.redis_url
-    assert admin_url is not None
-    assert redis_url is not None
     runs: list[Run] = []
-    try:
-        print(f"seeding {args.links:,} links ...", flush=True)
-        codes = codes_for(args.links, seed=1)
-        codes_file = DATA / "codes.txt"
-        codes_file.write_text("\n".join(codes) + "\n")
-        database_url = asyncio.run(seed_database(admin_url, "shorty_bench", codes))
-        seed_redis(redis_url, database_url, codes)
+    with seeded_stores(args.links, seed=1, database="shorty_bench") as stores:
+        admin_url, database_url = stores.admin_url, stores.database_url
+        redis_url, codes, codes_file = stores.redis_url, stores.codes, stores.codes_file
         env = {
             "SHORTY_DATABASE_URL": database_url,
             "SHORTY_REDIS_URL": redis_url,
@@ -416,8 +443,6 @@ def main(argv: list[str] | None = None) -> None:
                 stop_all(group)
         if "scale" in cases:
             runs += scale(admin_url, pg_env, args)
-    finally:
-        servers.stop()
     report(runs, args)
 
 
