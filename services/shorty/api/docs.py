@@ -53,7 +53,9 @@ def render(doc: dict[str, Any]) -> str:
     for name, schema in doc["components"]["schemas"].items():
         parts.append(
             f"<h3 id='{escape(name)}'>{escape(name)}</h3>"
-            f"<pre>{escape(json.dumps(schema, indent=2))}</pre>"
+            # Focusable: a keyboard scrolls a schema wider than the page too.
+            f"<pre tabindex='0' aria-labelledby='{escape(name)}'>"
+            f"{escape(json.dumps(schema, indent=2))}</pre>"
         )
     parts.append("</body></html>")
     return "".join(parts)

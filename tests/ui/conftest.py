@@ -1,0 +1,80 @@
+"""The browser tests: Debian's Chromium (linked at .venv/bin/chromium by
+scripts/chromium.py) driven by Playwright, with axe-core (tests/ui/js) injected into
+each page opened. Without Chromium they skip with one line naming the package; where
+CI=true they fail instead."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = ROOT / ".venv" / "bin" / "chromium"
+AXE = Path(__file__).resolve().parent / "js" / "node_modules" / "axe-core" / "axe.min.js"
+# TOOLS.md's flags for a headless Chromium here (Playwright gives it a fresh profile).
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} (CI runs the browser tests: `make pytest` installs it as root)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Chromium for one module. Playwright's synchronous API runs an event loop in this
+    thread while it is open, so nothing may call ``asyncio.run`` meanwhile: a module's
+    own fixtures that do (writing rows with tests.helpers.query) must come before
+    ``page`` in a test's arguments, and the browser closes before the next module."""
+    chromium = CHROMIUM if CHROMIUM.exists() else shutil.which("chromium")
+    if chromium is None:
+        _missing("browser tests skipped: Debian's package `chromium` is not installed")
+    if not AXE.exists():
+        _missing("browser tests skipped: npm `axe-core` not installed (make pytest does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(chromium), args=FLAGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh page. The pages' Content-Security-Policy is bypassed only so that
+    axe-core can be injected (the tests of the policy itself read the header)."""
+    context = browser.new_context(bypass_csp=True)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def serious_violations(page: Any) -> list[tuple[str, str, list[str]]]:
+    """axe-core's serious and critical violations on the page as it is: (rule, impact,
+    the elements)."""
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        "async () => (await axe.run()).violations.map("
+        "v => [v.id, v.impact, v.nodes.map(n => n.target.join(' '))])"
+    )
+    return [
+        (rule, impact, nodes) for rule, impact, nodes in found if impact in ("serious", "critical")
+    ]
