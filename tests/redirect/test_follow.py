@@ -270,6 +270,16 @@ def test_the_request_id_is_the_clicks_id_unless_the_caller_sent_one(settings, cl
     assert unsafe.headers["x-request-id"] == third  # a refused id is replaced by ours
 
 
+def test_request_ids_tell_nothing_of_each_other(settings, clean):
+    """A redirect's X-Request-ID (its click's id) is random: ids that shared a prefix and
+    counted up told anyone how many requests a pod served between two of theirs."""
+    add_link(clean.database_url, "counted")
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        ids = [client.get("/counted").headers["x-request-id"] for _ in range(20)]
+    assert len(set(ids)) == 20
+    assert len({request_id[:16] for request_id in ids}) == 20  # no shared prefix
+
+
 def test_an_error_in_the_redirect_is_a_500_problem_with_the_request_id(settings, clean, caplog):
     class Broken:
         def cached(self, code):
