@@ -161,6 +161,8 @@ def propagator_problems(environ: Mapping[str, str]) -> list[str]:
     """``OTEL_PROPAGATORS``: the propagators installed (``tracecontext``, ``baggage``
     and any a package adds) or ``none``, comma-separated."""
     names = [n.strip() for n in environ.get("OTEL_PROPAGATORS", "").split(",") if n.strip()]
+    if not names:  # the default: nothing to look up (every command checks at start-up)
+        return []
     known = {entry.name for entry in entry_points(group="opentelemetry_propagator")}
     unknown = [name for name in names if name not in known and name.lower() != "none"]
     if not unknown:
