@@ -101,13 +101,18 @@ def main(argv: list[str] | None = None) -> None:
             command = ["wrk", "-t1", "-c64", f"-d{args.seconds + 4}s"]
             command += ["-s", str(HERE / "random_codes.lua"), service.url, "--", str(codes_file)]
             load = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603
-            time.sleep(2)
-            out = RESULTS / f"profile-{args.server}.txt"
-            RESULTS.mkdir(exist_ok=True)
-            record = [spy, "record", "--nonblocking", "-r", "250", "-d", str(args.seconds)]
-            record += ["-f", "raw", "-o", str(out), "-p", str(service.process.pid)]
-            subprocess.run(record, check=True, capture_output=True)  # noqa: S603
-            load.wait(args.seconds + 30)
+            try:
+                time.sleep(2)
+                out = RESULTS / f"profile-{args.server}.txt"
+                RESULTS.mkdir(exist_ok=True)
+                record = [spy, "record", "--nonblocking", "-r", "250", "-d", str(args.seconds)]
+                record += ["-f", "raw", "-o", str(out), "-p", str(service.process.pid)]
+                subprocess.run(record, check=True, capture_output=True)  # noqa: S603
+                load.wait(args.seconds + 30)
+            finally:  # py-spy failed, or wrk overran: no wrk left behind
+                if load.poll() is None:
+                    load.kill()
+                    load.wait(10)
         finally:
             service.stop(20)
     print(f"shorty serve redirect --server {args.server}, {args.seconds} s of samples ({out}):")

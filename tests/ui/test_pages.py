@@ -25,8 +25,10 @@ def services(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     add_link(stack.database_url, GONE, expires_at=datetime.now(UTC) - timedelta(days=1))
     env = service_env(stack.database_url, stack.redis_url)
     logs: Path = tmp_path_factory.mktemp("ui") / "services.log"
-    started = [Service("redirect", env, logs), Service("api", env, logs)]
+    started: list[Service] = []
     try:
+        for kind in ("redirect", "api"):  # each kept as it starts: all stopped below
+            started.append(Service(kind, env, logs))
         yield {s.kind: f"http://127.0.0.1:{s.port}" for s in started}
     finally:
         for service in started:
