@@ -93,6 +93,17 @@ def test_unhandled_error_is_a_500_problem_with_the_request_id(json_lines):
     assert access["http"]["response"]["status_code"] == 500
 
 
+def test_an_ipv4_peer_on_a_dual_stack_listener_is_logged_as_ipv4(settings, json_lines):
+    """granian on :: gives an IPv4 peer as ::ffff:a.b.c.d: the API's line says a.b.c.d,
+    as the rate limits and the clicks do (web/clientip.py)."""
+    configure_logging("INFO", "api")
+    with TestClient(create_app(settings), client=("::ffff:198.51.100.7", 5000)) as client:
+        json_lines()
+        client.get("/api/v1/urls/abc")
+    line = next(x for x in json_lines() if x["log"]["logger"] == "shorty.request")
+    assert line["client"]["address"] == "198.51.100.7"
+
+
 def test_redirect_logs_leave_out_the_client_address(settings, json_lines):
     from shorty.redirect.app import create_app as create_redirect
 

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shorty.obs import tracecontext
 from shorty.obs.accesslog import AccessLog
 from shorty.obs.metrics import PROBLEMS, REQUEST_SECONDS
+from shorty.web.clientip import peer_of
 from shorty.web.problems import PROBLEM_TYPES
 
 log = logging.getLogger("shorty.request")
@@ -144,7 +145,7 @@ class RequestLogMiddleware:
                 seconds=elapsed,
                 request_id=request_id,
                 user_agent=_header(scope, b"user-agent")[:512],
-                client=scope["client"][0] if self.log_client and scope.get("client") else None,
+                client=(peer_of(scope) or None) if self.log_client else None,
                 trace_id=trace_id,
                 span_id=span_id,
                 problem=problem,

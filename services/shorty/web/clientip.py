@@ -20,15 +20,22 @@ def _trusted(address: str, proxies: Sequence[Network]) -> bool:
     return any(ip in network for network in proxies)
 
 
-def client_ip(scope: Scope, proxies: Sequence[Network]) -> str:
-    """The peer's address; if the peer is a trusted proxy, the nearest untrusted
-    address in X-Forwarded-For (walking from the right, as proxies append). An IPv4
+def peer_of(scope: Scope) -> str:
+    """The address the connection comes from ("" when the server gives none); an IPv4
     peer is its IPv4 address even when the server listens on both families (granian
     on ``::`` gives ``::ffff:198.51.100.7``)."""
     client = scope.get("client")
-    peer = client[0] if client else ""
+    peer: str = client[0] if client else ""
     if peer.startswith("::ffff:") and "." in peer:
-        peer = peer[7:]
+        return peer[7:]
+    return peer
+
+
+def client_ip(scope: Scope, proxies: Sequence[Network]) -> str:
+    """The peer's address; if the peer is a trusted proxy, the nearest untrusted
+    address in X-Forwarded-For (walking from the right, as proxies append); the peer
+    as ``peer_of`` gives it."""
+    peer = peer_of(scope)
     if not proxies or not _trusted(peer, proxies):
         return peer
     forwarded = b",".join(value for name, value in scope["headers"] if name == b"x-forwarded-for")
