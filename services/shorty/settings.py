@@ -33,6 +33,10 @@ ENV_PREFIX = "SHORTY_"
 METRICS_PORTS = {"api": 9100, "redirect": 9101, "worker": 9102}
 
 
+# The HTTP servers `shorty serve api|redirect` runs the app under (SHORTY_SERVER, --server).
+ServerName = Literal["uvicorn", "granian"]
+
+
 class SettingsError(Exception):
     """Raised with one human-readable line per bad variable."""
 
@@ -287,7 +291,7 @@ class Settings(BaseSettings):
     login_limit_per_account: str = Field(
         "30/minute", description="Login attempts per account from everywhere together."
     )
-    server: Literal["uvicorn", "granian"] = Field(
+    server: ServerName = Field(
         "uvicorn",
         description="The HTTP server of `shorty serve api|redirect` (--server): uvicorn,"
         " or granian (Rust; docs/performance.md).",

@@ -7,13 +7,14 @@ import asyncio
 import gc
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from typing import get_args
 
 import click
 from starlette.types import ASGIApp
 
 from shorty.cli.config import F, server_settings, start_tracing
 from shorty.cli.servers import domain_errors, with_pool
-from shorty.settings import METRICS_PORTS, Settings
+from shorty.settings import METRICS_PORTS, ServerName, Settings
 from shorty.web.drain import Drain
 from shorty.web.liveness import LoopWatchdog
 
@@ -92,7 +93,7 @@ def server_option(func: F) -> F:
     """``--server`` of ``shorty serve api|redirect``."""
     return click.option(
         "--server",
-        type=click.Choice(["uvicorn", "granian"]),
+        type=click.Choice(get_args(ServerName)),
         default=None,
         help="HTTP server: uvicorn, or granian (Rust; faster, docs/performance.md)."
         " This option, else SHORTY_SERVER, else uvicorn.",
@@ -105,7 +106,7 @@ def _serve_http(
     port: int,
     metrics_host: str | None,
     metrics_port: int | None,
-    server: str | None,
+    server: ServerName | None,
 ) -> None:
     from shorty.obs.logging import configure_logging
     from shorty.web.server import serve
@@ -161,7 +162,11 @@ def _serve_http(
 @metrics_options("api")
 @server_option
 def serve_api(
-    host: str, port: int, metrics_host: str | None, metrics_port: int | None, server: str | None
+    host: str,
+    port: int,
+    metrics_host: str | None,
+    metrics_port: int | None,
+    server: ServerName | None,
 ) -> None:
     """The JSON API (/api/v1/...), with /livez and /readyz; its metrics on their own port.
 
@@ -178,7 +183,11 @@ def serve_api(
 @metrics_options("redirect")
 @server_option
 def serve_redirect(
-    host: str, port: int, metrics_host: str | None, metrics_port: int | None, server: str | None
+    host: str,
+    port: int,
+    metrics_host: str | None,
+    metrics_port: int | None,
+    server: ServerName | None,
 ) -> None:
     """The public redirects (GET|HEAD /<code>), with /livez and /readyz; its metrics on
     their own port.

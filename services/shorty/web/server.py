@@ -18,16 +18,17 @@ import asyncio
 import contextlib
 import sys
 from types import FrameType
-from typing import Any
+from typing import Any, get_args
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from shorty.settings import ServerName
 from shorty.stopdeadline import STOP_SECONDS, StopDeadline
 from shorty.web.drain import Drain
 
 SHUTDOWN_FAILURE = 1
-SERVERS = ("uvicorn", "granian")
+SERVERS = get_args(ServerName)
 
 
 class _BoundedServer(uvicorn.Server):
@@ -55,7 +56,7 @@ class _BoundedServer(uvicorn.Server):
 def serve(
     app: Any,
     *,
-    server: str = "uvicorn",
+    server: ServerName = "uvicorn",
     stop_seconds: float = STOP_SECONDS,
     drain: Drain | None = None,
     **options: Any,
