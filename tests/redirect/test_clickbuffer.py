@@ -59,6 +59,25 @@ def test_full_batches_go_out_without_waiting_for_the_interval(settings, clean):
     stream.close()
 
 
+def test_a_malformed_click_is_dropped_not_retried_with_its_batch(settings, clean):
+    """A value holding a separator (click_of keeps them out; ClickBuffer.add takes any
+    tuple) is one dropped click: the rest of its batch is written, nothing goes back."""
+    add_link(clean.database_url, "framed")
+    stream = redis.Redis.from_url(clean.redis_url)
+    slow = settings.model_copy(update={"click_flush_interval": 60, "click_batch": 10_000})
+    before = dropped()
+    with TestClient(create_app(slow), follow_redirects=False) as client:
+        assert client.get("/framed").status_code == 302
+        clicks = client.app_state[DEPS].clicks
+        good = clicks._clicks[0]
+        clicks.add((*good[:4], "agent\x1fwith a separator", *good[5:]))
+        assert client.portal.call(clicks.flush) == 2
+        assert len(clicks) == 0  # nothing put back to fail again
+    assert stream.xlen(STREAM) == 1  # the good click
+    assert dropped() - before == 1
+    stream.close()
+
+
 @pytest.fixture
 def own_redis():
     """A Redis server of our own, so the test can stop it."""
