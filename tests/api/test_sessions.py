@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from shorty.api.app import create_app
 from tests.api.helpers import problem
-from tests.helpers import bearer, query, scalar
+from tests.helpers import another_key, bearer, query, scalar
 
 SECRET = "test-jwt-secret-0123456789-abcdefghij"
 ADA = {"email": "Ada@Example.com", "password": "correct horse battery"}
@@ -344,3 +344,66 @@ def test_others_guessing_cannot_lock_the_owner_out_where_they_log_in(settings, c
         problem(elsewhere.post("/api/v1/auth/login", json=ADA), 429, "rate-limited")
     with client("198.51.100.9") as home:
         assert home.post("/api/v1/auth/login", json=ADA).status_code == 200
+
+
+def test_changing_the_password_ends_the_other_sessions_only(api):
+    mine = register_and_login(api)
+    other = api.post("/api/v1/auth/login", json=ADA).json()
+    new = {"current_password": ADA["password"], "new_password": "a new and longer one"}
+    response = api.post("/api/v1/auth/password", json=new, headers=bearer(mine["access_token"]))
+    assert response.status_code == 204, response.text
+    # The caller's session goes on; the other one is over, access and refresh tokens alike.
+    assert api.get("/api/v1/urls", headers=bearer(mine["access_token"])).status_code == 200
+    problem(api.get("/api/v1/urls", headers=bearer(other["access_token"])), 401, "invalid-token")
+    refreshed = api.post("/api/v1/auth/refresh", json={"refresh_token": other["refresh_token"]})
+    assert refreshed.status_code == 401
+    problem(api.post("/api/v1/auth/login", json=ADA), 401, "invalid-credentials")
+    login = {"email": ADA["email"], "password": new["new_password"]}
+    assert api.post("/api/v1/auth/login", json=login).status_code == 200
+
+
+def test_a_wrong_current_password_changes_nothing(api):
+    mine = register_and_login(api)
+    other = api.post("/api/v1/auth/login", json=ADA).json()
+    wrong = {"current_password": "not it at all", "new_password": "a new and longer one"}
+    response = api.post("/api/v1/auth/password", json=wrong, headers=bearer(mine["access_token"]))
+    body = problem(response, 422, "validation-failed")
+    assert body["errors"] == [
+        {"field": "current_password", "message": "is not the account's password"}
+    ]
+    assert api.post("/api/v1/auth/login", json=ADA).status_code == 200
+    assert api.get("/api/v1/urls", headers=bearer(other["access_token"])).status_code == 200
+
+
+def test_a_short_new_password_is_refused(api):
+    mine = register_and_login(api)
+    short = {"current_password": ADA["password"], "new_password": "short"}
+    response = api.post("/api/v1/auth/password", json=short, headers=bearer(mine["access_token"]))
+    problem(response, 422, "invalid-account")
+    assert api.post("/api/v1/auth/login", json=ADA).status_code == 200
+
+
+def test_an_api_key_cannot_change_the_password(api, clean):
+    register_and_login(api)
+    raw = another_key(clean.database_url, scalar(clean.database_url, "SELECT id FROM users"))
+    body = {"current_password": ADA["password"], "new_password": "a new and longer one"}
+    response = api.post("/api/v1/auth/password", json=body, headers=bearer(raw))
+    problem(response, 403, "insufficient-scope")
+    assert api.post("/api/v1/auth/login", json=ADA).status_code == 200
+
+
+def test_guessing_the_current_password_is_limited(settings):
+    limited = settings.model_copy(
+        update={"jwt_secret": SecretStr(SECRET), "login_limit_per_email": "3/minute"}
+    )
+    with TestClient(create_app(limited)) as api:
+        mine = register_and_login(api)
+        wrong = {"current_password": "not it at all", "new_password": "a new and longer one"}
+        answers = [
+            api.post(
+                "/api/v1/auth/password", json=wrong, headers=bearer(mine["access_token"])
+            ).status_code
+            for _ in range(4)
+        ]
+    assert answers[:2] == [422, 422]
+    assert answers[-1] == 429

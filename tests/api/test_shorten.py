@@ -13,7 +13,9 @@ def test_shorten_returns_the_new_link(api, ada, clean):
     )
     assert response.status_code == 201, response.text
     body = response.json()
-    assert set(body) == {"code", "short_url", "target", "created_at", "expires_at"}
+    # The link whole, as GET /urls/{code} shows it (the fields not sent: their defaults).
+    assert body == api.get(f"/api/v1/urls/{body['code']}", headers=bearer(key)).json()
+    assert (body["redirect_type"], body["tags"], body["forward_query"]) == (302, [], "off")
     assert len(body["code"]) == 7
     assert body["short_url"] == f"https://sho.rt/{body['code']}"
     assert body["target"] == "https://example.com/a/b?c=d"

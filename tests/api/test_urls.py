@@ -119,3 +119,64 @@ def test_a_lone_surrogate_is_422_not_a_500(api, ada, method, path, body):
     )
     body = problem(response, 422, "validation-failed")
     assert "lone surrogates" in body["detail"]
+
+
+def test_shorten_makes_the_whole_link_at_once(api, ada):
+    body = {
+        "target": "https://example.com/a",
+        "alias": "whole",
+        "title": "A title",
+        "tags": ["Docs", "team"],
+        "max_clicks": 5,
+        "redirect_type": 307,
+        "forward_query": "append",
+    }
+    response = api.post("/api/v1/shorten", json=body, headers=bearer(ada[1]))
+    assert response.status_code == 201, response.text
+    made = response.json()
+    assert (made["title"], made["tags"], made["max_clicks"]) == ("A title", ["docs", "team"], 5)
+    assert (made["redirect_type"], made["forward_query"]) == (307, "append")
+    assert api.get("/api/v1/urls/whole", headers=bearer(ada[1])).json() == made
+
+
+def test_shorten_refuses_a_permanent_redirect_with_a_limit(api, ada, clean):
+    body = {"target": "https://example.com/", "redirect_type": 301, "max_clicks": 5}
+    response = api.post("/api/v1/shorten", json=body, headers=bearer(ada[1]))
+    problem(response, 422, "invalid-redirect-type")
+    assert scalar(clean.database_url, "SELECT count(*) FROM urls") == 0
+
+
+def test_links_sorted_by_clicks_page_by_click_count(api, ada, clean):
+    for i, clicks in enumerate([5, 9, 0, 9, 3]):
+        new_link(api, ada[1], alias=f"link-{i}")
+        query(
+            clean.database_url,
+            "UPDATE urls SET click_count = $1 WHERE code = $2",
+            clicks,
+            f"link-{i}",
+        )
+    seen, cursor = [], None
+    while True:
+        params = {"sort": "clicks", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = api.get("/api/v1/urls", params=params, headers=bearer(ada[1])).json()
+        seen += [(item["code"], item["click_count"]) for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    # Most clicked first; a tie by id, newest first.
+    assert seen == [("link-3", 9), ("link-1", 9), ("link-0", 5), ("link-4", 3), ("link-2", 0)]
+    created = api.get("/api/v1/urls", params={"limit": 2}, headers=bearer(ada[1])).json()
+    # A cursor of one order is no position in the other.
+    mixed = {"sort": "clicks", "cursor": created["next_cursor"]}
+    problem(api.get("/api/v1/urls", params=mixed, headers=bearer(ada[1])), 422, "invalid-cursor")
+
+
+def test_the_disabled_state_lists_links_their_owner_turned_off(api, ada):
+    new_link(api, ada[1], alias="is-on")
+    new_link(api, ada[1], alias="is-off")
+    patch = api.patch("/api/v1/urls/is-off", json={"disabled": True}, headers=bearer(ada[1]))
+    assert patch.status_code == 200
+    listed = api.get("/api/v1/urls", params={"state": "disabled"}, headers=bearer(ada[1]))
+    assert [item["code"] for item in listed.json()["items"]] == ["is-off"]
+    active = api.get("/api/v1/urls", params={"state": "active"}, headers=bearer(ada[1]))
+    assert [item["code"] for item in active.json()["items"]] == ["is-on"]

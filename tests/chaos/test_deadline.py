@@ -137,7 +137,7 @@ def test_a_write_whose_connection_is_cut_is_not_retried(clean, postgres_proxy):
         try:
             store = LinkStore(pool)
             postgres_proxy.pause()
-            write = asyncio.create_task(store.create(TARGET, owner_id=user_id))
+            write = asyncio.create_task(store.create({"target": TARGET}, owner_id=user_id))
             await asyncio.to_thread(wait_for, lambda: postgres_proxy.held, 5, "the write held")
             postgres_proxy.cut()
             postgres_proxy.restore()  # a retry would now succeed

@@ -22,7 +22,9 @@ def test_create_get_delete_with_outbox_events(clean):
     expires = datetime.now(UTC) + timedelta(days=1)
 
     async def scenario(store):
-        created = await store.create("https://example.com", owner_id=owner, expires_at=expires)
+        created = await store.create(
+            {"target": "https://example.com", "expires_at": expires}, owner_id=owner
+        )
         fetched = await store.get(created.code)
         deleted = await store.delete(created.code)
         gone = await store.get(created.code)
@@ -45,8 +47,8 @@ def test_create_get_delete_with_outbox_events(clean):
 
 def test_taken_random_code_is_drawn_again(clean):
     async def scenario(store):
-        first = await store.create("https://a.example", owner_id=None)
-        second = await store.create("https://b.example", owner_id=None)
+        first = await store.create({"target": "https://a.example"}, owner_id=None)
+        second = await store.create({"target": "https://b.example"}, owner_id=None)
         return first, second
 
     first, second = with_store(
@@ -58,8 +60,8 @@ def test_taken_random_code_is_drawn_again(clean):
 
 def test_retries_are_bounded(clean):
     async def scenario(store):
-        await store.create("https://a.example", owner_id=None)
-        await store.create("https://b.example", owner_id=None)
+        await store.create({"target": "https://a.example"}, owner_id=None)
+        await store.create({"target": "https://b.example"}, owner_id=None)
 
     with pytest.raises(CodeSpaceExhausted, match="5 attempts"):
         with_store(clean.database_url, scenario, new_code=lambda length: "SAMESAME")
@@ -69,8 +71,8 @@ def test_retries_are_bounded(clean):
 
 def test_taken_alias_fails_at_once(clean):
     async def scenario(store):
-        await store.create("https://a.example", owner_id=None, alias="launch")
-        await store.create("https://b.example", owner_id=None, alias="launch")
+        await store.create({"target": "https://a.example"}, owner_id=None, alias="launch")
+        await store.create({"target": "https://b.example"}, owner_id=None, alias="launch")
 
     with pytest.raises(AliasTaken, match="'launch' is already taken"):
         with_store(clean.database_url, scenario)
@@ -81,7 +83,7 @@ def test_owner_scoping(clean):
     bob, _ = user_with_key(clean.database_url, "bob@example.com")
 
     async def scenario(store):
-        link = await store.create("https://a.example", owner_id=ada, alias="adas")
+        link = await store.create({"target": "https://a.example"}, owner_id=ada, alias="adas")
         as_bob = await store.get(link.code, owner_id=bob)
         bob_delete = await store.delete(link.code, owner_id=bob)
         as_ada = await store.get(link.code, owner_id=ada)
@@ -115,7 +117,7 @@ def test_concurrent_creates_never_pass_the_link_quota(clean):
             target = f"https://example.com/{i}"
             try:
                 if i % 2:
-                    return await store.create(target, owner_id=owner, max_links=5)
+                    return await store.create({"target": target}, owner_id=owner, max_links=5)
                 fields = {"target": target}
                 return (await put_by_ref(store, f"ref-{i}", fields, owner_id=owner, max_links=5))[0]
             except QuotaExceeded as exc:
@@ -135,21 +137,21 @@ def test_the_link_quota_counts_only_links_the_owner_holds(clean):
     bob, _ = user_with_key(clean.database_url, "bob@example.com")
 
     async def scenario(store):
-        first = await store.create("https://example.com/1", owner_id=ada, max_links=2)
-        await store.create("https://example.com/b", owner_id=bob)  # another owner's
-        await store.create("https://example.com/2", owner_id=ada, max_links=2)
+        first = await store.create({"target": "https://example.com/1"}, owner_id=ada, max_links=2)
+        await store.create({"target": "https://example.com/b"}, owner_id=bob)  # another owner's
+        await store.create({"target": "https://example.com/2"}, owner_id=ada, max_links=2)
         with pytest.raises(QuotaExceeded, match="at most 2 links"):
-            await store.create("https://example.com/3", owner_id=ada, max_links=2)
+            await store.create({"target": "https://example.com/3"}, owner_id=ada, max_links=2)
         with pytest.raises(QuotaExceeded):
             await put_by_ref(store, "r", {"target": "https://e.com/"}, owner_id=ada, max_links=2)
         # A blocked link its owner deletes is only let go of: it stays, owned by no one.
         await store.block(first.code, "abuse", None)
         await store.delete(first.code, owner_id=ada)
         assert (await store.get(first.code)).owner_id is None
-        third = await store.create("https://example.com/3", owner_id=ada, max_links=2)
-        unlimited = await store.create("https://example.com/4", owner_id=ada)
+        third = await store.create({"target": "https://example.com/3"}, owner_id=ada, max_links=2)
+        unlimited = await store.create({"target": "https://example.com/4"}, owner_id=ada)
         with pytest.raises(QuotaExceeded, match="at most 0 links"):
-            await store.create("https://example.com/5", owner_id=bob, max_links=0)
+            await store.create({"target": "https://example.com/5"}, owner_id=bob, max_links=0)
         return third, unlimited
 
     third, unlimited = with_pool(clean.database_url, scenario)
@@ -167,9 +169,11 @@ def test_only_a_link_quota_locks_the_owner(clean):
         await held.start()
         await holder.execute("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", owner)
         try:
-            free = await asyncio.wait_for(store.create("https://e.com/1", owner_id=owner), 10)
+            free = await asyncio.wait_for(
+                store.create({"target": "https://e.com/1"}, owner_id=owner), 10
+            )
             capped = asyncio.create_task(
-                store.create("https://e.com/2", owner_id=owner, max_links=5)
+                store.create({"target": "https://e.com/2"}, owner_id=owner, max_links=5)
             )
             deadline = asyncio.get_running_loop().time() + 10
             while not await holder.fetchval(
@@ -198,7 +202,7 @@ def test_a_block_committed_during_an_owners_delete_keeps_the_link_blocked(clean)
         pool = await asyncpg.create_pool(clean.database_url, min_size=1, max_size=4)
         try:
             store = LinkStore(pool)
-            await store.create("https://example.com/", owner_id=owner, alias="taken")
+            await store.create({"target": "https://example.com/"}, owner_id=owner, alias="taken")
             async with pool.acquire() as admin:
                 block = admin.transaction()
                 await block.start()

@@ -44,7 +44,7 @@ async def shorten(request: Request) -> Response:
 
     async def produce() -> tuple[int, Any, dict[str, str]]:
         link = await links.shorten(deps, principal, draft)
-        out = LinkOut.of(link, deps.settings.public_base).model_dump(mode="json")
+        out = LinkDetail.of(link, deps.settings.public_base).model_dump(mode="json")
         return 201, out, {"Location": f"/api/v1/urls/{link.code}"}
 
     return await idempotent(request, principal, data, produce)
@@ -96,7 +96,16 @@ def _bulk_result(index: int, outcome: Link | DomainError | Problem, base: str) -
 
 
 def _draft(body: ShortenRequest) -> Draft:
-    return Draft(body.target, alias=body.alias, expires_at=body.expires_at)
+    return Draft(
+        body.target,
+        alias=body.alias,
+        expires_at=body.expires_at,
+        title=body.title,
+        tags=body.tags,
+        max_clicks=body.max_clicks,
+        redirect_type=body.redirect_type,
+        forward_query=body.forward_query,
+    )
 
 
 def link_code(request: Request) -> str:
@@ -150,5 +159,6 @@ def _list_query(request: Request) -> LinkQuery:
         created_after=params.created_after,
         created_before=params.created_before,
         state=params.state,
-        after=decode_cursor(params.cursor) if params.cursor else None,
+        sort=params.sort,
+        after=decode_cursor(params.cursor, params.sort) if params.cursor else None,
     )

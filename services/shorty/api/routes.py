@@ -21,7 +21,6 @@ from shorty.api.schemas import (
     DeclaredLink,
     DeclareRequest,
     LinkDetail,
-    LinkOut,
     LinkPage,
     LinkStats,
     ListQuery,
@@ -101,20 +100,38 @@ OPERATIONS: list[tuple[Route, Operation]] = [
         ),
     ),
     (
+        Route("/api/v1/auth/password", sessions.change_password, methods=["POST"]),
+        Operation(
+            "Change your password (a login session only); your other sessions end",
+            "auth",
+            body=sessions.PasswordChange,
+            responses={204: None},
+            errors={
+                401: "Not logged in",
+                403: "An API key, not a login session",
+                429: "Too many attempts",
+            },
+            refused=(
+                "current_password is not the account's password",
+                "new_password is shorter than the minimum",
+            ),
+        ),
+    ),
+    (
         Route("/api/v1/shorten", links.shorten, methods=["POST"]),
         Operation(
             "Shorten a URL (Idempotency-Key honoured)",
             "links",
             body=ShortenRequest,
-            responses={201: LinkOut},
+            responses={201: LinkDetail},
             errors={**_CREATES, 409: "Alias taken, or the same Idempotency-Key in progress"},
-            refused=(_TARGET, _ALIAS, _FUTURE),
+            refused=(_TARGET, _ALIAS, _FUTURE, _TAGS, _PERMANENT),
         ),
     ),
     (
         Route("/api/v1/urls", links.list_urls, methods=["GET"]),
         Operation(
-            "List links, newest first",
+            "List links, newest or most clicked first",
             "links",
             query=ListQuery,
             responses={200: LinkPage},

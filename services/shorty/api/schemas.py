@@ -33,6 +33,11 @@ class ShortenRequest(BaseModel):
     expires_at: Timestamp | None = Field(
         None, description="When the link stops redirecting (RFC 3339 with a time zone)."
     )
+    title: TitleText | None = None
+    tags: TagList | None = None
+    max_clicks: ClickLimit | None = Field(None, description="Clicks after which it answers 410.")
+    redirect_type: RedirectType | None = Field(None, description="Default: 302.")
+    forward_query: ForwardQuery | None = Field(None, description="Default: off.")
 
 
 class LinkOut(BaseModel):
@@ -174,7 +179,10 @@ class ListQuery(BaseModel):
     q: str | None = Field(None, max_length=200, description="Text in the target or title.")
     created_after: Timestamp | None = None
     created_before: Timestamp | None = None
-    state: Literal["active", "expired", "blocked"] | None = None
+    state: Literal["active", "disabled", "expired", "blocked"] | None = None
+    sort: Literal["created", "clicks"] = Field(
+        "created", description="Newest first, or most clicked first; a cursor keeps its order."
+    )
 
 
 class QrQuery(BaseModel):

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shorty.api.auth import client_key, within_limits
+from shorty.api.auth import client_key, identify, within_limits
 from shorty.api.body import read_json
 from shorty.api.fields import EmailText, PasswordText
 from shorty.bootstrap import api_deps_of
@@ -59,6 +59,13 @@ class Registered(BaseModel):
         "If this address was free, its account exists now: log in with it."
         " If it was taken, nothing changed."
     )
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(max_length=1024)
+    new_password: PasswordText
 
 
 class TokenPair(BaseModel):
@@ -186,6 +193,45 @@ async def logout(request: Request) -> Response:
     deps = api_deps_of(request)
     body = await read_json(request, RefreshRequest, deps.settings.max_body_bytes)
     await deps.sessions.end(body.refresh_token)
+    return Response(status_code=204)
+
+
+async def change_password(request: Request) -> Response:
+    """A new password, given the current one, from a login session only (never an
+    API key: one that leaked must not take the account). Every other session of the
+    account ends; the caller's stays. Tries count against the login limits."""
+    principal = await identify(request)
+    deps = api_deps_of(request)
+    if principal.session is None:
+        raise Problem(
+            403,
+            "insufficient-scope",
+            "Login session required",
+            "Change the password with an access token from /auth/login, not an API key.",
+        )
+    ip = client_key(request)
+    account = f"user:{principal.user_id}"
+    await within_limits(
+        request,
+        [
+            ("login-ip:" + ip, deps.settings.limits["login-ip"]),
+            (f"login-email:{account}:{ip}", deps.settings.limits["login-email"]),
+        ],
+    )
+    body = await read_json(request, PasswordChange, deps.settings.max_body_bytes)
+    if not await deps.users.change_password(
+        principal.user_id, body.current_password, body.new_password
+    ):
+        audit("iam", "password-change", outcome="failure", user__id=principal.user_id)
+        raise Problem(
+            422,
+            "validation-failed",
+            "The request is not valid",
+            "current_password: is not the account's password",
+            errors=[{"field": "current_password", "message": "is not the account's password"}],
+        )
+    ended = await deps.sessions.end_others(principal.user_id, principal.session)
+    audit("iam", "password-change", user__id=principal.user_id, shorty__sessions_ended=ended)
     return Response(status_code=204)
 
 

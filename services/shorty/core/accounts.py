@@ -8,6 +8,7 @@ import hashlib
 import re
 import secrets
 import unicodedata
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -179,6 +180,8 @@ class Principal:
     # The keys above this one (id, own rate limit), the minting one last: a request
     # spends from each of their limits too.
     ancestors: tuple[tuple[int, str | None], ...] = ()
+    # A login session's refresh-token family (an access token's ``sid``); None for a key.
+    session: uuid.UUID | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scopes", effective_scopes(self.role, self.scopes))

@@ -8,7 +8,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -40,15 +40,9 @@ UPDATABLE = frozenset(
     }
 )
 
+# A new link with every field at once (a field not given: its column's default); a
+# link declared elsewhere carries its reference, any other none.
 _INSERT = f"""
-INSERT INTO urls (code, target, owner_id, expires_at)
-VALUES ($1, $2, $3, $4)
-ON CONFLICT (code) DO NOTHING
-RETURNING {_COLUMNS}
-"""
-
-# A link declared elsewhere (by reference), with every field at once.
-_INSERT_DECLARED = f"""
 INSERT INTO urls (code, external_ref, owner_id, target, expires_at, max_clicks, redirect_type,
                   disabled, title, tags, forward_query)
 VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, 302), coalesce($8, false), $9,
@@ -98,26 +92,22 @@ class LinkStore:
 
     async def create(
         self,
-        target: str,
+        fields: dict[str, Any],
         *,
         owner_id: int | None,
         alias: str | None = None,
-        expires_at: datetime | None = None,
         max_links: int | None = None,
     ) -> Link:
-        """Insert a link under ``alias`` or under a fresh random code.
+        """Insert a link holding ``fields`` (keys from UPDATABLE, ``target`` among
+        them; checked already) under ``alias`` or under a fresh random code.
 
         A random code that is already taken is drawn again, at most
         ``codes.MAX_ATTEMPTS`` times; a taken alias is AliasTaken at once. An owner
         who already owns ``max_links`` links (None: no limit) is QuotaExceeded.
         """
-        quota = _quota(owner_id, max_links)
-        return await self._under_a_code(
-            alias,
-            lambda code: self._change(
-                "link.created", _INSERT, code, target, owner_id, expires_at, quota=quota
-            ),
-        )
+        link = await self._insert(None, fields, owner_id, alias, max_links)
+        assert link is not None  # only a reference can be declared twice at once
+        return link
 
     async def get(self, code: str, *, owner_id: int | None = None) -> Link | None:
         """The link named ``code``; with ``owner_id``, only if that user owns it. A read:
@@ -250,33 +240,43 @@ class LinkStore:
         UPDATABLE, ``target`` among them), under ``alias`` or a fresh code, within
         ``max_links`` as by ``create``. None if a link was declared under ``ref`` at
         the same moment (the reference is unique)."""
-        unknown = set(fields) - UPDATABLE
-        if unknown or "target" not in fields:
-            raise ValueError(f"not declarable: {sorted(unknown) or 'no target'}")
-        tags = fields.get("tags")
-        quota = _quota(owner_id, max_links)
         try:
-            return await self._under_a_code(
-                alias,
-                lambda code: self._change(
-                    "link.created",
-                    _INSERT_DECLARED,
-                    code,
-                    ref,
-                    owner_id,
-                    fields["target"],
-                    fields.get("expires_at"),
-                    fields.get("max_clicks"),
-                    fields.get("redirect_type"),
-                    fields.get("disabled"),
-                    fields.get("title"),
-                    list(tags) if tags is not None else None,
-                    fields.get("forward_query"),
-                    quota=quota,
-                ),
-            )
+            return await self._insert(ref, fields, owner_id, alias, max_links)
         except asyncpg.UniqueViolationError:
             return None  # the same reference, declared at the same moment
+
+    async def _insert(
+        self,
+        ref: str | None,
+        fields: dict[str, Any],
+        owner_id: int | None,
+        alias: str | None,
+        max_links: int | None,
+    ) -> Link | None:
+        unknown = set(fields) - UPDATABLE
+        if unknown or "target" not in fields:
+            raise ValueError(f"not insertable: {sorted(unknown) or 'no target'}")
+        tags = fields.get("tags")
+        quota = _quota(owner_id, max_links)
+        return await self._under_a_code(
+            alias,
+            lambda code: self._change(
+                "link.created",
+                _INSERT,
+                code,
+                ref,
+                owner_id,
+                fields["target"],
+                fields.get("expires_at"),
+                fields.get("max_clicks"),
+                fields.get("redirect_type"),
+                fields.get("disabled"),
+                fields.get("title"),
+                list(tags) if tags is not None else None,
+                fields.get("forward_query"),
+                quota=quota,
+            ),
+        )
 
     async def _under_a_code(
         self, alias: str | None, insert: Callable[[str], Awaitable[Link | None]]
@@ -308,10 +308,12 @@ class LinkStore:
 
     async def page(
         self, query: LinkQuery, *, owner_id: int | None = None
-    ) -> tuple[list[Link], tuple[datetime, int] | None]:
-        """One page, newest first, and the position after it (None on the last page); a
-        read, retried once on a fresh connection if its own broke."""
-        after_time, after_id = query.after or (None, None)
+    ) -> tuple[list[Link], Position | None]:
+        """One page in ``query.sort``'s order (newest, or most clicked, first; id breaks
+        ties) and the position after it (None on the last page); a read, retried once
+        on a fresh connection if its own broke."""
+        after_value, after_id = query.after or (None, None)
+        order = _ORDERS[query.sort]
         rows = await retry.idempotent(
             lambda: self._pool.fetch(
                 f"SELECT {_COLUMNS} FROM urls"
@@ -323,24 +325,43 @@ class LinkStore:
                 " AND ($6::text IS NULL"
                 "      OR ($6 = 'expired' AND expires_at <= now())"
                 "      OR ($6 = 'blocked' AND blocked_reason IS NOT NULL)"
+                "      OR ($6 = 'disabled' AND disabled AND blocked_reason IS NULL)"
                 "      OR ($6 = 'active' AND NOT disabled AND blocked_reason IS NULL"
                 "          AND (expires_at IS NULL OR expires_at > now())))"
-                " AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8::bigint))"
-                " ORDER BY created_at DESC, id DESC LIMIT $9",
+                f" AND ($7::{order.type} IS NULL OR ({order.column}, id) < ($7, $8::bigint))"
+                f" ORDER BY {order.column} DESC, id DESC LIMIT $9",
                 owner_id,
                 query.tag,
                 _contains(query.search) if query.search else None,
                 query.created_after,
                 query.created_before,
                 query.state,
-                after_time,
+                after_value,
                 after_id,
                 query.limit + 1,
             )
         )
         links = [_link(row) for row in rows[: query.limit]]
-        more = len(rows) > query.limit
-        return links, ((links[-1].created_at, links[-1].id) if more and links else None)
+        if len(rows) <= query.limit or not links:
+            return links, None
+        last = links[-1]
+        return links, (last.click_count if query.sort == "clicks" else last.created_at, last.id)
+
+
+# A page's end: its last link's sort value (creation time or click count) and id.
+Position = tuple[datetime | int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Order:
+    column: str
+    type: str  # the column's PostgreSQL type, for the cursor's parameter
+
+
+_ORDERS = {
+    "created": _Order("created_at", "timestamptz"),
+    "clicks": _Order("click_count", "bigint"),
+}
 
 
 def _quota(owner_id: int | None, max_links: int | None) -> tuple[int, int] | None:
@@ -390,8 +411,9 @@ class LinkQuery:
     search: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
-    state: str | None = None  # "active", "expired" or "blocked"
-    after: tuple[datetime, int] | None = None
+    state: str | None = None  # "active", "disabled", "expired" or "blocked"
+    sort: Literal["created", "clicks"] = "created"
+    after: Position | None = None  # of the same sort
 
 
 def _contains(text: str) -> str:

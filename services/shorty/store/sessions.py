@@ -76,6 +76,28 @@ class SessionStore:
         )
         return True
 
+    async def end_others(self, user_id: int, keep: uuid.UUID | None) -> int:
+        """End every session of ``user_id`` but the one of family ``keep`` (after a
+        password change); the number of sessions ended."""
+        ended = await self._pool.fetchval(
+            "WITH ended AS (UPDATE refresh_tokens SET revoked_at = now()"
+            " WHERE user_id = $1 AND family IS DISTINCT FROM $2 AND revoked_at IS NULL"
+            " RETURNING family) SELECT count(DISTINCT family) FROM ended",
+            user_id,
+            keep,
+        )
+        return int(ended)
+
+    async def peek(self, token: str) -> Session | None:
+        """The session ``token`` belongs to, if the token is live (unspent, unrevoked,
+        unexpired), without spending it: a browser's session cookie (``shorty.ui``)."""
+        row = await self._pool.fetchrow(
+            "SELECT user_id, family FROM refresh_tokens WHERE token_hash = $1"
+            " AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()",
+            _hash(token),
+        )
+        return Session(row["user_id"], token, row["family"]) if row else None
+
     async def _issue(
         self, conn: asyncpg.Pool | asyncpg.Connection, user_id: int, family: uuid.UUID
     ) -> Session:

@@ -103,6 +103,26 @@ class UserStore:
         fields.pop("password_hash")
         return User(**fields)
 
+    async def change_password(self, user_id: int, current: str, new: str) -> bool:
+        """Set ``new`` as the password of ``user_id`` if ``current`` is theirs (False
+        if not: nothing changes). A new password is checked as at registration, and
+        hashed before the row is read, so a wrong ``current`` costs the same work."""
+        new_hash = _hasher.hash(check_password(new))
+        async with self._pool.acquire() as conn, conn.transaction():
+            stored = await conn.fetchval(
+                "SELECT password_hash FROM users WHERE id = $1 FOR UPDATE", user_id
+            )
+            try:
+                _hasher.verify(stored or _dummy_hash(), current)
+            except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+                return False
+            if stored is None:  # an account without a password (keys only)
+                return False
+            await conn.execute(
+                "UPDATE users SET password_hash = $2 WHERE id = $1", user_id, new_hash
+            )
+        return True
+
     async def page(self, *, after_id: int = 0, limit: int = 100) -> list[User]:
         rows = await self._pool.fetch(
             f"SELECT {_USER} FROM users WHERE id > $1 ORDER BY id LIMIT $2", after_id, limit
@@ -159,4 +179,5 @@ class UserStore:
             ROLE_SCOPES[role],
             user_limit=row["rate_limit"],
             max_links=row["max_links"],
+            session=session,
         )

@@ -37,7 +37,7 @@ from shorty.core.links import (
 from shorty.core.targets import TargetRules, normalize_target
 from shorty.obs.audit import audit
 from shorty.store.joined import after_commit
-from shorty.store.links import LinkQuery, LinkStore
+from shorty.store.links import LinkQuery, LinkStore, Position
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,29 @@ DECLARE_ATTEMPTS = 3  # a link created or deleted meanwhile under the same refer
 
 @dataclass(frozen=True, slots=True)
 class Draft:
-    """What a shorten asks for; the rest of the link takes its defaults."""
+    """What a shorten asks for; a field left None takes its default."""
 
     target: str
     alias: str | None = None
     expires_at: datetime | None = None
+    title: str | None = None
+    tags: Sequence[str] | None = None
+    max_clicks: int | None = None
+    redirect_type: int | None = None
+    forward_query: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The link's fields this draft sets (``store.links.UPDATABLE`` names)."""
+        given = {
+            "target": self.target,
+            "expires_at": self.expires_at,
+            "title": self.title,
+            "tags": self.tags,
+            "max_clicks": self.max_clicks,
+            "redirect_type": self.redirect_type,
+            "forward_query": self.forward_query,
+        }
+        return {name: value for name, value in given.items() if value is not None}
 
 
 async def shorten(deps: ApiDeps, principal: Principal, draft: Draft) -> Link:
@@ -79,10 +97,9 @@ async def shorten_many(
 async def _create(deps: ApiDeps, principal: Principal, draft: Draft) -> Link:
     settings = deps.settings
     return await deps.links.create(
-        normalize_target(draft.target, settings.target_rules),
+        _checked(draft.fields(), settings.target_rules),
         owner_id=principal.user_id,
         alias=validate_alias(draft.alias) if draft.alias is not None else None,
-        expires_at=check_expiry(draft.expires_at, datetime.now(UTC)),
         max_links=principal.link_quota(settings.max_links_per_user),
     )
 
@@ -97,7 +114,7 @@ async def find(deps: ApiDeps, principal: Principal, code: str) -> Link:
 
 async def page(
     deps: ApiDeps, principal: Principal, query: LinkQuery
-) -> tuple[list[Link], tuple[datetime, int] | None]:
+) -> tuple[list[Link], Position | None]:
     """One page of the links the caller may reach, and the position after it."""
     return await deps.links.page(query, owner_id=principal.owner_scope)
 
