@@ -97,7 +97,7 @@ async def credentials(database_url: str) -> list[Credential]:
             codes = []
             for number in range(LINKS):
                 link = await LinkStore(pool).create(
-                    f"https://example.com/{name}/{number}",
+                    {"target": f"https://example.com/{name}/{number}"},
                     owner_id=user.id,
                     alias=f"fuzz-{name}-{number:02d}",
                 )
