@@ -14,8 +14,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
 
 from shorty.api import docs
 from shorty.api.openapi import document
@@ -34,6 +34,7 @@ from shorty.runtime import open_resources
 from shorty.settings import Settings
 from shorty.store.bootstrap import provision_keys
 from shorty.store.errors import UNAVAILABLE
+from shorty.ui.app import create_ui
 from shorty.web import health
 from shorty.web.deadline import DeadlineMiddleware
 from shorty.web.drain import Drain
@@ -117,6 +118,10 @@ async def deadline_exceeded(request: Request, exc: Exception) -> Response:
     return _DEADLINE_PROBLEM.response(request.url.path)
 
 
+async def _to_ui(request: Request) -> Response:
+    return RedirectResponse("/ui/", status_code=308)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -144,12 +149,25 @@ def create_app(
                     await provision_keys(resources.pool, settings)
             yield {DEPS: api_deps(settings, resources, openapi=openapi)}
 
+    handlers = {
+        DomainError: domain_error,
+        Problem: problem,
+        HTTPException: http_error,
+        **dict.fromkeys(UNAVAILABLE, unavailable),
+        DeadlineExceeded: deadline_exceeded,
+    }
+    # The web app calls the API's routes in-process, past the middleware its own
+    # request went through already (shorty.ui.client).
+    api_routes = routing_table(OPERATIONS)
+    ui = create_ui(Starlette(routes=api_routes, exception_handlers=handlers))
     routes = [
         # Ready without Redis too: it serves without it.
         *health.routes(serves_with=[health.POSTGRES], watchdog=watchdog, drain=drain),
         Route("/api/v1/openapi.json", docs.openapi_json, methods=["GET"]),
         Route("/api/docs", docs.docs_page, methods=["GET"]),
-        *routing_table(OPERATIONS),
+        *api_routes,
+        Route("/ui", _to_ui, methods=["GET"]),
+        Mount("/ui", app=ui),
     ]
     middleware = [
         # Outermost: a shed request costs no log line, no routing (probes never count).
@@ -187,13 +205,6 @@ def create_app(
         ),
         Middleware(RateLimitHeadersMiddleware),
     ]
-    handlers = {
-        DomainError: domain_error,
-        Problem: problem,
-        HTTPException: http_error,
-        **dict.fromkeys(UNAVAILABLE, unavailable),
-        DeadlineExceeded: deadline_exceeded,
-    }
     return Starlette(
         routes=routes,
         middleware=middleware,

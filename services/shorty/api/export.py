@@ -27,6 +27,8 @@ COLUMNS = (
     "redirect_type",
     "disabled",
     "blocked",
+    "max_clicks",
+    "forward_query",
 )
 
 
@@ -59,11 +61,13 @@ def _row(link: Link, base: str) -> list[object]:
         f"{base}/{link.code}",
         link.target,
         link.title or "",
-        " ".join(link.tags),
+        ", ".join(link.tags),  # a tag holds no comma, but may hold a space
         link.created_at.isoformat(),
         link.expires_at.isoformat() if link.expires_at else "",
         link.click_count,
         link.redirect_type,
         "yes" if link.disabled else "no",
         link.blocked_reason or "",
+        link.max_clicks if link.max_clicks is not None else "",
+        link.forward_query,
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 import uuid
 from dataclasses import dataclass
@@ -36,6 +38,12 @@ class AccessTokens:
             "jti": uuid.uuid4().hex,
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def mac(self, purpose: str, data: str) -> str:
+        """A MAC of ``data`` for ``purpose`` under the signing secret (the same on every
+        replica): the web app's CSRF tokens."""
+        message = purpose.encode() + b"\0" + data.encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
     def verify(self, token: str) -> AccessClaims | None:
         """The claims of a valid, unexpired token of ours; None for anything else."""

@@ -26,6 +26,16 @@ class Session:
     family: uuid.UUID  # the login it belongs to; access tokens name it (``sid``)
 
 
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """A live session and whose it is (shown on the pages; the API decides what the
+    person may do)."""
+
+    session: Session
+    email: str
+    role: str
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -88,15 +98,19 @@ class SessionStore:
         )
         return int(ended)
 
-    async def peek(self, token: str) -> Session | None:
-        """The session ``token`` belongs to, if the token is live (unspent, unrevoked,
-        unexpired), without spending it: a browser's session cookie (``shorty.ui``)."""
+    async def peek(self, token: str) -> Signed | None:
+        """Who holds ``token`` if it is live (unspent, unrevoked, unexpired) and its user
+        enabled, without spending it: a browser's session cookie (``shorty.ui``)."""
         row = await self._pool.fetchrow(
-            "SELECT user_id, family FROM refresh_tokens WHERE token_hash = $1"
-            " AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()",
+            "SELECT r.user_id, r.family, u.email, u.role FROM refresh_tokens r"
+            " JOIN users u ON u.id = r.user_id WHERE r.token_hash = $1"
+            " AND r.used_at IS NULL AND r.revoked_at IS NULL AND r.expires_at > now()"
+            " AND NOT u.disabled",
             _hash(token),
         )
-        return Session(row["user_id"], token, row["family"]) if row else None
+        if row is None:
+            return None
+        return Signed(Session(row["user_id"], token, row["family"]), row["email"], row["role"])
 
     async def _issue(
         self, conn: asyncpg.Pool | asyncpg.Connection, user_id: int, family: uuid.UUID

@@ -49,6 +49,18 @@ def client_ip(scope: Scope, proxies: Sequence[Network]) -> str:
     return hops[0] if hops else peer
 
 
+def is_https(scope: Scope, proxies: Sequence[Network]) -> bool:
+    """Whether the browser reached us over TLS: the connection's own scheme, or the
+    last X-Forwarded-Proto a trusted proxy (one terminating TLS) set."""
+    if scope.get("scheme") in ("https", "wss"):
+        return True
+    if not proxies or not _trusted(peer_of(scope), proxies):
+        return False
+    forwarded = [value for name, value in scope["headers"] if name == b"x-forwarded-proto"]
+    last = forwarded[-1].decode("latin-1").split(",")[-1].strip().lower() if forwarded else ""
+    return last == "https"
+
+
 @functools.lru_cache(maxsize=4096)  # parsing and printing an IPv6 address take ~8 µs
 def rate_limit_key(address: str, ipv6_prefix: int) -> str:
     """What every per-client-IP limit counts ``address`` under: an IPv4 address is

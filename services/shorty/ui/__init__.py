@@ -1,0 +1,1 @@
+"""The web app under ``/ui``: pages a person uses in a browser (docs/ui.md)."""
