@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import Stack
+from tests.e2e.processes import Service, service_env
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = ROOT / ".venv" / "bin" / "chromium"
 AXE = Path(__file__).resolve().parent / "js" / "node_modules" / "axe-core" / "axe.min.js"
@@ -56,11 +59,29 @@ def browser() -> Iterator[Any]:
             launched.close()
 
 
+@pytest.fixture(scope="module")
+def services(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The redirect service and the API as processes (`shorty serve`); their base URLs."""
+    env = service_env(stack.database_url, stack.redis_url)
+    logs: Path = tmp_path_factory.mktemp("ui") / "services.log"
+    started: list[Service] = []
+    try:
+        for kind in ("redirect", "api"):  # each kept as it starts: all stopped below
+            started.append(Service(kind, env, logs))
+        yield {s.kind: f"http://127.0.0.1:{s.port}" for s in started}
+    finally:
+        for service in started:
+            service.stop()
+
+
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    """A fresh page. The pages' Content-Security-Policy is bypassed only so that
-    axe-core can be injected (the tests of the policy itself read the header)."""
-    context = browser.new_context(bypass_csp=True)
+    """A fresh page (its own cookies), allowed to use the clipboard. The pages'
+    Content-Security-Policy is bypassed only so that axe-core can be injected (the
+    tests of the policy itself read the header)."""
+    context = browser.new_context(
+        bypass_csp=True, permissions=["clipboard-read", "clipboard-write"]
+    )
     try:
         yield context.new_page()
     finally:

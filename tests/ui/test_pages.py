@@ -5,34 +5,20 @@ accessibility violation in it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import Stack
-from tests.e2e.processes import Service, service_env
 from tests.redirect.helpers import add_link
 from tests.ui.conftest import serious_violations
 
 GONE = "uipagegone"
 
 
-@pytest.fixture(scope="module")
-def services(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """The redirect service and the API as processes; their base URLs."""
+@pytest.fixture(scope="module", autouse=True)
+def gone_link(stack: Stack) -> None:
     add_link(stack.database_url, GONE, expires_at=datetime.now(UTC) - timedelta(days=1))
-    env = service_env(stack.database_url, stack.redis_url)
-    logs: Path = tmp_path_factory.mktemp("ui") / "services.log"
-    started: list[Service] = []
-    try:
-        for kind in ("redirect", "api"):  # each kept as it starts: all stopped below
-            started.append(Service(kind, env, logs))
-        yield {s.kind: f"http://127.0.0.1:{s.port}" for s in started}
-    finally:
-        for service in started:
-            service.stop()
 
 
 @pytest.mark.parametrize(
