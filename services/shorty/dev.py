@@ -186,6 +186,7 @@ def banner(settings: Settings, api: str, credentials: Credentials, metrics: dict
     return f"""
   Shorty is running.
 
+  Web app    {api}/ui/   (log in with the admin login below, or sign up)
   API        {api}   (health: {api}/readyz)
   Redirects  {settings.public_base}/<code>
   Metrics    {scraped or "(none: SHORTY_METRICS_PORT=0)"}

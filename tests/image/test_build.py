@@ -115,6 +115,9 @@ def test_no_compilers_no_pip_no_sources(rootfs: Path) -> None:
     assert (site / "kopf").is_dir()
     assert not (site / "pgserver").exists()
     assert not (site / "pytest").exists()
+    # The web app's pages are package data: in the image, or /ui has nothing to show.
+    assert (site / "shorty/ui/templates/base.html").is_file()
+    assert (site / "shorty/ui/static/ui.css").is_file()
 
 
 def test_the_user_owns_nothing_outside_tmp(rootfs: Path) -> None:

@@ -25,8 +25,12 @@ def email() -> str:
 
 
 def check(page: Any) -> None:
-    """No serious accessibility violation, and nothing wider than a phone at phone width."""
-    assert serious_violations(page) == [], page.url
+    """No serious accessibility violation in the light theme or the dark one, and
+    nothing wider than a phone at phone width."""
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        assert serious_violations(page) == [], f"{page.url} ({scheme})"
+    page.emulate_media(color_scheme="light")
     page.set_viewport_size(PHONE)
     wide = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
     page.set_viewport_size(DESKTOP)

@@ -131,7 +131,8 @@ def test_signup_errors_sit_beside_their_fields(ui):
     assert 'id="e-repeat"' in answer.text
     answer = post_form(ui, "/ui/signup", {"email": ADA[0], "password": "short", "repeat": "short"})
     assert answer.status_code == 422
-    assert 'id="e-password"' in answer.text and "at least 10 characters" in answer.text
+    assert 'id="e-password"' in answer.text
+    assert "at least 10 characters" in answer.text
     answer = post_form(
         ui, "/ui/signup", {"email": "not an address", "password": ADA[1], "repeat": ADA[1]}
     )

@@ -11,16 +11,11 @@ from starlette.responses import Response
 from shorty.bootstrap import api_deps_of
 from shorty.core.accounts import PASSWORD_MIN
 from shorty.ui import session
-from shorty.ui.client import Api
+from shorty.ui.client import api_of
 from shorty.ui.forms import errors_of, read_form
 from shorty.ui.render import page, refused, safe_next, see, to_login
 
-_FORBIDDEN = "This form has expired or came from another site. Reload the page and try again."
-
-
-def api_of(request: Request) -> Api:
-    api: Api = request.app.state.api
-    return api
+FORBIDDEN = "This form has expired or came from another site. Reload the page and try again."
 
 
 async def home(request: Request) -> Response:
@@ -40,7 +35,7 @@ async def login(request: Request) -> Response:
     email, back = form.text("email"), form.text("next")
     context = {"email": email, "errors": {}, "error": "", "next": back}
     if not session.csrf_ok(request, form.text("csrf")):
-        context["error"] = _FORBIDDEN
+        context["error"] = FORBIDDEN
         return await page(request, "login.html", context, status=403, section="login")
     body = {"email": email, "password": form.raw("password")}
     answer = await api_of(request).call(request, "POST", "/api/v1/auth/login", body=body)
@@ -62,7 +57,7 @@ async def signup(request: Request) -> Response:
     form = await read_form(request)
     email, password = form.text("email"), form.raw("password")
     if not session.csrf_ok(request, form.text("csrf")):
-        context = _signup_context(request, email, {}, _FORBIDDEN)
+        context = _signup_context(request, email, {}, FORBIDDEN)
         return await page(request, "signup.html", context, status=403, section="signup")
     if password != form.raw("repeat"):
         context = _signup_context(request, email, {"repeat": "The passwords differ."}, "")
@@ -107,7 +102,7 @@ async def logout(request: Request) -> Response:
     signed = await session.viewer(request)
     if not session.csrf_ok(request, form.text("csrf")):
         return await page(
-            request, "error.html", {"title": "Not logged out", "detail": _FORBIDDEN}, status=403
+            request, "error.html", {"title": "Not logged out", "detail": FORBIDDEN}, status=403
         )
     if signed is not None:
         body = {"refresh_token": signed.refresh_token}
@@ -131,7 +126,7 @@ async def change_password(request: Request) -> Response:
         return to_login(request)
     form = await read_form(request)
     if not session.csrf_ok(request, form.text("csrf")):
-        context = _account_context({}, _FORBIDDEN)
+        context = _account_context({}, FORBIDDEN)
         return await page(request, "account.html", context, status=403, section="account")
     new = form.raw("new_password")
     if new != form.raw("repeat"):

@@ -153,3 +153,9 @@ class Api:
             return await outer_receive()
 
         return scope, receive
+
+
+def api_of(request: Request) -> Api:
+    """The API the web app calls (set up by ``shorty.ui.app.create_ui``)."""
+    api: Api = request.app.state.api
+    return api

@@ -15,8 +15,8 @@ from starlette.responses import Response
 from shorty.api.schemas import BULK_MAX
 from shorty.core.codes import is_well_formed
 from shorty.ui import session
-from shorty.ui.account import _FORBIDDEN, api_of
-from shorty.ui.client import Answer
+from shorty.ui.account import FORBIDDEN
+from shorty.ui.client import Answer, api_of
 from shorty.ui.forms import (
     UPLOAD_BYTES,
     errors_of,
@@ -25,7 +25,7 @@ from shorty.ui.forms import (
     tag_list,
     utc_time,
 )
-from shorty.ui.render import error_page, page, refused, see, to_login
+from shorty.ui.render import error_page, page, refused, see, signed_in
 from shorty.ui.session import Viewer
 
 PAGE_SIZE = 25
@@ -76,13 +76,8 @@ def _state(link: dict[str, Any]) -> str:
     return "active"
 
 
-async def _signed(request: Request) -> Viewer | Response:
-    signed = await session.viewer(request)
-    return signed if signed is not None else to_login(request)
-
-
 async def index(request: Request) -> Response:
-    signed = await _signed(request)
+    signed = await signed_in(request)
     if isinstance(signed, Response):
         return signed
     params = request.query_params
@@ -167,7 +162,7 @@ def _form_context(**values: Any) -> dict[str, Any]:
 
 
 async def new_page(request: Request) -> Response:
-    signed = await _signed(request)
+    signed = await signed_in(request)
     if isinstance(signed, Response):
         return signed
     context = _form_context(
@@ -182,7 +177,7 @@ async def new_page(request: Request) -> Response:
 
 
 async def create(request: Request) -> Response:
-    signed = await _signed(request)
+    signed = await signed_in(request)
     if isinstance(signed, Response):
         return signed
     form = await read_form(request)
@@ -196,7 +191,7 @@ async def create(request: Request) -> Response:
         form=typed,
     )
     if not session.csrf_ok(request, form.text("csrf")):
-        context["error"] = _FORBIDDEN
+        context["error"] = FORBIDDEN
         return await page(request, "link_form.html", context, status=403, section="new")
     body = {
         "target": typed["target"],
@@ -240,7 +235,7 @@ async def _link(request: Request, signed: Viewer) -> dict[str, Any] | Response:
 
 
 async def show(request: Request) -> Response:
-    signed = await _signed(request)
+    signed = await signed_in(request)
     if isinstance(signed, Response):
         return signed
     link = await _link(request, signed)
@@ -255,7 +250,7 @@ async def show(request: Request) -> Response:
 
 
 async def edit_page(request: Request) -> Response:
-    signed = await _signed(request)
+    signed = await signed_in(request)
     if isinstance(signed, Response):
         return signed
     link = await _link(request, signed)
@@ -278,7 +273,7 @@ def _edit_context(code: str, form: dict[str, Any]) -> dict[str, Any]:
 
 
 async def edit(request: Request) -> Response:
-    signed = await _signed(request)
+    signed = await signed_in(request)
     if isinstance(signed, Response):
         return signed
     code = request.path_params["code"]
@@ -287,7 +282,7 @@ async def edit(request: Request) -> Response:
     typed["disabled"] = form.text("disabled") == "on"
     context = _edit_context(code, typed)
     if not session.csrf_ok(request, form.text("csrf")):
-        context["error"] = _FORBIDDEN
+        context["error"] = FORBIDDEN
         return await page(request, "link_form.html", context, status=403, section="links")
     body = {
         "target": typed["target"],
@@ -315,13 +310,13 @@ async def _patch(request: Request, signed: Viewer, code: str, body: dict[str, An
 
 async def switch(request: Request) -> Response:
     """Disable or enable a link (the path's last part says which)."""
-    signed = await _signed(request)
+    signed = await signed_in(request)
     if isinstance(signed, Response):
         return signed
     code, action = request.path_params["code"], request.url.path.rsplit("/", 1)[1]
     form = await read_form(request)
     if not session.csrf_ok(request, form.text("csrf")):
-        return await error_page(request, 403, "Not changed", _FORBIDDEN)
+        return await error_page(request, 403, "Not changed", FORBIDDEN)
     answer = await _patch(request, signed, code, {"disabled": action == "disable"})
     if not answer.ok:
         return await refused(request, answer)
@@ -329,7 +324,7 @@ async def switch(request: Request) -> Response:
 
 
 async def delete_page(request: Request) -> Response:
-    signed = await _signed(request)
+    signed = await signed_in(request)
     if isinstance(signed, Response):
         return signed
     link = await _link(request, signed)
@@ -339,13 +334,13 @@ async def delete_page(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    signed = await _signed(request)
+    signed = await signed_in(request)
     if isinstance(signed, Response):
         return signed
     code = request.path_params["code"]
     form = await read_form(request)
     if not session.csrf_ok(request, form.text("csrf")):
-        return await error_page(request, 403, "Not deleted", _FORBIDDEN)
+        return await error_page(request, 403, "Not deleted", FORBIDDEN)
     if not is_well_formed(code):
         return await error_page(request, 404, "Link not found", "No link of yours has this code.")
     answer = await api_of(request).call(
@@ -357,7 +352,7 @@ async def delete(request: Request) -> Response:
 
 
 async def qr(request: Request) -> Response:
-    signed = await _signed(request)
+    signed = await signed_in(request)
     if isinstance(signed, Response):
         return signed
     code, fmt = request.path_params["code"], request.path_params["format"]
@@ -369,7 +364,7 @@ async def qr(request: Request) -> Response:
 
 
 async def export(request: Request) -> Response:
-    signed = await _signed(request)
+    signed = await signed_in(request)
     if isinstance(signed, Response):
         return signed
     # The API's answer names the file (Content-Disposition) itself.
@@ -379,7 +374,7 @@ async def export(request: Request) -> Response:
 
 
 async def import_page(request: Request) -> Response:
-    signed = await _signed(request)
+    signed = await signed_in(request)
     if isinstance(signed, Response):
         return signed
     return await page(request, "import.html", _import_context(), section="import")
@@ -390,12 +385,12 @@ def _import_context(**values: Any) -> dict[str, Any]:
 
 
 async def import_csv(request: Request) -> Response:
-    signed = await _signed(request)
+    signed = await signed_in(request)
     if isinstance(signed, Response):
         return signed
     form = await read_form(request, UPLOAD_BYTES, files=1)
     if not session.csrf_ok(request, form.text("csrf")):
-        context = _import_context(error=_FORBIDDEN)
+        context = _import_context(error=FORBIDDEN)
         return await page(request, "import.html", context, status=403, section="import")
     upload = form.files.get("file")
     rows = _rows(upload) if upload else "Choose a CSV file to import."

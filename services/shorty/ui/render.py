@@ -91,6 +91,12 @@ def to_login(request: Request) -> Response:
     return response
 
 
+async def signed_in(request: Request) -> session.Viewer | Response:
+    """The person signed in, or the redirect to the login page a page answers with."""
+    signed = await session.viewer(request)
+    return signed if signed is not None else to_login(request)
+
+
 def see(path: str, done: str = "") -> Response:
     """Post/redirect/get: on to ``path``, showing the notice ``done`` names."""
     return RedirectResponse(path + (f"?done={done}" if done else ""), status_code=303)
