@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import Stack
 from tests.e2e.processes import Service, service_env
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = ROOT / ".venv" / "bin" / "chromium"
@@ -61,14 +62,16 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def services(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """The redirect service and the API as processes (`shorty serve`); their base URLs."""
+    """The redirect service, the API and the worker as processes (`shorty serve`); the
+    base URLs of the first two."""
     env = service_env(stack.database_url, stack.redis_url)
     logs: Path = tmp_path_factory.mktemp("ui") / "services.log"
     started: list[Service] = []
     try:
         for kind in ("redirect", "api"):  # each kept as it starts: all stopped below
             started.append(Service(kind, env, logs))
-        yield {s.kind: f"http://127.0.0.1:{s.port}" for s in started}
+        started.append(Service("worker", env, logs, metrics_port=free_port()))
+        yield {s.kind: f"http://127.0.0.1:{s.port}" for s in started if s.kind != "worker"}
     finally:
         for service in started:
             service.stop()

@@ -18,6 +18,8 @@ from tests.ui.conftest import serious_violations
 PASSWORD = "correct horse battery"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
+# A person's browser (the test browser's own names itself HeadlessChrome: a bot).
+VISITOR = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"}
 
 
 def email() -> str:
@@ -72,9 +74,22 @@ def test_sign_up_create_copy_follow_edit_delete(services, page):
     expect(page.locator(".copied").first).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == short
 
-    followed = page.request.get(f"{redirect}/{code}", max_redirects=0)
+    followed = page.request.get(f"{redirect}/{code}", max_redirects=0, headers=VISITOR)
     assert followed.status == 302
     assert followed.headers["location"] == "https://example.com/start"
+
+    # The click reaches the analytics once the worker has rolled it up (about 2 s).
+    page.get_by_role("link", name="Clicks", exact=True).click()
+    people = page.locator(".totals dd").first
+    for _ in range(40):
+        if people.inner_text() == "1":
+            break
+        page.wait_for_timeout(250)
+        page.reload()
+    assert people.inner_text() == "1"
+    assert page.get_by_role("img", name="Clicks over time").is_visible()
+    check(page)
+    page.go_back()
 
     page.get_by_role("link", name="Edit").click()
     check(page)

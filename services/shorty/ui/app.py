@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shorty.resilience.deadline import DeadlineExceeded
 from shorty.store.errors import UNAVAILABLE
-from shorty.ui import account, links, stats
+from shorty.ui import account, keys, links, stats
 from shorty.ui.client import Api
 from shorty.ui.render import error_page
 from shorty.web.problems import Problem
@@ -144,6 +144,9 @@ def create_ui(api: ASGIApp) -> Starlette:
         Route("/links/{code}/delete", links.delete, methods=["POST"]),
         Route("/links/{code}/qr.{format}", links.qr, methods=["GET"]),
         Route("/links/{code}/stats", stats.link_stats, methods=["GET"]),
+        Route("/keys", keys.index, methods=["GET"]),
+        Route("/keys", keys.create, methods=["POST"]),
+        Route("/keys/{key_id}/revoke", keys.revoke, methods=["POST"]),
         Mount("/static", app=static, name="static"),
     ]
     ui = Starlette(

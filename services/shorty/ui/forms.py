@@ -33,16 +33,21 @@ _FIELD_OF = {
 class Form:
     """A POSTed form, read whole: its text fields and its files' contents."""
 
-    fields: dict[str, str]
+    fields: dict[str, list[str]]  # every value of a name, in order
     files: dict[str, bytes]
 
     def text(self, name: str) -> str:
         """A text field, stripped ("" when absent)."""
-        return self.fields.get(name, "").strip()
+        return self.raw(name).strip()
 
     def raw(self, name: str) -> str:
-        """A text field as typed (a password: its spaces are part of it)."""
-        return self.fields.get(name, "")
+        """A text field as typed (a password: its spaces are part of it); the last
+        one of the name."""
+        return self.fields.get(name, [""])[-1]
+
+    def every(self, name: str) -> list[str]:
+        """Every value of a name (the ticked boxes of a group)."""
+        return self.fields.get(name, [])
 
 
 async def read_form(request: Request, max_bytes: int = FORM_BYTES, *, files: int = 0) -> Form:
@@ -64,7 +69,10 @@ async def read_form(request: Request, max_bytes: int = FORM_BYTES, *, files: int
     async with Request(request.scope, replay).form(
         max_files=files, max_fields=50, max_part_size=max_bytes
     ) as form:
-        fields = {name: value for name, value in form.multi_items() if isinstance(value, str)}
+        fields: dict[str, list[str]] = {}
+        for name, value in form.multi_items():
+            if isinstance(value, str):
+                fields.setdefault(name, []).append(value)
         uploads = {
             name: await value.read()
             for name, value in form.multi_items()

@@ -28,6 +28,7 @@ NOTICES = {
     "signed-up": "Welcome! Your account is ready.",
     "logged-out": "You are logged out.",
     "registered": "If this address was free, its account exists now: log in with it.",
+    "revoked": "Key revoked: it works no more, nor do the keys it made.",
 }
 
 
