@@ -80,8 +80,11 @@ class UserPage(BaseModel):
 
 
 class UserPageQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     after_id: QueryInt = Field(0, ge=0, le=ID_MAX, description="Users with a larger id.")
     limit: QueryInt = Field(100, ge=1, le=500)
+    q: str | None = Field(None, max_length=254, description="Text in the email address.")
 
 
 class UserPatch(BaseModel):
@@ -189,7 +192,7 @@ async def admin_list_users(request: Request) -> Response:
     await authenticate(request, "admin")
     query = validate(dict(request.query_params), UserPageQuery)
     users = api_deps_of(request).users
-    page = await users.page(after_id=query.after_id, limit=query.limit)
+    page = await users.page(after_id=query.after_id, limit=query.limit, search=query.q or None)
     users_page = UserPage(
         items=[UserOut.model_validate(u) for u in page],
         next_after_id=page[-1].id if len(page) == query.limit else None,

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shorty.api import accounts, blocks, chaos, export, links, qr, refs, sessions, stats
+from shorty.api import accounts, blocks, chaos, dlq, export, links, qr, refs, sessions, stats
 from shorty.api.openapi import Operation
 from shorty.api.params import ID_SCHEMA
 from shorty.api.schemas import (
@@ -49,6 +49,7 @@ _WINDOW = ("from is after to", "the series would have more than 2,000 points")
 _SCOPE = {403: "The credential lacks the scope"}
 _CREATES = {403: "The credential lacks the scope, or the user's link quota is reached"}
 _REF = {404: "No link declared under this reference (or not yours)"}
+_CHOICE = "neither ids nor all: true is sent, or both are"
 _CHAOS = {**_SCOPE, 404: "Fault injection is off (SHORTY_CHAOS_ENABLED)"}
 
 OPERATIONS: list[tuple[Route, Operation]] = [
@@ -323,6 +324,48 @@ OPERATIONS: list[tuple[Route, Operation]] = [
             body=accounts.KeyPatch,
             responses={200: accounts.KeyOut},
             errors={**_SCOPE, 404: "No such key"},
+        ),
+    ),
+    (
+        Route("/api/v1/admin/dlq", dlq.letters, methods=["GET"]),
+        Operation(
+            "The dead-letter stream: its size and letters, oldest first (?after=, ?limit=)",
+            "admin",
+            query=dlq.LetterQuery,
+            responses={200: dlq.LetterPage},
+            errors={**_SCOPE, 503: "Redis cannot be reached"},
+        ),
+    ),
+    (
+        Route("/api/v1/admin/dlq/replay", dlq.replay, methods=["POST"]),
+        Operation(
+            "Write letters back to their streams (some by ID, or all present now)",
+            "admin",
+            body=dlq.LetterChoice,
+            responses={200: dlq.Replayed},
+            errors={**_SCOPE, 503: "Redis cannot be reached"},
+            refused=(_CHOICE, "a letter names a stream that is not Shorty's"),
+        ),
+    ),
+    (
+        Route("/api/v1/admin/dlq/purge", dlq.purge, methods=["POST"]),
+        Operation(
+            "Delete letters for good (some by ID, or all present now)",
+            "admin",
+            body=dlq.LetterChoice,
+            responses={200: dlq.Purged},
+            errors={**_SCOPE, 503: "Redis cannot be reached"},
+            refused=(_CHOICE,),
+        ),
+    ),
+    (
+        Route("/api/v1/admin/dlq/{letter_id}", dlq.letter, methods=["GET"]),
+        Operation(
+            "One letter in full",
+            "admin",
+            path={"letter_id": {"type": "string", "pattern": r"^\d{1,20}(-\d{1,20})?$"}},
+            responses={200: dlq.LetterOut},
+            errors={**_SCOPE, 404: "No letter has this ID", 503: "Redis cannot be reached"},
         ),
     ),
     (

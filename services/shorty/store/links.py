@@ -332,7 +332,7 @@ class LinkStore:
                 f" ORDER BY {order.column} DESC, id DESC LIMIT $9",
                 owner_id,
                 query.tag,
-                _contains(query.search) if query.search else None,
+                contains(query.search) if query.search else None,
                 query.created_after,
                 query.created_before,
                 query.state,
@@ -416,7 +416,7 @@ class LinkQuery:
     after: Position | None = None  # of the same sort
 
 
-def _contains(text: str) -> str:
+def contains(text: str) -> str:
     """An ILIKE pattern matching ``text`` anywhere, its wildcards taken literally."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"

@@ -20,6 +20,7 @@ from shorty.core.accounts import (
     normalize_email,
 )
 from shorty.core.errors import InvalidAccount
+from shorty.store.links import contains
 
 _hasher = PasswordHasher()
 
@@ -123,9 +124,17 @@ class UserStore:
             )
         return True
 
-    async def page(self, *, after_id: int = 0, limit: int = 100) -> list[User]:
+    async def page(
+        self, *, after_id: int = 0, limit: int = 100, search: str | None = None
+    ) -> list[User]:
+        """Users by id after ``after_id``; with ``search``, those whose address holds it
+        (case-insensitive, ``%`` and ``_`` literal)."""
         rows = await self._pool.fetch(
-            f"SELECT {_USER} FROM users WHERE id > $1 ORDER BY id LIMIT $2", after_id, limit
+            f"SELECT {_USER} FROM users WHERE id > $1"
+            " AND ($3::text IS NULL OR email ILIKE $3) ORDER BY id LIMIT $2",
+            after_id,
+            limit,
+            contains(search) if search else None,
         )
         return [User(**dict(row)) for row in rows]
 

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shorty.resilience.deadline import DeadlineExceeded
 from shorty.store.errors import UNAVAILABLE
-from shorty.ui import account, keys, links, stats
+from shorty.ui import account, admin, keys, links, stats
 from shorty.ui.client import Api
 from shorty.ui.render import error_page
 from shorty.web.problems import Problem
@@ -147,6 +147,15 @@ def create_ui(api: ASGIApp) -> Starlette:
         Route("/keys", keys.index, methods=["GET"]),
         Route("/keys", keys.create, methods=["POST"]),
         Route("/keys/{key_id}/revoke", keys.revoke, methods=["POST"]),
+        Route("/links/{code}/block", admin.block, methods=["POST"]),
+        Route("/links/{code}/unblock", admin.block, methods=["POST"]),
+        Route("/admin/users", admin.users, methods=["GET"]),
+        Route("/admin/users/{user_id}", admin.user_page, methods=["GET"]),
+        Route("/admin/users/{user_id}", admin.change_user, methods=["POST"]),
+        Route("/admin/dlq", admin.letters, methods=["GET"]),
+        Route("/admin/dlq/purge-all", admin.purge_all_page, methods=["GET"]),
+        Route("/admin/dlq/replay", admin.letters_action, methods=["POST"]),
+        Route("/admin/dlq/purge", admin.letters_action, methods=["POST"]),
         Mount("/static", app=static, name="static"),
     ]
     ui = Starlette(

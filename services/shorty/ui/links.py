@@ -16,6 +16,7 @@ from shorty.api.schemas import BULK_MAX
 from shorty.core.codes import is_well_formed
 from shorty.ui import session
 from shorty.ui.account import FORBIDDEN
+from shorty.ui.admin import REASONS
 from shorty.ui.client import Answer, api_of
 from shorty.ui.forms import (
     UPLOAD_BYTES,
@@ -245,6 +246,7 @@ async def show(request: Request) -> Response:
         "link": link,
         "state": _state(link),
         "forward_text": _FORWARD_TEXT.get(link["forward_query"], link["forward_query"]),
+        "reasons": REASONS,
     }
     return await page(request, "link.html", context, section="links")
 

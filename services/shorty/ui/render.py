@@ -29,6 +29,11 @@ NOTICES = {
     "logged-out": "You are logged out.",
     "registered": "If this address was free, its account exists now: log in with it.",
     "revoked": "Key revoked: it works no more, nor do the keys it made.",
+    "saved-user": "User saved.",
+    "blocked": "Link blocked: it answers 410 (451 for a legal reason) until an admin lifts it.",
+    "unblocked": "Block lifted.",
+    "replayed": "Letters written back to their streams.",
+    "purged": "Letters deleted.",
 }
 
 
@@ -72,6 +77,7 @@ async def page(
         "csrf": session.csrf_token(request),
         "section": section,
         "notice": NOTICES.get(done, ""),
+        "request_path": request.url.path,
         **(context or {}),
     }
     html = _environment().get_template(template).render(values)

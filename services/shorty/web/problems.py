@@ -48,6 +48,7 @@ PROBLEM_TYPES = frozenset(
         "invalid-target",
         "invalid-token",
         "key-not-found",
+        "letter-not-found",
         "link-not-found",
         "malformed-json",
         "method-not-allowed",
