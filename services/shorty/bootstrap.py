@@ -19,15 +19,16 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import redis.asyncio as aredis
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
 from shorty.api.tokens import AccessTokens
 from shorty.cache.guard import RedisGuard
 from shorty.cache.links import LinkCache
+from shorty.live.sampler import LiveSampler
 from shorty.ratelimit.limiter import Limiter
 from shorty.ratelimit.local import TokenBuckets
 from shorty.ratelimit.redis import RedisLimits
@@ -47,6 +48,9 @@ from shorty.worker.enrich import GeoIP
 from shorty.worker.events import CacheUpdater, OutboxRelay
 from shorty.worker.ingest import ClickIngester
 from shorty.worker.rollup import Aggregator
+
+if TYPE_CHECKING:
+    from shorty.live.sampler import LiveSampler
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,7 @@ class ApiDeps:
     limiter: Limiter
     cache: LinkCache
     openapi: dict[str, Any]
+    live: LiveSampler  # the live view's reads of every service (SHORTY_LIVE_TARGETS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +184,16 @@ def api_deps(settings: Settings, resources: Resources, *, openapi: dict[str, Any
         ),
         cache=link_cache(settings, resources.redis),
         openapi=openapi,
+        live=_live_sampler(settings),
     )
+
+
+def _live_sampler(settings: Settings) -> LiveSampler:
+    # Imported here: only the API reads the live figures (aiohttp stays out of the
+    # redirect service and the worker).
+    from shorty.live.sampler import LiveSampler
+
+    return LiveSampler(list(settings.live_targets))
 
 
 def worker_deps(settings: Settings, resources: Resources, geoip: GeoIP) -> WorkerDeps:
@@ -196,7 +210,7 @@ def worker_deps(settings: Settings, resources: Resources, geoip: GeoIP) -> Worke
     )
 
 
-def api_deps_of(request: Request) -> ApiDeps:
+def api_deps_of(request: HTTPConnection) -> ApiDeps:
     """The API's dependencies, from the lifespan state every request carries."""
     deps: ApiDeps = request.scope["state"][DEPS]
     return deps

@@ -94,6 +94,18 @@ def metrics_ports(settings: Settings, host: str, taken: set[int]) -> dict[str, i
     return ports
 
 
+def live_targets(metrics: dict[str, str], api: str, redirect: str) -> str:
+    """SHORTY_LIVE_TARGETS for the web app's live view: each service's metrics, and
+    the readiness of those that have one (the worker has its metrics only)."""
+    health = {"api": f"{api}/readyz", "redirect": f"{redirect}/readyz"}
+    return json.dumps(
+        [
+            {"name": name, "metrics": url, **({"health": health[name]} if name in health else {})}
+            for name, url in metrics.items()
+        ]
+    )
+
+
 async def bootstrap(settings: Settings, database_url: str, path: Path) -> Credentials:
     """SHORTY_INITIAL_API_KEY first (it only applies while no key exists), then the
     dev admin's login and API key: reused if still valid, else made anew."""
@@ -254,6 +266,7 @@ def run_dev(
         metrics = {
             name: f"http://{_shown(host)}:{port}/metrics" for name, port in ports.items() if port
         }
+        env.setdefault("SHORTY_LIVE_TARGETS", live_targets(metrics, api, redirect))
         services = [
             ("api", _serve("api", host, api_port, ports["api"]), http_ok(f"{api}/readyz")),
             (

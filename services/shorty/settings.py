@@ -7,12 +7,15 @@ never the value itself: it may be a secret).
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
     Field,
     IPvAnyNetwork,
     SecretStr,
@@ -35,6 +38,16 @@ METRICS_PORTS = {"api": 9100, "redirect": 9101, "worker": 9102}
 
 # The HTTP servers `shorty serve api|redirect` runs the app under (SHORTY_SERVER, --server).
 ServerName = Literal["uvicorn", "granian"]
+
+
+class LiveTarget(BaseModel):
+    """A service process the live view reads: its metrics, and its readiness."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
+    metrics: AnyHttpUrl
+    health: AnyHttpUrl | None = None
 
 
 class SettingsError(Exception):
@@ -244,6 +257,13 @@ class Settings(BaseSettings):
         " (/api/v1/admin/chaos, `shorty chaos`). Off: those routes answer 404 and nothing"
         " is ever injected. Never on in production unless you mean it.",
     )
+    live_targets: Annotated[list[LiveTarget], NoDecode] = Field(
+        default_factory=list,
+        max_length=50,
+        description="What the web app's live view reads every second (docs/ui.md): a JSON"
+        ' list of {"name", "metrics", "health"?}, a service process\'s metrics URL and its'
+        " /readyz. `shorty dev` sets it; empty: the live view says how to.",
+    )
     redirect_rate: float = Field(
         0.0, ge=0, le=1_000_000, description="Redirects per second per client IP (0: no limit)."
     )
@@ -356,6 +376,16 @@ class Settings(BaseSettings):
         None, description="MaxMind-format country database (.mmdb); unset: countries unknown."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+
+    @field_validator("live_targets", mode="before")
+    @classmethod
+    def _json_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else []
+            except ValueError as exc:
+                raise ValueError(f"not JSON: {exc}") from None
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -147,7 +147,11 @@ def create_app(
                 # injected PostgreSQL outage must start, not crash-loop until it ends.
                 with bypassed():
                     await provision_keys(resources.pool, settings)
-            yield {DEPS: api_deps(settings, resources, openapi=openapi)}
+            deps = api_deps(settings, resources, openapi=openapi)
+            try:
+                yield {DEPS: deps}
+            finally:
+                await deps.live.close()
 
     handlers = {
         DomainError: domain_error,

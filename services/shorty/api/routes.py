@@ -11,7 +11,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shorty.api import accounts, blocks, chaos, dlq, export, links, qr, refs, sessions, stats
+from shorty.api import (
+    accounts,
+    blocks,
+    chaos,
+    dlq,
+    export,
+    links,
+    live,
+    qr,
+    refs,
+    sessions,
+    stats,
+)
 from shorty.api.openapi import Operation
 from shorty.api.params import ID_SCHEMA
 from shorty.api.schemas import (
@@ -324,6 +336,17 @@ OPERATIONS: list[tuple[Route, Operation]] = [
             body=accounts.KeyPatch,
             responses={200: accounts.KeyOut},
             errors={**_SCOPE, 404: "No such key"},
+        ),
+    ),
+    (
+        Route("/api/v1/admin/live", live.live, methods=["GET"]),
+        Operation(
+            "Every service's figures now, from its own metrics and /readyz (at most a second"
+            " old): request and error rates, p99, cache hits, clicks, stream lag, dead"
+            " letters, each dependency's health and breaker",
+            "admin",
+            responses={200: live.LiveSnapshot},
+            errors=_SCOPE,
         ),
     ),
     (

@@ -14,13 +14,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shorty.resilience.deadline import DeadlineExceeded
 from shorty.store.errors import UNAVAILABLE
-from shorty.ui import account, admin, keys, links, stats
+from shorty.ui import account, admin, keys, links, live, stats
 from shorty.ui.client import Api
 from shorty.ui.render import error_page
 from shorty.web.problems import Problem
@@ -156,6 +156,8 @@ def create_ui(api: ASGIApp) -> Starlette:
         Route("/admin/dlq/purge-all", admin.purge_all_page, methods=["GET"]),
         Route("/admin/dlq/replay", admin.letters_action, methods=["POST"]),
         Route("/admin/dlq/purge", admin.letters_action, methods=["POST"]),
+        Route("/admin/live", live.live_page, methods=["GET"]),
+        WebSocketRoute("/admin/live/ws", live.live_socket),
         Mount("/static", app=static, name="static"),
     ]
     ui = Starlette(

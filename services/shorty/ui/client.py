@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Headers of the browser's request that the API call does not carry: its own
@@ -74,7 +74,7 @@ class Api:
 
     async def call(
         self,
-        request: Request,
+        request: HTTPConnection,
         method: str,
         path: str,
         *,
@@ -107,7 +107,7 @@ class Api:
 
     def _request(
         self,
-        request: Request,
+        request: HTTPConnection,
         method: str,
         path: str,
         token: str | None,
@@ -131,7 +131,7 @@ class Api:
             "asgi": outer.get("asgi", {"version": "3.0"}),
             "http_version": outer.get("http_version", "1.1"),
             "method": method,
-            "scheme": outer.get("scheme", "http"),
+            "scheme": {"ws": "http", "wss": "https"}.get(outer["scheme"], outer["scheme"]),
             "path": path,
             "raw_path": path.encode(),
             "root_path": "",
@@ -142,20 +142,25 @@ class Api:
             "state": dict(outer.get("state", {})),
         }
         sent = False
-        outer_receive = request.receive
+        # Past the body: whatever the browser's connection says next (a disconnect);
+        # a WebSocket's messages are its own, never the call's.
+        outer_receive = request.receive if isinstance(request, Request) else _disconnected
 
         async def receive() -> Message:
             nonlocal sent
             if not sent:
                 sent = True
                 return {"type": "http.request", "body": content, "more_body": False}
-            # Past the body: whatever the browser's connection says next (a disconnect).
             return await outer_receive()
 
         return scope, receive
 
 
-def api_of(request: Request) -> Api:
+async def _disconnected() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def api_of(request: HTTPConnection) -> Api:
     """The API the web app calls (set up by ``shorty.ui.app.create_ui``)."""
     api: Api = request.app.state.api
     return api

@@ -17,7 +17,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from shorty.bootstrap import api_deps_of
@@ -45,22 +45,31 @@ class Viewer:
         return self.role == "admin"
 
 
-def _name(request: Request, base: str) -> str:
+def _name(request: HTTPConnection, base: str) -> str:
     """The cookie's name: ``__Host-`` prefixed (bound to this host, Secure, path /)
     over TLS."""
     return f"__Host-{base}" if _secure(request) else base
 
 
-def _secure(request: Request) -> bool:
+def _secure(request: HTTPConnection) -> bool:
     return is_https(request.scope, api_deps_of(request).settings.trusted_proxies)
 
 
-async def viewer(request: Request) -> Viewer | None:
+async def viewer(request: HTTPConnection) -> Viewer | None:
     """The person the session cookie names, if the session is live and the account
-    enabled; else None (the cookie is then cleared by the page that answers)."""
+    enabled; else None (the cookie is then cleared by the page that answers). Looked
+    up once per request."""
     known: Viewer | object | None = getattr(request.state, "ui_viewer", _UNKNOWN)
-    if known is not _UNKNOWN:  # looked up once per request
+    if known is not _UNKNOWN:
         return known  # type: ignore[return-value]
+    found = await lookup(request)
+    request.state.ui_viewer = found
+    return found
+
+
+async def lookup(request: HTTPConnection) -> Viewer | None:
+    """``viewer`` afresh: a long-lived connection (the live view's WebSocket) asks
+    again and again, and ends when the session does."""
     token = request.cookies.get(_name(request, SESSION), "")
     signed = None
     if token and len(token) <= 100:
@@ -71,7 +80,6 @@ async def viewer(request: Request) -> Viewer | None:
         session = signed.session
         access = api_deps_of(request).tokens.issue(session.user_id, session.family)
         found = Viewer(session.user_id, signed.email, signed.role, access, token)
-    request.state.ui_viewer = found
     return found
 
 

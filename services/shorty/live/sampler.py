@@ -1,0 +1,167 @@
+"""Every service's figures, read at most once a second however many people watch:
+each target's metrics and readiness are fetched side by side, each within
+``TIMEOUT`` seconds, and compared with the previous read for the rates. A target
+that does not answer is shown as down, with why; nothing is ever made up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from shorty.live.figures import Scrape, breakers, chaos, parse, quantile, rate
+from shorty.settings import LiveTarget
+
+TIMEOUT = 0.8  # seconds for one target's metrics or readiness
+FRESH = 0.5  # a read younger than this is served again
+_REQUESTS = "shorty_http_request_duration_seconds"
+_PROBES = (("route", "/livez"), ("route", "/readyz"))
+
+
+@dataclass(slots=True)
+class _Target:
+    spec: LiveTarget
+    last: Scrape | None = None
+
+
+@dataclass(slots=True)
+class LiveSampler:
+    targets: list[LiveTarget]
+    _state: list[_Target] = field(default_factory=list)
+    _session: aiohttp.ClientSession | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _snapshot: dict[str, Any] | None = None
+    _taken: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._state = [_Target(spec) for spec in self.targets]
+
+    async def snapshot(self) -> dict[str, Any]:
+        """Every target's figures now (or as read under ``FRESH`` seconds ago)."""
+        async with self._lock:
+            if self._snapshot is not None and time.monotonic() - self._taken < FRESH:
+                return self._snapshot
+            if self._session is None:
+                timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+                self._session = aiohttp.ClientSession(timeout=timeout)
+            session = self._session
+            services = await asyncio.gather(*(self._read(session, t) for t in self._state))
+            self._snapshot = {"at": time.time(), "services": list(services)}
+            self._taken = time.monotonic()
+            return self._snapshot
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _read(self, session: aiohttp.ClientSession, target: _Target) -> dict[str, Any]:
+        spec = target.spec
+        metrics, health = await asyncio.gather(
+            _fetch(session, str(spec.metrics), json_body=False),
+            _fetch(session, str(spec.health), json_body=True) if spec.health else _none(),
+        )
+        shown: dict[str, Any] = {
+            "name": spec.name,
+            "up": False,
+            "error": None,
+            "ready": None,
+            "dependencies": {},
+            "requests_per_second": None,
+            "error_ratio": None,
+            "p99_ms": None,
+            "cache_hit_ratio": None,
+            "clicks_per_second": None,
+            "stream_lag": None,
+            "dlq": None,
+            "loop_lag_ms": None,
+            "chaos": [],
+        }
+        if isinstance(health, dict):
+            shown["ready"] = health.get("status") == "ready"
+            for name, state in (health.get("checks") or {}).items():
+                shown["dependencies"].setdefault(name, {})["health"] = state
+        elif spec.health:
+            shown["ready"] = False
+            shown["health_error"] = str(health)
+        if not isinstance(metrics, str):
+            shown["error"] = str(metrics)
+            target.last = None
+            return shown
+        try:
+            now = parse(metrics, time.monotonic())
+        except ValueError as exc:
+            shown["error"] = f"unreadable metrics: {exc}"
+            return shown
+        shown["up"] = True
+        for name, state in breakers(now).items():
+            shown["dependencies"].setdefault(name, {})["breaker"] = state
+        shown["chaos"] = chaos(now)
+        if now.samples.get("shorty_dlq_length"):
+            shown["dlq"] = int(now.total("shorty_dlq_length"))
+        if now.samples.get("shorty_stream_lag"):
+            shown["stream_lag"] = int(now.total("shorty_stream_lag"))
+        if now.samples.get("shorty_event_loop_lag_seconds"):
+            shown["loop_lag_ms"] = round(now.total("shorty_event_loop_lag_seconds") * 1000, 1)
+        before, target.last = target.last, now
+        if before is not None:
+            _rates(before, now, shown)
+        return shown
+
+
+def _rates(before: Scrape, now: Scrape, shown: dict[str, Any]) -> None:
+    answered = rate(before, now, _REQUESTS + "_count")
+    if answered is not None:
+        probes = sum(rate(before, now, _REQUESTS + "_count", route=r) or 0 for _, r in _PROBES)
+        served = max(answered - probes, 0.0)
+        shown["requests_per_second"] = round(served, 2)
+        failed = sum(
+            rate(before, now, _REQUESTS + "_count", status=str(code)) or 0.0
+            for code in range(500, 600)
+        )
+        shown["error_ratio"] = round(failed / served, 4) if served > 0 else None
+    p99 = quantile(before, now, _REQUESTS, 0.99, exclude=_PROBES)
+    shown["p99_ms"] = round(p99 * 1000, 2) if p99 is not None else None
+    if now.samples.get("shorty_redirect_lookups_total"):
+        cached = sum(
+            rate(before, now, "shorty_redirect_lookups_total", tier=tier) or 0.0
+            for tier in ("lru", "redis")
+        )
+        every = rate(before, now, "shorty_redirect_lookups_total") or 0.0
+        shown["cache_hit_ratio"] = round(cached / every, 4) if every > 0 else None
+    for counter in ("shorty_clicks_flushed_total", "shorty_clicks_ingested_total"):
+        if now.samples.get(counter):
+            clicks = rate(before, now, counter)
+            shown["clicks_per_second"] = round(clicks, 2) if clicks is not None else None
+
+
+async def _none() -> None:
+    return None
+
+
+async def _fetch(
+    session: aiohttp.ClientSession, url: str, *, json_body: bool
+) -> str | dict[str, Any] | Exception:
+    """The body (text, or JSON for readiness, whose 503 still has a body), or the
+    failure."""
+    try:
+        async with session.get(url) as answer:
+            if json_body:
+                body = await answer.json(content_type=None)
+                return body if isinstance(body, dict) else ValueError("not a JSON object")
+            if answer.status != 200:
+                return RuntimeError(f"metrics answered {answer.status}")
+            return await answer.text()
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        return _short(exc)
+
+
+def _short(exc: Exception) -> Exception:
+    if isinstance(exc, TimeoutError):
+        return TimeoutError(f"no answer within {TIMEOUT} s")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectionError("connection refused")
+    return exc
