@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shorty.resilience.deadline import DeadlineExceeded
 from shorty.store.errors import UNAVAILABLE
-from shorty.ui import account, admin, keys, links, live, stats
+from shorty.ui import account, admin, chaos, keys, links, live, stats
 from shorty.ui.client import Api
 from shorty.ui.render import error_page
 from shorty.web.problems import Problem
@@ -158,6 +158,9 @@ def create_ui(api: ASGIApp) -> Starlette:
         Route("/admin/dlq/purge", admin.letters_action, methods=["POST"]),
         Route("/admin/live", live.live_page, methods=["GET"]),
         WebSocketRoute("/admin/live/ws", live.live_socket),
+        Route("/admin/chaos", chaos.panel, methods=["GET"]),
+        Route("/admin/chaos", chaos.start, methods=["POST"]),
+        Route("/admin/chaos/{experiment_id}/stop", chaos.stop, methods=["POST"]),
         Mount("/static", app=static, name="static"),
     ]
     ui = Starlette(

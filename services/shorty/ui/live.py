@@ -11,11 +11,11 @@ when the view matters) the last yes holds for ``GRACE`` seconds at most."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 
+import anyio
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -78,14 +78,16 @@ async def live_socket(websocket: WebSocket) -> None:
         await websocket.close(code=_POLICY)
         return
     await websocket.accept()
-    pushing = asyncio.create_task(_push(websocket))
-    listening = asyncio.create_task(_until_closed(websocket))
-    try:
-        await asyncio.wait({pushing, listening}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (pushing, listening):
-            task.cancel()
-        await asyncio.gather(pushing, listening, return_exceptions=True)
+    # Until the browser goes or the pushing stops (a refusal closed the socket).
+    async with anyio.create_task_group() as group:
+
+        async def push() -> None:
+            await _push(websocket)
+            group.cancel_scope.cancel()
+
+        group.start_soon(push)
+        await _until_closed(websocket)
+        group.cancel_scope.cancel()
 
 
 async def _until_closed(websocket: WebSocket) -> None:
@@ -111,4 +113,4 @@ async def _push(websocket: WebSocket) -> None:
             if allowed:
                 granted = now
         await websocket.send_text(json.dumps(shown(await sampler.snapshot())))
-        await asyncio.sleep(EVERY)
+        await anyio.sleep(EVERY)

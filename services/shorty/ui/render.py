@@ -34,6 +34,8 @@ NOTICES = {
     "unblocked": "Block lifted.",
     "replayed": "Letters written back to their streams.",
     "purged": "Letters deleted.",
+    "chaos-started": "Experiment started: watch the live figures below.",
+    "chaos-stopped": "Experiment stopped.",
 }
 
 

@@ -1,0 +1,58 @@
+"""The live view's page and WebSocket: admins only, our own pages only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from starlette.websockets import WebSocketDisconnect
+
+from tests.web_ui.test_admin import root  # noqa: F401 - the admin's client fixture
+
+ORIGIN = {"origin": "http://testserver"}
+
+
+def test_an_admin_gets_the_figures_every_second(root):  # noqa: F811
+    page = root.get("/ui/admin/live")
+    assert page.status_code == 200
+    assert "SHORTY_LIVE_TARGETS" in page.text  # none set here: the page says how
+    with root.websocket_connect("/ui/admin/live/ws", headers=ORIGIN) as socket:
+        first = json.loads(socket.receive_text())
+        second = json.loads(socket.receive_text())
+    assert first["services"] == []
+    assert second["at"] >= first["at"]
+
+
+def test_another_sites_page_cannot_open_it(root):  # noqa: F811
+    for origin in [{"origin": "https://evil.example"}, {}]:
+        with (
+            pytest.raises(WebSocketDisconnect) as refused,
+            root.websocket_connect("/ui/admin/live/ws", headers=origin) as socket,
+        ):
+            socket.receive_text()
+        assert refused.value.code == 1008
+
+
+def test_a_plain_user_cannot_watch(ada):
+    assert ada.get("/ui/admin/live").status_code == 403
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        ada.websocket_connect("/ui/admin/live/ws", headers=ORIGIN) as socket,
+    ):
+        socket.receive_text()
+    assert refused.value.code == 1008
+
+
+def test_nobody_signed_in_cannot_watch(ui):
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        ui.websocket_connect("/ui/admin/live/ws", headers=ORIGIN) as socket,
+    ):
+        socket.receive_text()
+    assert refused.value.code == 1008
+
+
+def test_the_chaos_panel_says_when_injection_is_off(root):  # noqa: F811
+    page = root.get("/ui/admin/chaos")
+    assert page.status_code == 404
+    assert "Fault injection is off" in page.text
