@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -48,6 +50,18 @@ class LiveTarget(BaseModel):
     name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
     metrics: AnyHttpUrl
     health: AnyHttpUrl | None = None
+    # Which figures mean something there; by default the name's first word
+    # ("redirect-2" is a redirect).
+    kind: Literal["api", "redirect", "worker"] | None = None
+
+    @model_validator(mode="after")
+    def _kind(self) -> LiveTarget:
+        if self.kind is None:
+            first = re.split(r"[ ._-]", self.name, maxsplit=1)[0].lower()
+            if first not in ("api", "redirect", "worker"):
+                raise ValueError(f"{self.name}: give its kind (api, redirect or worker)")
+            self.kind = first  # type: ignore[assignment]
+        return self
 
 
 class SettingsError(Exception):

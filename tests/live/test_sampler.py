@@ -174,7 +174,7 @@ def test_a_read_is_bounded_by_the_timeout():
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/metrics"
 
     async def go() -> tuple[dict, float]:
-        sampler = LiveSampler([LiveTarget(name="stuck", metrics=url)])
+        sampler = LiveSampler([LiveTarget(name="api-stuck", metrics=url)])
         started = time.monotonic()
         try:
             return await sampler.snapshot(), time.monotonic() - started
@@ -200,3 +200,30 @@ def test_quantile_interpolates_within_the_bucket():
     assert quantile(before, now, "h", 0.5) == pytest.approx(0.1)
     assert quantile(before, now, "h", 0.75) == pytest.approx(0.15)
     assert quantile(before, before, "h", 0.99) is None
+
+
+def test_a_target_says_what_it_is_or_its_name_does():
+    assert LiveTarget(name="redirect-2", metrics="http://127.0.0.1:1/metrics").kind == "redirect"
+    named = LiveTarget(name="edge", kind="api", metrics="http://127.0.0.1:1/metrics")
+    assert named.kind == "api"
+    with pytest.raises(ValueError, match="give its kind"):
+        LiveTarget(name="edge", metrics="http://127.0.0.1:1/metrics")
+
+
+def test_worker_figures_are_the_workers_own(service):
+    """Every process exports every metric (0 where unused): a worker's card shows its
+    dead letters and stream lag, an API's does not show the worker's."""
+    lag = Gauge("shorty_stream_lag", "", ["stream", "group"], registry=service.registry)
+    lag.labels("shorty:clicks", "ingest").set(7)
+    Gauge("shorty_dlq_length", "", registry=service.registry).set(3)
+
+    async def go(kind: str) -> dict:
+        sampler = LiveSampler([LiveTarget(name=kind, metrics=service.url)])
+        try:
+            return (await sampler.snapshot())["services"][0]
+        finally:
+            await sampler.close()
+
+    worker, api = asyncio.run(go("worker")), asyncio.run(go("api"))
+    assert (worker["stream_lag"], worker["dlq"]) == (7, 3)
+    assert (api["stream_lag"], api["dlq"]) == (None, None)

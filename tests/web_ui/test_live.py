@@ -56,3 +56,38 @@ def test_the_chaos_panel_says_when_injection_is_off(root):  # noqa: F811
     page = root.get("/ui/admin/chaos")
     assert page.status_code == 404
     assert "Fault injection is off" in page.text
+
+
+def test_the_page_shows_each_service_as_read(settings, clean):
+    """A card per target, as the page is made: a worker that answers, an API that
+    does not."""
+    from starlette.testclient import TestClient
+
+    from shorty.api.app import create_app
+    from shorty.settings import LiveTarget
+    from tests.helpers import free_port
+    from tests.live.test_sampler import Service
+    from tests.web_ui.conftest import post_form
+    from tests.web_ui.test_admin import ROOT, make_admin
+
+    worker = Service()
+    worker.breaker.labels("redis").set(1)
+    try:
+        targets = [
+            LiveTarget(name="worker", metrics=worker.url),
+            LiveTarget(name="api", metrics=f"http://127.0.0.1:{free_port()}/metrics"),
+        ]
+        make_admin(clean.database_url)
+        with TestClient(
+            create_app(settings.model_copy(update={"live_targets": targets}))
+        ) as client:
+            post_form(client, "/ui/login", {"email": ROOT[0], "password": ROOT[1]})
+            html = client.get("/ui/admin/live").text
+    finally:
+        worker.close()
+    worker_card = html.split('data-service="worker"')[1].split("</article>")[0]
+    assert "<dt>Dead letters</dt><dd>0</dd>" in worker_card
+    assert "<dt>Requests/s</dt>" not in worker_card
+    assert '<li class="bad">redis: breaker open</li>' in worker_card
+    api_card = html.split('data-service="api"')[1].split("</article>")[0]
+    assert 'class="status">down: connection refused</p>' in api_card

@@ -20,6 +20,7 @@ class Dependency(BaseModel):
 
 class ServiceFigures(BaseModel):
     name: str
+    kind: str = Field(description="api, redirect or worker: which figures it has.")
     up: bool = Field(description="Its metrics answered.")
     error: str | None = Field(description="Why not, when they did not.")
     ready: bool | None = Field(description="Its /readyz said ready; null: no /readyz given.")

@@ -66,6 +66,7 @@ class LiveSampler:
         )
         shown: dict[str, Any] = {
             "name": spec.name,
+            "kind": spec.kind,
             "up": False,
             "error": None,
             "ready": None,
@@ -100,19 +101,23 @@ class LiveSampler:
         for name, state in breakers(now).items():
             shown["dependencies"].setdefault(name, {})["breaker"] = state
         shown["chaos"] = chaos(now)
-        if now.samples.get("shorty_dlq_length"):
+        # Every process exports every metric (a worker's dead letters are 0 in the API):
+        # each figure is read where it means something.
+        if spec.kind == "worker":
             shown["dlq"] = int(now.total("shorty_dlq_length"))
-        if now.samples.get("shorty_stream_lag"):
             shown["stream_lag"] = int(now.total("shorty_stream_lag"))
-        if now.samples.get("shorty_event_loop_lag_seconds"):
-            shown["loop_lag_ms"] = round(now.total("shorty_event_loop_lag_seconds") * 1000, 1)
+        shown["loop_lag_ms"] = round(now.total("shorty_event_loop_lag_seconds") * 1000, 1)
         before, target.last = target.last, now
         if before is not None:
-            _rates(before, now, shown)
+            _rates(before, now, shown, spec.kind or "")
         return shown
 
 
-def _rates(before: Scrape, now: Scrape, shown: dict[str, Any]) -> None:
+def _rates(before: Scrape, now: Scrape, shown: dict[str, Any], kind: str) -> None:
+    if kind == "worker":
+        clicks = rate(before, now, "shorty_clicks_ingested_total")
+        shown["clicks_per_second"] = round(clicks, 2) if clicks is not None else None
+        return
     answered = rate(before, now, _REQUESTS + "_count")
     if answered is not None:
         probes = sum(rate(before, now, _REQUESTS + "_count", route=r) or 0 for _, r in _PROBES)
@@ -125,17 +130,15 @@ def _rates(before: Scrape, now: Scrape, shown: dict[str, Any]) -> None:
         shown["error_ratio"] = round(failed / served, 4) if served > 0 else None
     p99 = quantile(before, now, _REQUESTS, 0.99, exclude=_PROBES)
     shown["p99_ms"] = round(p99 * 1000, 2) if p99 is not None else None
-    if now.samples.get("shorty_redirect_lookups_total"):
+    if kind == "redirect":
         cached = sum(
             rate(before, now, "shorty_redirect_lookups_total", tier=tier) or 0.0
             for tier in ("lru", "redis")
         )
         every = rate(before, now, "shorty_redirect_lookups_total") or 0.0
         shown["cache_hit_ratio"] = round(cached / every, 4) if every > 0 else None
-    for counter in ("shorty_clicks_flushed_total", "shorty_clicks_ingested_total"):
-        if now.samples.get(counter):
-            clicks = rate(before, now, counter)
-            shown["clicks_per_second"] = round(clicks, 2) if clicks is not None else None
+        clicks = rate(before, now, "shorty_clicks_flushed_total")
+        shown["clicks_per_second"] = round(clicks, 2) if clicks is not None else None
 
 
 async def _none() -> None:

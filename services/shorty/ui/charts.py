@@ -24,11 +24,14 @@ class Bucket:
 
 
 def nice_ceiling(value: int) -> int:
-    """The smallest of 1, 2 or 5 times a power of ten at or above ``value`` (at least 1)."""
-    if value <= 1:
-        return 1
-    power: int = 10 ** math.floor(math.log10(value))
-    return next(step * power for step in (1, 2, 5, 10) if step * power >= value)
+    """The top of the y axis: the smallest of 4, 8, 12 or 20 times a power of ten at or
+    above ``value`` (at least 4), so each of its four steps is a whole, round number."""
+    power = 1
+    while True:
+        for step in (4, 8, 12, 20):
+            if step * power >= value:
+                return step * power
+        power *= 10
 
 
 def clicks_over_time(buckets: Sequence[Bucket], title: str, chart_id: str) -> Markup:
@@ -46,7 +49,7 @@ def clicks_over_time(buckets: Sequence[Bucket], title: str, chart_id: str) -> Ma
         " The table beside it has every number.</desc>",
     ]
     for i in range(5):
-        value = top * i // 4
+        value = top * i // 4  # whole: top is a multiple of 4
         y = _TOP + plot_h - plot_h * i / 4
         parts.append(
             f'<line class="grid" x1="{_LEFT}" x2="{WIDTH - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'

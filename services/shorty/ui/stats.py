@@ -17,12 +17,13 @@ from shorty.ui.forms import errors_of
 from shorty.ui.render import error_page, page, refused, signed_in
 
 DEFAULT_DAYS = 30
+# The API's list, its heading, its column, and what an empty value means.
 TOPS = [
-    ("referrers", "Referrers", "Direct or unknown"),
-    ("countries", "Countries", "Unknown"),
-    ("browsers", "Browsers", "Unknown"),
-    ("os", "Operating systems", "Unknown"),
-    ("devices", "Devices", "Unknown"),
+    ("referrers", "Referrers", "Referrer", "Direct or unknown"),
+    ("countries", "Countries", "Country", "Unknown"),
+    ("browsers", "Browsers", "Browser", "Unknown"),
+    ("os", "Operating systems", "System", "Unknown"),
+    ("devices", "Devices", "Device", "Unknown"),
 ]
 
 
@@ -103,13 +104,14 @@ def _shown(people: dict[str, Any], bots: dict[str, Any], interval: str) -> dict[
         for bucket, point in zip(buckets, people["series"], strict=True)
     ]
     tops = []
-    for key, heading, empty in TOPS:
+    for key, heading, column, empty in TOPS:
         entries = people[key]
         most = max((e["clicks"] for e in entries), default=0)
         tops.append(
             {
                 "key": key,
                 "heading": heading,
+                "column": column,
                 "rows": [
                     {
                         "value": e["value"] or empty,

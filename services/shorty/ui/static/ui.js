@@ -42,15 +42,18 @@ document.addEventListener("click", async (event) => {
     const status = !s.up ? `down: ${s.error}` : s.ready === false ? "up, not ready" : s.ready ? "up, ready" : "up";
     article.append(element("p", "status", status));
     const figures = element("dl", "figures");
-    for (const [label, text] of [
-      ["Requests/s", shown(s.requests_per_second)],
-      ["Errors", shown(s.error_ratio, " %", 100)],
-      ["p99", shown(s.p99_ms, " ms")],
-      ["Cache hits", shown(s.cache_hit_ratio, " %", 100)],
-      ["Clicks/s", shown(s.clicks_per_second)],
-      ["Stream lag", shown(s.stream_lag, "", 1, 0)],
-      ["Dead letters", shown(s.dlq, "", 1, 0)],
-    ]) {
+    const rows = [];
+    if (s.kind !== "worker") {
+      rows.push(["Requests/s", shown(s.requests_per_second)], ["Errors", shown(s.error_ratio, " %", 100)],
+        ["p99", shown(s.p99_ms, " ms")]);
+    }
+    if (s.kind === "redirect") rows.push(["Cache hits", shown(s.cache_hit_ratio, " %", 100)]);
+    if (s.kind !== "api") rows.push(["Clicks/s", shown(s.clicks_per_second)]);
+    if (s.kind === "worker") {
+      rows.push(["Stream lag", shown(s.stream_lag, "", 1, 0)], ["Dead letters", shown(s.dlq, "", 1, 0)]);
+    }
+    rows.push(["Loop lag", shown(s.loop_lag_ms, " ms")]);
+    for (const [label, text] of rows) {
       figures.append(element("dt", "", label), element("dd", "", text));
     }
     article.append(figures);
@@ -59,8 +62,8 @@ document.addEventListener("click", async (event) => {
       const dep = s.dependencies[name];
       const bad = dep.health === "down" || dep.breaker === "open";
       const cls = bad ? "bad" : dep.breaker === "half-open" ? "warn" : "good";
-      const breaker = dep.breaker ? `, breaker ${dep.breaker}` : "";
-      deps.append(element("li", cls, `${name}: ${dep.health || "?"}${breaker}`));
+      const parts = [dep.health, dep.breaker && `breaker ${dep.breaker}`].filter(Boolean);
+      deps.append(element("li", cls, `${name}: ${parts.join(", ")}`));
     }
     article.append(deps);
     if (s.chaos.length) article.append(element("p", "chaos", `Fault injected: ${s.chaos.join(", ")}`));
