@@ -273,6 +273,7 @@ def test_one_host_serves_links_and_the_api():
     assert ingress_paths(objects) == {
         ("sho.localhost", "/"): ("demo-shorty-redirect", "http"),
         ("sho.localhost", "/api"): ("demo-shorty-api", "http"),
+        ("sho.localhost", "/ui"): ("demo-shorty-api", "http"),  # the web app
     }
     config = config_of(objects)
     assert config["SHORTY_PUBLIC_URL"] == "http://sho.localhost"
@@ -285,6 +286,7 @@ def test_the_api_on_its_own_host_with_tls():
     assert ingress_paths(objects) == {
         ("sho.rt", "/"): ("demo-shorty-redirect", "http"),
         ("api.sho.rt", "/api"): ("demo-shorty-api", "http"),
+        ("api.sho.rt", "/ui"): ("demo-shorty-api", "http"),
     }
     (ingress,) = of_kind(objects, "Ingress")
     assert ingress["spec"]["ingressClassName"] == "nginx"
