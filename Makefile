@@ -19,7 +19,7 @@ PROMTOOL := $(BIN)/promtool
 CHROMIUM := $(BIN)/chromium
 UI_JS  := tests/ui/js/node_modules/.installed-stamp
 
-.PHONY: run test lint fmt typecheck pytest chart-lint chart-test manifests dashboards checkov bench fuzz clean distclean help
+.PHONY: run test lint fmt typecheck pytest chart-lint chart-test manifests dashboards screenshots checkov bench fuzz clean distclean help
 .PHONY: image image-lint image-test kind-up deploy kind-e2e kind-down
 
 help:  ## list the targets
@@ -91,6 +91,9 @@ chart-test: $(STAMP) $(HELM)  ## the chart's no-cluster proof: lint, render, sch
 
 manifests: $(STAMP) $(HELM)  ## render the chart into manifests/rendered/ for kubectl apply (no Secret)
 	$(BIN)/python scripts/manifests.py $(HELM)
+
+screenshots: $(STAMP) $(CHROMIUM)  ## every web app page, desktop and phone width, into docs/screenshots/
+	$(BIN)/python scripts/screenshots.py
 
 dashboards: $(STAMP)  ## write dashboards/grafana/*.json from scripts/dashboards.py
 	$(BIN)/python scripts/dashboards.py

@@ -5,30 +5,8 @@ from __future__ import annotations
 import redis
 
 from shorty.worker.dlq import DLQ
-from tests.api.helpers import problem
+from tests.api.helpers import letters, problem
 from tests.helpers import bearer
-
-
-def letters(redis_url: str, count: int, stream: str = "shorty:clicks") -> list[str]:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        return [
-            client.xadd(
-                DLQ,
-                {
-                    "dlq:stream": stream,
-                    "dlq:group": "ingest",
-                    "dlq:id": f"1-{i}",
-                    "dlq:error": f"boom {i}",
-                    "dlq:deliveries": "5",
-                    "dlq:at": "1796600000000",
-                    "data": f"payload {i}",
-                },
-            ).decode()
-            for i in range(count)
-        ]
-    finally:
-        client.close()
 
 
 def test_listing_pages_oldest_first(api, admin, clean):

@@ -1,58 +1,22 @@
 """GET /api/v1/urls/{code}/stats and GET /api/v1/stats/summary, over clicks stored by
 the real ingester (so the rollups are the ones the worker writes)."""
 
-import asyncio
-import itertools
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 
-from shorty.worker.ingest import Click, ClickIngester
-from shorty.worker.rollup import Aggregator
-from tests.api.helpers import conforms, new_link, problem
+from tests.api.helpers import (
+    FIREFOX,
+    GOOGLEBOT,
+    IPHONE,
+    at,
+    click,
+    conforms,
+    ingest,
+    new_link,
+    problem,
+)
 from tests.helpers import bearer, query, user_with_key
-
-CHROME = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
-    " Chrome/120.0.0.0 Safari/537.36"
-)
-FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
-IPHONE = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15"
-    " (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1"
-)
-GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
-
-_click_ids = itertools.count(1)
-
-
-def at(text):
-    return datetime.fromisoformat(text)
-
-
-def click(code, when, *, ref="", ua=CHROME, visitor=""):
-    occurred_at = at(when) if isinstance(when, str) else when
-    return Click(
-        click_id=f"{next(_click_ids)}-0",
-        code=code,
-        occurred_at=occurred_at,
-        referrer_host=ref,
-        user_agent=ua,
-        visitor_hash=visitor,
-    )
-
-
-def ingest(database_url, *clicks):
-    async def go():
-        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
-        try:
-            assert await ClickIngester(pool).store(list(clicks)) == len(clicks)
-            assert await Aggregator(pool).drain() == len(clicks)
-        finally:
-            await pool.close()
-
-    asyncio.run(go())
 
 
 def stats(api, key, code, **params):

@@ -15,9 +15,9 @@ import redis
 from playwright.sync_api import expect
 
 from shorty.store.users import UserStore
-from tests.api.test_dlq import letters
+from tests.api.helpers import letters
 from tests.conftest import Stack
-from tests.ui.test_app import DESKTOP, PASSWORD, check, email, sign_up
+from tests.ui.helpers import DESKTOP, PASSWORD, check, email, sign_up
 
 ADMIN = (f"admin-{secrets.token_hex(3)}@example.com", "an admin's long password")
 

@@ -23,7 +23,7 @@ from tests.conftest import Stack
 from tests.e2e.processes import RedisServer, Service, service_env
 from tests.helpers import free_port
 from tests.redirect.helpers import add_link
-from tests.ui.test_app import DESKTOP, VISITOR, check
+from tests.ui.helpers import DESKTOP, VISITOR, check
 
 ADMIN = ("live-admin@example.com", "an admin's long password")
 CODE = "livetraffic"

@@ -4,13 +4,16 @@ Chromium through the same pages."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 
+import asyncpg
 import pytest
 from starlette.testclient import TestClient
 
 from shorty.api.app import create_app
+from shorty.store.users import UserStore
 
 ADA = ("ada@example.com", "correct horse battery")
 _CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
@@ -47,3 +50,25 @@ def ada(ui: TestClient) -> TestClient:
     """The client, signed up and in as Ada."""
     sign_up(ui)
     return ui
+
+
+ROOT = ("root@example.com", "an admin's long password")
+
+
+def make_admin(database_url: str) -> None:
+    async def go() -> None:
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+        try:
+            await UserStore(pool).create(ROOT[0], ROOT[1], role="admin")
+        finally:
+            await pool.close()
+
+    asyncio.run(go())
+
+
+@pytest.fixture
+def root(settings, clean):
+    make_admin(clean.database_url)
+    with TestClient(create_app(settings)) as client:
+        post_form(client, "/ui/login", {"email": ROOT[0], "password": ROOT[1]})
+        yield client

@@ -2,39 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 
-import asyncpg
-import pytest
-from starlette.testclient import TestClient
-
-from shorty.api.app import create_app
-from shorty.store.users import UserStore
-from tests.api.test_dlq import letters
+from tests.api.helpers import letters
 from tests.helpers import query, scalar
-from tests.web_ui.conftest import ADA, csrf_of, post_form, sign_up
-
-ROOT = ("root@example.com", "an admin's long password")
-
-
-def make_admin(database_url: str) -> None:
-    async def go() -> None:
-        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
-        try:
-            await UserStore(pool).create(ROOT[0], ROOT[1], role="admin")
-        finally:
-            await pool.close()
-
-    asyncio.run(go())
-
-
-@pytest.fixture
-def root(settings, clean):
-    make_admin(clean.database_url)
-    with TestClient(create_app(settings)) as client:
-        post_form(client, "/ui/login", {"email": ROOT[0], "password": ROOT[1]})
-        yield client
+from tests.web_ui.conftest import ADA, ROOT, csrf_of, post_form, sign_up
 
 
 def test_plain_users_see_no_admin_pages(ada):

@@ -7,12 +7,10 @@ import json
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from tests.web_ui.test_admin import root  # noqa: F401 - the admin's client fixture
-
 ORIGIN = {"origin": "http://testserver"}
 
 
-def test_an_admin_gets_the_figures_every_second(root):  # noqa: F811
+def test_an_admin_gets_the_figures_every_second(root):
     page = root.get("/ui/admin/live")
     assert page.status_code == 200
     assert "SHORTY_LIVE_TARGETS" in page.text  # none set here: the page says how
@@ -23,7 +21,7 @@ def test_an_admin_gets_the_figures_every_second(root):  # noqa: F811
     assert second["at"] >= first["at"]
 
 
-def test_another_sites_page_cannot_open_it(root):  # noqa: F811
+def test_another_sites_page_cannot_open_it(root):
     for origin in [{"origin": "https://evil.example"}, {}]:
         with (
             pytest.raises(WebSocketDisconnect) as refused,
@@ -52,7 +50,7 @@ def test_nobody_signed_in_cannot_watch(ui):
     assert refused.value.code == 1008
 
 
-def test_the_chaos_panel_says_when_injection_is_off(root):  # noqa: F811
+def test_the_chaos_panel_says_when_injection_is_off(root):
     page = root.get("/ui/admin/chaos")
     assert page.status_code == 404
     assert "Fault injection is off" in page.text
@@ -66,9 +64,8 @@ def test_the_page_shows_each_service_as_read(settings, clean):
     from shorty.api.app import create_app
     from shorty.settings import LiveTarget
     from tests.helpers import free_port
-    from tests.live.test_sampler import Service
-    from tests.web_ui.conftest import post_form
-    from tests.web_ui.test_admin import ROOT, make_admin
+    from tests.live.helpers import Service
+    from tests.web_ui.conftest import ROOT, make_admin, post_form
 
     worker = Service()
     worker.breaker.labels("redis").set(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.api.test_stats import FIREFOX, GOOGLEBOT, click, ingest
+from tests.api.helpers import FIREFOX, GOOGLEBOT, click, ingest
 from tests.web_ui.conftest import post_form
 
 RANGE = {"from": "2025-03-01", "to": "2025-03-03"}
