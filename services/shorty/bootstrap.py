@@ -28,7 +28,6 @@ from starlette.requests import HTTPConnection
 from shorty.api.tokens import AccessTokens
 from shorty.cache.guard import RedisGuard
 from shorty.cache.links import LinkCache
-from shorty.live.sampler import LiveSampler
 from shorty.ratelimit.limiter import Limiter
 from shorty.ratelimit.local import TokenBuckets
 from shorty.ratelimit.redis import RedisLimits

@@ -81,6 +81,8 @@ def test_rates_p99_cache_hits_and_clicks_between_two_reads(service, readiness):
     service.breaker.labels("redis").set(1)
 
     def traffic() -> None:
+        for _ in range(5):  # the sampler's own reads of /readyz, 503 while not ready
+            service.seconds.labels("redirect", "/readyz", "GET", "503").observe(0.001)
         for _ in range(98):
             service.seconds.labels("redirect", "/{code}", "GET", "302").observe(0.002)
         for _ in range(2):
@@ -193,3 +195,45 @@ def test_worker_figures_are_the_workers_own(service):
     worker, api = asyncio.run(go("worker")), asyncio.run(go("api"))
     assert (worker["stream_lag"], worker["dlq"]) == (7, 3)
     assert (api["stream_lag"], api["dlq"]) == (None, None)
+
+
+def test_a_previous_read_long_ago_gives_no_rates(service, monkeypatch):
+    """A view left alone for minutes must not show a minutes-long average as "the
+    last second"."""
+    monkeypatch.setattr("shorty.live.sampler.STALE", 0.1)
+    snapshot = read_twice([LiveTarget(name="redirect", metrics=service.url)], lambda: None)
+    assert snapshot["services"][0]["requests_per_second"] is None
+
+
+def test_a_page_that_is_not_metrics_spoils_only_its_own_card(service):
+    class Odd(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = (
+                b"# TYPE shorty_http_request_duration_seconds histogram\n"
+                b'shorty_http_request_duration_seconds_bucket{le="many"} 1\n'
+            )
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Odd)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    odd = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    try:
+        snapshot = read_twice(
+            [LiveTarget(name="api", metrics=odd), LiveTarget(name="redirect", metrics=service.url)],
+            lambda: None,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    odd_card, good_card = snapshot["services"]
+    assert odd_card["up"] is False
+    assert odd_card["error"].startswith("unreadable metrics")
+    assert good_card["up"] is True

@@ -78,7 +78,7 @@ def test_a_taken_alias_and_another_users_reference_are_refused(clean):
     other, _ = user_with_key(clean.database_url, "other@example.com")
 
     async def taken(store):
-        await store.create("https://e.com/", owner_id=other, alias="spring-sale")
+        await store.create({"target": "https://e.com/"}, owner_id=other, alias="spring-sale")
         await put_by_ref(store, REF, SPEC, owner_id=owner, alias="spring-sale")
 
     with pytest.raises(AliasTaken):
@@ -128,7 +128,9 @@ def test_an_update_by_reference_never_touches_a_link_that_took_its_code_meanwhil
     async def scenario(store):
         link, _ = await put_by_ref(store, REF, SPEC, owner_id=owner, alias="spring-sale")
         await store.delete_by_ref(REF)
-        await store.create("https://someone.example/", owner_id=owner, alias="spring-sale")
+        await store.create(
+            {"target": "https://someone.example/"}, owner_id=owner, alias="spring-sale"
+        )
         # What put_by_ref does after reading the (now gone) declared link:
         return await store.update(link.code, {"disabled": True}, ref=REF)
 

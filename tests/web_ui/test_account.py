@@ -174,3 +174,17 @@ def test_closed_registration_says_so(settings):
     with TestClient(create_app(closed)) as client:
         page = client.get("/ui/signup")
         assert "Registration is closed" in page.text
+
+
+def test_a_copied_session_cookie_spent_elsewhere_ends_the_session(ui):
+    """The cookie is a refresh token: spent at /auth/refresh by whoever copied it, it
+    ends its whole session, the copier's new tokens too (as a reuse does there)."""
+    sign_up(ui)
+    copied = ui.cookies.get("shorty_session")
+    stolen = ui.post("/api/v1/auth/refresh", json={"refresh_token": copied})
+    assert stolen.status_code == 200
+    assert ui.get("/ui/links", follow_redirects=False).status_code == 303
+    again = ui.post("/api/v1/auth/refresh", json={"refresh_token": stolen.json()["refresh_token"]})
+    assert again.status_code == 401
+    access = {"Authorization": f"Bearer {stolen.json()['access_token']}"}
+    assert ui.get("/api/v1/urls", headers=access).status_code == 401

@@ -112,3 +112,25 @@ def test_nothing_chosen_is_said(root, clean):
     assert answer.status_code == 422
     assert "Tick the letters first." in answer.text
     assert re.search(r"<strong>1</strong>", root.get("/ui/admin/dlq").text)
+
+
+def test_a_whole_page_of_letters_can_be_ticked(root, clean):
+    """Fifty boxes and the token were more fields than a form could hold (a review:
+    "Page not found")."""
+    ids = letters(clean.redis_url, 60)
+    token = csrf_of(root.get("/ui/admin/dlq").text)
+    answer = root.post(
+        "/ui/admin/dlq/purge", data={"csrf": token, "ids": ids}, follow_redirects=False
+    )
+    assert answer.headers["location"] == "/ui/admin/dlq?done=purged"
+    assert "<strong>0</strong> letters" in root.get("/ui/admin/dlq").text
+
+
+def test_a_form_that_cannot_be_read_is_a_bad_request(root):
+    answer = root.post(
+        "/ui/admin/dlq/purge",
+        content=b"--x\r\nbroken",
+        headers={"Content-Type": "multipart/form-data"},  # no boundary
+    )
+    assert answer.status_code == 400
+    assert "Bad request" in answer.text

@@ -79,6 +79,10 @@ def test_a_date_that_is_no_date_is_said_beside_it(ada, clean):
     assert answer.status_code == 422
     assert 'id="e-from"' in answer.text
     assert "YYYY-MM-DD" in answer.text
+    # The last day there is: its next day overflowed into a 500 (a review).
+    answer = ada.get("/ui/links/promo/stats", params={"to": "9999-12-31"})
+    assert answer.status_code == 422
+    assert 'id="e-to"' in answer.text
 
 
 def test_no_clicks_yet(ada):

@@ -19,7 +19,7 @@ from shorty.obs.audit import audit
 from shorty.web.problems import Problem
 from shorty.worker import dlq
 
-_LETTER_ID = r"^\d{1,20}(-\d{1,20})?$"
+_LETTER_ID = f"^{dlq.LETTER_ID.pattern}$"
 
 
 class LetterOut(BaseModel):

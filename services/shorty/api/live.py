@@ -24,6 +24,7 @@ class ServiceFigures(BaseModel):
     up: bool = Field(description="Its metrics answered.")
     error: str | None = Field(description="Why not, when they did not.")
     ready: bool | None = Field(description="Its /readyz said ready; null: no /readyz given.")
+    health_error: str | None = Field(None, description="Why its /readyz gave no answer.")
     dependencies: dict[str, Dependency]
     requests_per_second: float | None = Field(description="Null until a second read.")
     error_ratio: float | None = Field(description="Share of answers that were 5xx.")

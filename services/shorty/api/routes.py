@@ -44,6 +44,7 @@ from shorty.api.schemas import (
     SummaryQuery,
     UpdateRequest,
 )
+from shorty.worker.dlq import LETTER_ID
 
 _LINK = {404: "No link with this code (or not yours)"}
 # Rules a schema cannot say, shared by the operations that take a link's fields.
@@ -386,7 +387,7 @@ OPERATIONS: list[tuple[Route, Operation]] = [
         Operation(
             "One letter in full",
             "admin",
-            path={"letter_id": {"type": "string", "pattern": r"^\d{1,20}(-\d{1,20})?$"}},
+            path={"letter_id": {"type": "string", "pattern": f"^{LETTER_ID.pattern}$"}},
             responses={200: dlq.LetterOut},
             errors={**_SCOPE, 404: "No letter has this ID", 503: "Redis cannot be reached"},
         ),
@@ -442,7 +443,7 @@ def routing_table(operations: list[tuple[Route, Operation]]) -> list[Route]:
             by_path.setdefault(route.path, {})[method] = route.endpoint
     return [
         Route(
-            path.replace("{code}", "{code:code}"),
+            path.replace("{code}", "{code:code}").replace("{letter_id}", "{letter_id:letter}"),
             _dispatcher(endpoints),
             methods=sorted(endpoints),
             name=path,
@@ -478,6 +479,22 @@ def _literal_siblings(operations: list[tuple[Route, Operation]]) -> set[str]:
 
 
 register_url_convertor("code", code_convertor(_literal_siblings(OPERATIONS)))
+
+
+class LetterConvertor(Convertor[str]):
+    """A dead letter's ID, and nothing else: /admin/dlq/replay stays that route (a GET
+    of it is 405), and an ID Redis could not take is 404 without asking it."""
+
+    regex = LETTER_ID.pattern
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("letter", LetterConvertor())
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

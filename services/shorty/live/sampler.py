@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from shorty.settings import LiveTarget
 
 TIMEOUT = 0.8  # seconds for one target's metrics or readiness
 FRESH = 0.5  # a read younger than this is served again
+STALE = 5.0  # a previous read older than this gives no rates (not "the last second")
 _REQUESTS = "shorty_http_request_duration_seconds"
 _PROBES = (("route", "/livez"), ("route", "/readyz"))
 
@@ -88,29 +90,38 @@ class LiveSampler:
         elif spec.health:
             shown["ready"] = False
             shown["health_error"] = str(health)
+        else:
+            shown["health_error"] = None
         if not isinstance(metrics, str):
             shown["error"] = str(metrics)
             target.last = None
             return shown
         try:
             now = parse(metrics, time.monotonic())
-        except ValueError as exc:
+            _figures(now, target, shown)
+        except ValueError as exc:  # not a metrics page, or a sample that is no number
             shown["error"] = f"unreadable metrics: {exc}"
-            return shown
-        shown["up"] = True
-        for name, state in breakers(now).items():
-            shown["dependencies"].setdefault(name, {})["breaker"] = state
-        shown["chaos"] = chaos(now)
-        # Every process exports every metric (a worker's dead letters are 0 in the API):
-        # each figure is read where it means something.
-        if spec.kind == "worker":
-            shown["dlq"] = int(now.total("shorty_dlq_length"))
-            shown["stream_lag"] = int(now.total("shorty_stream_lag"))
-        shown["loop_lag_ms"] = round(now.total("shorty_event_loop_lag_seconds") * 1000, 1)
-        before, target.last = target.last, now
-        if before is not None:
-            _rates(before, now, shown, spec.kind or "")
+            shown["up"] = False
+            target.last = None
         return shown
+
+
+def _figures(now: Scrape, target: _Target, shown: dict[str, Any]) -> None:
+    """``shown`` filled from the read ``now`` (and the previous one, for the rates)."""
+    spec = target.spec
+    shown["up"] = True
+    for name, state in breakers(now).items():
+        shown["dependencies"].setdefault(name, {})["breaker"] = state
+    shown["chaos"] = chaos(now)
+    # Every process exports every metric (a worker's dead letters are 0 in the API):
+    # each figure is read where it means something.
+    if spec.kind == "worker":
+        shown["dlq"] = int(now.total("shorty_dlq_length"))
+        shown["stream_lag"] = int(now.total("shorty_stream_lag"))
+    shown["loop_lag_ms"] = round(now.total("shorty_event_loop_lag_seconds") * 1000, 1)
+    before, target.last = target.last, now
+    if before is not None and now.at - before.at <= STALE:
+        _rates(before, now, shown, spec.kind or "")
 
 
 def _rates(before: Scrape, now: Scrape, shown: dict[str, Any], kind: str) -> None:
@@ -118,16 +129,13 @@ def _rates(before: Scrape, now: Scrape, shown: dict[str, Any], kind: str) -> Non
         clicks = rate(before, now, "shorty_clicks_ingested_total")
         shown["clicks_per_second"] = round(clicks, 2) if clicks is not None else None
         return
-    answered = rate(before, now, _REQUESTS + "_count")
-    if answered is not None:
-        probes = sum(rate(before, now, _REQUESTS + "_count", route=r) or 0 for _, r in _PROBES)
-        served = max(answered - probes, 0.0)
-        shown["requests_per_second"] = round(served, 2)
-        failed = sum(
-            rate(before, now, _REQUESTS + "_count", status=str(code)) or 0.0
-            for code in range(500, 600)
-        )
-        shown["error_ratio"] = round(failed / served, 4) if served > 0 else None
+    served = _grown(before, now, _REQUESTS + "_count", lambda labels: True)
+    failed = _grown(
+        before, now, _REQUESTS + "_count", lambda labels: labels.get("status", "").startswith("5")
+    )
+    seconds = now.at - before.at
+    shown["requests_per_second"] = round(served / seconds, 2)
+    shown["error_ratio"] = round(failed / served, 4) if served > 0 else None
     p99 = quantile(before, now, _REQUESTS, 0.99, exclude=_PROBES)
     shown["p99_ms"] = round(p99 * 1000, 2) if p99 is not None else None
     if kind == "redirect":
@@ -139,6 +147,27 @@ def _rates(before: Scrape, now: Scrape, shown: dict[str, Any], kind: str) -> Non
         shown["cache_hit_ratio"] = round(cached / every, 4) if every > 0 else None
         clicks = rate(before, now, "shorty_clicks_flushed_total")
         shown["clicks_per_second"] = round(clicks, 2) if clicks is not None else None
+
+
+def _grown(before: Scrape, now: Scrape, name: str, keep: Callable[[dict[str, str]], bool]) -> float:
+    """How much the series of counter ``name`` that ``keep`` takes grew, the probes'
+    (/livez, /readyz: the sampler's own reads among them) left out."""
+
+    def total(scrape: Scrape) -> float:
+        return sum(
+            value
+            for labels, value in scrape.values(name)
+            if (found := dict(labels)).get("route") not in _PROBE_ROUTES and keep(found)
+        )
+
+    return max(total(now) - total(before), 0.0)
+
+
+_PROBE_ROUTES = frozenset(route for _, route in _PROBES)
+
+
+def _server_error(labels: dict[str, str]) -> bool:
+    return labels.get("status", "").startswith("5")
 
 
 async def _none() -> None:

@@ -100,15 +100,25 @@ class SessionStore:
 
     async def peek(self, token: str) -> Signed | None:
         """Who holds ``token`` if it is live (unspent, unrevoked, unexpired) and its user
-        enabled, without spending it: a browser's session cookie (``shorty.ui``)."""
+        enabled, without spending it: a browser's session cookie (``shorty.ui``).
+
+        The pages never spend it; a spent one was spent by someone who copied the
+        cookie (at /auth/refresh). As there, that ends its whole session: the
+        copier's new tokens too."""
         row = await self._pool.fetchrow(
-            "SELECT r.user_id, r.family, u.email, u.role FROM refresh_tokens r"
-            " JOIN users u ON u.id = r.user_id WHERE r.token_hash = $1"
-            " AND r.used_at IS NULL AND r.revoked_at IS NULL AND r.expires_at > now()"
-            " AND NOT u.disabled",
+            "SELECT r.user_id, r.family, r.used_at IS NOT NULL AS spent, u.email, u.role"
+            " FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = $1"
+            " AND r.revoked_at IS NULL AND r.expires_at > now() AND NOT u.disabled",
             _hash(token),
         )
         if row is None:
+            return None
+        if row["spent"]:
+            await self._pool.execute(
+                "UPDATE refresh_tokens SET revoked_at = now()"
+                " WHERE family = $1 AND revoked_at IS NULL",
+                row["family"],
+            )
             return None
         return Signed(Session(row["user_id"], token, row["family"]), row["email"], row["role"])
 

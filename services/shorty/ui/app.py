@@ -84,6 +84,8 @@ _REPLACED = frozenset({name for name, _ in _HEADERS} | {b"cache-control"})
 
 async def not_found(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400:  # a form Starlette cannot read (too many fields, no boundary)
+        return await error_page(request, 400, "Bad request", exc.detail or "The form is not valid.")
     if exc.status_code == 405:
         return await error_page(
             request, 405, "Not here", "This page does not take that kind of request."

@@ -15,6 +15,7 @@ from starlette.types import Message
 from shorty.web.problems import Problem
 
 FORM_BYTES = 64 * 1024  # a form of text fields
+FORM_FIELDS = 200  # a page's ticked boxes (the dead letters: 50 a page) with its fields
 UPLOAD_BYTES = 2 * 1024 * 1024  # a CSV file with its form
 
 # Problems of the API that are about one field, by the field (a validation
@@ -67,7 +68,7 @@ async def read_form(request: Request, max_bytes: int = FORM_BYTES, *, files: int
         return {"type": "http.request", "body": bytes(body), "more_body": False}
 
     async with Request(request.scope, replay).form(
-        max_files=files, max_fields=50, max_part_size=max_bytes
+        max_files=files, max_fields=FORM_FIELDS, max_part_size=max_bytes
     ) as form:
         fields: dict[str, list[str]] = {}
         for name, value in form.multi_items():

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 EVERY = 1.0  # seconds between two pushes
 RECHECK = 30.0  # seconds between two asks of the API
 GRACE = 300.0  # seconds a yes holds while the API cannot answer
+ASK = 2.0  # seconds an ask of the API may take (a WebSocket has no request deadline)
 _POLICY = 1008  # WebSocket close code: policy violation (not allowed)
 
 
@@ -74,10 +75,12 @@ async def _allowed(connection: HTTPConnection) -> bool | None:
 
 
 async def live_socket(websocket: WebSocket) -> None:
+    # Accepted first, then closed when refused: a browser sees a refused handshake
+    # only as 1006 (and would retry); 1008 tells the page to stop.
+    await websocket.accept()
     if not _same_origin(websocket) or not await _allowed(websocket):
         await websocket.close(code=_POLICY)
         return
-    await websocket.accept()
     # Until the browser goes or the pushing stops (a refusal closed the socket).
     async with anyio.create_task_group() as group:
 

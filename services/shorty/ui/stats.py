@@ -32,9 +32,10 @@ def _day(text: str, fallback: date) -> date | None:
     if not text:
         return fallback
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         return None
+    return day if 2000 <= day.year <= 2999 else None  # the API's years
 
 
 async def link_stats(request: Request) -> Response:
@@ -57,7 +58,7 @@ async def link_stats(request: Request) -> Response:
     context: dict[str, Any] = {"code": code, "form": form, "errors": {}, "error": "", "stats": None}
     if first is None or last is None:
         context["errors"] = {
-            name: "Enter a date as YYYY-MM-DD."
+            name: "Enter a date as YYYY-MM-DD, in the years 2000 to 2999."
             for name, value in (("from", first), ("to", last))
             if value is None
         }

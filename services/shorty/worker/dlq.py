@@ -27,7 +27,9 @@ from shorty.worker.streams import (
     ORIGIN,
 )
 
-LETTER_ID = re.compile(r"\d{1,20}(-\d{1,20})?")  # a stream entry ID
+# A stream entry ID: ASCII digits (\d would take other scripts' digits too), each part
+# within Redis's 64 bits (19 digits always are).
+LETTER_ID = re.compile(r"[0-9]{1,19}(-[0-9]{1,19})?")
 # Streams a letter may be replayed into (a damaged letter must not write elsewhere).
 REPLAYABLE = frozenset({"shorty:clicks", "shorty:events"})
 

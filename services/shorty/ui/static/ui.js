@@ -39,7 +39,8 @@ document.addEventListener("click", async (event) => {
     const article = element("article", `service ${kind}`);
     article.dataset.service = s.name;
     article.append(element("h2", "", s.name));
-    const status = !s.up ? `down: ${s.error}` : s.ready === false ? "up, not ready" : s.ready ? "up, ready" : "up";
+    const unready = s.health_error ? `up, not ready (readiness: ${s.health_error})` : "up, not ready";
+    const status = !s.up ? `down: ${s.error}` : s.ready === false ? unready : s.ready ? "up, ready" : "up";
     article.append(element("p", "status", status));
     const figures = element("dl", "figures");
     const rows = [];
