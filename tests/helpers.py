@@ -100,6 +100,19 @@ def user_with_key(
     return asyncio.run(go())
 
 
+def user_with_password(database_url: str, email: str, password: str, *, role: str = "user") -> int:
+    """Create a user who can log in (the web app's tests); return the id."""
+
+    async def go() -> int:
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+        try:
+            return (await UserStore(pool).create(email, password, role=role)).id
+        finally:
+            await pool.close()
+
+    return asyncio.run(go())
+
+
 def another_key(database_url: str, user_id: int) -> str:
     """A second API key for an existing user."""
 

@@ -4,19 +4,17 @@ pages pass axe too."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 from typing import Any
 
-import asyncpg
 import pytest
 import redis
 from playwright.sync_api import expect
 
-from shorty.store.users import UserStore
 from tests.api.helpers import letters
 from tests.conftest import Stack
+from tests.helpers import user_with_password
 from tests.ui.helpers import DESKTOP, PASSWORD, check, email, sign_up
 
 ADMIN = (f"admin-{secrets.token_hex(3)}@example.com", "an admin's long password")
@@ -24,14 +22,7 @@ ADMIN = (f"admin-{secrets.token_hex(3)}@example.com", "an admin's long password"
 
 @pytest.fixture(scope="module", autouse=True)
 def admin_account(stack: Stack) -> None:
-    async def go() -> None:
-        pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=1)
-        try:
-            await UserStore(pool).create(ADMIN[0], ADMIN[1], role="admin")
-        finally:
-            await pool.close()
-
-    asyncio.run(go())
+    user_with_password(stack.database_url, *ADMIN, role="admin")
     client = redis.Redis.from_url(stack.redis_url)
     client.delete("shorty:dlq")
     client.close()

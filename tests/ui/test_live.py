@@ -5,7 +5,6 @@ down, and an experiment started from the panel shows and ends by itself."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -13,15 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from playwright.sync_api import expect
 
 from shorty.dev import live_targets
-from shorty.store.users import UserStore
 from tests.conftest import Stack
 from tests.e2e.processes import RedisServer, Service, service_env
-from tests.helpers import free_port
+from tests.helpers import free_port, user_with_password
 from tests.redirect.helpers import add_link
 from tests.ui.helpers import DESKTOP, VISITOR, check
 
@@ -34,14 +31,7 @@ def live_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     folder: Path = tmp_path_factory.mktemp("live")
     add_link(stack.database_url, CODE)
 
-    async def admin() -> None:
-        pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=1)
-        try:
-            await UserStore(pool).create(ADMIN[0], ADMIN[1], role="admin")
-        finally:
-            await pool.close()
-
-    asyncio.run(admin())
+    user_with_password(stack.database_url, *ADMIN, role="admin")
     redis_server = RedisServer(folder / "redis")
     redis_server.start()
     env = service_env(stack.database_url, redis_server.url, SHORTY_CHAOS_ENABLED="true")

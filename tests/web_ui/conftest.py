@@ -4,16 +4,14 @@ Chromium through the same pages."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterator
 
-import asyncpg
 import pytest
 from starlette.testclient import TestClient
 
 from shorty.api.app import create_app
-from shorty.store.users import UserStore
+from tests.helpers import user_with_password
 
 ADA = ("ada@example.com", "correct horse battery")
 _CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
@@ -56,14 +54,7 @@ ROOT = ("root@example.com", "an admin's long password")
 
 
 def make_admin(database_url: str) -> None:
-    async def go() -> None:
-        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
-        try:
-            await UserStore(pool).create(ROOT[0], ROOT[1], role="admin")
-        finally:
-            await pool.close()
-
-    asyncio.run(go())
+    user_with_password(database_url, *ROOT, role="admin")
 
 
 @pytest.fixture

@@ -188,3 +188,20 @@ def test_a_copied_session_cookie_spent_elsewhere_ends_the_session(ui):
     assert again.status_code == 401
     access = {"Authorization": f"Bearer {stolen.json()['access_token']}"}
     assert ui.get("/api/v1/urls", headers=access).status_code == 401
+
+
+def test_every_form_of_the_app_checks_its_csrf_token():
+    """Each POST route's endpoint is one of the guard's (ui/guard.py): none checks the
+    token itself, so none can forget to."""
+    from starlette.routing import Route
+
+    from shorty.ui.app import create_ui
+
+    posts = [
+        route
+        for route in create_ui(lambda scope, receive, send: None).routes
+        if isinstance(route, Route) and "POST" in (route.methods or ())
+    ]
+    assert len(posts) > 15
+    unguarded = [r.path for r in posts if not getattr(r.endpoint, "checks_csrf", False)]
+    assert unguarded == []

@@ -12,10 +12,9 @@ from shorty.bootstrap import api_deps_of
 from shorty.core.accounts import PASSWORD_MIN
 from shorty.ui import session
 from shorty.ui.client import api_of
-from shorty.ui.forms import errors_of, read_form
+from shorty.ui.forms import Form, errors_of
 from shorty.ui.render import page, refused, safe_next, see, to_login
-
-FORBIDDEN = "This form has expired or came from another site. Reload the page and try again."
+from shorty.ui.session import Viewer
 
 
 async def home(request: Request) -> Response:
@@ -30,13 +29,9 @@ async def login_page(request: Request) -> Response:
     return await page(request, "login.html", context, section="login")
 
 
-async def login(request: Request) -> Response:
-    form = await read_form(request)
+async def login(request: Request, form: Form) -> Response:
     email, back = form.text("email"), form.text("next")
     context = {"email": email, "errors": {}, "error": "", "next": back}
-    if not session.csrf_ok(request, form.text("csrf")):
-        context["error"] = FORBIDDEN
-        return await page(request, "login.html", context, status=403, section="login")
     body = {"email": email, "password": form.raw("password")}
     answer = await api_of(request).call(request, "POST", "/api/v1/auth/login", body=body)
     if not answer.ok:
@@ -53,12 +48,8 @@ async def signup_page(request: Request) -> Response:
     return await page(request, "signup.html", context, section="signup")
 
 
-async def signup(request: Request) -> Response:
-    form = await read_form(request)
+async def signup(request: Request, form: Form) -> Response:
     email, password = form.text("email"), form.raw("password")
-    if not session.csrf_ok(request, form.text("csrf")):
-        context = _signup_context(request, email, {}, FORBIDDEN)
-        return await page(request, "signup.html", context, status=403, section="signup")
     if password != form.raw("repeat"):
         context = _signup_context(request, email, {"repeat": "The passwords differ."}, "")
         return await page(request, "signup.html", context, status=422, section="signup")
@@ -97,13 +88,8 @@ def _account_field(message: str) -> str:
     return "password" if "password" in message.lower() else "email"
 
 
-async def logout(request: Request) -> Response:
-    form = await read_form(request)
+async def logout(request: Request, form: Form) -> Response:
     signed = await session.viewer(request)
-    if not session.csrf_ok(request, form.text("csrf")):
-        return await page(
-            request, "error.html", {"title": "Not logged out", "detail": FORBIDDEN}, status=403
-        )
     if signed is not None:
         body = {"refresh_token": signed.refresh_token}
         answer = await api_of(request).call(request, "POST", "/api/v1/auth/logout", body=body)
@@ -114,20 +100,11 @@ async def logout(request: Request) -> Response:
     return response
 
 
-async def account_page(request: Request) -> Response:
-    if await session.viewer(request) is None:
-        return to_login(request)
+async def account_page(request: Request, signed: Viewer) -> Response:
     return await page(request, "account.html", _account_context({}, ""), section="account")
 
 
-async def change_password(request: Request) -> Response:
-    signed = await session.viewer(request)
-    if signed is None:
-        return to_login(request)
-    form = await read_form(request)
-    if not session.csrf_ok(request, form.text("csrf")):
-        context = _account_context({}, FORBIDDEN)
-        return await page(request, "account.html", context, status=403, section="account")
+async def change_password(request: Request, signed: Viewer, form: Form) -> Response:
     new = form.raw("new_password")
     if new != form.raw("repeat"):
         context = _account_context({"repeat": "The passwords differ."}, "")

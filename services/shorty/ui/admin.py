@@ -14,10 +14,10 @@ from starlette.responses import Response
 from shorty.api.params import as_id
 from shorty.core.codes import is_well_formed
 from shorty.ui import session
-from shorty.ui.account import FORBIDDEN
 from shorty.ui.client import api_of
-from shorty.ui.forms import errors_of, number, read_form
-from shorty.ui.render import error_page, page, refused, see, signed_in
+from shorty.ui.forms import Form, errors_of, number
+from shorty.ui.render import error_page, page, refused, see
+from shorty.ui.session import Viewer
 
 USERS_PAGE = 50
 LETTERS_PAGE = 50
@@ -32,19 +32,7 @@ REASONS = [
 _USER_FIELDS = ("role", "disabled", "rate_limit", "max_links")
 
 
-async def _admin(request: Request) -> session.Viewer | Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
-    if not signed.is_admin:
-        return await error_page(request, 403, "Admins only", "This page is for admins.")
-    return signed
-
-
-async def users(request: Request) -> Response:
-    signed = await _admin(request)
-    if isinstance(signed, Response):
-        return signed
+async def users(request: Request, signed: Viewer) -> Response:
     q = request.query_params.get("q", "").strip()
     after = as_id(request.query_params.get("after_id", "")) or 0
     params = {"q": q, "after_id": after, "limit": USERS_PAGE}
@@ -83,10 +71,7 @@ async def _user(request: Request, signed: session.Viewer, user_id: int) -> dict[
     return items[0] if items and items[0]["id"] == user_id else None
 
 
-async def user_page(request: Request) -> Response:
-    signed = await _admin(request)
-    if isinstance(signed, Response):
-        return signed
+async def user_page(request: Request, signed: Viewer) -> Response:
     user_id = as_id(request.path_params["user_id"])
     user = await _user(request, signed, user_id) if user_id else None
     if user is None:
@@ -101,22 +86,15 @@ async def user_page(request: Request) -> Response:
     return await page(request, "admin_user.html", context, section="admin")
 
 
-async def change_user(request: Request) -> Response:
-    signed = await _admin(request)
-    if isinstance(signed, Response):
-        return signed
+async def change_user(request: Request, signed: Viewer, form: Form) -> Response:
     user_id = as_id(request.path_params["user_id"])
     user = await _user(request, signed, user_id) if user_id else None
     if user is None:
         return await error_page(request, 404, "User not found", "No user has this id.")
-    form = await read_form(request)
     role, limit, quota = form.text("role"), form.text("rate_limit"), form.text("max_links")
     disabled = form.text("disabled") == "on"
     typed = {"role": role, "disabled": disabled, "rate_limit": limit, "max_links": quota}
     context = _user_context(user, {**user, **typed}, signed)
-    if not session.csrf_ok(request, form.text("csrf")):
-        context["error"] = FORBIDDEN
-        return await page(request, "admin_user.html", context, status=403, section="admin")
     body = {
         "role": role,
         "disabled": disabled,
@@ -146,15 +124,9 @@ def _user_context(
     }
 
 
-async def block(request: Request) -> Response:
+async def block(request: Request, signed: Viewer, form: Form) -> Response:
     """Block a link (``/block``) or lift its block (``/unblock``)."""
-    signed = await _admin(request)
-    if isinstance(signed, Response):
-        return signed
     code = request.path_params["code"]
-    form = await read_form(request)
-    if not session.csrf_ok(request, form.text("csrf")):
-        return await error_page(request, 403, "Not changed", FORBIDDEN)
     if not is_well_formed(code):
         return await error_page(request, 404, "Link not found", "No link has this code.")
     lifting = request.url.path.endswith("/unblock")
@@ -173,10 +145,7 @@ async def block(request: Request) -> Response:
     return see(f"/ui/links/{code}", "unblocked" if lifting else "blocked")
 
 
-async def letters(request: Request) -> Response:
-    signed = await _admin(request)
-    if isinstance(signed, Response):
-        return signed
+async def letters(request: Request, signed: Viewer) -> Response:
     after = request.query_params.get("after", "")
     params = {"after": after, "limit": LETTERS_PAGE}
     answer = await api_of(request).call(
@@ -196,14 +165,8 @@ async def letters(request: Request) -> Response:
     return await page(request, "admin_dlq.html", context, section="admin")
 
 
-async def letters_action(request: Request) -> Response:
+async def letters_action(request: Request, signed: Viewer, form: Form) -> Response:
     """Replay or purge the letters chosen (``ids``), or all of them (``all``)."""
-    signed = await _admin(request)
-    if isinstance(signed, Response):
-        return signed
-    form = await read_form(request)
-    if not session.csrf_ok(request, form.text("csrf")):
-        return await error_page(request, 403, "Nothing done", FORBIDDEN)
     action = request.url.path.rsplit("/", 1)[1]  # replay or purge
     chosen = form.every("ids")
     if form.text("all") == "yes":
@@ -223,8 +186,5 @@ async def letters_action(request: Request) -> Response:
     return see("/ui/admin/dlq", "replayed" if action == "replay" else "purged")
 
 
-async def purge_all_page(request: Request) -> Response:
-    signed = await _admin(request)
-    if isinstance(signed, Response):
-        return signed
+async def purge_all_page(request: Request, signed: Viewer) -> Response:
     return await page(request, "admin_purge.html", {}, section="admin")

@@ -12,10 +12,10 @@ from starlette.responses import Response
 
 from shorty.api.params import as_id
 from shorty.ui import session
-from shorty.ui.account import FORBIDDEN
 from shorty.ui.client import api_of
-from shorty.ui.forms import errors_of, number, read_form
-from shorty.ui.render import error_page, page, refused, see, signed_in
+from shorty.ui.forms import Form, errors_of, number
+from shorty.ui.render import error_page, page, refused, see
+from shorty.ui.session import Viewer
 
 DEPENDENCIES = [("redis", "Redis"), ("postgres", "PostgreSQL")]
 KINDS = [
@@ -26,10 +26,7 @@ KINDS = [
 _FIELDS = ("dependency", "kind", "seconds", "latency_ms", "rate")
 
 
-async def panel(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
+async def panel(request: Request, signed: Viewer) -> Response:
     form = {
         "dependency": "redis",
         "kind": "outage",
@@ -77,14 +74,8 @@ async def _panel(
     return await page(request, "chaos.html", context, status=status, section="admin")
 
 
-async def start(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
-    form = await read_form(request)
+async def start(request: Request, signed: Viewer, form: Form) -> Response:
     typed = {name: form.text(name) for name in _FIELDS}
-    if not session.csrf_ok(request, form.text("csrf")):
-        return await _panel(request, signed, typed, {}, FORBIDDEN, 403)
     body: dict[str, Any] = {
         "dependency": typed["dependency"],
         "kind": typed["kind"],
@@ -116,13 +107,7 @@ def _share(value: str) -> float | str | None:
     return share / 100 if "%" in value else share
 
 
-async def stop(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
-    form = await read_form(request)
-    if not session.csrf_ok(request, form.text("csrf")):
-        return await error_page(request, 403, "Not stopped", FORBIDDEN)
+async def stop(request: Request, signed: Viewer, form: Form) -> Response:
     experiment = as_id(request.path_params["experiment_id"])
     if experiment is None:
         return await error_page(request, 404, "No such experiment", "No experiment has this id.")

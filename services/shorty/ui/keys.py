@@ -11,10 +11,10 @@ from starlette.responses import Response
 
 from shorty.api.params import as_id
 from shorty.ui import session
-from shorty.ui.account import FORBIDDEN
 from shorty.ui.client import api_of
-from shorty.ui.forms import errors_of, read_form
-from shorty.ui.render import error_page, page, refused, see, signed_in
+from shorty.ui.forms import Form, errors_of
+from shorty.ui.render import error_page, page, refused, see
+from shorty.ui.session import Viewer
 
 SCOPES = [
     ("urls:read", "Read your links"),
@@ -30,10 +30,7 @@ def _scopes(viewer: session.Viewer) -> list[tuple[str, str]]:
     return [*SCOPES, ADMIN_SCOPE] if viewer.is_admin else SCOPES
 
 
-async def index(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
+async def index(request: Request, signed: Viewer) -> Response:
     form = {"name": "", "scopes": DEFAULT, "expires_at": ""}
     return await _listing(request, signed, form, {}, "", None, 200)
 
@@ -72,18 +69,12 @@ def _state(key: dict[str, Any], now: datetime) -> str:
     return "active"
 
 
-async def create(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
-    form = await read_form(request)
+async def create(request: Request, signed: Viewer, form: Form) -> Response:
     typed = {
         "name": form.text("name"),
         "scopes": tuple(form.every("scopes")),
         "expires_at": form.text("expires_at"),
     }
-    if not session.csrf_ok(request, form.text("csrf")):
-        return await _listing(request, signed, typed, {}, FORBIDDEN, None, 403)
     if not typed["scopes"]:
         errors = {"scopes": "Tick at least one scope."}
         return await _listing(request, signed, typed, errors, "", None, 422)
@@ -105,13 +96,7 @@ async def create(request: Request) -> Response:
     return await _listing(request, signed, blank, {}, "", answer.json(), 201)
 
 
-async def revoke(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
-    form = await read_form(request)
-    if not session.csrf_ok(request, form.text("csrf")):
-        return await error_page(request, 403, "Not revoked", FORBIDDEN)
+async def revoke(request: Request, signed: Viewer, form: Form) -> Response:
     key_id = as_id(request.path_params["key_id"])
     if key_id is None:
         return await error_page(request, 404, "Key not found", "No key of yours has this id.")

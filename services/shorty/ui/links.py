@@ -14,19 +14,16 @@ from starlette.responses import Response
 
 from shorty.api.schemas import BULK_MAX
 from shorty.core.codes import is_well_formed
-from shorty.ui import session
-from shorty.ui.account import FORBIDDEN
 from shorty.ui.admin import REASONS
 from shorty.ui.client import Answer, api_of
 from shorty.ui.forms import (
-    UPLOAD_BYTES,
+    Form,
     errors_of,
     number,
-    read_form,
     tag_list,
     utc_time,
 )
-from shorty.ui.render import error_page, page, refused, see, signed_in
+from shorty.ui.render import error_page, page, refused, see
 from shorty.ui.session import Viewer
 
 PAGE_SIZE = 25
@@ -77,10 +74,7 @@ def _state(link: dict[str, Any]) -> str:
     return "active"
 
 
-async def index(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
+async def index(request: Request, signed: Viewer) -> Response:
     params = request.query_params
     state, sort = params.get("state", ""), params.get("sort", "")
     filters = {
@@ -162,10 +156,7 @@ def _form_context(**values: Any) -> dict[str, Any]:
     }
 
 
-async def new_page(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
+async def new_page(request: Request, signed: Viewer) -> Response:
     context = _form_context(
         heading="New link",
         action="/ui/new",
@@ -177,11 +168,7 @@ async def new_page(request: Request) -> Response:
     return await page(request, "link_form.html", context, section="new")
 
 
-async def create(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
-    form = await read_form(request)
+async def create(request: Request, signed: Viewer, form: Form) -> Response:
     typed = {name: form.text(name) for name in _FIELDS}
     context = _form_context(
         heading="New link",
@@ -191,9 +178,6 @@ async def create(request: Request) -> Response:
         creating=True,
         form=typed,
     )
-    if not session.csrf_ok(request, form.text("csrf")):
-        context["error"] = FORBIDDEN
-        return await page(request, "link_form.html", context, status=403, section="new")
     body = {
         "target": typed["target"],
         "alias": typed["alias"] or None,
@@ -235,10 +219,7 @@ async def _link(request: Request, signed: Viewer) -> dict[str, Any] | Response:
     return link
 
 
-async def show(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
+async def show(request: Request, signed: Viewer) -> Response:
     link = await _link(request, signed)
     if isinstance(link, Response):
         return link
@@ -251,10 +232,7 @@ async def show(request: Request) -> Response:
     return await page(request, "link.html", context, section="links")
 
 
-async def edit_page(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
+async def edit_page(request: Request, signed: Viewer) -> Response:
     link = await _link(request, signed)
     if isinstance(link, Response):
         return link
@@ -274,18 +252,11 @@ def _edit_context(code: str, form: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-async def edit(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
+async def edit(request: Request, signed: Viewer, form: Form) -> Response:
     code = request.path_params["code"]
-    form = await read_form(request)
     typed: dict[str, Any] = {name: form.text(name) for name in _FIELDS}
     typed["disabled"] = form.text("disabled") == "on"
     context = _edit_context(code, typed)
-    if not session.csrf_ok(request, form.text("csrf")):
-        context["error"] = FORBIDDEN
-        return await page(request, "link_form.html", context, status=403, section="links")
     body = {
         "target": typed["target"],
         "title": typed["title"] or None,
@@ -310,39 +281,24 @@ async def _patch(request: Request, signed: Viewer, code: str, body: dict[str, An
     )
 
 
-async def switch(request: Request) -> Response:
+async def switch(request: Request, signed: Viewer, form: Form) -> Response:
     """Disable or enable a link (the path's last part says which)."""
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
     code, action = request.path_params["code"], request.url.path.rsplit("/", 1)[1]
-    form = await read_form(request)
-    if not session.csrf_ok(request, form.text("csrf")):
-        return await error_page(request, 403, "Not changed", FORBIDDEN)
     answer = await _patch(request, signed, code, {"disabled": action == "disable"})
     if not answer.ok:
         return await refused(request, answer)
     return see(f"/ui/links/{code}", f"{action}d")
 
 
-async def delete_page(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
+async def delete_page(request: Request, signed: Viewer) -> Response:
     link = await _link(request, signed)
     if isinstance(link, Response):
         return link
     return await page(request, "delete.html", {"link": link, "error": ""}, section="links")
 
 
-async def delete(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
+async def delete(request: Request, signed: Viewer, form: Form) -> Response:
     code = request.path_params["code"]
-    form = await read_form(request)
-    if not session.csrf_ok(request, form.text("csrf")):
-        return await error_page(request, 403, "Not deleted", FORBIDDEN)
     if not is_well_formed(code):
         return await error_page(request, 404, "Link not found", "No link of yours has this code.")
     answer = await api_of(request).call(
@@ -353,10 +309,7 @@ async def delete(request: Request) -> Response:
     return see("/ui/links", "deleted")
 
 
-async def qr(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
+async def qr(request: Request, signed: Viewer) -> Response:
     code, fmt = request.path_params["code"], request.path_params["format"]
     if not is_well_formed(code) or fmt not in ("svg", "png"):
         return await error_page(request, 404, "Link not found", "No link of yours has this code.")
@@ -365,20 +318,14 @@ async def qr(request: Request) -> Response:
     )
 
 
-async def export(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
+async def export(request: Request, signed: Viewer) -> Response:
     # The API's answer names the file (Content-Disposition) itself.
     return api_of(request).forward(  # type: ignore[return-value]
         request, "/api/v1/urls/export.csv", token=signed.token
     )
 
 
-async def import_page(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
+async def import_page(request: Request, signed: Viewer) -> Response:
     return await page(request, "import.html", _import_context(), section="import")
 
 
@@ -386,14 +333,7 @@ def _import_context(**values: Any) -> dict[str, Any]:
     return {"error": "", "results": [], "created": 0, "failed": 0, "max_rows": BULK_MAX, **values}
 
 
-async def import_csv(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
-    form = await read_form(request, UPLOAD_BYTES, files=1)
-    if not session.csrf_ok(request, form.text("csrf")):
-        context = _import_context(error=FORBIDDEN)
-        return await page(request, "import.html", context, status=403, section="import")
+async def import_csv(request: Request, signed: Viewer, form: Form) -> Response:
     upload = form.files.get("file")
     rows = _rows(upload) if upload else "Choose a CSV file to import."
     if isinstance(rows, str):

@@ -24,7 +24,8 @@ from shorty.api.live import shown
 from shorty.bootstrap import api_deps_of
 from shorty.ui import session
 from shorty.ui.client import api_of
-from shorty.ui.render import error_page, page, refused, signed_in
+from shorty.ui.render import error_page, page, refused
+from shorty.ui.session import Viewer
 from shorty.web.clientip import is_https
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,7 @@ ASK = 2.0  # seconds an ask of the API may take (a WebSocket has no request dead
 _POLICY = 1008  # WebSocket close code: policy violation (not allowed)
 
 
-async def live_page(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
+async def live_page(request: Request, signed: Viewer) -> Response:
     answer = await api_of(request).call(request, "GET", "/api/v1/admin/live", token=signed.token)
     if answer.status == 403:
         return await error_page(request, 403, "Admins only", "This page is for admins.")

@@ -14,7 +14,8 @@ from shorty.core.codes import is_well_formed
 from shorty.ui.charts import Bucket, clicks_over_time, share_bar
 from shorty.ui.client import api_of
 from shorty.ui.forms import errors_of
-from shorty.ui.render import error_page, page, refused, signed_in
+from shorty.ui.render import error_page, page, refused
+from shorty.ui.session import Viewer
 
 DEFAULT_DAYS = 30
 # The API's list, its heading, its column, and what an empty value means.
@@ -38,10 +39,7 @@ def _day(text: str, fallback: date) -> date | None:
     return day if 2000 <= day.year <= 2999 else None  # the API's years
 
 
-async def link_stats(request: Request) -> Response:
-    signed = await signed_in(request)
-    if isinstance(signed, Response):
-        return signed
+async def link_stats(request: Request, signed: Viewer) -> Response:
     code = request.path_params["code"]
     if not is_well_formed(code):
         return await error_page(request, 404, "Link not found", "No link of yours has this code.")
