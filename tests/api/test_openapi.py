@@ -22,7 +22,12 @@ def test_every_api_route_is_documented(api, settings):
     doc = api.get("/api/v1/openapi.json").json()
     app = create_app(settings)
     served = {
-        (route.path.replace("{code:code}", "{code}"), method.lower())
+        (
+            route.path.replace("{code:code}", "{code}").replace(
+                "{letter_id:letter}", "{letter_id}"
+            ),
+            method.lower(),
+        )
         for route in app.routes
         if isinstance(route, Route) and route.path.startswith("/api/v1/")
         for method in (route.methods or set()) - {"HEAD"}
@@ -89,6 +94,7 @@ def test_a_method_a_path_does_not_take_is_405_with_allow(api, ada):
         if "GET" in documented:
             documented.add("HEAD")
         url = path.replace("{code}", "abc1234").replace("{key_id}", "1").replace("{user_id}", "1")
+        url = url.replace("{letter_id}", "1-1")
         # /urls/bulk is also /urls/{code} with the code "bulk": those methods are taken.
         elsewhere = {
             method.upper()

@@ -59,6 +59,7 @@ def admin_calls(user):
             continue
         for method in sorted(route.methods - {"HEAD"}):
             path = route.path.replace("{user_id}", str(user)).replace("{key_id}", "1")
+            path = path.replace("{letter_id}", "1-1")
             body = {"role": "admin"} if "{user_id}" in route.path else {"rate_limit": None}
             calls.append((method, path, body if method == "PATCH" else None))
     assert len(calls) >= 3
