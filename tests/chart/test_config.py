@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import re
 import shutil
 from pathlib import Path
@@ -300,11 +301,47 @@ def test_the_api_on_its_own_host_with_tls():
     assert config["SHORTY_REDIRECT_RATE"] == "50"  # from values `config:`
 
 
-def test_no_service_or_ingress_reaches_a_metrics_port():
+def test_no_ingress_reaches_a_metrics_port():
+    """The Ingress routes HTTP ports of the api and redirect Services only; the live
+    view's headless Services on the metrics ports are the API's alone."""
     objects = render("production-like-values.yaml")
-    for service in of_kind(objects, "Service"):
-        assert all(port["name"] != "metrics" for port in service["spec"]["ports"])
     assert {port for _, port in ingress_paths(objects).values()} == {"http"}
+    routed = {service for service, _ in ingress_paths(objects).values()}
+    assert routed == {"demo-shorty-api", "demo-shorty-redirect"}
+
+
+def test_the_live_view_reads_every_pod_of_each_component():
+    config = config_of(render(None))
+    targets = json.loads(config["SHORTY_LIVE_TARGETS"])
+    assert targets == [
+        {
+            "name": "api",
+            "kind": "api",
+            "metrics": "http://demo-shorty-api-metrics:9100/metrics",
+            "health": "http://demo-shorty-api-metrics:8000/readyz",
+        },
+        {
+            "name": "redirect",
+            "kind": "redirect",
+            "metrics": "http://demo-shorty-redirect-metrics:9101/metrics",
+            "health": "http://demo-shorty-redirect-metrics:8080/readyz",
+        },
+        {
+            "name": "worker",
+            "kind": "worker",
+            "metrics": "http://demo-shorty-worker-metrics:9102/metrics",
+        },
+    ]
+    # The settings take them as they are.
+    from shorty.settings import load_settings
+
+    assert [t.kind for t in load_settings(live_targets=targets).live_targets] == [
+        "api",
+        "redirect",
+        "worker",
+    ]
+    off = config_of(render(None, sets=("liveView.enabled=false",)))
+    assert "SHORTY_LIVE_TARGETS" not in off
 
 
 def test_without_an_ingress_no_proxy_is_trusted():

@@ -96,10 +96,19 @@ def test_a_podmonitor_per_component_picks_its_pods_metrics_port(scenario):
         assert pods[component]["metadata"]["labels"][COMPONENT_LABEL] == component
 
 
-def test_the_metrics_ports_are_on_no_service():
+def test_the_metrics_ports_are_on_no_service_but_the_live_views():
+    """Prometheus scrapes the pods; the only Services on a metrics port are the live
+    view's headless ones, which no Ingress routes to (test_config)."""
     objects = render(None, api_versions=(PROMETHEUS_API,), sets=ON)
+    on_metrics = {
+        service["metadata"]["name"]
+        for service in of_kind(objects, "Service")
+        if any(port["targetPort"] == "metrics" for port in service["spec"]["ports"])
+    }
+    assert on_metrics == {f"demo-shorty-{c}-metrics" for c in ("api", "redirect", "worker")}
     for service in of_kind(objects, "Service"):
-        assert all(port["targetPort"] != "metrics" for port in service["spec"]["ports"])
+        if service["metadata"]["name"] in on_metrics:
+            assert service["spec"]["clusterIP"] == "None"
 
 
 def test_podmonitor_settings_come_from_the_values():

@@ -313,6 +313,8 @@ def documented_flows(objects: wiring.Objects, values: dict[str, Any]) -> set[Flo
         source, destination, port_cell = (c.strip() for c in row.strip("|").split("|"))
         if source.startswith("Prometheus") and not values["monitoring"]["enabled"]:
             continue
+        if "liveView.enabled" in row and not values["liveView"]["enabled"]:
+            continue
         if destination.startswith("the S3 endpoint") and not values["backup"]["s3"]["enabled"]:
             continue
         if destination.startswith("the OTLP collector") and not values["otel"]["endpoint"]:

@@ -237,3 +237,50 @@ def test_a_page_that_is_not_metrics_spoils_only_its_own_card(service):
     assert odd_card["up"] is False
     assert odd_card["error"].startswith("unreadable metrics")
     assert good_card["up"] is True
+
+
+def test_a_host_naming_several_addresses_is_read_at_each(service):
+    """A headless Service names each pod: one card per address, each read there (the
+    readiness URL on the same host too); an address that refuses is its own card."""
+    asked = []
+
+    async def pods(host: str, port: int) -> list[str]:
+        asked.append((host, port))
+        return ["127.0.0.1", "127.0.0.2"]
+
+    target = LiveTarget(
+        name="redirect",
+        metrics=f"http://redirect-metrics.example:{service.port}/metrics",
+        health=f"http://redirect-metrics.example:{free_port()}/readyz",
+    )
+
+    async def go() -> dict:
+        sampler = LiveSampler([target], resolver=pods)
+        try:
+            return await sampler.snapshot()
+        finally:
+            await sampler.close()
+
+    cards = asyncio.run(go())["services"]
+    assert asked == [("redirect-metrics.example", service.port)]
+    assert [card["name"] for card in cards] == ["redirect 127.0.0.1", "redirect 127.0.0.2"]
+    assert cards[0]["up"] is True  # the test's server listens on 127.0.0.1 only
+    assert cards[0]["ready"] is False  # nothing serves its readiness port
+    assert cards[1]["up"] is False
+
+
+def test_a_host_that_does_not_resolve_is_a_card_saying_so():
+    async def nowhere(host: str, port: int) -> list[str]:
+        raise OSError("Name or service not known")
+
+    async def go() -> dict:
+        target = LiveTarget(name="worker", metrics="http://gone.example:9102/metrics")
+        sampler = LiveSampler([target], resolver=nowhere)
+        try:
+            return await sampler.snapshot()
+        finally:
+            await sampler.close()
+
+    (card,) = asyncio.run(go())["services"]
+    assert card["up"] is False
+    assert card["error"] == "gone.example did not resolve: Name or service not known"

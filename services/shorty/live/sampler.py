@@ -1,17 +1,23 @@
 """Every service's figures, read at most once a second however many people watch:
 each target's metrics and readiness are fetched side by side, each within
 ``TIMEOUT`` seconds, and compared with the previous read for the rates. A target
-that does not answer is shown as down, with why; nothing is ever made up."""
+that does not answer is shown as down, with why; nothing is ever made up.
+
+A target whose host names several addresses (a headless Service: one per pod) is
+read at each of them, one card per address, so every replica shows."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from pydantic import AnyUrl
 
 from shorty.live.figures import Scrape, breakers, chaos, parse, quantile, rate
 from shorty.settings import LiveTarget
@@ -25,21 +31,69 @@ _PROBES = (("route", "/livez"), ("route", "/readyz"))
 
 @dataclass(slots=True)
 class _Target:
+    """One process read: its card's name, its URLs (a pod's address in them when its
+    spec's host names several), and its previous read."""
+
     spec: LiveTarget
+    name: str
+    metrics: str
+    health: str | None
     last: Scrape | None = None
+
+
+Resolve = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` names, sorted (within ``TIMEOUT``); an address is itself."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return [host]
+    loop = asyncio.get_running_loop()
+    found = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), TIMEOUT)
+    return sorted({str(info[4][0]) for info in found})
 
 
 @dataclass(slots=True)
 class LiveSampler:
     targets: list[LiveTarget]
-    _state: list[_Target] = field(default_factory=list)
+    resolver: Resolve = resolve
+    _state: dict[tuple[str, str], _Target] = field(default_factory=dict)
     _session: aiohttp.ClientSession | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _snapshot: dict[str, Any] | None = None
     _taken: float = 0.0
 
-    def __post_init__(self) -> None:
-        self._state = [_Target(spec) for spec in self.targets]
+    async def _expanded(self) -> list[_Target | dict[str, Any]]:
+        """Each spec's processes now: one per address its metrics host names (the
+        previous read of each kept), or a card saying the name did not resolve."""
+        found = await asyncio.gather(
+            *(self._addresses(spec) for spec in self.targets), return_exceptions=True
+        )
+        now: list[_Target | dict[str, Any]] = []
+        kept: dict[tuple[str, str], _Target] = {}
+        for spec, addresses in zip(self.targets, found, strict=True):
+            if isinstance(addresses, BaseException):
+                now.append(_unresolved(spec, addresses))
+                continue
+            for address in addresses:
+                key = (spec.name, address)
+                target = self._state.get(key) or _at(spec, address, len(addresses) > 1)
+                kept[key] = target
+                now.append(target)
+        self._state = kept
+        return now
+
+    async def _addresses(self, spec: LiveTarget) -> list[str]:
+        url = spec.metrics
+        assert url.host is not None
+        addresses = await self.resolver(url.host, url.port or 80)
+        if not addresses:
+            raise OSError("the name has no address")
+        return addresses
 
     async def snapshot(self) -> dict[str, Any]:
         """Every target's figures now (or as read under ``FRESH`` seconds ago)."""
@@ -50,10 +104,16 @@ class LiveSampler:
                 timeout = aiohttp.ClientTimeout(total=TIMEOUT)
                 self._session = aiohttp.ClientSession(timeout=timeout)
             session = self._session
-            services = await asyncio.gather(*(self._read(session, t) for t in self._state))
+            targets = await self._expanded()
+            services = await asyncio.gather(*(self._shown(session, t) for t in targets))
             self._snapshot = {"at": time.time(), "services": list(services)}
             self._taken = time.monotonic()
             return self._snapshot
+
+    async def _shown(
+        self, session: aiohttp.ClientSession, target: _Target | dict[str, Any]
+    ) -> dict[str, Any]:
+        return target if isinstance(target, dict) else await self._read(session, target)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -63,35 +123,17 @@ class LiveSampler:
     async def _read(self, session: aiohttp.ClientSession, target: _Target) -> dict[str, Any]:
         spec = target.spec
         metrics, health = await asyncio.gather(
-            _fetch(session, str(spec.metrics), json_body=False),
-            _fetch(session, str(spec.health), json_body=True) if spec.health else _none(),
+            _fetch(session, target.metrics, json_body=False),
+            _fetch(session, target.health, json_body=True) if target.health else _none(),
         )
-        shown: dict[str, Any] = {
-            "name": spec.name,
-            "kind": spec.kind,
-            "up": False,
-            "error": None,
-            "ready": None,
-            "dependencies": {},
-            "requests_per_second": None,
-            "error_ratio": None,
-            "p99_ms": None,
-            "cache_hit_ratio": None,
-            "clicks_per_second": None,
-            "stream_lag": None,
-            "dlq": None,
-            "loop_lag_ms": None,
-            "chaos": [],
-        }
+        shown = _card(target.name, spec)
         if isinstance(health, dict):
             shown["ready"] = health.get("status") == "ready"
             for name, state in (health.get("checks") or {}).items():
                 shown["dependencies"].setdefault(name, {})["health"] = state
-        elif spec.health:
+        elif target.health:
             shown["ready"] = False
             shown["health_error"] = str(health)
-        else:
-            shown["health_error"] = None
         if not isinstance(metrics, str):
             shown["error"] = str(metrics)
             target.last = None
@@ -104,6 +146,57 @@ class LiveSampler:
             shown["up"] = False
             target.last = None
         return shown
+
+
+def _card(name: str, spec: LiveTarget) -> dict[str, Any]:
+    """A card with nothing read yet."""
+    return {
+        "name": name,
+        "kind": spec.kind,
+        "up": False,
+        "error": None,
+        "ready": None,
+        "health_error": None,
+        "dependencies": {},
+        "requests_per_second": None,
+        "error_ratio": None,
+        "p99_ms": None,
+        "cache_hit_ratio": None,
+        "clicks_per_second": None,
+        "stream_lag": None,
+        "dlq": None,
+        "loop_lag_ms": None,
+        "chaos": [],
+    }
+
+
+def _unresolved(spec: LiveTarget, exc: BaseException) -> dict[str, Any]:
+    shown = _card(spec.name, spec)
+    reason = "no answer" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+    shown["error"] = f"{spec.metrics.host} did not resolve: {reason}"
+    return shown
+
+
+def _at(spec: LiveTarget, address: str, several: bool) -> _Target:
+    """The process at ``address`` of ``spec``: its URLs with the address for the host
+    (the readiness URL too when it names the same host), named by it when the host
+    names several."""
+    host = spec.metrics.host
+    shown = f"[{address}]" if ":" in address else address
+
+    def there(url: AnyUrl | None) -> str | None:
+        if url is None:
+            return None
+        if url.host != host:
+            return str(url)
+        port = f":{url.port}" if url.port else ""
+        query = f"?{url.query}" if url.query else ""
+        return f"{url.scheme}://{shown}{port}{url.path or '/'}{query}"
+
+    metrics = there(spec.metrics)
+    assert metrics is not None
+    name = f"{spec.name} {address}" if several else spec.name
+    return _Target(spec, name, metrics, there(spec.health))
 
 
 def _figures(now: Scrape, target: _Target, shown: dict[str, Any]) -> None:
