@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+import re
 import secrets
 import signal
 import socket
@@ -137,6 +138,10 @@ class Backends:
     def start(self, name: str, container: dict[str, Any], pod: str | None = None) -> Child:
         wired = self.wire(container)
         env = pods.container_env(wired, render(None), pod or f"{FULLNAME}-{name}-7d9c5-x2x4q")
+        if "SHORTY_LIVE_TARGETS" in env:  # the live view's headless Services: the pods here
+            env["SHORTY_LIVE_TARGETS"] = re.sub(
+                rf"//{FULLNAME}-\w+-metrics:", "//127.0.0.1:", env["SHORTY_LIVE_TARGETS"]
+            )
         services = [o["metadata"]["name"] for o in render(None) if o["kind"] == "Service"]
         for value in env.values():
             assert not any(s in value for s in services), f"a Service left unmapped: {value}"
