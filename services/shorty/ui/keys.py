@@ -88,8 +88,6 @@ async def create(request: Request, signed: Viewer, form: Form) -> Response:
         return await refused(request, answer)
     if not answer.ok:
         errors, message = errors_of(answer.problem, ["name", "scopes", "expires_at"])
-        if answer.problem.get("type", "").endswith("/invalid-expiry"):
-            errors, message = {"expires_at": message or "Not a valid expiry."}, ""
         return await _listing(request, signed, typed, errors, message, None, answer.status)
     # Shown on this answer only: never in a URL, never stored by a cache (no-store).
     blank = {"name": "", "scopes": DEFAULT, "expires_at": ""}
