@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -77,6 +77,9 @@ class LinkDetail(LinkOut):
     tags: list[str]
     forward_query: ForwardQuery
     blocked: Block | None = Field(description="Set by an admin; the owner cannot clear it.")
+    state: Literal["active", "expired", "disabled", "exhausted", "blocked"] = Field(
+        description="Whether it redirects now, and if not, why (a block first)."
+    )
 
     @classmethod
     def of(cls, link: Link, base: str) -> LinkDetail:
@@ -98,6 +101,7 @@ class LinkDetail(LinkOut):
             tags=list(link.tags),
             forward_query=link.forward_query,
             blocked=blocked,
+            state=link.state_at(datetime.now(UTC)).value,
         )
 
 

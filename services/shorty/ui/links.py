@@ -60,20 +60,6 @@ _FIELDS = (
 CSV_COLUMNS = frozenset(_FIELDS)
 
 
-def _state(link: dict[str, Any]) -> str:
-    """What the table shows of a link: blocked, disabled, expired or active."""
-    if link.get("blocked"):
-        return "blocked"
-    if link.get("disabled"):
-        return "disabled"
-    expires = link.get("expires_at")
-    if expires and datetime.fromisoformat(expires) <= datetime.now(UTC):
-        return "expired"
-    if link.get("max_clicks") is not None and link["click_count"] >= link["max_clicks"]:
-        return "expired"
-    return "active"
-
-
 async def index(request: Request, signed: Viewer) -> Response:
     params = request.query_params
     state, sort = params.get("state", ""), params.get("sort", "")
@@ -102,7 +88,7 @@ async def index(request: Request, signed: Viewer) -> Response:
     kept = {k: v for k, v in filters.items() if v and not (k == "sort" and v == "created")}
     if answer.ok:
         found = answer.json()
-        context["links"] = [{**link, "state": _state(link)} for link in found["items"]]
+        context["links"] = found["items"]
         if found["next_cursor"]:
             context["next_page"] = "/ui/links?" + urlencode(
                 {**kept, "cursor": found["next_cursor"]}
@@ -225,7 +211,7 @@ async def show(request: Request, signed: Viewer) -> Response:
         return link
     context = {
         "link": link,
-        "state": _state(link),
+        "state": link["state"],
         "forward_text": _FORWARD_TEXT.get(link["forward_query"], link["forward_query"]),
         "reasons": REASONS,
     }
